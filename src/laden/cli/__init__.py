@@ -1,0 +1,65 @@
+"""The `laden` command: the app by default, headless sub-commands for scripts and CI.
+
+Every expected failure ends as one line on stderr and a non-zero exit code, never a traceback:
+2 for bad input, 3 when another laden owns the state folder, 1 when a download failed, 130 when
+interrupted (the downloads are paused and saved; the same command resumes them).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..engine.errors import LadenError
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _dispatch(argv)
+    except LadenError as exc:
+        print(f"laden: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("laden: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
+    from . import parser as grammar
+
+    first = next((a for a in argv if not a.startswith("-")), None)
+    wants_help = any(a in ("-h", "--help", "--version") for a in argv)
+    if (first is None and not wants_help and not argv) or (
+        first is not None and first not in grammar.COMMANDS and not wants_help
+    ):
+        return _app(argv)
+    args = grammar.build().parse_args(argv)
+    from . import commands
+
+    if args.command is None:
+        return _app([])
+    return int(getattr(commands, f"cmd_{args.command}")(args))
+
+
+def _app(argv: list[str]) -> int:
+    from .logs import setup_logging
+
+    log_level = None
+    urls = []
+    iterator = iter(argv)
+    for arg in iterator:
+        if arg == "--log-level":
+            log_level = next(iterator, None)
+        elif arg.startswith("--log-level="):
+            log_level = arg.split("=", 1)[1]
+        elif arg.startswith("-"):
+            print(f"laden: error: unknown option {arg} (see laden --help)", file=sys.stderr)
+            return 2
+        else:
+            urls.append(arg)
+    setup_logging(log_level)
+    from ..tui.app import run_app
+
+    return run_app(urls)

@@ -1,0 +1,283 @@
+"""The headless sub-commands. Each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..engine.config import Config
+from ..engine.errors import InputError, LadenError
+from ..engine.info import DownloadInfo
+from ..engine.options import DownloadOptions
+from ..engine.states import State
+from ..engine.units import format_size, parse_rate
+from . import progress
+from .logs import setup_logging
+
+SETTLED = (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED)
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from ..sources.registry import scheme_of
+    from .input_file import read_input_file
+
+    setup_logging(args.log_level)
+    entries: list[tuple[str, dict[str, Any]]] = [(url, {}) for url in args.urls]
+    if args.input_file:
+        entries += read_input_file(args.input_file)
+    if not entries:
+        raise InputError("no URL given (laden get URL..., or -i FILE)")
+    if args.name and len(entries) > 1:
+        raise InputError("--name works with one URL only")
+    for url, _ in entries:
+        scheme_of(url)
+    config = _config(args)
+    options = download_options(args)
+    with open_manager(config) as manager:
+        ids: list[int] = []
+        for url, extra in entries:
+            dest = extra.pop("dest", None) or _folder(args.output)
+            ids += manager.add_all(url, dest, options=_with(options, extra))
+        return watch(manager, ids, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    if not args.ids and not args.all:
+        raise InputError("say which downloads to resume: laden resume ID... or --all")
+    credentials = download_options(args)
+    with open_manager(_config(args)) as manager:
+        if args.all:
+            ids = [i.id for i in manager.list() if i.state not in (State.DONE, State.CANCELLED)]
+        else:
+            ids = [manager.get(_id(i)).id for i in args.ids]
+        for download_id in ids:
+            manager.update_credentials(download_id, credentials)
+            manager.resume(download_id)
+        if not ids:
+            print("nothing to resume")
+            return 0
+        return watch(manager, ids, args)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    with open_manager(_config(None)) as manager:
+        for download_id in args.ids:
+            manager.pause(_id(download_id))
+            print(f"[{download_id}] paused")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with open_manager(_config(None)) as manager:
+        for download_id in args.ids:
+            info = manager.get(_id(download_id))
+            manager.remove(info.id, delete_file=args.delete_file)
+            deleted = " and deleted its file" if args.delete_file and info.state is State.DONE \
+                else ""
+            print(f"[{info.id}] removed {info.name}{deleted}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    failed = 0
+    with open_manager(_config(None)) as manager:
+        for target in args.targets:
+            info = manager.find(target) if not target.isdigit() else manager.get(int(target))
+            if info is None:
+                raise InputError(f"{target} is neither a download id nor a file laden downloaded")
+            result = manager.verify(info.id, expected=args.checksum)
+            mark = "ok" if result.ok else "FAILED"
+            print(f"[{info.id}] {mark}: {result.path}: {result.message}")
+            failed += not result.ok
+    return 1 if failed else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..store import paths
+    from ..store.journal import Journal
+
+    folder = paths.state_dir()
+    if not os.path.exists(os.path.join(folder, "journal.sqlite3")):
+        if not args.json:
+            print("no downloads yet")
+        return 0
+    # Reading needs no lock: list works while another laden is downloading.
+    journal = Journal(folder)
+    try:
+        records = sorted(journal.load_all(), key=lambda r: r.position)
+    finally:
+        journal.close()
+    if args.json:
+        for r in records:
+            done = sum(e - s for s, e in r.done_ranges)
+            print(json.dumps({"id": r.id, "url": r.url, "dest": r.dest or r.dest_dir,
+                              "state": r.state, "size": r.size, "done": done,
+                              "message": r.message, "group": r.group}))
+        return 0
+    if not records:
+        print("no downloads yet")
+        return 0
+    print(f"{'ID':>4}  {'STATE':<11} {'DONE':>6}  {'SIZE':>10}  NAME")
+    for r in records:
+        done = sum(e - s for s, e in r.done_ranges)
+        percent = f"{100 * done / r.size:5.1f}%" if r.size else ("100.0%" if r.state == "done"
+                                                                else "     ?")
+        name = os.path.basename(r.dest) if r.dest else r.url
+        note = f"  ({r.message})" if r.message and r.state in ("failed", "paused") else ""
+        print(f"{r.id:>4}  {r.state:<11} {percent:>6}  {format_size(r.size):>10}  {name}{note}")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    import tomli_w
+
+    from ..store import paths, settings
+
+    path = paths.settings_path()
+    config = settings.load(path)
+    exists = "" if os.path.exists(path) else " (does not exist: defaults)"
+    print(f"# {path}{exists}")
+    print(tomli_w.dumps(config.to_mapping()), end="")
+    return 0
+
+
+# -- shared pieces ---------------------------------------------------------------------------
+
+
+@contextmanager
+def open_manager(config: Config) -> Iterator[Any]:
+    from ..engine.manager import DownloadManager
+
+    manager = DownloadManager(config)
+    try:
+        yield manager
+    finally:
+        manager.close()
+
+
+def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
+    """Show progress until every download settles; Ctrl-C or SIGTERM pauses and saves them."""
+    display = progress.choose(args.quiet, args.json)
+    unsubscribe = manager.subscribe(progress.JsonPrinter()) if args.json else None
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    interrupted = False
+    try:
+        while True:
+            infos = [manager.get(i) for i in ids]
+            display.update(infos)
+            if all(i.state in SETTLED for i in infos):
+                break
+            try:
+                if stop.wait(0.25):
+                    raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                interrupted = True
+                for download_id in ids:
+                    manager.pause(download_id)
+                for download_id in ids:
+                    manager.wait(download_id, timeout=30)
+                display.update([manager.get(i) for i in ids])
+                break
+    finally:
+        display.close()
+        signal.signal(signal.SIGTERM, previous)
+        if unsubscribe:
+            unsubscribe()
+    infos = [manager.get(i) for i in ids]
+    if interrupted:
+        print("laden: paused; run the same command again to resume", file=sys.stderr)
+        return 130
+    return summarise(infos, quiet=args.quiet or args.json)
+
+
+def summarise(infos: list[DownloadInfo], *, quiet: bool) -> int:
+    code = 0
+    for info in infos:
+        if info.state is State.DONE:
+            if not quiet:
+                print(f"saved {info.dest} ({format_size(info.size)})"
+                      + (f": {info.message}" if info.message else ""))
+        else:
+            code = 1
+            reason = info.message or info.state.value
+            print(f"laden: {info.name or info.url}: {reason}", file=sys.stderr)
+    return code
+
+
+def download_options(args: argparse.Namespace) -> DownloadOptions:
+    headers: dict[str, str] = {}
+    for header in args.header:
+        name, found, value = header.partition(":")
+        if not found or not name.strip():
+            raise InputError(f"header must look like 'Name: value', not {header!r}")
+        headers[name.strip()] = value.strip()
+    username = password = None
+    if args.user:
+        username, _, password = args.user.partition(":")
+    fields: dict[str, Any] = dict(
+        headers=headers, username=username, password=password, bearer_token=args.bearer,
+        netrc=not args.no_netrc, ca_bundle=args.ca_bundle, insecure=args.insecure,
+        proxy=args.proxy,
+    )
+    if args.ca_bundle and not os.path.isfile(args.ca_bundle):
+        raise InputError(f"CA bundle {args.ca_bundle} does not exist")
+    for name in ("checksum", "conflict", "connections"):
+        if getattr(args, name, None) is not None:
+            fields[name] = getattr(args, name)
+    if getattr(args, "name", None):
+        fields["filename"] = args.name
+    if getattr(args, "glob", None):
+        fields["source_settings"] = {"glob": args.glob}
+    if fields.get("checksum"):
+        from ..engine.verify import parse_checksum
+
+        parse_checksum(fields["checksum"])
+    return DownloadOptions(**fields)
+
+
+def _config(args: argparse.Namespace | None) -> Config:
+    from ..store import settings
+
+    config = settings.load()
+    if args is None:
+        return config
+    changes: dict[str, Any] = {}
+    for name in ("connections", "max_active", "retries"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if getattr(args, "limit_rate", None):
+        changes["limit_rate"] = parse_rate(args.limit_rate)
+    try:
+        return config.replace(**changes)
+    except LadenError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+
+
+def _folder(output: str | None) -> str | None:
+    if output is None:
+        return None
+    return output if output.endswith(os.sep) else output + os.sep
+
+
+def _with(options: DownloadOptions, extra: dict[str, Any]) -> DownloadOptions:
+    import dataclasses
+
+    return dataclasses.replace(options, **extra) if extra else options
+
+
+def _id(text: str) -> int:
+    if not str(text).isdigit():
+        raise InputError(f"{text!r} is not a download id (see laden list)")
+    return int(text)

@@ -1,0 +1,123 @@
+"""The command line's grammar: `laden [URL...]` opens the app, sub-commands run headless."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+
+COMMANDS = ("get", "list", "resume", "pause", "remove", "verify", "settings")
+
+DESCRIPTION = """\
+laden: a terminal download manager.
+
+  laden [URL...]             open the app (with these URLs queued); saved sessions resume
+  laden get URL... [opts]    download headless, with progress; Ctrl-C pauses, rerun resumes
+  laden list                 show the downloads in the journal
+  laden resume ID|--all      continue paused or interrupted downloads headless
+  laden pause ID             mark a download paused
+  laden remove ID            forget a download (--delete-file deletes its file too)
+  laden verify ID|PATH       check a finished file against its recorded checksum
+  laden settings             show the settings file and the values in force
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"laden: error: {message} (see laden {self.prog.split()[-1]} --help)\n"
+                  if " " in self.prog else f"laden: error: {message} (see laden --help)\n")
+
+
+def build() -> argparse.ArgumentParser:
+    parser = Parser(prog="laden", description=DESCRIPTION,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"laden {__version__}")
+    parser.add_argument("--log-level", default=None, metavar="LEVEL",
+                        help="log detail in the log file: debug, info, warning, error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    get = commands.add_parser("get", help="download headless", description=(
+        "Download URLs headless with a progress display (plain lines when output is not a "
+        "terminal). Ctrl-C pauses and saves; running the same command again resumes."))
+    get.add_argument("urls", nargs="*", metavar="URL", help="addresses to download")
+    add_download_options(get)
+    add_output_options(get)
+
+    commands.add_parser("list", help="show the downloads in the journal",
+                        description="Show every download the journal knows, with its id.") \
+        .add_argument("--json", action="store_true", help="one JSON object per download")
+
+    resume = commands.add_parser("resume", help="continue downloads headless", description=(
+        "Continue paused, failed or interrupted downloads and wait for them. Credentials are "
+        "never stored: give them again (options, ~/.netrc or the environment)."))
+    resume.add_argument("ids", nargs="*", metavar="ID")
+    resume.add_argument("--all", action="store_true", help="every unfinished download")
+    add_credential_options(resume)
+    add_output_options(resume)
+
+    pause = commands.add_parser("pause", help="mark downloads paused")
+    pause.add_argument("ids", nargs="+", metavar="ID")
+
+    remove = commands.add_parser("remove", help="forget downloads", description=(
+        "Forget downloads and delete their partial files."))
+    remove.add_argument("ids", nargs="+", metavar="ID")
+    remove.add_argument("--delete-file", action="store_true",
+                        help="also delete the finished file")
+
+    verify = commands.add_parser("verify", help="re-check finished files", description=(
+        "Check a finished file's size and checksum against what the journal recorded (or "
+        "against --checksum). The first check of a file with no known checksum records one."))
+    verify.add_argument("targets", nargs="+", metavar="ID|PATH")
+    verify.add_argument("--checksum", metavar="ALGO:HEX", help="the checksum it must have")
+
+    commands.add_parser("settings", help="show the settings in force",
+                        description="Show the settings file's path and the values in force.")
+    return parser
+
+
+def add_download_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("download options")
+    group.add_argument("-o", "--output", "--dir", dest="output", metavar="DIR",
+                       help="folder to save into (default: download_dir setting, or Downloads)")
+    group.add_argument("-O", "--name", dest="name", metavar="NAME",
+                       help="file name to save as (one URL only)")
+    group.add_argument("-i", "--input-file", metavar="FILE",
+                       help="read URLs from FILE, one per line (aria2 input files work too)")
+    group.add_argument("-c", "--connections", type=int, metavar="N",
+                       help="connections per download, 1 to 32 (default 8)")
+    group.add_argument("--max-active", type=int, metavar="N",
+                       help="downloads at the same time (default 3)")
+    group.add_argument("--limit-rate", metavar="RATE",
+                       help="bandwidth limit for all downloads together, e.g. 5M (bytes/s)")
+    group.add_argument("--checksum", metavar="ALGO:HEX",
+                       help="expected checksum, e.g. sha256:9f86d0...; a mismatch fails")
+    group.add_argument("--conflict", choices=("rename", "overwrite", "skip", "resume"),
+                       help="when the file exists: rename (default), overwrite, skip, or "
+                            "resume from it")
+    group.add_argument("--retries", type=int, metavar="N", help="retries after errors")
+    group.add_argument("--glob", metavar="PATTERN",
+                       help="for folder and prefix addresses: only files matching PATTERN")
+    add_credential_options(parser)
+
+
+def add_credential_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection and credentials (never stored)")
+    group.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                       help="extra request header (repeatable)")
+    group.add_argument("-u", "--user", metavar="USER[:PASSWORD]", help="basic auth credentials")
+    group.add_argument("--bearer", metavar="TOKEN", help="bearer token (Authorization header)")
+    group.add_argument("--no-netrc", action="store_true", help="do not read ~/.netrc")
+    group.add_argument("--ca-bundle", metavar="FILE", help="trust the CAs in FILE for TLS")
+    group.add_argument("-k", "--insecure", action="store_true",
+                       help="do not check TLS certificates (unsafe)")
+    group.add_argument("--proxy", metavar="URL",
+                       help="proxy to use (default: HTTP(S)_PROXY and NO_PROXY)")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    group.add_argument("--json", action="store_true",
+                       help="print one JSON object per event, for other programs")

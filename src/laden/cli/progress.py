@@ -1,0 +1,164 @@
+"""Headless progress: a rich display on a terminal, plain lines in logs, JSON for programs.
+
+Displays poll `DownloadManager.get` from the main thread a few times a second, so nothing is
+drawn from an engine thread. The JSON printer is a listener and writes one line per event.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from ..engine import events
+from ..engine.info import DownloadInfo
+from ..engine.states import State
+from ..engine.units import format_eta, format_rate, format_size
+
+PLAIN_INTERVAL = 5.0
+
+
+class Display:
+    """Shows nothing; the base of the others (used for --quiet)."""
+
+    def update(self, infos: Iterable[DownloadInfo]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PlainDisplay(Display):
+    """A line per download every few seconds, and one at each change of state."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self._out = out
+        self._states: dict[int, State] = {}
+        self._last = 0.0
+
+    def update(self, infos: Iterable[DownloadInfo]) -> None:
+        now = time.monotonic()
+        periodic = now - self._last >= PLAIN_INTERVAL
+        for info in infos:
+            changed = self._states.get(info.id) is not info.state
+            self._states[info.id] = info.state
+            if changed or (periodic and info.state is State.DOWNLOADING):
+                self._out.write(plain_line(info) + "\n")
+        if periodic:
+            self._last = now
+        self._out.flush()
+
+
+def plain_line(info: DownloadInfo) -> str:
+    percent = f"{info.fraction * 100:5.1f}%" if info.fraction is not None else "    ?%"
+    parts = [f"[{info.id}]", info.name, info.state.value, percent,
+             f"{format_size(info.done)}/{format_size(info.size)}"]
+    if info.state is State.DOWNLOADING:
+        parts += [format_rate(info.speed), f"ETA {format_eta(info.eta)}"]
+    if info.message and info.state in (State.FAILED, State.PAUSED, State.DONE):
+        parts.append(f"- {info.message}")
+    return " ".join(p for p in parts if p)
+
+
+class RichDisplay(Display):
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.fields[name]}", justify="left"),
+            BarColumn(bar_width=None),
+            TaskProgressColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[state]}"),
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._tasks: dict[int, Any] = {}
+        self._progress.start()
+
+    def update(self, infos: Iterable[DownloadInfo]) -> None:
+        for info in infos:
+            state = info.state.value if info.state is not State.DOWNLOADING else ""
+            if info.state is State.FAILED:
+                state = f"[red]failed[/]"
+            elif info.state is State.DONE:
+                state = "[green]done[/]"
+            task = self._tasks.get(info.id)
+            if task is None:
+                task = self._progress.add_task("", total=info.size, name=info.name, state=state)
+                self._tasks[info.id] = task
+            self._progress.update(task, completed=info.done, total=info.size, name=info.name,
+                                  state=state)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class JsonPrinter:
+    """A listener that prints every event as one JSON object per line."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._last_progress: dict[int, float] = {}
+
+    def __call__(self, event: events.Event) -> None:
+        now = time.monotonic()
+        if isinstance(event, events.Progress):
+            if now - self._last_progress.get(event.download_id, 0.0) < 1.0:
+                return
+            self._last_progress[event.download_id] = now
+        line = json.dumps(event_json(event), separators=(",", ":"))
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+def event_json(event: events.Event) -> dict[str, Any]:
+    data: dict[str, Any] = {"event": type(event).__name__.lower(), "id": event.download_id,
+                            "time": round(time.time(), 3)}
+    info = getattr(event, "info", None)
+    if info is not None:
+        data.update(info_json(info, brief=True))
+    for key in ("reason", "message", "ok"):
+        if hasattr(event, key):
+            data[key] = getattr(event, key)
+    return data
+
+
+def info_json(info: DownloadInfo, *, brief: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": info.id, "url": info.url, "dest": info.dest, "source": info.source,
+        "state": info.state.value, "size": info.size, "done": info.done,
+        "speed": round(info.speed, 1), "eta": None if info.eta is None else round(info.eta, 1),
+        "message": info.message,
+    }
+    if not brief:
+        data.update(
+            final_url=info.final_url, etag=info.etag, last_modified=info.last_modified,
+            checksums=[c.__dict__ for c in info.checksums], retries=info.retries,
+            errors=[{"time": e.time, "message": e.message} for e in info.errors],
+            group=info.group,
+        )
+    return data
+
+
+def choose(quiet: bool, as_json: bool, out: TextIO = sys.stdout) -> Display:
+    if quiet or as_json:
+        return Display()
+    if out.isatty():
+        return RichDisplay()
+    return PlainDisplay(out)

@@ -1,0 +1,136 @@
+"""All tunables of the engine in one validated, frozen object.
+
+The settings file maps onto `Config` one to one (see `laden.store.settings`), and command-line
+flags override single fields with `Config.replace`. Each field's docstring is its help text on
+the settings screen and in `laden --help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InputError
+from .units import parse_rate, parse_size
+
+CONFLICT_POLICIES = ("rename", "overwrite", "skip", "resume")
+MAX_CONNECTIONS = 32
+
+
+@dataclass(frozen=True)
+class Config:
+    download_dir: str = ""
+    """Folder for downloads when no destination is given (empty: your Downloads folder)."""
+
+    connections: int = 8
+    """Connections per download (1 to 32). More helps when the server caps each connection."""
+
+    max_active: int = 3
+    """Downloads that run at the same time; the rest wait in the queue in order."""
+
+    per_host_connections: int = 16
+    """Connections to one host across all downloads, so one server is not flooded."""
+
+    limit_rate: int | None = None
+    """Bandwidth limit for all downloads together, in bytes per second (e.g. 5M); empty for none."""
+
+    retries: int = 5
+    """Attempts after a network or server error before a download fails."""
+
+    conflict: str = "rename"
+    """When the file already exists: rename (name.1.ext), overwrite, skip, or resume from it."""
+
+    verify: bool = True
+    """Verify checksums the server publishes (Repr-Digest, Content-MD5, cloud checksums)."""
+
+    min_segment_size: int = 1024 * 1024
+    """A free connection never splits off a piece smaller than this (bytes)."""
+
+    stall_timeout: float = 30.0
+    """Seconds without a byte before a connection is closed and its range reopened."""
+
+    connect_timeout: float = 15.0
+    """Seconds to wait for a connection and the response headers."""
+
+    buffer_size: int = 1024 * 1024
+    """Bytes read per system call into each connection's reused buffer."""
+
+    checkpoint_interval: float = 1.0
+    """Seconds between flushes of the partial file and journal records of the bytes on disk."""
+
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Settings the engine does not use itself (theme, keymap): kept so a save round-trips them."""
+
+    def __post_init__(self) -> None:
+        _check_int("connections", self.connections, 1, MAX_CONNECTIONS)
+        _check_int("max_active", self.max_active, 1, 1000)
+        _check_int("per_host_connections", self.per_host_connections, 1, 256)
+        _check_int("retries", self.retries, 0, 1000)
+        _check_int("min_segment_size", self.min_segment_size, 64 * 1024, 1 << 40)
+        _check_int("buffer_size", self.buffer_size, 16 * 1024, 64 * 1024 * 1024)
+        if self.limit_rate is not None:
+            _check_int("limit_rate", self.limit_rate, 1, 1 << 50)
+        if self.conflict not in CONFLICT_POLICIES:
+            raise InputError(
+                f"conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {self.conflict!r}"
+            )
+        if not isinstance(self.verify, bool):
+            raise InputError(f"verify must be true or false, not {self.verify!r}")
+        for name in ("stall_timeout", "connect_timeout", "checkpoint_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise InputError(f"{name} must be a positive number of seconds, not {value!r}")
+        if not isinstance(self.download_dir, str):
+            raise InputError(f"download_dir must be a folder path, not {self.download_dir!r}")
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed and validated; None values are ignored."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Config:
+        """Build from settings-file values, converting sizes like "5M"; unknown keys go to extra."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                extra[key] = value
+            elif key == "limit_rate":
+                values[key] = parse_rate(value)
+            elif key in ("min_segment_size", "buffer_size"):
+                values[key] = parse_size(value, what=key)
+            else:
+                values[key] = value
+        return cls(**values, extra=extra)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The values for the settings file (None left out: TOML has no null)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.pop("extra")
+        data = {k: v for k, v in data.items() if v is not None}
+        data.update(self.extra)
+        return data
+
+
+def field_help() -> dict[str, str]:
+    """Help text for each setting, taken from the attribute docstrings above."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(Config))
+    helps: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, after in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr):
+            if isinstance(node.target, ast.Name) and isinstance(after.value, ast.Constant):
+                helps[node.target.id] = str(after.value.value)
+    return helps
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name} must be a whole number, not {value!r}")
+    if not low <= value <= high:
+        raise InputError(f"{name} must be between {low} and {high}, not {value}")

@@ -1,0 +1,191 @@
+"""One connection of a download: take a segment, stream it into the partial file, repeat.
+
+This is the loop that decides laden's speed, so it does as little as possible per read: one
+`readinto` into a buffer it reuses for its whole life (the read fills it in C with the GIL
+released), one `os.pwrite` at the segment's offset, and two short lock holds to keep the
+segment plan exact. Read sizes adapt: small while a connection is slow, so pause, progress and
+stall detection stay prompt, growing to the full buffer when bytes arrive fast.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .errors import Permanent, RangeNotSupported, RemoteChanged, Retryable, SlowDown
+from .segments import Segment
+
+if TYPE_CHECKING:
+    from .download import Connection
+    from .transfer import Transfer
+
+MIN_READ = 64 * 1024
+FAST_READ_SECONDS = 0.05
+SLOW_READ_SECONDS = 0.5
+
+
+def run_connection(transfer: Transfer, number: int) -> None:
+    """Work until nothing is left to take, the transfer stops, or this connection gives up."""
+    ctx = transfer.ctx
+    plan = transfer.plan
+    assert plan is not None
+    download = transfer.download
+    stop = transfer.stop_event
+    host = transfer.host
+    live = transfer.connection(number)
+    if not ctx.hosts.acquire(host, stop, lambda: not plan.finished):
+        transfer.drop_connection(number)
+        return
+    buffer = bytearray(ctx.config.buffer_size)
+    view = memoryview(buffer)
+    read_size = MIN_READ
+    attempt = 0
+    segment: Segment | None = None
+    try:
+        while not stop.is_set():
+            if segment is None or segment.finished or segment.connection != number:
+                segment = plan.take(number)
+                if segment is None:
+                    return
+            live.start, live.end, live.position = segment.start, segment.end, segment.position
+            try:
+                read_size = _stream_segment(transfer, segment, view, read_size, live)
+                attempt = 0
+            except SlowDown as exc:
+                plan.release(segment)
+                segment = None
+                new_limit = ctx.hosts.lower(host)
+                download.add_error(f"{exc} (now at most {new_limit} connections to {host})")
+                if transfer.other_connections(number) > 0:
+                    return  # the others carry on; this connection's slot goes back
+                attempt += 1
+                live.retries += 1
+                if not transfer.backoff(attempt, exc):
+                    return
+            except Permanent as exc:
+                if exc.status == 403 and transfer.other_connections(number) > 0:
+                    # Many servers answer 403 past a per-client connection limit: treat it as
+                    # "slow down" while other connections to the same file still work.
+                    plan.release(segment)
+                    segment = None
+                    ctx.hosts.lower(host)
+                    download.add_error(f"{exc}; continuing with fewer connections")
+                    return
+                transfer.fail(exc)
+                return
+            except (RemoteChanged, RangeNotSupported) as exc:
+                transfer.fail(exc)
+                return
+            except Retryable as exc:
+                if getattr(exc, "reresolve", False):
+                    try:
+                        transfer.reresolve()
+                    except Exception as again:  # noqa: BLE001 - reported through the transfer
+                        transfer.fail(again)
+                        return
+                attempt += 1
+                live.retries += 1
+                live.last_status = str(exc)
+                download.add_error(str(exc))
+                if not transfer.backoff(attempt, exc):
+                    if transfer.other_connections(number) > 0:
+                        plan.release(segment)
+                        return
+                    transfer.fail(exc)
+                    return
+            except Exception as exc:  # noqa: BLE001 - DiskError and bugs end the download cleanly
+                transfer.fail(exc)
+                return
+    finally:
+        ctx.hosts.release(host)
+        if segment is not None and not segment.finished and segment.connection == number:
+            plan.release(segment)
+        transfer.drop_connection(number)
+
+
+def _stream_segment(
+    transfer: Transfer, segment: Segment, view: memoryview, read_size: int, live: Connection
+) -> int:
+    """Read `segment` to its (possibly shrinking) end; returns the read size to use next."""
+    plan = transfer.plan
+    assert plan is not None
+    stop = transfer.stop_event
+    part = transfer.part
+    limits = transfer.limits
+    full = len(view)
+    reader = transfer.source.open_range(
+        transfer.remote, segment.position, segment.end, transfer.download.options
+    )
+    live.last_status = "206 reading"
+    try:
+        while not stop.is_set():
+            want = plan.reserve(segment, limits.read_size(read_size))
+            if want == 0:
+                return read_size
+            began = time.monotonic()
+            n = reader.readinto(view[:want])
+            if n == 0:
+                raise Retryable("the server closed the connection before the range ended")
+            part.write(view[:n], segment.position)
+            plan.advance(segment, n)
+            live.position = segment.position
+            live.end = segment.end
+            live.bytes += n
+            took = time.monotonic() - began
+            if took < FAST_READ_SECONDS and read_size < full:
+                read_size = min(full, read_size * 2)
+            elif took > SLOW_READ_SECONDS and read_size > MIN_READ // 4:
+                read_size //= 2
+            limits.consume(n, stop)
+        return read_size
+    finally:
+        reader.close()
+
+
+def run_single_stream(transfer: Transfer) -> None:
+    """The whole file on one connection, for servers without ranges or a known size.
+
+    Such a download cannot resume: any failure starts it again from byte zero, so bytes from two
+    responses are never joined.
+    """
+    ctx = transfer.ctx
+    stop = transfer.stop_event
+    live = transfer.connection(0)
+    buffer = bytearray(ctx.config.buffer_size)
+    view = memoryview(buffer)
+    attempt = 0
+    while not stop.is_set():
+        position = 0
+        try:
+            reader = transfer.source.open_range(transfer.remote, 0, None, transfer.download.options)
+            try:
+                live.last_status = "200 reading"
+                while not stop.is_set():
+                    n = reader.readinto(view[: transfer.limits.read_size(len(view))])
+                    if n == 0:
+                        break
+                    transfer.part.write(view[:n], position)
+                    position += n
+                    live.position = live.bytes = position
+                    transfer.streamed = position
+                    transfer.limits.consume(n, stop)
+            finally:
+                reader.close()
+            if stop.is_set():
+                return
+            size = transfer.remote.size
+            if size is not None and position != size:
+                raise Retryable(f"the server sent {position} of {size} bytes")
+            transfer.finish_stream(position)
+            return
+        except Retryable as exc:
+            attempt += 1
+            live.retries += 1
+            transfer.download.add_error(f"{exc}; starting again from the first byte")
+            transfer.streamed = 0
+            if not transfer.backoff(attempt, exc):
+                transfer.fail(exc)
+                return
+        except Exception as exc:  # noqa: BLE001 - reported through the transfer
+            transfer.fail(exc)
+            return

@@ -1,0 +1,139 @@
+"""One download as the manager holds it: the journal record, the live state, and snapshots."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..store.journal import Record
+from .info import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord
+from .options import DownloadOptions
+from .segments import SegmentPlan, merge_ranges
+from .states import State, check_transition
+
+if TYPE_CHECKING:
+    from ..sources.base import RemoteInfo
+    from .transfer import Transfer
+
+MAX_ERRORS = 20
+HISTORY_SECONDS = 300
+
+
+@dataclass
+class Connection:
+    """Live numbers of one connection, written by its worker, read by snapshots."""
+
+    number: int
+    start: int = 0
+    end: int = 0
+    position: int = 0
+    bytes: int = 0
+    speed: float = 0.0
+    retries: int = 0
+    last_status: str = "starting"
+    _sampled: tuple[float, int] = field(default=(0.0, 0), repr=False)
+
+
+class Download:
+    def __init__(self, record: Record, options: DownloadOptions) -> None:
+        self.record = record
+        self.options = options
+        self.lock = threading.RLock()
+        self.state = State(record.state)
+        self.held = False
+        """Interrupted in an earlier session and waiting for someone to resume it."""
+        self.transfer: Transfer | None = None
+        self.remote: RemoteInfo | None = None
+        self.plan: SegmentPlan | None = None
+        self.connections: dict[int, Connection] = {}
+        self.speed = 0.0
+        self.history: deque[float] = deque(maxlen=HISTORY_SECONDS)
+        self._bytes_done_cache = sum(e - s for s, e in record.done_ranges)
+        self.finished_event = threading.Event()
+
+    @property
+    def id(self) -> int:
+        return self.record.id
+
+    def set_state(self, new: State, message: str | None = None) -> State:
+        """Move to `new` (checked against the state machine); returns the old state."""
+        with self.lock:
+            old = self.state
+            check_transition(old, new)
+            self.state = new
+            self.record.state = new.value
+            if message is not None:
+                self.record.message = message
+            if new.is_finished or new is State.PAUSED:
+                self.finished_event.set()
+            else:
+                self.finished_event.clear()
+            return old
+
+    def add_error(self, message: str) -> None:
+        with self.lock:
+            self.record.errors.append({"time": time.time(), "message": message})
+            del self.record.errors[:-MAX_ERRORS]
+            self.record.message = message
+
+    def done_bytes(self) -> int:
+        plan = self.plan
+        if plan is not None:
+            self._bytes_done_cache = plan.done_bytes()
+        return self._bytes_done_cache
+
+    def done_ranges(self) -> list[tuple[int, int]]:
+        plan = self.plan
+        return plan.done_ranges() if plan is not None else merge_ranges(self.record.done_ranges)
+
+    def info(self) -> DownloadInfo:
+        with self.lock:
+            record = self.record
+            done = self.done_bytes()
+            size = record.size
+            active = self.state in (State.DOWNLOADING, State.CONNECTING)
+            speed = self.speed if active else 0.0
+            eta = (size - done) / speed if active and speed > 0 and size is not None else None
+            return DownloadInfo(
+                id=record.id,
+                url=record.url,
+                final_url=record.final_url,
+                source=record.source,
+                dest=record.dest or _planned_path(record),
+                state=self.state,
+                size=size,
+                done=done,
+                speed=speed,
+                eta=eta,
+                done_ranges=tuple(self.done_ranges()),
+                connections=tuple(
+                    ConnectionInfo(c.number, c.start, c.end, c.position, c.bytes, c.speed,
+                                   c.retries, c.last_status)
+                    for c in self.connections.values()
+                ),
+                checksums=tuple(ChecksumInfo(**c) for c in record.checksums),
+                etag=record.etag,
+                last_modified=record.last_modified,
+                resumable=bool(record.supports_ranges) or done == 0,
+                retries=record.retries,
+                errors=tuple(ErrorRecord(e["time"], e["message"]) for e in record.errors),
+                message=record.message,
+                options=dict(record.options),
+                created=record.created,
+                finished=record.finished,
+                position=record.position,
+                speed_history=tuple(self.history),
+                group=record.group,
+            )
+
+
+def _planned_path(record: Record) -> str:
+    """Where the file will go, before the probe has settled its name."""
+    import os.path
+
+    from .names import filename_from_url
+
+    return os.path.join(record.dest_dir, record.filename or filename_from_url(record.url) or "")

@@ -1,0 +1,134 @@
+"""Every error laden raises on purpose, in one hierarchy.
+
+```
+LadenError                      base: one clear line for the user in str(exc)
+├── InputError                  the caller asked for something invalid (bad URL, option, checksum)
+│   ├── UnsupportedSource       no source handles this address
+│   └── SettingsError           the settings file is broken (names the file and line)
+├── StateDirBusy                another laden process owns the state directory
+├── JournalError                the session journal cannot be used
+├── UnknownDownload             no download with that id
+├── TransferError               a download did not succeed
+│   ├── RemoteError             the server said no, or the network failed
+│   │   ├── Retryable           worth trying again (timeouts, resets, 5xx)
+│   │   │   └── SlowDown        too many requests (429/503): retry with fewer connections
+│   │   └── Permanent           trying again will not help (404, 410, 401/403 after retry)
+│   ├── RemoteChanged           the remote file changed under us: restart, never stitch
+│   ├── RangeNotSupported       the server ignored a Range request
+│   ├── ChecksumMismatch        the bytes on disk are not what was promised
+│   ├── DiskError               the local disk refused a write (full, read-only, gone)
+│   └── DestinationExists       the final name is taken and the conflict policy says stop
+└── Cancelled                   the download was cancelled or paused while waiting
+```
+
+Only the user interfaces turn these into messages: the CLI prints `str(exc)` as one line and exits
+with `exc.exit_code`; the TUI shows it in the queue and the detail screen.
+"""
+
+from __future__ import annotations
+
+
+class LadenError(Exception):
+    """Base class: `str(exc)` is one line a person can act on."""
+
+    exit_code = 1
+
+
+class InputError(LadenError, ValueError):
+    """The caller asked for something invalid."""
+
+    exit_code = 2
+
+
+class UnsupportedSource(InputError):
+    """No source handles this address."""
+
+
+class SettingsError(InputError):
+    """The settings file cannot be read; the message names the file and line."""
+
+
+class StateDirBusy(LadenError):
+    """Another laden process owns the state directory."""
+
+    exit_code = 3
+
+
+class JournalError(LadenError):
+    """The session journal cannot be opened or written."""
+
+
+class UnknownDownload(LadenError, KeyError):
+    """No download has that id."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "unknown download"
+
+
+class TransferError(LadenError):
+    """A download did not succeed."""
+
+
+class RemoteError(TransferError):
+    """The server refused, or the network failed.
+
+    Attributes:
+        status: the HTTP (or protocol) status, when there was one.
+        retry_after: seconds the server asked us to wait, when it said.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Retryable(RemoteError):
+    """A timeout, reset or server error: worth another attempt after a pause."""
+
+
+class SlowDown(Retryable):
+    """The server asked for fewer requests (429, 503): retry with fewer connections."""
+
+
+class Permanent(RemoteError):
+    """Trying again will not help (not found, gone, forbidden)."""
+
+
+class RemoteChanged(TransferError):
+    """The remote file is not the version we started; restart from zero, never stitch."""
+
+
+class RangeNotSupported(TransferError):
+    """The server answered a ranged request with the whole file."""
+
+
+class ChecksumMismatch(TransferError):
+    """The finished bytes do not match the expected checksum."""
+
+    def __init__(self, algorithm: str, expected: str, actual: str, *, source: str) -> None:
+        super().__init__(
+            f"{algorithm} checksum mismatch ({source}): expected {expected}, got {actual}"
+        )
+        self.algorithm = algorithm
+        self.expected = expected
+        self.actual = actual
+        self.source = source
+
+
+class DiskError(TransferError):
+    """The local disk refused a write: full, read-only, or the folder is gone."""
+
+
+class DestinationExists(TransferError):
+    """The final name is taken and the conflict policy does not allow replacing it."""
+
+    exit_code = 1
+
+
+class Cancelled(LadenError):
+    """The work stopped because the download was paused or cancelled."""

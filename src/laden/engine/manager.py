@@ -1,0 +1,594 @@
+"""`DownloadManager`: the one public API of the engine, used by the CLI, the TUI and Python.
+
+    from laden import DownloadManager
+
+    with DownloadManager() as manager:
+        download_id = manager.add("https://example.com/big.iso", "~/Downloads/")
+        info = manager.wait(download_id)
+        print(info.state, info.dest)
+
+Every download is journalled in the state folder, so pause, resume and verify work across
+restarts and crashes. Listeners get frozen events on engine threads (see `events`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..store.journal import Journal, Record
+from . import events
+from .config import MAX_CONNECTIONS, Config
+from .download import Download
+from .errors import ChecksumMismatch, InputError, LadenError, UnknownDownload
+from .hosts import HostLimiter
+from .info import DownloadInfo
+from .options import DownloadOptions
+from .partfile import PART_SUFFIX, ensure_folder
+from .ratelimit import TokenBucket
+from .states import ACTIVE, State
+from .transfer import Transfer
+from .units import parse_rate
+from .urls import strip_credentials
+from .verify import hash_file, parse_checksum
+
+log = logging.getLogger("laden")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    path: str
+    algorithm: str | None
+    expected: str | None
+    actual: str | None
+    message: str
+
+
+class DownloadManager:
+    """Owns the downloads, their threads and the journal of one state folder.
+
+    Args:
+        config: engine settings; defaults when None (see `laden.store.settings.load`).
+        state_dir: journal folder; LADEN_STATE_DIR or the platform's state folder when None.
+        persist: keep a journal (and hold the state folder's lock); False for throwaway use.
+        resume_interrupted: start downloads that were running when laden last stopped.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        state_dir: str | None = None,
+        persist: bool = True,
+        resume_interrupted: bool = False,
+    ) -> None:
+        from ..sources.registry import SourceRegistry
+        from ..store import paths
+        from ..store.lock import StateLock
+
+        self.config = config or Config()
+        self.hosts = HostLimiter(self.config.per_host_connections)
+        self.bandwidth = TokenBucket(self.config.limit_rate)
+        self.sources = SourceRegistry({"config": self.config})
+        self.executor = ThreadPoolExecutor(
+            max_workers=MAX_CONNECTIONS * 8, thread_name_prefix="laden-connection"
+        )
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self._downloads: dict[int, Download] = {}
+        self._listeners: list[events.Listener] = []
+        self._memory_ids = iter(range(1, 1 << 62))
+        self.journal: Journal | None = None
+        self._state_lock: StateLock | None = None
+        self.state_dir = state_dir or paths.state_dir()
+        if persist:
+            self._state_lock = StateLock(self.state_dir)
+            self._state_lock.acquire()
+            try:
+                self.journal = Journal(self.state_dir)
+                self._load(resume_interrupted)
+            except BaseException:
+                self._state_lock.release()
+                raise
+        self._scheduler = threading.Thread(target=self._schedule, name="laden-queue", daemon=True)
+        self._scheduler.start()
+
+    # -- adding ------------------------------------------------------------------------------
+
+    def add(
+        self,
+        url: str,
+        dest: str | None = None,
+        *,
+        options: DownloadOptions | None = None,
+        group: str | None = None,
+        start: bool = True,
+        **option_fields: Any,
+    ) -> int:
+        """Queue one download and return its id.
+
+        `dest` is a folder (an existing one, or a path ending in a separator) or a file path.
+        Running the same address to the same place again continues the unfinished download
+        instead of starting a second one. Keyword options are `DownloadOptions` fields.
+        """
+        from ..sources.registry import scheme_of
+
+        scheme_of(url)
+        options = self._options(options, option_fields)
+        url, options = _take_credentials(url, options)
+        folder, filename = self._destination(dest, options)
+        checksums = []
+        if options.checksum:
+            algorithm, digest = parse_checksum(options.checksum)
+            checksums.append({"algorithm": algorithm, "expected": digest, "origin": "you",
+                              "actual": None, "verified": None})
+        with self._lock:
+            existing = self._find_unfinished(url, folder, filename)
+            if existing is not None:
+                with existing.lock:
+                    existing.options = existing.options.merged(options)
+                    if checksums:
+                        existing.record.checksums = checksums + [
+                            c for c in existing.record.checksums if c["origin"] != "you"]
+                if start:
+                    self.resume(existing.id)
+                return existing.id
+            source = self.sources.for_url(url)
+            record = Record(
+                url=url, source=source.name, dest_dir=folder, filename=filename,
+                state=State.QUEUED.value if start else State.PAUSED.value,
+                options=options.to_journal(), checksums=checksums, group=group,
+                position=self._next_position(),
+            )
+            download = self._register(record, options)
+        self.emit(events.Added(download.id, download.info()))
+        self._notify()
+        return download.id
+
+    def add_all(self, url: str, dest: str | None = None, **kwargs: Any) -> list[int]:
+        """Like `add`, but a folder or prefix address becomes one download per file in it."""
+        from ..sources.registry import scheme_of
+
+        scheme_of(url)
+        options = self._options(kwargs.pop("options", None), kwargs)
+        source = self.sources.for_url(url)
+        if not source.SUPPORTS_LISTING or not source.is_folder(url, options):
+            return [self.add(url, dest, options=options, **kwargs)]
+        folder, _ = self._destination(dest if dest is None else dest.rstrip("/") + "/", options)
+        ids = []
+        for item in source.list(url, options):
+            target = os.path.join(folder, item.relative_path)
+            ids.append(self.add(item.url, target, options=options, **kwargs))
+        return ids
+
+    def _options(self, options: DownloadOptions | None, fields: dict[str, Any]) -> DownloadOptions:
+        if "limit_rate" in fields and not isinstance(fields["limit_rate"], int | type(None)):
+            fields["limit_rate"] = parse_rate(fields["limit_rate"])
+        known = {f.name for f in dataclasses.fields(DownloadOptions)}
+        unknown = set(fields) - known
+        if unknown:
+            raise InputError(f"unknown download option(s): {', '.join(sorted(unknown))}")
+        try:
+            return dataclasses.replace(options or DownloadOptions(), **fields)
+        except TypeError as exc:
+            raise InputError(str(exc)) from None
+
+    def _destination(self, dest: str | None, options: DownloadOptions) -> tuple[str, str | None]:
+        from ..store import paths
+        from .names import sanitize_filename
+
+        if dest is None:
+            folder, filename = self.config.download_dir or paths.default_download_dir(), None
+        else:
+            dest = os.path.expanduser(dest)
+            if dest.endswith(("/", os.sep)) or os.path.isdir(dest):
+                folder, filename = dest, None
+            else:
+                folder, name = os.path.split(dest)
+                filename = sanitize_filename(name)
+                if filename != name:
+                    raise InputError(f"{name!r} cannot be used as a file name")
+                folder = folder or "."
+        if options.filename:
+            filename = sanitize_filename(options.filename)
+            if not filename:
+                raise InputError(f"{options.filename!r} cannot be used as a file name")
+        folder = os.path.abspath(folder)
+        ensure_folder(folder)
+        return folder, filename
+
+    def _find_unfinished(self, url: str, folder: str, filename: str | None) -> Download | None:
+        for download in self._downloads.values():
+            record = download.record
+            if (
+                record.url == url
+                and record.dest_dir == folder
+                and (filename is None or record.filename == filename)
+                and download.state not in (State.DONE, State.CANCELLED)
+            ):
+                return download
+        return None
+
+    def _register(self, record: Record, options: DownloadOptions) -> Download:
+        if self.journal is not None:
+            self.journal.insert(record)
+        else:
+            record.id = next(self._memory_ids)
+        download = Download(record, options)
+        self._downloads[record.id] = download
+        return download
+
+    def _next_position(self) -> float:
+        return max((d.record.position for d in self._downloads.values()), default=0.0) + 1
+
+    def _load(self, resume_interrupted: bool) -> None:
+        assert self.journal is not None
+        for record in self.journal.load_all():
+            download = Download(record, DownloadOptions.from_journal(record.options))
+            if download.state in ACTIVE:
+                # It was running when laden stopped (quit, crash or kill -9).
+                download.state = State.QUEUED
+                record.state = State.QUEUED.value
+                download.held = not resume_interrupted
+            elif download.state is State.QUEUED:
+                download.held = not resume_interrupted
+            self._downloads[record.id] = download
+
+    # -- controlling -------------------------------------------------------------------------
+
+    def pause(self, download_id: int) -> None:
+        download = self._get(download_id)
+        with download.lock:
+            if download.state in (State.PAUSED, State.DONE, State.CANCELLED, State.FAILED):
+                return
+            if download.transfer is not None:
+                download.transfer.stop("pause")
+            old = download.set_state(State.PAUSED, "paused")
+            download.speed = 0.0
+        self.save(download)
+        info = download.info()
+        self.emit(events.StateChanged(download_id, old, State.PAUSED, info))
+        self.emit(events.Paused(download_id, info))
+        self._notify()
+
+    def resume(self, download_id: int) -> None:
+        download = self._get(download_id)
+        with download.lock:
+            download.held = False
+            if download.state in (State.QUEUED, *ACTIVE):
+                self._notify()
+                return
+            if download.state is State.DONE:
+                return
+            old = download.set_state(State.QUEUED, "")
+        self.save(download)
+        info = download.info()
+        self.emit(events.StateChanged(download_id, old, State.QUEUED, info))
+        self.emit(events.Resumed(download_id, info))
+        self._notify()
+
+    def pause_all(self) -> None:
+        for download in self._snapshot():
+            self.pause(download.id)
+
+    def resume_all(self) -> None:
+        for download in self._snapshot():
+            if download.state is not State.DONE:
+                self.resume(download.id)
+
+    def cancel(self, download_id: int) -> None:
+        """Stop for good and delete the partial file; the entry stays in the list."""
+        download = self._get(download_id)
+        with download.lock:
+            if download.state in (State.DONE, State.CANCELLED):
+                return
+            transfer = download.transfer
+            if transfer is not None:
+                transfer.stop("cancel")
+            old = download.set_state(State.CANCELLED, "cancelled")
+        if transfer is not None:
+            transfer.join(30)
+        self._delete_partial(download)
+        with download.lock:
+            download.record.done_ranges = []
+            download.plan = None
+            download._bytes_done_cache = 0
+        self.save(download)
+        self.emit(events.StateChanged(download_id, old, State.CANCELLED, download.info()))
+        self._notify()
+
+    def remove(self, download_id: int, delete_file: bool = False) -> None:
+        """Forget a download; its partial file goes too, the finished file only if asked."""
+        download = self._get(download_id)
+        with download.lock:
+            transfer = download.transfer
+            if transfer is not None:
+                transfer.stop("remove")
+        if transfer is not None:
+            transfer.join(30)
+        self._delete_partial(download)
+        dest = download.record.dest
+        if delete_file and dest and download.state is State.DONE and os.path.isfile(dest):
+            os.unlink(dest)
+        with self._lock:
+            self._downloads.pop(download_id, None)
+        if self.journal is not None:
+            self.journal.delete(download_id)
+        self.emit(events.Removed(download_id))
+        self._notify()
+
+    def update_credentials(self, download_id: int, options: DownloadOptions) -> None:
+        """Give a download (resumed from the journal) its credentials and headers again."""
+        download = self._get(download_id)
+        with download.lock:
+            download.options = download.options.merged(options)
+
+    def move(self, download_id: int, offset: int) -> None:
+        """Move a download up (negative) or down (positive) in the queue."""
+        with self._lock:
+            order = sorted(self._downloads.values(), key=lambda d: d.record.position)
+            index = next(i for i, d in enumerate(order) if d.id == download_id)
+            other = max(0, min(len(order) - 1, index + offset))
+            if other == index:
+                return
+            mine, theirs = order[index], order[other]
+            mine.record.position, theirs.record.position = (
+                theirs.record.position, mine.record.position)
+        self.save(mine)
+        self.save(theirs)
+        self.emit(events.Progress(mine.id, mine.info()))
+        self.emit(events.Progress(theirs.id, theirs.info()))
+
+    def set_limit_rate(self, rate: int | str | None, download_id: int | None = None) -> None:
+        """Change a bandwidth limit while downloads run (None: unlimited)."""
+        value = parse_rate(rate) if not isinstance(rate, int) else rate
+        if download_id is None:
+            self.apply_config(self.config.replace(limit_rate=value) if value else
+                              dataclasses.replace(self.config, limit_rate=None))
+            return
+        download = self._get(download_id)
+        with download.lock:
+            download.options = dataclasses.replace(download.options, limit_rate=value)
+            download.record.options = download.options.to_journal()
+            if download.transfer is not None:
+                download.transfer.own_limit.set_rate(value)
+        self.save(download)
+
+    def apply_config(self, config: Config) -> None:
+        """Use new settings now: limits and concurrency change for running downloads too."""
+        self.config = config
+        self.hosts.set_per_host(config.per_host_connections)
+        self.bandwidth.set_rate(config.limit_rate)
+        self._notify()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, download_id: int) -> DownloadInfo:
+        return self._get(download_id).info()
+
+    def list(self) -> list[DownloadInfo]:
+        return [d.info() for d in self._snapshot()]
+
+    def find(self, path: str) -> DownloadInfo | None:
+        """The download whose finished file is at `path`."""
+        path = os.path.abspath(os.path.expanduser(path))
+        for download in self._snapshot():
+            if download.record.dest and os.path.abspath(download.record.dest) == path:
+                return download.info()
+        return None
+
+    def wait(self, download_id: int, timeout: float | None = None) -> DownloadInfo:
+        """Block until the download is done, failed, cancelled or paused; returns its snapshot."""
+        download = self._get(download_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with download.lock:
+                settled = download.state in (
+                    State.DONE, State.FAILED, State.CANCELLED, State.PAUSED
+                ) or (download.state is State.QUEUED and download.held)
+            if settled and download.transfer is None:
+                return download.info()
+            if download_id not in self._downloads:
+                raise UnknownDownload(f"download {download_id} was removed")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return download.info()
+            download.finished_event.wait(0.2 if remaining is None else min(0.2, remaining))
+
+    async def wait_async(self, download_id: int, timeout: float | None = None) -> DownloadInfo:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.wait, download_id, timeout)
+
+    def verify(
+        self, download_id: int, algorithm: str | None = None, expected: str | None = None
+    ) -> VerifyResult:
+        """Check a finished file again: its size, and its checksum against `expected`, against
+        what the journal recorded, or (the first time) record one for later checks."""
+        download = self._get(download_id)
+        record = download.record
+        path = record.dest or ""
+        if download.state not in (State.DONE, State.FAILED) or not os.path.isfile(path):
+            return VerifyResult(False, path, None, None, None,
+                                f"download {download_id} has no finished file to verify")
+        size = os.path.getsize(path)
+        if record.size is not None and size != record.size:
+            return self._verified(download, VerifyResult(
+                False, path, None, str(record.size), str(size),
+                f"{path} has {size} bytes, the download had {record.size}"))
+        wanted: list[dict[str, Any]]
+        if expected:
+            algo, digest = parse_checksum(expected if ":" in expected or "=" in expected
+                                          else f"{algorithm or 'sha256'}:{expected}")
+            wanted = [{"algorithm": algo, "expected": digest, "origin": "you"}]
+        else:
+            wanted = [c for c in record.checksums if c.get("expected")
+                      and (algorithm is None or c["algorithm"] == algorithm)]
+        algo = wanted[0]["algorithm"] if wanted else (algorithm or "sha256")
+        old = download.set_state(State.VERIFYING)
+        self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
+        actual = hash_file(path, [algo])[algo]
+        if not wanted:
+            record.checksums.append({"algorithm": algo, "expected": actual, "origin": "laden",
+                                     "actual": actual, "verified": True})
+            result = VerifyResult(True, path, algo, None, actual,
+                                  f"no checksum was known; recorded {algo} {actual} for next time")
+        else:
+            target = wanted[0]
+            ok = target["expected"] == actual
+            for checksum in record.checksums:
+                if checksum["algorithm"] == algo and checksum["expected"] == target["expected"]:
+                    checksum["actual"], checksum["verified"] = actual, ok
+            result = VerifyResult(
+                ok, path, algo, target["expected"], actual,
+                f"{algo} matches ({target['origin']})" if ok else
+                str(ChecksumMismatch(algo, target["expected"], actual, source=target["origin"])))
+        return self._verified(download, result)
+
+    def _verified(self, download: Download, result: VerifyResult) -> VerifyResult:
+        with download.lock:
+            new = State.DONE if result.ok else State.FAILED
+            old = download.set_state(new, result.message if not result.ok else "")
+            if not result.ok:
+                download.add_error(result.message)
+        self.save(download)
+        info = download.info()
+        self.emit(events.StateChanged(download.id, old, new, info))
+        self.emit(events.Verified(download.id, result.ok, info))
+        return result
+
+    # -- events ------------------------------------------------------------------------------
+
+    def subscribe(self, listener: events.Listener) -> Callable[[], None]:
+        """Call `listener(event)` for every event, on engine threads; returns an unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, event: events.Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break a download
+                log.exception("event listener failed on %s", type(event).__name__)
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        with self._wake:
+            while not self._closed:
+                running = sum(1 for d in self._downloads.values() if d.transfer is not None)
+                waiting = sorted(
+                    (d for d in self._downloads.values()
+                     if d.state is State.QUEUED and not d.held and d.transfer is None),
+                    key=lambda d: d.record.position,
+                )
+                for download in waiting[: max(0, self.config.max_active - running)]:
+                    with download.lock:
+                        download.transfer = Transfer(self, download)
+                        download.transfer.start()
+                self._wake.wait(1.0)
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def transfer_ended(self, transfer: Transfer) -> None:
+        download = transfer.download
+        with download.lock:
+            if download.transfer is transfer:
+                download.transfer = None
+            download.connections.clear()
+            download.finished_event.set()
+            if download.state in (State.DONE, State.FAILED, State.PAUSED, State.CANCELLED):
+                download.finished_event.set()
+        self._notify()
+
+    def taken_names(self, download_id: int) -> set[str]:
+        """Destinations other unfinished downloads will use, so two never share one name."""
+        return {d.record.dest for d in self._snapshot()
+                if d.id != download_id and d.record.dest and d.state is not State.DONE}
+
+    def save(self, download: Download) -> None:
+        if self.journal is not None:
+            with download.lock:
+                self.journal.update(download.record)
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every transfer, keeping its state so the next start resumes it."""
+        with self._wake:
+            if self._closed:
+                return
+            self._closed = True
+            self._wake.notify_all()
+        transfers = [d.transfer for d in self._snapshot() if d.transfer is not None]
+        for transfer in transfers:
+            transfer.stop("shutdown")
+        for transfer in transfers:
+            transfer.join(30)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.sources.close()
+        if self.journal is not None:
+            self.journal.close()
+        if self._state_lock is not None:
+            self._state_lock.release()
+
+    def __enter__(self) -> DownloadManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _get(self, download_id: int) -> Download:
+        try:
+            return self._downloads[int(download_id)]
+        except (KeyError, ValueError, TypeError):
+            raise UnknownDownload(f"no download with id {download_id}") from None
+
+    def _snapshot(self) -> Iterable[Download]:
+        with self._lock:
+            return sorted(self._downloads.values(), key=lambda d: d.record.position)
+
+    def _delete_partial(self, download: Download) -> None:
+        dest = download.record.dest
+        if dest and os.path.exists(dest + PART_SUFFIX):
+            try:
+                os.unlink(dest + PART_SUFFIX)
+            except OSError as exc:
+                log.warning("could not delete %s: %s", dest + PART_SUFFIX, exc)
+
+
+def _take_credentials(url: str, options: DownloadOptions) -> tuple[str, DownloadOptions]:
+    """Move `user:password@` out of the address into the (never journalled) options."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, options
+    options = dataclasses.replace(
+        options,
+        username=options.username or unquote(parts.username),
+        password=options.password or unquote(parts.password or ""),
+    )
+    return strip_credentials(url), options
+
+
+__all__ = ["DownloadManager", "LadenError", "VerifyResult"]

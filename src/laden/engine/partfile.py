@@ -1,0 +1,164 @@
+"""The one partial file a download writes into, and the atomic rename at the end.
+
+Every connection writes its bytes with `os.pwrite` at their own offset, so there are no
+per-segment files and no assembly copy. `flush` makes what was written durable before the
+journal records it, so a resume after a crash or power cut never trusts unwritten bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+
+from .errors import DiskError, InputError
+
+PART_SUFFIX = ".laden-part"
+
+
+def describe_os_error(exc: OSError, path: str) -> str:
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOENT: "the folder no longer exists",
+        errno.EIO: "input/output error",
+    }
+    return f"cannot write {path}: {reasons.get(exc.errno or 0, exc.strerror or str(exc))}"
+
+
+class PartialFile:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            raise DiskError(f"{self.path} is not open")
+        return self._fd
+
+    def open(self) -> None:
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DiskError(describe_os_error(exc, self.path)) from exc
+
+    def size_on_disk(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def preallocate(self, size: int) -> None:
+        """Reserve `size` bytes so a full disk shows up now, not at 90 %."""
+        try:
+            if self.size_on_disk() >= size:
+                return
+            try:
+                os.posix_fallocate(self.fd, 0, size)
+            except OSError as exc:
+                # Some file systems (tmpfs on old kernels, network mounts) cannot preallocate;
+                # a sparse file of the right length works everywhere.
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise DiskError(describe_os_error(exc, self.path)) from exc
+
+    def write(self, data: memoryview, offset: int) -> None:
+        try:
+            while data:
+                written = os.pwrite(self.fd, data, offset)
+                data = data[written:]
+                offset += written
+        except OSError as exc:
+            raise DiskError(describe_os_error(exc, self.path)) from exc
+
+    def truncate(self, size: int) -> None:
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise DiskError(describe_os_error(exc, self.path)) from exc
+
+    def flush(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            raise DiskError(describe_os_error(exc, self.path)) from exc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def finish(part_path: str, dest: str, *, overwrite: bool) -> None:
+    """Move the verified partial file to its final name in one atomic step.
+
+    Without `overwrite`, an existing file at `dest` is never replaced: a hard link fails if the
+    name is taken, where a rename would silently clobber it.
+    """
+    try:
+        if overwrite:
+            os.replace(part_path, dest)
+        else:
+            try:
+                os.link(part_path, dest)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    raise FileExistsError(dest) from exc
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                # No hard links here (some FUSE and network mounts): check, then rename.
+                if os.path.lexists(dest):
+                    raise FileExistsError(dest) from exc
+                os.replace(part_path, dest)
+            else:
+                os.unlink(part_path)
+        _fsync_dir(os.path.dirname(dest) or ".")
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise DiskError(describe_os_error(exc, dest)) from exc
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_free_space(folder: str, needed: int) -> None:
+    """DiskError now, with the numbers, rather than a full disk at 90 %."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if needed > free:
+        from .units import format_size
+
+        raise DiskError(
+            f"not enough free space in {folder}: the download needs {format_size(needed)} more, "
+            f"{format_size(free)} is free"
+        )
+
+
+def ensure_folder(folder: str) -> None:
+    """Create the download folder, or say clearly why it cannot be used."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot use {folder} as the download folder: {exc.strerror}") from exc
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot use {folder} as the download folder: it is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to {folder}: permission denied")

@@ -1,0 +1,49 @@
+"""When to try again, and how long to wait first.
+
+`RetryPolicy` is a value object: `delay()` computes exponential backoff with full jitter and
+honours a server's `Retry-After`; the counting lives with the caller.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    """Retries after the first attempt."""
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 300.0
+    """A server asking for a longer wait than this is not waited for blindly."""
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number `attempt` (1 for the first retry)."""
+        if retry_after is not None:
+            return min(max(0.0, retry_after), self.max_retry_after)
+        ceiling = min(self.max_backoff, self.backoff * (2 ** max(0, attempt - 1)))
+        # Full jitter: connections that failed together do not come back together.
+        return random.uniform(ceiling / 2, ceiling)
+
+    def exhausted(self, attempt: int) -> bool:
+        return attempt > self.attempts
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

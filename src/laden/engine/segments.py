@@ -1,0 +1,171 @@
+"""Planning byte ranges across connections, and splitting them while they run.
+
+A download's file is covered by segments. Segment i owns bytes [start, end); bytes
+[start, position) are written. When a connection finishes its segment it takes the far half of
+the largest remaining one (never a piece below `min_size`), so the last seconds of a download are
+not spent waiting on one slow connection. A split never cuts below `reading_to`, the end of the
+read in flight, so two connections never write the same byte.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+ALIGN = 64 * 1024  # split points on 64 KiB boundaries keep writes page-aligned
+
+
+@dataclass
+class Segment:
+    start: int
+    end: int
+    position: int
+    reading_to: int = 0
+    connection: int | None = None
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.position
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= self.end
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping, non-empty ranges whose union is the union of `ranges`."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def missing_ranges(size: int, done: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    gaps: list[tuple[int, int]] = []
+    cursor = 0
+    for start, end in merge_ranges(done):
+        start, end = max(0, min(start, size)), max(0, min(end, size))
+        if start > cursor:
+            gaps.append((cursor, start))
+        cursor = max(cursor, end)
+    if cursor < size:
+        gaps.append((cursor, size))
+    return gaps
+
+
+class SegmentPlan:
+    """The segments of one download of known size; thread-safe."""
+
+    def __init__(
+        self, size: int, done: list[tuple[int, int]] | None = None, *, min_size: int = 1 << 20
+    ) -> None:
+        self.size = size
+        self.min_size = max(1, min_size)
+        self._lock = threading.Lock()
+        done = [(max(0, s), min(e, size)) for s, e in merge_ranges(done or [])]
+        self._segments: list[Segment] = [Segment(s, e, e, e) for s, e in done if e > s]
+        self._pending: list[Segment] = []
+        for start, end in missing_ranges(size, done):
+            segment = Segment(start, end, start, start)
+            self._segments.append(segment)
+            self._pending.append(segment)
+
+    def split_for(self, connections: int) -> None:
+        """Cut the missing ranges into about `connections` pieces before anyone starts."""
+        with self._lock:
+            missing = sum(s.remaining for s in self._pending)
+            if connections <= 1 or not missing:
+                return
+            target = max(self.min_size, -(-missing // connections))
+            pieces: list[Segment] = []
+            for segment in self._pending:
+                start = segment.start
+                while segment.end - start > target + self.min_size // 2:
+                    cut = _aligned(start + target, start, segment.end)
+                    pieces.append(Segment(start, cut, start, start))
+                    start = cut
+                pieces.append(Segment(start, segment.end, start, start))
+            self._segments = [s for s in self._segments if s not in self._pending] + pieces
+            self._pending = pieces
+
+    def take(self, connection: int) -> Segment | None:
+        """The next piece of work for a free connection, or None when nothing is left to split."""
+        with self._lock:
+            if self._pending:
+                segment = self._pending.pop(0)
+                segment.connection = connection
+                return segment
+            victim = max(
+                (s for s in self._segments if s.connection is not None and not s.finished),
+                key=lambda s: s.end - max(s.position, s.reading_to),
+                default=None,
+            )
+            if victim is None:
+                return None
+            floor = max(victim.position, victim.reading_to)
+            if victim.end - floor < 2 * self.min_size:
+                return None
+            cut = _aligned(floor + (victim.end - floor) // 2, floor, victim.end)
+            piece = Segment(cut, victim.end, cut, cut, connection)
+            victim.end = cut
+            self._segments.append(piece)
+            return piece
+
+    def release(self, segment: Segment) -> None:
+        """Give back a segment whose connection failed; another connection continues it."""
+        with self._lock:
+            segment.connection = None
+            segment.reading_to = segment.position
+            if not segment.finished and segment not in self._pending:
+                self._pending.append(segment)
+                self._pending.sort(key=lambda s: s.start)
+
+    def reserve(self, segment: Segment, want: int) -> int:
+        """How many bytes the next read of `segment` may take; a split will not cut below them."""
+        with self._lock:
+            n = max(0, min(want, segment.end - segment.position))
+            segment.reading_to = segment.position + n
+            return n
+
+    def advance(self, segment: Segment, written: int) -> None:
+        with self._lock:
+            segment.position += written
+            segment.reading_to = max(segment.reading_to, segment.position)
+
+    def done_ranges(self) -> list[tuple[int, int]]:
+        with self._lock:
+            return merge_ranges([(s.start, s.position) for s in self._segments])
+
+    def done_bytes(self) -> int:
+        with self._lock:
+            return sum(s.position - s.start for s in self._segments)
+
+    def active(self) -> list[Segment]:
+        with self._lock:
+            return [Segment(s.start, s.end, s.position, s.reading_to, s.connection)
+                    for s in self._segments if s.connection is not None and not s.finished]
+
+    @property
+    def finished(self) -> bool:
+        with self._lock:
+            return all(s.finished for s in self._segments)
+
+    def check(self) -> None:
+        """Raise AssertionError unless the segments tile [0, size) exactly (used by tests)."""
+        with self._lock:
+            cursor = 0
+            for s in sorted(self._segments, key=lambda s: s.start):
+                assert s.start == cursor, f"gap or overlap at {cursor}: {s}"
+                assert s.start <= s.position <= s.end, f"position outside segment: {s}"
+                cursor = s.end
+            assert cursor == self.size, f"segments end at {cursor}, file has {self.size}"
+
+
+def _aligned(point: int, low: int, high: int) -> int:
+    """`point` rounded down to ALIGN when that stays strictly inside (low, high)."""
+    aligned = point - point % ALIGN
+    return aligned if low < aligned < high else point

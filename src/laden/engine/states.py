@@ -1,0 +1,60 @@
+"""The states of a download and the moves allowed between them.
+
+The engine changes state only through `check_transition`, so an illegal move is a bug that
+shows up as an exception instead of a download stuck in a state nothing leaves.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class State(str, Enum):
+    QUEUED = "queued"
+    CONNECTING = "connecting"
+    DOWNLOADING = "downloading"
+    PAUSED = "paused"
+    VERIFYING = "verifying"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (State.DONE, State.FAILED, State.CANCELLED)
+
+
+ACTIVE = frozenset({State.CONNECTING, State.DOWNLOADING, State.VERIFYING})
+
+_ALLOWED: dict[State, frozenset[State]] = {
+    State.QUEUED: frozenset({State.CONNECTING, State.PAUSED, State.CANCELLED, State.FAILED}),
+    State.CONNECTING: frozenset(
+        {State.DOWNLOADING, State.VERIFYING, State.DONE, State.PAUSED, State.FAILED,
+         State.CANCELLED, State.QUEUED}
+    ),
+    State.DOWNLOADING: frozenset(
+        {State.VERIFYING, State.DONE, State.PAUSED, State.FAILED, State.CANCELLED,
+         State.CONNECTING, State.QUEUED}
+    ),
+    State.VERIFYING: frozenset(
+        {State.DONE, State.FAILED, State.PAUSED, State.CANCELLED, State.CONNECTING,
+         State.QUEUED}
+    ),
+    State.PAUSED: frozenset({State.QUEUED, State.CANCELLED, State.FAILED}),
+    State.FAILED: frozenset({State.QUEUED, State.CANCELLED, State.PAUSED, State.VERIFYING}),
+    State.DONE: frozenset({State.VERIFYING, State.QUEUED, State.FAILED}),
+    State.CANCELLED: frozenset({State.QUEUED}),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A state change the engine never makes: a bug, not a user error."""
+
+
+def check_transition(current: State, new: State) -> None:
+    if new is not current and new not in _ALLOWED[current]:
+        raise IllegalTransition(f"a download cannot go from {current.value} to {new.value}")

@@ -1,0 +1,542 @@
+"""One running download: probe, plan, connections, checkpoints, verification, final rename.
+
+A transfer runs on its own coordinator thread while its connections run on the manager's pool.
+It never stitches two versions of a file: if the remote changed, it goes back to zero and says
+why. Bytes count as done in the journal only after they are flushed to the partial file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, wait
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from . import events
+from .config import Config
+from .connection import run_connection, run_single_stream
+from .download import Connection, Download
+from .errors import (
+    Cancelled,
+    ChecksumMismatch,
+    DestinationExists,
+    DiskError,
+    LadenError,
+    RangeNotSupported,
+    RemoteChanged,
+    RemoteError,
+    Retryable,
+    TransferError,
+)
+from .partfile import PART_SUFFIX, PartialFile, check_free_space, ensure_folder, finish
+from .ratelimit import Limits, TokenBucket
+from .retry import RetryPolicy
+from .segments import SegmentPlan
+from .states import State
+from .verify import hash_file
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..sources.base import RemoteInfo, Source
+    from ..sources.registry import SourceRegistry
+    from ..store.journal import Journal
+    from .hosts import HostLimiter
+
+log = logging.getLogger("laden.transfer")
+TICK = 0.25
+MAX_RESTARTS = 3
+
+
+class EngineContext(Protocol):
+    config: Config
+    journal: Journal | None
+    sources: SourceRegistry
+    hosts: HostLimiter
+    bandwidth: TokenBucket
+    executor: ThreadPoolExecutor
+
+    def emit(self, event: events.Event) -> None: ...
+    def transfer_ended(self, transfer: Transfer) -> None: ...
+    def save(self, download: Download) -> None: ...
+
+
+class Transfer:
+    def __init__(self, ctx: EngineContext, download: Download) -> None:
+        self.ctx = ctx
+        self.download = download
+        self.stop_event = threading.Event()
+        self.stop_reason: str | None = None
+        self.failure: BaseException | None = None
+        self.own_limit = TokenBucket(download.options.limit_rate)
+        self.limits = Limits(self.own_limit, ctx.bandwidth)
+        self.plan: SegmentPlan | None = None
+        self.part: PartialFile = PartialFile("")
+        self.remote: RemoteInfo = None  # type: ignore[assignment]  # set by the probe
+        self.source: Source = None  # type: ignore[assignment]
+        self.host = ""
+        self.streamed = 0
+        self._stream_size: int | None = None
+        self._lock = threading.Lock()
+        self._restarts = 0
+        self._thread = threading.Thread(
+            target=self._run, name=f"laden-download-{download.id}", daemon=True
+        )
+
+    # -- called by the manager and by connections --------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, reason: str) -> None:
+        """reason: "pause", "cancel" or "shutdown" (state kept, resumed next session)."""
+        self.stop_reason = self.stop_reason or reason
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = exc
+        self.stop_event.set()
+
+    def backoff(self, attempt: int, exc: BaseException) -> bool:
+        """Wait before retry `attempt`; False when retries are used up or the transfer stops."""
+        policy = RetryPolicy(attempts=self.ctx.config.retries)
+        if policy.exhausted(attempt):
+            return False
+        with self.download.lock:
+            self.download.record.retries += 1
+        retry_after = exc.retry_after if isinstance(exc, RemoteError) else None
+        self.stop_event.wait(policy.delay(attempt, retry_after))
+        return not self.stop_event.is_set()
+
+    def connection(self, number: int) -> Connection:
+        with self.download.lock:
+            return self.download.connections.setdefault(number, Connection(number))
+
+    def drop_connection(self, number: int) -> None:
+        with self.download.lock:
+            self.download.connections.pop(number, None)
+
+    def other_connections(self, number: int) -> int:
+        with self.download.lock:
+            return sum(1 for n in self.download.connections if n != number)
+
+    def reresolve(self) -> None:
+        """A signed or CDN address expired: ask the original address again, same version only."""
+        with self._lock:
+            fresh = self.source.probe(self.download.record.url, self.download.options)
+            if not self.remote.same_version(fresh):
+                raise RemoteChanged("the remote file changed while its address was renewed")
+            self.remote = dataclasses.replace(self.remote, final_url=fresh.final_url)
+
+    def finish_stream(self, size: int) -> None:
+        self._stream_size = size
+
+    # -- the coordinator ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        download = self.download
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    self._attempt()
+                    return
+                except (RemoteChanged, RangeNotSupported, ChecksumMismatch) as exc:
+                    if not self._restart_after(exc):
+                        return
+        except _Skip as exc:
+            with download.lock:
+                download.record.finished = time.time()
+                download.set_state(State.DONE, str(exc))
+            self.ctx.save(download)
+            self.ctx.emit(events.Completed(download.id, download.info()))
+        except Cancelled:
+            pass
+        except DiskError as exc:
+            self._end(State.PAUSED, f"paused: {exc}")
+        except LadenError as exc:
+            self._end(State.FAILED, str(exc))
+        except Exception as exc:  # a bug must not take the whole program down
+            log.exception("download %s failed unexpectedly", download.id)
+            self._end(State.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self._checkpoint(final=True)
+            self.part.close()
+            self.ctx.transfer_ended(self)
+
+    def _attempt(self) -> None:
+        download = self.download
+        self._set(State.CONNECTING)
+        self.source = self.ctx.sources.for_url(download.record.url)
+        self.host = urlsplit(download.record.url).hostname or ""
+        self.remote = self._probe()
+        self._adopt(self.remote)
+        self._prepare_file()
+        self._set(State.DOWNLOADING)
+        self.ctx.emit(events.Started(download.id, download.info()))
+        self._download()
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+        if self.stop_event.is_set():
+            raise Cancelled(self.stop_reason or "stopped")
+        self._checkpoint(final=True)
+        self._verify()
+        self._finish()
+
+    def _probe(self) -> RemoteInfo:
+        attempt = 0
+        while True:
+            try:
+                return self.source.probe(self.download.record.url, self.download.options)
+            except Retryable as exc:
+                attempt += 1
+                self.download.add_error(str(exc))
+                if not self.backoff(attempt, exc):
+                    if self.stop_event.is_set():
+                        raise Cancelled("stopped") from None
+                    raise
+
+    def _adopt(self, remote: RemoteInfo) -> None:
+        """Take the probe's facts; restart when they describe another version of the file."""
+        from ..sources.base import RemoteInfo
+
+        download = self.download
+        record = download.record
+        if record.done_ranges:
+            before = RemoteInfo(
+                url=record.url, final_url=record.final_url or record.url, size=record.size,
+                supports_ranges=bool(record.supports_ranges), etag=record.etag,
+                last_modified=record.last_modified, version=record.version,
+            )
+            if not record.supports_ranges or not remote.supports_ranges:
+                self._reset("the server cannot resume this file, so it starts again")
+            elif not before.same_version(remote):
+                if before.size == remote.size and not (
+                    before.version or before.last_modified
+                ) and any(c.get("origin") == "you" for c in record.checksums):
+                    pass  # no validator to compare, but your checksum will catch a mix-up
+                else:
+                    self._reset(describe_change(before, remote))
+        with download.lock:
+            record.final_url = remote.final_url
+            record.size = remote.size
+            record.etag = remote.etag
+            record.last_modified = remote.last_modified
+            record.version = remote.version
+            record.supports_ranges = remote.supports_ranges
+            record.extra.update(remote.extra)
+            mine = [c for c in record.checksums if c.get("origin") == "you"]
+            published = [dataclasses.asdict(c) for c in remote.checksums]
+            record.checksums = mine + (published if self.ctx.config.verify else [])
+            if record.dest is None:
+                self._choose_destination(remote)
+        self.ctx.save(download)
+
+    def _choose_destination(self, remote: RemoteInfo) -> None:
+        from .names import DEFAULT_NAME, free_name, sanitize_filename
+
+        record = self.download.record
+        name = (
+            sanitize_filename(self.download.options.filename)
+            or record.filename
+            or sanitize_filename(remote.filename)
+            or ("index.html" if "html" in str(remote.extra.get("content_type")) else DEFAULT_NAME)
+        )
+        dest = os.path.join(record.dest_dir, name)
+        policy = self._conflict_policy()
+        if os.path.lexists(dest):
+            if policy == "rename":
+                dest = free_name(dest, self.ctx_taken_names())
+            elif policy == "skip":
+                record.dest = dest
+                record.extra["skipped"] = True
+                raise _Skip(f"skipped: {dest} already exists")
+            elif policy == "resume":
+                self._adopt_existing_file(dest, remote)
+        elif policy == "rename":
+            dest = free_name(dest, self.ctx_taken_names())
+        record.filename = os.path.basename(dest)
+        record.dest = dest
+
+    def ctx_taken_names(self) -> set[str]:
+        taken = getattr(self.ctx, "taken_names", None)
+        return taken(self.download.id) if taken else set()
+
+    def _adopt_existing_file(self, dest: str, remote: RemoteInfo) -> None:
+        """conflict = resume: treat the file already there as the first bytes (like wget -c)."""
+        have = os.path.getsize(dest)
+        if remote.size is not None and have > remote.size:
+            raise DestinationExists(
+                f"{dest} is larger than the remote file ({have} > {remote.size} bytes); "
+                "not resuming from it"
+            )
+        if have and remote.supports_ranges:
+            os.replace(dest, dest + PART_SUFFIX)
+            self.download.record.done_ranges = [(0, have)]
+
+    def _conflict_policy(self) -> str:
+        return self.download.options.conflict or self.ctx.config.conflict
+
+    def _prepare_file(self) -> None:
+        record = self.download.record
+        assert record.dest is not None
+        ensure_folder(os.path.dirname(record.dest))
+        part_path = record.dest + PART_SUFFIX
+        if record.done_ranges:
+            have = os.path.getsize(part_path) if os.path.exists(part_path) else -1
+            if have < max(end for _, end in record.done_ranges):
+                self._reset("the partial file is missing or shorter than recorded")
+        size = record.size
+        if size is not None:
+            existing = os.path.getsize(part_path) if os.path.exists(part_path) else 0
+            check_free_space(os.path.dirname(record.dest), max(0, size - existing))
+        self.part = PartialFile(part_path)
+        self.part.open()
+        if size is not None and record.supports_ranges:
+            self.part.preallocate(size)
+            self.plan = SegmentPlan(size, record.done_ranges,
+                                    min_size=self.ctx.config.min_segment_size)
+            self.download.plan = self.plan
+        else:
+            self.part.truncate(0)
+            self.plan = None
+
+    def _download(self) -> None:
+        config = self.ctx.config
+        plan = self.plan
+        futures: list[Future[None]] = []
+        if plan is not None:
+            wanted = self.download.options.connections or config.connections
+            missing = plan.size - plan.done_bytes()
+            count = max(1, min(wanted, -(-missing // config.min_segment_size)))
+            plan.split_for(count)
+            if not plan.finished:
+                futures = [self.ctx.executor.submit(run_connection, self, n) for n in range(count)]
+        elif self.download.record.size != 0:
+            futures = [self.ctx.executor.submit(run_single_stream, self)]
+        self._monitor(futures)
+        if plan is not None and not plan.finished and self.failure is None:
+            if not self.stop_event.is_set():
+                self.failure = TransferError(
+                    self.download.record.message or "every connection failed"
+                )
+
+    def _monitor(self, futures: list[Future[None]]) -> None:
+        download = self.download
+        samples: deque[tuple[float, int]] = deque(maxlen=int(3 / TICK))
+        last_checkpoint = last_history = time.monotonic()
+        pending = set(futures)
+        while pending:
+            _done, pending = wait(pending, timeout=TICK)
+            now = time.monotonic()
+            done = self.streamed if self.plan is None else self.plan.done_bytes()
+            samples.append((now, done))
+            with download.lock:
+                first_time, first_done = samples[0]
+                download.speed = (done - first_done) / (now - first_time) if len(samples) > 1 else 0
+                for conn in download.connections.values():
+                    when, before = conn._sampled
+                    if when:
+                        conn.speed = (conn.bytes - before) / max(1e-6, now - when)
+                    conn._sampled = (now, conn.bytes)
+                if self.plan is None:
+                    download._bytes_done_cache = done
+            if now - last_history >= 1.0:
+                download.history.append(download.speed)
+                last_history = now
+            if now - last_checkpoint >= self.ctx.config.checkpoint_interval:
+                self._checkpoint()
+                last_checkpoint = now
+            self.ctx.emit(events.Progress(download.id, download.info()))
+        for future in futures:
+            exc = future.exception()
+            if exc is not None:
+                self.fail(exc)
+
+    def _checkpoint(self, *, final: bool = False) -> None:
+        """Flush the partial file, then record what is on disk: never the other way round."""
+        plan = self.plan
+        if plan is None or self.ctx.journal is None:
+            return
+        ranges = plan.done_ranges()
+        try:
+            self.part.flush()
+        except DiskError as exc:
+            self.fail(exc)
+            return
+        with self.download.lock:
+            self.download.record.done_ranges = ranges
+        if final:
+            self.ctx.save(self.download)
+        else:
+            self.ctx.journal.save_progress(self.download.id, ranges)
+
+    def _verify(self) -> None:
+        download = self.download
+        record = download.record
+        size = record.size if self.plan is not None else self._stream_size
+        actual = os.fstat(self.part.fd).st_size
+        if size is not None and actual != size:
+            raise Retryable(f"the partial file has {actual} bytes, expected {size}")
+        with download.lock:
+            record.size = size
+        wanted = checksums_to_check(record.checksums)
+        if not wanted:
+            return
+        self._set(State.VERIFYING)
+        digests = hash_file(self.part.path, {c["algorithm"] for c in wanted},
+                            stop=self.stop_event)
+        mismatch = None
+        with download.lock:
+            for checksum in wanted:
+                checksum["actual"] = digests[checksum["algorithm"]]
+                checksum["verified"] = checksum["actual"] == checksum["expected"]
+                if not checksum["verified"] and mismatch is None:
+                    mismatch = ChecksumMismatch(checksum["algorithm"], checksum["expected"],
+                                                checksum["actual"], source=checksum["origin"])
+        self.ctx.save(download)
+        self.ctx.emit(events.Verified(download.id, mismatch is None, download.info()))
+        if mismatch is not None:
+            raise mismatch
+
+    def _finish(self) -> None:
+        from .names import free_name
+
+        download = self.download
+        record = download.record
+        assert record.dest is not None
+        policy = self._conflict_policy()
+        with download.lock:
+            if self.stop_event.is_set():
+                raise Cancelled(self.stop_reason or "stopped")
+            self.part.close()
+            while True:
+                try:
+                    finish(self.part.path, record.dest, overwrite=policy == "overwrite")
+                    break
+                except FileExistsError:
+                    if policy != "rename":
+                        raise DestinationExists(
+                            f"{record.dest} appeared during the download (conflict policy "
+                            f"{policy}); the download is kept as {self.part.path}"
+                        ) from None
+                    record.dest = free_name(record.dest, self.ctx_taken_names())
+                    record.filename = os.path.basename(record.dest)
+            record.finished = time.time()
+            record.message = ""
+            size = record.size or 0
+            record.done_ranges = [(0, size)] if size else []
+            download.plan = None
+            download._bytes_done_cache = size
+            download.speed = 0.0
+            download.connections.clear()
+            self._set(State.DONE)
+        self.ctx.save(download)
+        self.ctx.emit(events.Completed(download.id, download.info()))
+
+    # -- restarts and endings ----------------------------------------------------------------
+
+    def _restart_after(self, exc: TransferError) -> bool:
+        """Go back to zero after `exc`; False when it has happened too often to try again."""
+        self._restarts += 1
+        record = self.download.record
+        if isinstance(exc, RangeNotSupported):
+            record.supports_ranges = False
+        if self._restarts > (1 if isinstance(exc, ChecksumMismatch) else MAX_RESTARTS):
+            reason = str(exc) if isinstance(exc, ChecksumMismatch) else (
+                f"{exc}; it changed {self._restarts} times, giving up"
+            )
+            self._end(State.FAILED, reason)
+            return False
+        self._wait_connections_gone()
+        self._reset(f"{exc}; starting again from the first byte")
+        return not self.stop_event.is_set()
+
+    def _wait_connections_gone(self) -> None:
+        deadline = time.monotonic() + 30
+        while self.download.connections and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _reset(self, reason: str) -> None:
+        download = self.download
+        with download.lock:
+            download.record.done_ranges = []
+            download._bytes_done_cache = 0
+            download.plan = None
+            for checksum in download.record.checksums:
+                checksum["actual"] = checksum["verified"] = None
+        self.plan = None
+        self.failure = None
+        self.part.close()
+        record = download.record
+        if record.dest and os.path.exists(record.dest + PART_SUFFIX):
+            os.unlink(record.dest + PART_SUFFIX)
+        download.add_error(reason)
+        self.ctx.save(download)
+        self.ctx.emit(events.Restarted(download.id, reason, download.info()))
+
+    def _set(self, state: State) -> None:
+        download = self.download
+        with download.lock:
+            if self.stop_event.is_set() and self.stop_reason:
+                raise Cancelled(self.stop_reason)
+            old = download.set_state(state)
+        if old is not state:
+            self.ctx.emit(events.StateChanged(download.id, old, state, download.info()))
+
+    def _end(self, state: State, message: str) -> None:
+        download = self.download
+        with download.lock:
+            if self.stop_reason in ("pause", "cancel", "remove"):
+                return  # the user's request decided the state already
+            if state is State.FAILED:
+                download.add_error(message)
+            old = download.set_state(state, message)
+            download.speed = 0.0
+        self.ctx.save(download)
+        info = download.info()
+        self.ctx.emit(events.StateChanged(download.id, old, state, info))
+        if state is State.FAILED:
+            self.ctx.emit(events.Failed(download.id, message, info))
+        elif state is State.PAUSED:
+            self.ctx.emit(events.Paused(download.id, info))
+
+
+class _Skip(Cancelled):
+    """conflict = skip and the file exists: the download is finished without transferring."""
+
+
+def checksums_to_check(checksums: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Yours when you gave one; otherwise the strongest the service published."""
+    mine = [c for c in checksums if c.get("origin") == "you"]
+    if mine:
+        algorithms = {c["algorithm"] for c in mine}
+        return [c for c in checksums if c["algorithm"] in algorithms]
+    order = ["sha256", "sha512", "sha384", "sha1", "md5", "crc32c"]
+    for algorithm in order:
+        chosen = [c for c in checksums if c["algorithm"] == algorithm]
+        if chosen:
+            return chosen
+    return checksums[:1]
+
+
+def describe_change(before: RemoteInfo, after: RemoteInfo) -> str:
+    if before.size != after.size:
+        return f"the remote file changed size ({before.size} -> {after.size} bytes)"
+    if before.version and after.version and before.version != after.version:
+        return f"the remote file changed (ETag {before.version} -> {after.version})"
+    if before.last_modified != after.last_modified:
+        return (f"the remote file changed (Last-Modified {before.last_modified} -> "
+                f"{after.last_modified})")
+    return "the server gives no ETag or Last-Modified to prove the file is unchanged"

@@ -1,0 +1,137 @@
+"""Checksums: parsing what people and servers write, and hashing files fast.
+
+Hashing reads 4 MiB at a time; hashlib releases the GIL for buffers that large, so a hash pass
+runs on its own core beside the downloads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from .errors import Cancelled, InputError
+
+# Aliases people and servers use, mapped to hashlib names (crc32c comes from google-crc32c).
+_ALIASES = {
+    "md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha224": "sha224", "sha-224": "sha224",
+    "sha256": "sha256", "sha-256": "sha256", "sha384": "sha384", "sha-384": "sha384",
+    "sha512": "sha512", "sha-512": "sha512", "blake2b": "blake2b", "blake2s": "blake2s",
+    "sha3-256": "sha3_256", "sha3_256": "sha3_256", "sha3-512": "sha3_512",
+    "sha3_512": "sha3_512", "crc32c": "crc32c", "crc32": "crc32",
+}
+READ_SIZE = 4 * 1024 * 1024
+
+
+class Hasher(Protocol):
+    def update(self, data: Any, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def algorithm_name(name: str) -> str:
+    try:
+        return _ALIASES[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(sorted({v for v in _ALIASES.values()}))
+        raise InputError(f"unknown checksum algorithm {name!r} (known: {known})") from None
+
+
+def new_hasher(algorithm: str) -> Hasher:
+    algorithm = algorithm_name(algorithm)
+    if algorithm == "crc32c":
+        import google_crc32c
+
+        return _Crc32c(google_crc32c.Checksum())
+    if algorithm == "crc32":
+        return _Crc32()
+    return hashlib.new(algorithm)
+
+
+def digest_size(algorithm: str) -> int:
+    algorithm = algorithm_name(algorithm)
+    if algorithm in ("crc32c", "crc32"):
+        return 4
+    return hashlib.new(algorithm).digest_size
+
+
+def parse_checksum(text: str) -> tuple[str, str]:
+    """`sha256:HEX` (or `sha256=HEX`, or base64 of the digest) as (algorithm, lowercase hex)."""
+    for separator in (":", "="):
+        algorithm, found, value = text.partition(separator)
+        if found and algorithm.strip():
+            break
+    else:
+        raise InputError(f"checksum must look like sha256:HEX, not {text!r}")
+    algorithm = algorithm_name(algorithm)
+    return algorithm, normalise_digest(algorithm, value.strip())
+
+
+def normalise_digest(algorithm: str, value: str) -> str:
+    """A digest given as hex or base64, as lowercase hex; InputError when it is neither."""
+    size = digest_size(algorithm)
+    value = value.strip().strip(":")
+    if len(value) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower()
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) == size:
+        return raw.hex()
+    raise InputError(
+        f"{algorithm} checksum must be {2 * size} hex digits, not {value!r} ({len(value)} chars)"
+    )
+
+
+def hash_file(
+    path: str | os.PathLike[str],
+    algorithms: Iterable[str],
+    *,
+    progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, str]:
+    """Hex digests of the whole file for each algorithm, in one read pass."""
+    hashers = {algorithm_name(a): new_hasher(a) for a in algorithms}
+    buffer = bytearray(READ_SIZE)
+    view = memoryview(buffer)
+    done = 0
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            if stop is not None and stop.is_set():
+                raise Cancelled("verification stopped")
+            n = handle.readinto(buffer)
+            if not n:
+                break
+            chunk = view[:n]
+            for hasher in hashers.values():
+                hasher.update(chunk)
+            done += n
+            if progress is not None:
+                progress(done)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
+class _Crc32c:
+    def __init__(self, checksum: Any) -> None:
+        self._checksum = checksum
+
+    def update(self, data: Any) -> None:
+        self._checksum.update(bytes(data))
+
+    def hexdigest(self) -> str:
+        return self._checksum.digest().hex()
+
+
+class _Crc32:
+    def __init__(self) -> None:
+        self._value = 0
+
+    def update(self, data: Any) -> None:
+        self._value = binascii.crc32(data, self._value)
+
+    def hexdigest(self) -> str:
+        return f"{self._value & 0xFFFFFFFF:08x}"

@@ -1,0 +1,121 @@
+"""The small interface every protocol implements.
+
+A source turns an address into facts about the remote file (`probe`) and into byte streams for
+ranges of it (`open_range`). The engine does the rest: planning segments, writing the partial
+file, retrying, verifying. A new protocol is a new module here and a line in `registry.py`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from ..engine.info import ChecksumInfo
+from ..engine.options import DownloadOptions
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    """What a probe learned about the remote file."""
+
+    url: str
+    final_url: str
+    size: int | None
+    supports_ranges: bool
+    etag: str | None = None
+    last_modified: str | None = None
+    filename: str | None = None
+    """Name suggested by the server (Content-Disposition) or the address; not yet sanitised."""
+    checksums: tuple[ChecksumInfo, ...] = ()
+    """Checksums the service publishes for the whole file."""
+    version: str | None = None
+    """The validator pinned on every later read (ETag, generation, commit)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Source-specific facts worth keeping in the journal (no secrets)."""
+
+    def same_version(self, other: RemoteInfo) -> bool:
+        """True when `other` is certainly the same version of the file as this one."""
+        if self.size != other.size:
+            return False
+        if self.version and other.version:
+            return self.version == other.version
+        if self.last_modified and other.last_modified:
+            return self.last_modified == other.last_modified
+        return False
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One file found under a folder or prefix address."""
+
+    url: str
+    relative_path: str
+    size: int | None = None
+
+
+class RangeReader(Protocol):
+    """An open stream of one byte range."""
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill `buffer` as far as the range allows; 0 means the range is finished."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Source(ABC):
+    """One protocol. An instance is shared by all downloads of a manager and is thread-safe."""
+
+    name: ClassVar[str]
+    """Short name shown in the queue: http, ftp, s3, gs, az, hf."""
+    schemes: ClassVar[tuple[str, ...]]
+    SUPPORTS_LISTING: ClassVar[bool] = False
+
+    @abstractmethod
+    def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """Find size, range support, validators and published checksums."""
+
+    @abstractmethod
+    def open_range(
+        self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
+    ) -> RangeReader:
+        """Open bytes [start, end) of the version in `remote` (end None: to the end of the file).
+
+        Raises RemoteChanged when the remote file is no longer that version.
+        """
+
+    def is_folder(self, url: str, options: DownloadOptions) -> bool:
+        """True when the address names a folder or prefix to expand with `list`."""
+        return False
+
+    def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
+        """The files under a folder or prefix address (only when SUPPORTS_LISTING)."""
+        raise NotImplementedError(f"{self.name} addresses cannot name folders")
+
+    def close(self) -> None:
+        """Release connections and clients."""
+
+
+class ReadAdapter:
+    """A RangeReader over anything with `read(n)` (SDK streams that lack readinto)."""
+
+    def __init__(self, stream: Any, close: Any = None) -> None:
+        self._stream = stream
+        self._close = close or getattr(stream, "close", None)
+
+    def readinto(self, buffer: memoryview) -> int:
+        want = len(buffer)
+        filled = 0
+        while filled < want:
+            chunk = self._stream.read(want - filled)
+            if not chunk:
+                break
+            buffer[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        return filled
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()

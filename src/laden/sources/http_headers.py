@@ -1,0 +1,78 @@
+"""Reading the HTTP headers laden relies on: Content-Range, Retry-After and published digests.
+
+Servers get these wrong in every possible way, so each parser returns None (or nothing) for
+anything it does not understand instead of raising.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ..engine.errors import InputError
+from ..engine.info import ChecksumInfo
+from ..engine.verify import algorithm_name, normalise_digest
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.IGNORECASE)
+
+
+def parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:
+    """`bytes 0-99/1234` -> (0, 100, 1234): start, end (exclusive), total (None when `*`)."""
+    if not value:
+        return None
+    match = _CONTENT_RANGE.match(value)
+    if not match:
+        return None
+    first, last, total = match.groups()
+    start = int(first) if first is not None else None
+    end = int(last) + 1 if last is not None else None
+    if start is not None and end is not None and end <= start:
+        return None
+    return start, end, (int(total) if total != "*" else None)
+
+
+def published_checksums(headers: Mapping[str, str], *, whole_body: bool) -> list[ChecksumInfo]:
+    """Checksums of the whole file that the server publishes.
+
+    `Repr-Digest` (RFC 9530) and `Digest` (RFC 3230) describe the whole representation whatever
+    range was asked; `Content-MD5` describes only this response's body, so it counts only when
+    the body is the whole file (`whole_body`).
+    """
+    found: list[ChecksumInfo] = []
+    for name, value in _dictionary(headers.get("repr-digest")):
+        info = _checksum(name, value, "Repr-Digest")
+        if info:
+            found.append(info)
+    if not found:
+        for item in (headers.get("digest") or "").split(","):
+            name, _, value = item.strip().partition("=")
+            info = _checksum(name, value, "Digest")
+            if info:
+                found.append(info)
+    md5 = headers.get("content-md5")
+    if md5 and whole_body and not any(c.algorithm == "md5" for c in found):
+        info = _checksum("md5", md5, "Content-MD5")
+        if info:
+            found.append(info)
+    return found
+
+
+def _dictionary(value: str | None) -> list[tuple[str, str]]:
+    """Items of a structured-field dictionary whose values are byte sequences (`:base64:`)."""
+    if not value:
+        return []
+    items = []
+    for item in value.split(","):
+        name, _, rest = item.strip().partition("=")
+        rest = rest.split(";", 1)[0].strip()
+        if rest.startswith(":") and rest.endswith(":") and len(rest) >= 2:
+            items.append((name.strip(), rest[1:-1]))
+    return items
+
+
+def _checksum(name: str, value: str, origin: str) -> ChecksumInfo | None:
+    try:
+        algorithm = algorithm_name(name)
+        return ChecksumInfo(algorithm, normalise_digest(algorithm, value), origin)
+    except InputError:
+        return None

@@ -1,0 +1,67 @@
+"""Which source handles an address. Sources are imported only when an address needs them, so
+`laden get https://...` never pays for importing boto3 or the Google and Azure SDKs."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from urllib.parse import urlsplit
+
+from ..engine.errors import InputError, UnsupportedSource
+from .base import Source
+
+# scheme -> (module, class)
+_SOURCES: dict[str, tuple[str, str]] = {
+    "http": ("laden.sources.http", "HttpSource"),
+    "https": ("laden.sources.http", "HttpSource"),
+}
+
+
+def register(scheme: str, module: str, class_name: str) -> None:
+    _SOURCES[scheme] = (module, class_name)
+
+
+def scheme_of(url: str) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise InputError("the address is empty")
+    if any(c in url for c in "\r\n\t\x00 "):
+        raise InputError(f"malformed address {url!r}: it contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InputError(f"malformed address {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if not scheme or "://" not in url:
+        raise InputError(f"malformed address {url!r}: expected something like https://host/file")
+    if scheme not in _SOURCES:
+        known = ", ".join(sorted(_SOURCES))
+        raise UnsupportedSource(f"unsupported address scheme {scheme!r} in {url!r} (known: {known})")
+    if not parts.netloc:
+        raise InputError(f"malformed address {url!r}: no host or bucket")
+    return scheme
+
+
+class SourceRegistry:
+    """One instance of each source a manager uses, created on first need."""
+
+    def __init__(self, factory_args: dict[str, object] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._instances: dict[tuple[str, str], Source] = {}
+        self._factory_args = factory_args or {}
+
+    def for_url(self, url: str) -> Source:
+        module_name, class_name = _SOURCES[scheme_of(url)]
+        key = (module_name, class_name)
+        with self._lock:
+            source = self._instances.get(key)
+            if source is None:
+                cls = getattr(importlib.import_module(module_name), class_name)
+                source = cls(**self._factory_args)
+                self._instances[key] = source
+            return source
+
+    def close(self) -> None:
+        with self._lock:
+            sources, self._instances = list(self._instances.values()), {}
+        for source in sources:
+            source.close()

@@ -1,0 +1,161 @@
+"""The session journal: every download, what is known about it, and which bytes are on disk.
+
+SQLite in WAL mode: each write is one atomic transaction, so a crash at any moment leaves either
+the old or the new record, never half of one. A journal that still cannot be read (truncated or
+overwritten by hand) is moved aside with a timestamp and a fresh one started; `recovered_from`
+tells the UI so it can say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..engine.errors import JournalError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS downloads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    data TEXT NOT NULL,
+    done_ranges TEXT NOT NULL DEFAULT '[]',
+    updated REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class Record:
+    """One download as the journal keeps it. Never holds credentials."""
+
+    url: str
+    source: str
+    dest_dir: str
+    state: str
+    filename: str | None = None
+    dest: str | None = None
+    size: int | None = None
+    final_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    version: str | None = None
+    supports_ranges: bool | None = None
+    done_ranges: list[tuple[int, int]] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    checksums: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    retries: int = 0
+    position: float = 0.0
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None
+    id: int = 0
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("id")
+        data.pop("done_ranges")
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_row(cls, row_id: int, data: str, done: str) -> Record:
+        values = json.loads(data)
+        known = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in values.items() if k in known})
+        record.id = row_id
+        record.done_ranges = [(int(s), int(e)) for s, e in json.loads(done)]
+        return record
+
+
+class Journal:
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, "journal.sqlite3")
+        self.recovered_from: str | None = None
+        self._lock = threading.Lock()
+        os.makedirs(folder, exist_ok=True)
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self.recovered_from = self._move_aside(str(exc))
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as again:
+                raise JournalError(f"cannot open the journal {self.path}: {again}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                             timeout=10)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a crash of laden loses nothing; a power cut may lose the last
+            # checkpoint, which only means re-downloading a second of data, never trusting it.
+            db.execute("PRAGMA synchronous=NORMAL")
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+            db.executescript(_SCHEMA)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"the journal {self.path} was written by a newer laden; upgrade laden"
+                )
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            rows = db.execute("SELECT id, data, done_ranges FROM downloads").fetchall()
+            for row in rows:
+                Record.from_row(*row)
+        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
+            db.close()
+            raise sqlite3.DatabaseError(str(exc)) from None
+        return db
+
+    def _move_aside(self, reason: str) -> str:
+        aside = f"{self.path}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, aside + suffix)
+        return aside
+
+    def load_all(self) -> list[Record]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, data, done_ranges FROM downloads ORDER BY id"
+            ).fetchall()
+        return [Record.from_row(*row) for row in rows]
+
+    def insert(self, record: Record) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO downloads (data, done_ranges, updated) VALUES (?, ?, ?)",
+                (record.to_json(), json.dumps(record.done_ranges), time.time()),
+            )
+            record.id = int(cursor.lastrowid or 0)
+        return record.id
+
+    def update(self, record: Record) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE downloads SET data = ?, done_ranges = ?, updated = ? WHERE id = ?",
+                (record.to_json(), json.dumps(record.done_ranges), time.time(), record.id),
+            )
+
+    def save_progress(self, download_id: int, done_ranges: list[tuple[int, int]]) -> None:
+        """Record bytes that are already flushed to the partial file."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE downloads SET done_ranges = ?, updated = ? WHERE id = ?",
+                (json.dumps(done_ranges), time.time(), download_id),
+            )
+
+    def delete(self, download_id: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,78 @@
+"""The settings file: config.toml, read with tomllib and written with tomli-w.
+
+A missing file means defaults. A broken one is an error naming the file and the line, and is
+never overwritten: `save` refuses to replace a file that does not parse.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from typing import Any
+
+import tomli_w
+
+from ..engine.config import Config
+from ..engine.errors import InputError, SettingsError
+from . import paths
+
+
+def load(path: str | None = None) -> Config:
+    path = path or paths.settings_path()
+    data = read_table(path)
+    try:
+        return Config.from_mapping(data)
+    except InputError as exc:
+        raise SettingsError(f"{path}{_line_of(path, str(exc))}: {exc}") from None
+    except TypeError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
+def read_table(path: str) -> dict[str, Any]:
+    """The raw TOML table; {} when the file does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read the settings file: {exc}") from None
+
+
+def save(config: Config, path: str | None = None) -> str:
+    """Write the settings atomically; returns the path."""
+    path = path or paths.settings_path()
+    read_table(path)  # raises for a broken file: never overwrite what the user must fix
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    text = tomli_w.dumps(config.to_mapping())
+    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _line_of(path: str, message: str) -> str:
+    """", line N" for the key the message names, so the user knows where to look."""
+    match = re.match(r"(\w+)", message)
+    if not match:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if re.match(rf"\s*{re.escape(match.group(1))}\s*=", line):
+                    return f", line {number}"
+    except OSError:
+        pass
+    return ""
