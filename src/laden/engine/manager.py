@@ -511,13 +511,21 @@ class DownloadManager:
 
     def transfer_ended(self, transfer: Transfer) -> None:
         download = transfer.download
+        stranded = False
         with download.lock:
             if download.transfer is transfer:
                 download.transfer = None
             download.connections.clear()
+            if download.state in ACTIVE and transfer.stop_reason is None:
+                # Every way out of a transfer sets a final state; this is a bug, so say so
+                # rather than leave the download looking busy forever.
+                download.add_error("internal error: the transfer ended without a result")
+                download.set_state(State.FAILED)
+                stranded = True
             download.finished_event.set()
-            if download.state in (State.DONE, State.FAILED, State.PAUSED, State.CANCELLED):
-                download.finished_event.set()
+        if stranded:
+            self.save(download)
+            self.emit(events.Failed(download.id, download.record.message, download.info()))
         self._notify()
 
     def taken_names(self, download_id: int) -> set[str]:

@@ -11,7 +11,6 @@ import os
 import re
 import sys
 import unicodedata
-from email.message import Message
 from urllib.parse import unquote, urlsplit
 
 MAX_NAME_BYTES = 255
@@ -51,19 +50,37 @@ def _shorten(name: str) -> str:
     return stem + ext
 
 
+_PARAM = re.compile(r'([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
 def filename_from_content_disposition(value: str | None) -> str | None:
     """The file name in a Content-Disposition header (RFC 6266: filename* before filename)."""
     if not value:
         return None
-    try:
-        message = Message()
-        message["content-disposition"] = value
-        name = message.get_filename()
-    except Exception:  # hostile headers must never crash a download; fall back to the URL
+    params: dict[str, str] = {}
+    for name, raw in _PARAM.findall(value):
+        raw = raw.strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params.setdefault(name.lower(), raw)
+    extended = params.get("filename*")
+    if extended is not None:
+        decoded = _decode_extended(extended)
+        if decoded:
+            return sanitize_filename(decoded)
+    return sanitize_filename(params.get("filename"))
+
+
+def _decode_extended(value: str) -> str | None:
+    """RFC 8187 `charset'language'percent-encoded` -> text; None when malformed."""
+    charset, found, rest = value.partition("'")
+    _language, found_again, encoded = rest.partition("'")
+    if not (found and found_again):
         return None
-    if isinstance(name, tuple):  # undecodable RFC 2231 value
-        name = name[2]
-    return sanitize_filename(name) if isinstance(name, str) else None
+    try:
+        return unquote(encoded, encoding=charset.strip() or "utf-8", errors="strict")
+    except (LookupError, UnicodeDecodeError):
+        return None
 
 
 def filename_from_url(url: str) -> str | None:

@@ -460,8 +460,12 @@ class Transfer:
             self._end(State.FAILED, reason)
             return False
         self._wait_connections_gone()
+        if self.stop_reason is not None:
+            return False  # paused or cancelled meanwhile: the user's request wins
+        # The failure that led here stopped the connections; the next attempt starts afresh.
+        self.stop_event.clear()
         self._reset(f"{exc}; starting again from the first byte")
-        return not self.stop_event.is_set()
+        return True
 
     def _wait_connections_gone(self) -> None:
         deadline = time.monotonic() + 30

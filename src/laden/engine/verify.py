@@ -2,6 +2,12 @@
 
 Hashing reads 4 MiB at a time; hashlib releases the GIL for buffers that large, so a hash pass
 runs on its own core beside the downloads.
+
+Besides plain hash functions, two digests that services publish need a little more:
+- `git-sha1`, the id git gives a blob (Hugging Face's ETag of small files): SHA-1 over
+  `blob <size>\0` and the content, so the hasher must know the size first;
+- `s3-etag-<part size>`, the ETag of an S3 multipart upload: the MD5 of the parts' MD5s and
+  `-<number of parts>`. The part size is part of the name because the digest depends on it.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -22,8 +29,10 @@ _ALIASES = {
     "sha256": "sha256", "sha-256": "sha256", "sha384": "sha384", "sha-384": "sha384",
     "sha512": "sha512", "sha-512": "sha512", "blake2b": "blake2b", "blake2s": "blake2s",
     "sha3-256": "sha3_256", "sha3_256": "sha3_256", "sha3-512": "sha3_512",
-    "sha3_512": "sha3_512", "crc32c": "crc32c", "crc32": "crc32",
+    "sha3_512": "sha3_512", "crc32c": "crc32c", "crc32": "crc32", "git-sha1": "git-sha1",
 }
+_S3_ETAG = re.compile(r"s3-etag-([1-9][0-9]*)")
+_S3_ETAG_VALUE = re.compile(r"([0-9a-f]{32})-([1-9][0-9]*)")
 READ_SIZE = 4 * 1024 * 1024
 
 
@@ -33,15 +42,31 @@ class Hasher(Protocol):
 
 
 def algorithm_name(name: str) -> str:
-    try:
-        return _ALIASES[name.strip().lower()]
-    except KeyError:
-        known = ", ".join(sorted({v for v in _ALIASES.values()}))
-        raise InputError(f"unknown checksum algorithm {name!r} (known: {known})") from None
+    lowered = name.strip().lower()
+    if lowered in _ALIASES:
+        return _ALIASES[lowered]
+    if _S3_ETAG.fullmatch(lowered):
+        return lowered
+    known = ", ".join(sorted({v for v in _ALIASES.values()}))
+    raise InputError(f"unknown checksum algorithm {name!r} (known: {known}, s3-etag-PARTSIZE)")
 
 
-def new_hasher(algorithm: str) -> Hasher:
+def s3_etag_algorithm(part_size: int) -> str:
+    """The algorithm name for the ETag of an S3 multipart upload made of `part_size` parts."""
+    return f"s3-etag-{part_size}"
+
+
+def new_hasher(algorithm: str, size: int | None = None) -> Hasher:
+    """A hasher for `algorithm`; `size` (the whole input's length) is needed for git-sha1."""
     algorithm = algorithm_name(algorithm)
+    if algorithm == "git-sha1":
+        if size is None:
+            raise ValueError("a git blob id needs the size of the data before the data")
+        hasher = hashlib.sha1(b"blob %d\0" % size)
+        return hasher
+    s3_etag = _S3_ETAG.fullmatch(algorithm)
+    if s3_etag:
+        return _S3MultipartEtag(int(s3_etag.group(1)))
     if algorithm == "crc32c":
         import google_crc32c
 
@@ -55,6 +80,10 @@ def digest_size(algorithm: str) -> int:
     algorithm = algorithm_name(algorithm)
     if algorithm in ("crc32c", "crc32"):
         return 4
+    if algorithm == "git-sha1":
+        return 20
+    if _S3_ETAG.fullmatch(algorithm):
+        return 16
     return hashlib.new(algorithm).digest_size
 
 
@@ -74,6 +103,11 @@ def normalise_digest(algorithm: str, value: str) -> str:
     """A digest given as hex or base64, as lowercase hex; InputError when it is neither."""
     size = digest_size(algorithm)
     value = value.strip().strip(":")
+    if _S3_ETAG.fullmatch(algorithm_name(algorithm)):
+        etag = value.strip('"').lower()
+        if _S3_ETAG_VALUE.fullmatch(etag):
+            return etag
+        raise InputError(f"an S3 multipart ETag looks like MD5HEX-PARTS, not {value!r}")
     if len(value) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in value):
         return value.lower()
     try:
@@ -95,11 +129,12 @@ def hash_file(
     stop: threading.Event | None = None,
 ) -> dict[str, str]:
     """Hex digests of the whole file for each algorithm, in one read pass."""
-    hashers = {algorithm_name(a): new_hasher(a) for a in algorithms}
     buffer = bytearray(READ_SIZE)
     view = memoryview(buffer)
     done = 0
     with open(path, "rb", buffering=0) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        hashers = {algorithm_name(a): new_hasher(a, size) for a in algorithms}
         while True:
             if stop is not None and stop.is_set():
                 raise Cancelled("verification stopped")
@@ -135,3 +170,30 @@ class _Crc32:
 
     def hexdigest(self) -> str:
         return f"{self._value & 0xFFFFFFFF:08x}"
+
+
+class _S3MultipartEtag:
+    """`md5(md5(part 1) + md5(part 2) + ...)-N` over parts of a fixed size (the last shorter)."""
+
+    def __init__(self, part_size: int) -> None:
+        self._part_size = part_size
+        self._part = hashlib.md5()
+        self._in_part = 0
+        self._digests: list[bytes] = []
+
+    def update(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            take = min(len(view), self._part_size - self._in_part)
+            self._part.update(view[:take])
+            self._in_part += take
+            view = view[take:]
+            if self._in_part == self._part_size:
+                self._digests.append(self._part.digest())
+                self._part, self._in_part = hashlib.md5(), 0
+
+    def hexdigest(self) -> str:
+        digests = list(self._digests)
+        if self._in_part or not digests:
+            digests.append(self._part.digest())
+        return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"

@@ -1,0 +1,41 @@
+"""Shared test set-up: every test gets its own state, settings and log folders, and no SDK can
+reach a real cloud (the environment is isolated before any SDK is imported)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from servers.sdk_env import isolate_sdk_environment  # noqa: E402
+
+isolate_sdk_environment()
+
+from servers.cloud_fixtures import *  # noqa: E402,F403
+from servers.fixtures import http_server, random_bytes  # noqa: E402,F401
+
+
+@pytest.fixture(autouse=True)
+def laden_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Path]]:
+    """Private state, config and log folders for each test, and a download folder."""
+    dirs = {name: tmp_path / name for name in ("state", "config", "logs", "downloads")}
+    for path in dirs.values():
+        path.mkdir()
+    monkeypatch.setenv("LADEN_STATE_DIR", str(dirs["state"]))
+    monkeypatch.setenv("LADEN_CONFIG_DIR", str(dirs["config"]))
+    monkeypatch.setenv("LADEN_LOG_DIR", str(dirs["logs"]))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    yield dirs
+
+
+@pytest.fixture
+def downloads(laden_dirs: dict[str, Path]) -> Path:
+    return laden_dirs["downloads"]

@@ -1,0 +1,39 @@
+"""Small helpers shared by the engine tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from laden.engine.config import Config
+from laden.engine.manager import DownloadManager
+
+# Small segments so that a few MB already exercise many connections and splits.
+FAST = Config(min_segment_size=64 * 1024, connect_timeout=5, stall_timeout=5,
+              checkpoint_interval=0.2)
+
+
+def sha256(data: bytes | Path | str) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    with open(data, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def manager(config: Config = FAST, **kwargs: object) -> DownloadManager:
+    return DownloadManager(config, **kwargs)  # type: ignore[arg-type]
+
+
+def run_laden(*args: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a subprocess (the environment carries the test folders)."""
+    return subprocess.run(
+        [sys.executable, "-m", "laden", *args], capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "COLUMNS": "120"}, **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def part_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.laden-part"))

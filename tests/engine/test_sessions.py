@@ -1,0 +1,155 @@
+"""Pause, resume and restarts: progress survives, and two versions are never stitched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from laden.engine.states import State
+from servers.fixtures import random_bytes
+from servers.http_server import Faults
+
+from .helpers import FAST, manager, part_files, sha256
+
+SLOW = Faults(rate_per_connection=400_000)
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_pause_and_resume_in_one_process(http_server, downloads: Path) -> None:
+    data = random_bytes(4 * 1024 * 1024, seed=10)
+    url = http_server.add_file("/p.bin", data, faults=SLOW)
+    with manager() as m:
+        download_id = m.add(url, str(downloads))
+        _wait_for(lambda: m.get(download_id).done > 500_000)
+        m.pause(download_id)
+        paused = m.wait(download_id)
+        assert paused.state is State.PAUSED
+        time.sleep(0.3)
+        still = m.get(download_id).done
+        assert still == paused.done or still >= paused.done  # no more bytes once settled
+        http_server.set_faults("/p.bin", Faults())
+        http_server.clear_log()
+        m.resume(download_id)
+        info = m.wait(download_id)
+    assert info.state is State.DONE, info.message
+    assert sha256(Path(info.dest)) == sha256(data)
+    assert all(r.range != "bytes=0-" for r in http_server.requests), "resume must not refetch"
+
+
+def test_resume_after_restart_of_the_manager(http_server, downloads: Path) -> None:
+    data = random_bytes(4 * 1024 * 1024, seed=11)
+    url = http_server.add_file("/r.bin", data, faults=SLOW)
+    with manager() as m:
+        download_id = m.add(url, str(downloads))
+        _wait_for(lambda: m.get(download_id).done > 1_000_000)
+    # closed while running: the next manager that resumes interrupted downloads continues it
+    http_server.set_faults("/r.bin", Faults())
+    http_server.clear_log()
+    with manager(resume_interrupted=True) as m:
+        before = m.get(download_id)
+        assert before.done > 0 and before.state is not State.PAUSED
+        info = m.wait(download_id)
+    assert info.state is State.DONE, info.message
+    assert sha256(Path(info.dest)) == sha256(data)
+    fetched = sum(_range_length(r.range) for r in http_server.requests if r.range)
+    assert fetched < len(data), "bytes already on disk were downloaded again"
+
+
+def test_interrupted_downloads_wait_unless_asked(http_server, downloads: Path) -> None:
+    url = http_server.add_file("/w.bin", random_bytes(2_000_000, seed=12), faults=SLOW)
+    with manager() as m:
+        download_id = m.add(url, str(downloads))
+        _wait_for(lambda: m.get(download_id).done > 100_000)
+    with manager() as m:  # e.g. `laden get` of another file: leaves this one alone
+        time.sleep(0.5)
+        assert m.get(download_id).state is State.QUEUED
+        assert m.get(download_id).connections == ()
+
+
+def test_changed_remote_file_restarts_instead_of_stitching(http_server, downloads: Path) -> None:
+    old = random_bytes(3 * 1024 * 1024, seed=20)
+    new = random_bytes(3 * 1024 * 1024, seed=21)
+    url = http_server.add_file("/c.bin", old, faults=SLOW)
+    with manager() as m:
+        download_id = m.add(url, str(downloads))
+        _wait_for(lambda: m.get(download_id).done > 500_000)
+        m.pause(download_id)
+        m.wait(download_id)
+        http_server.set_content("/c.bin", new)
+        http_server.set_faults("/c.bin", Faults())
+        m.resume(download_id)
+        info = m.wait(download_id)
+    assert info.state is State.DONE, info.message
+    assert sha256(Path(info.dest)) == sha256(new)
+    assert any("changed" in e.message for e in info.errors)
+
+
+def test_etag_changing_mid_download_restarts(http_server, downloads: Path) -> None:
+    old = random_bytes(3 * 1024 * 1024, seed=22)
+    new = random_bytes(3 * 1024 * 1024, seed=23)
+    # One connection that drops after 1 MB: its next request carries If-Range with the old
+    # ETag, the server answers 200 with the new file, and laden must start again from zero.
+    faults = Faults(rate_per_connection=600_000, drop_after=1_000_000, drop_times=1)
+    url = http_server.add_file("/m.bin", old, faults=faults)
+    with manager(FAST.replace(connections=1)) as m:
+        download_id = m.add(url, str(downloads))
+        _wait_for(lambda: m.get(download_id).done > 300_000)
+        http_server.set_content("/m.bin", new)
+        info = m.wait(download_id)
+    assert info.state is State.DONE, info.message
+    assert sha256(Path(info.dest)) == sha256(new)
+    assert any("changed" in e.message for e in info.errors)
+    assert any(r.headers.get("if-range") and r.status == 200 for r in http_server.requests)
+
+
+def test_kill_9_then_rerun_gives_identical_file(http_server, downloads: Path) -> None:
+    data = random_bytes(6 * 1024 * 1024, seed=30)
+    url = http_server.add_file("/k.bin", data, faults=Faults(rate_per_connection=500_000))
+    command = [sys.executable, "-m", "laden", "get", "-q", "-o", str(downloads), url]
+    for _ in range(2):
+        process = subprocess.Popen(command, env=os.environ.copy())
+        _wait_for(lambda: part_files(downloads) and part_files(downloads)[0].stat().st_size > 0)
+        time.sleep(0.8)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    http_server.set_faults("/k.bin", Faults())
+    done = subprocess.run(command, env=os.environ.copy(), timeout=60)
+    assert done.returncode == 0
+    assert sha256(downloads / "k.bin") == sha256(data)
+    assert part_files(downloads) == []
+
+
+def test_ctrl_c_pauses_and_the_same_command_resumes(http_server, downloads: Path) -> None:
+    data = random_bytes(4 * 1024 * 1024, seed=31)
+    url = http_server.add_file("/i.bin", data, faults=SLOW)
+    command = [sys.executable, "-m", "laden", "get", "-o", str(downloads), url]
+    process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: part_files(downloads) != [])
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "run the same command again to resume" in err
+    assert "Traceback" not in err
+    http_server.set_faults("/i.bin", Faults())
+    again = subprocess.run(command, env=os.environ.copy(), capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert sha256(downloads / "i.bin") == sha256(data)
+
+
+def _range_length(header: str) -> int:
+    start, _, end = header.split("=", 1)[1].partition("-")
+    return int(end) - int(start) + 1 if end else 0
+
