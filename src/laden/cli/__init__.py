@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(argv: list[str]) -> int:
     from . import parser as grammar
 
-    first = next((a for a in argv if not a.startswith("-")), None)
+    first = _first_word(argv)
     wants_help = any(a in ("-h", "--help", "--version") for a in argv)
     if (first is None and not wants_help and not argv) or (
         first is not None and first not in grammar.COMMANDS and not wants_help
@@ -41,6 +41,19 @@ def _dispatch(argv: list[str]) -> int:
     if args.command is None:
         return _app([])
     return int(getattr(commands, f"cmd_{args.command}")(args))
+
+
+def _first_word(argv: list[str]) -> str | None:
+    """The first argument that is not an option or an option's value."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--log-level":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _app(argv: list[str]) -> int:

@@ -1,62 +1,134 @@
 """`laden get -i FILE`: a list of URLs, one per line, or aria2's input-file form.
 
-aria2's form puts options on indented lines after each URL (`  out=name`, `  dir=folder`,
-`  checksum=sha-256=HEX`); tab-separated mirror URLs on one line are read as the first one.
+aria2's form (aria2c(1), "Input File"): lines starting with `#` are comments; a line of URIs
+separated by TABs names one file from several mirrors (laden takes the first); option lines
+after it start with a space or tab and hold one `name=value` each, with the `--` of the
+command-line option left out. `out` is relative to `dir`, and may name a subfolder. The file may
+be gzip-compressed, and `-` reads standard input.
+
+Options laden has no use for (BitTorrent, Metalink, RPC) are ignored, so existing lists work.
 """
 
 from __future__ import annotations
 
+import gzip
+import logging
 import os
+import sys
 from typing import Any
 
-from ..engine.errors import InputError
+from ..engine.config import MAX_CONNECTIONS
+from ..engine.errors import InputError, LadenError
+from ..engine.units import parse_rate
+from ..engine.verify import parse_checksum
+
+log = logging.getLogger("laden.cli")
+
+_TRUE = ("true", "yes", "1", "")
 
 
-def read_input_file(path: str) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        with (open(path, encoding="utf-8") if path != "-" else _stdin()) as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not a UTF-8 text file") from None
+def read_input_file(
+    path: str, default_dir: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(url, DownloadOptions fields plus "dest") for each entry of the file.
+
+    `default_dir` is the `-o` folder, which `out=sub/name` is relative to when no `dir` is given.
+    """
+    lines = _read_lines(path)
     entries: list[tuple[str, dict[str, Any]]] = []
+    raw: list[dict[str, str]] = []
     for number, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
+        if not line.strip() or line.startswith("#"):
             continue
         if line[0] in " \t":
+            if line.lstrip().startswith("#"):
+                continue
             if not entries:
                 raise InputError(f"{path}, line {number}: an option line before any URL")
-            entries[-1][1].update(_option(path, number, line.strip()))
+            where = f"{path}, line {number}"
+            name, found, value = line.strip().partition("=")
+            if not found:
+                raise InputError(f"{where}: expected name=value, not {line.strip()!r}")
+            _apply(entries[-1], raw[-1], name.strip(), value.strip(), where)
         else:
-            entries.append((line.split("\t")[0].strip(), {}))
+            url = next((u.strip() for u in line.split("\t") if u.strip()), "")
+            entries.append((url, {}))
+            raw.append({})
+    for (url, fields), given in zip(entries, raw, strict=True):
+        _place(url, fields, given, default_dir)
     return entries
 
 
-def _option(path: str, number: int, text: str) -> dict[str, Any]:
-    key, found, value = text.partition("=")
-    if not found:
-        raise InputError(f"{path}, line {number}: expected name=value, not {text!r}")
-    key, value = key.strip(), value.strip()
-    if key == "out":
-        return {"filename": value}
-    if key == "dir":
-        return {"dest": os.path.expanduser(value).rstrip(os.sep) + os.sep}
-    if key == "checksum":
-        algorithm, _, digest = value.partition("=")
-        return {"checksum": f"{algorithm}:{digest}"}
-    if key in ("split", "max-connection-per-server"):
-        if not value.isdigit():
-            raise InputError(f"{path}, line {number}: {key} must be a number")
-        return {"connections": int(value)}
-    if key == "header":
-        name, _, header_value = value.partition(":")
-        return {"headers": {name.strip(): header_value.strip()}}
-    # Other aria2 options have no meaning here; ignoring them keeps existing lists usable.
-    return {}
+def _apply(
+    entry: tuple[str, dict[str, Any]], given: dict[str, str], name: str, value: str, where: str
+) -> None:
+    url, fields = entry
+    scheme = url.split(":", 1)[0].lower()
+    try:
+        if name in ("dir", "out"):
+            given[name] = value
+        elif name == "checksum":
+            algorithm, _, digest = value.partition("=")
+            fields["checksum"] = f"{algorithm}:{digest}"
+            parse_checksum(fields["checksum"])
+        elif name in ("split", "max-connection-per-server"):
+            if not value.isdigit() or not 1 <= int(value) <= MAX_CONNECTIONS:
+                raise InputError(f"{name} must be a number from 1 to {MAX_CONNECTIONS}")
+            # aria2 opens min(split, max-connection-per-server) connections to one server.
+            fields["connections"] = min(int(value), fields.get("connections", MAX_CONNECTIONS))
+        elif name == "max-download-limit":
+            fields["limit_rate"] = parse_rate(value)
+        elif name in ("header", "user-agent", "referer"):
+            header, value = {"header": value.partition(":")[::2],
+                             "user-agent": ("User-Agent", value),
+                             "referer": ("Referer", url if value == "*" else value)}[name]
+            if not header.strip():
+                raise InputError(f"header must look like 'Name: value', not {value!r}")
+            # header is the one option aria2 lets you repeat: each line adds one.
+            fields.setdefault("headers", {})[header.strip()] = value.strip()
+        elif name in ("http-user", "ftp-user") and name[:3] == scheme[:3]:
+            fields["username"] = value
+        elif name in ("http-passwd", "ftp-passwd") and name[:3] == scheme[:3]:
+            fields["password"] = value
+        elif name == "all-proxy":
+            fields["proxy"] = value
+        elif name == "no-netrc":
+            fields["netrc"] = value.lower() not in _TRUE
+        elif name in ("allow-overwrite", "continue") and value.lower() in _TRUE:
+            fields["conflict"] = "overwrite" if name == "allow-overwrite" else "resume"
+        else:
+            log.debug("input file option %s ignored", name)
+    except LadenError as exc:
+        raise InputError(f"{where}: {name}: {exc}") from None
 
 
-def _stdin() -> Any:
-    import sys
+def _place(
+    url: str, fields: dict[str, Any], given: dict[str, str], default_dir: str | None
+) -> None:
+    """Turn aria2's `dir` and `out` (which may hold subfolders) into a folder and a name."""
+    folder = given.get("dir")
+    out = given.get("out", "")
+    sub, _, name = out.replace("\\", "/").rpartition("/")
+    if sub:
+        if os.path.isabs(sub) or ".." in sub.split("/"):
+            raise InputError(f"out={out!r} for {url} must stay inside the download folder")
+        folder = os.path.join(folder or default_dir or ".", sub)
+    if folder:
+        fields["dest"] = os.path.expanduser(folder).rstrip(os.sep) + os.sep
+    if name:
+        fields["filename"] = name
 
-    return sys.stdin
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        if path == "-":
+            return sys.stdin.read().splitlines()
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if data[:2] == b"\x1f\x8b":  # aria2 reads gzip-compressed input files too
+            data = gzip.decompress(data)
+        return data.decode("utf-8-sig").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a UTF-8 text file") from None

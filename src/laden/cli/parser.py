@@ -121,3 +121,6 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     group.add_argument("--json", action="store_true",
                        help="print one JSON object per event, for other programs")
+    # SUPPRESS: given here or before the command, whichever the user wrote wins.
+    group.add_argument("--log-level", default=argparse.SUPPRESS, metavar="LEVEL",
+                       help="log detail in the log file: debug, info, warning, error")

@@ -1,0 +1,171 @@
+"""The pieces under the engine: segment planning, names, checksums, journal, settings."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from laden.engine.config import Config
+from laden.engine.errors import InputError, SettingsError
+from laden.engine.names import (
+    filename_from_content_disposition,
+    free_name,
+    sanitize_filename,
+)
+from laden.engine.segments import SegmentPlan, merge_ranges
+from laden.engine.verify import parse_checksum
+from laden.store import settings as settings_file
+from laden.store.journal import Journal, Record
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(min_value=1, max_value=50_000_000),
+    connections=st.integers(min_value=1, max_value=32),
+    done=st.lists(st.tuples(st.integers(0, 50_000_000), st.integers(0, 5_000_000)), max_size=5),
+    steps=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 3_000_000)), max_size=60),
+    min_size=st.sampled_from([1, 4096, 65536, 1 << 20]),
+)
+def test_segments_always_tile_the_file(size, connections, done, steps, min_size) -> None:
+    ranges = [(start, min(size, start + length)) for start, length in done if start < size]
+    plan = SegmentPlan(size, ranges, min_size=min_size)
+    plan.split_for(connections)
+    plan.check()
+    held = {}
+    for worker, amount in steps:
+        segment = held.get(worker)
+        if segment is None or segment.finished:
+            segment = plan.take(worker)
+            if segment is None:
+                continue
+            held[worker] = segment
+        n = plan.reserve(segment, amount)
+        plan.advance(segment, n)
+        if amount % 7 == 0:  # now and then a connection fails and gives its segment back
+            plan.release(segment)
+            held.pop(worker)
+        plan.check()
+    while True:  # finish the rest with one connection: everything must be reachable
+        segment = plan.take(999)
+        if segment is None:
+            break
+        plan.advance(segment, plan.reserve(segment, segment.remaining))
+    for segment in held.values():
+        if not segment.finished:
+            plan.advance(segment, plan.reserve(segment, segment.remaining))
+    plan.check()
+    assert plan.finished and plan.done_ranges() == [(0, size)]
+
+
+def test_a_free_connection_takes_the_far_half_of_the_largest_range() -> None:
+    plan = SegmentPlan(10 << 20, min_size=1 << 20)
+    plan.split_for(2)
+    first, second = plan.take(0), plan.take(1)
+    assert (first.start, second.start) == (0, 5 << 20)
+    plan.advance(second, plan.reserve(second, second.remaining))
+    third = plan.take(1)
+    assert third.start == (5 << 20) // 2 and first.end == third.start
+    plan.check()
+
+
+def test_split_never_cuts_below_a_read_in_flight() -> None:
+    plan = SegmentPlan(8 << 20, min_size=1 << 20)
+    segment = plan.take(0)
+    plan.reserve(segment, 7 << 20)  # a huge read is in flight
+    piece = plan.take(1)
+    assert piece is None or piece.start >= 7 << 20
+
+
+def test_merge_ranges() -> None:
+    assert merge_ranges([(5, 9), (0, 3), (3, 5), (10, 10), (8, 12)]) == [(0, 12)]
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    ('attachment; filename="a.txt"', "a.txt"),
+    ("attachment; filename*=UTF-8''%E2%82%AC%20rates.pdf", "€ rates.pdf"),
+    ('attachment; filename="/etc/passwd"', "passwd"),
+    ('attachment; filename="..\\\\..\\\\boot.ini"', "boot.ini"),
+    ('attachment; filename=".."', None),
+    ('attachment; filename="a\x00b.txt"', "ab.txt"),
+    ("attachment", None),
+    ("", None),
+])
+def test_content_disposition(header: str, name: str | None) -> None:
+    assert filename_from_content_disposition(header) == name
+
+
+@given(st.text())
+def test_content_disposition_never_crashes_or_escapes(header: str) -> None:
+    name = filename_from_content_disposition("attachment; filename*=UTF-8''" + header)
+    for candidate in (name, filename_from_content_disposition(header)):
+        if candidate is not None:
+            assert "/" not in candidate and "\x00" not in candidate
+            assert candidate not in (".", "..")
+            assert len(candidate.encode()) <= 255
+
+
+def test_sanitize_long_and_windows_names() -> None:
+    long = "x" * 400 + ".tar.gz"
+    assert len(sanitize_filename(long).encode()) <= 255
+    assert sanitize_filename(long).endswith(".gz")
+    assert sanitize_filename("CON.txt", windows=True) == "_CON.txt"
+    assert sanitize_filename("a:b?.txt", windows=True) == "a_b_.txt"
+
+
+def test_free_name(tmp_path: Path) -> None:
+    (tmp_path / "a.tar.gz").write_text("")
+    (tmp_path / "a.1.tar.gz.laden-part").write_text("")
+    assert free_name(str(tmp_path / "a.tar.gz")) == str(tmp_path / "a.2.tar.gz")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("sha256:" + "AB" * 32, ("sha256", "ab" * 32)),
+    ("SHA-256=" + "q83vEjRWeJA=" * 0 + "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+     ("sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")),
+    ("md5:d41d8cd98f00b204e9800998ecf8427e", ("md5", "d41d8cd98f00b204e9800998ecf8427e")),
+])
+def test_parse_checksum(text: str, expected: tuple[str, str]) -> None:
+    assert parse_checksum(text) == expected
+
+
+@pytest.mark.parametrize("text", ["sha256", "sha256:", "sha256:zz", "crc99:00", ":abc"])
+def test_parse_checksum_rejects(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_checksum(text)
+
+
+def test_broken_journal_is_moved_aside(tmp_path: Path) -> None:
+    journal = Journal(str(tmp_path))
+    journal.insert(Record(url="http://x/y", source="http", dest_dir="/tmp", state="queued"))
+    journal.close()
+    path = tmp_path / "journal.sqlite3"
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(str(path) + suffix):
+            os.unlink(str(path) + suffix)
+    path.write_bytes(path.read_bytes()[:300] + bytes(random.Random(1).randbytes(2000)))
+    recovered = Journal(str(tmp_path))
+    assert recovered.recovered_from and os.path.exists(recovered.recovered_from)
+    assert recovered.load_all() == []
+    recovered.close()
+    path.write_bytes(b"garbage" * 100)
+    again = Journal(str(tmp_path))
+    assert again.recovered_from and again.load_all() == []
+
+
+def test_settings_round_trip_and_errors(tmp_path: Path) -> None:
+    path = str(tmp_path / "config.toml")
+    assert settings_file.load(path) == Config()
+    config = Config(connections=16, limit_rate=5 << 20, extra={"theme": "nord",
+                                                               "keymap": {"add": "n"}})
+    settings_file.save(config, path)
+    loaded = settings_file.load(path)
+    assert loaded.connections == 16 and loaded.limit_rate == 5 << 20
+    assert loaded.extra == {"theme": "nord", "keymap": {"add": "n"}}
+    Path(path).write_text('limit_rate = "5M"\nconflict = "merge"\n')
+    with pytest.raises(SettingsError, match=r"config.toml, line 2: conflict must be one of"):
+        settings_file.load(path)
