@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..engine import events
 from ..engine.config import Config
 from ..engine.errors import InputError, LadenError
 from ..engine.info import DownloadInfo
@@ -20,6 +21,7 @@ from ..engine.states import State
 from ..engine.units import format_size, parse_rate
 from . import progress
 from .logs import setup_logging
+from .run import cmd_run as cmd_run  # `laden run` lives in its own module
 
 SETTLED = (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED)
 
@@ -40,7 +42,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         scheme_of(url)
     config = _config(args)
     options = download_options(args)
-    with open_manager(config) as manager:
+    with open_manager(config) as manager, json_events(manager, args):
         ids: list[int] = []
         for url, extra in entries:
             dest = extra.pop("dest", None) or _folder(args.output)
@@ -53,7 +55,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not args.ids and not args.all:
         raise InputError("say which downloads to resume: laden resume ID... or --all")
     credentials = download_options(args)
-    with open_manager(_config(args)) as manager:
+    with open_manager(_config(args)) as manager, json_events(manager, args):
         if args.all:
             ids = [i.id for i in manager.list() if i.state not in (State.DONE, State.CANCELLED)]
         else:
@@ -163,21 +165,39 @@ def open_manager(config: Config) -> Iterator[Any]:
         manager.close()
 
 
+@contextmanager
+def json_events(manager: Any, args: argparse.Namespace) -> Iterator[None]:
+    """With --json, every event from the first `added` on, one JSON object per line."""
+    unsubscribe = manager.subscribe(progress.JsonPrinter()) if args.json else None
+    try:
+        yield
+    finally:
+        if unsubscribe:
+            unsubscribe()
+
+
 def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
     """Show progress until every download settles; Ctrl-C or SIGTERM pauses and saves them."""
     display = progress.choose(args.quiet, args.json)
-    unsubscribe = manager.subscribe(progress.JsonPrinter()) if args.json else None
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    changed = threading.Event()
+    # Wake at once when a download settles, rather than on the next tick: a small file is
+    # done in milliseconds and should not wait a quarter second to say so.
+    unsubscribe_changes = manager.subscribe(
+        lambda event: changed.set() if not isinstance(event, events.Progress) else None
+    )
+    previous = signal.signal(signal.SIGTERM, lambda *_: (stop.set(), changed.set()))
     interrupted = False
     try:
         while True:
+            changed.clear()
             infos = [manager.get(i) for i in ids]
             display.update(infos)
             if all(i.state in SETTLED for i in infos):
                 break
             try:
-                if stop.wait(0.25):
+                changed.wait(0.25)
+                if stop.is_set():
                     raise KeyboardInterrupt
             except KeyboardInterrupt:
                 interrupted = True
@@ -190,8 +210,7 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
     finally:
         display.close()
         signal.signal(signal.SIGTERM, previous)
-        if unsubscribe:
-            unsubscribe()
+        unsubscribe_changes()
     infos = [manager.get(i) for i in ids]
     if interrupted:
         print("laden: paused; run the same command again to resume", file=sys.stderr)
@@ -235,13 +254,39 @@ def download_options(args: argparse.Namespace) -> DownloadOptions:
             fields[name] = getattr(args, name)
     if getattr(args, "name", None):
         fields["filename"] = args.name
-    if getattr(args, "glob", None):
-        fields["source_settings"] = {"glob": args.glob}
+    fields["source_settings"], fields["secrets"] = source_settings(args)
     if fields.get("checksum"):
         from ..engine.verify import parse_checksum
 
         parse_checksum(fields["checksum"])
     return DownloadOptions(**fields)
+
+
+def source_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """The object-store and hub options as (source_settings, secrets) for DownloadOptions."""
+    from .parser import CLOUD_OPTIONS, SECRET_CLOUD_OPTIONS
+
+    settings: dict[str, Any] = {}
+    secrets: dict[str, str] = {}
+    for name in ("glob", "revision", "include", "exclude"):
+        if getattr(args, name, None):
+            settings[name] = getattr(args, name)
+    for flag, metavar, _ in CLOUD_OPTIONS:
+        name = flag[2:].replace("-", "_")
+        value = getattr(args, name, None)
+        if not value:
+            continue
+        if name in SECRET_CLOUD_OPTIONS:
+            secrets[name] = value
+            continue
+        if metavar == "FILE":
+            value = os.path.abspath(os.path.expanduser(value))  # resumed from anywhere
+            if not os.path.isfile(value):
+                raise InputError(f"{flag} {value}: no such file")
+        settings[name] = value
+    if getattr(args, "anonymous", False):
+        settings["anonymous"] = True
+    return settings, secrets
 
 
 def _config(args: argparse.Namespace | None) -> Config:

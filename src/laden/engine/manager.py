@@ -13,7 +13,6 @@ restarts and crashes. Listeners get frozen events on engine threads (see `events
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -319,7 +318,8 @@ class DownloadManager:
             transfer.join(30)
         self._delete_partial(download)
         dest = download.record.dest
-        if delete_file and dest and download.state is State.DONE and os.path.isfile(dest):
+        completed = download.record.finished is not None
+        if delete_file and dest and completed and os.path.isfile(dest):
             os.unlink(dest)
         with self._lock:
             self._downloads.pop(download_id, None)
@@ -407,6 +407,8 @@ class DownloadManager:
             download.finished_event.wait(0.2 if remaining is None else min(0.2, remaining))
 
     async def wait_async(self, download_id: int, timeout: float | None = None) -> DownloadInfo:
+        import asyncio  # only for callers that use it: asyncio costs 15 ms at start-up
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.wait, download_id, timeout)
 

@@ -27,6 +27,7 @@ from .errors import (
     DestinationExists,
     DiskError,
     LadenError,
+    Permanent,
     RangeNotSupported,
     RemoteChanged,
     RemoteError,
@@ -199,6 +200,15 @@ class Transfer:
         while True:
             try:
                 return self.source.probe(self.download.record.url, self.download.options)
+            except Permanent as exc:
+                # 401 and 403 are sometimes passing (a token being rotated, a CDN warming up):
+                # one more try before calling them final.
+                if exc.status not in (401, 403) or attempt > 0:
+                    raise
+                attempt += 1
+                self.download.add_error(str(exc))
+                if not self.backoff(attempt, exc):
+                    raise
             except Retryable as exc:
                 attempt += 1
                 self.download.add_error(str(exc))

@@ -62,8 +62,7 @@ def new_hasher(algorithm: str, size: int | None = None) -> Hasher:
     if algorithm == "git-sha1":
         if size is None:
             raise ValueError("a git blob id needs the size of the data before the data")
-        hasher = hashlib.sha1(b"blob %d\0" % size)
-        return hasher
+        return hashlib.sha1(b"blob %d\0" % size)
     s3_etag = _S3_ETAG.fullmatch(algorithm)
     if s3_etag:
         return _S3MultipartEtag(int(s3_etag.group(1)))

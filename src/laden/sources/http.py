@@ -214,11 +214,17 @@ class HttpSource(Source):
         with self._lock:
             client = self._clients.get(key)
         if client is None:
-            context = self._ssl_context(options)
             timeout = self._config.connect_timeout
+
+            def https() -> httpx.HTTPTransport:
+                return httpx.HTTPTransport(verify=self._ssl_context(options), proxy=proxy)
+
             client = httpx.Client(
-                verify=context,
-                proxy=proxy,
+                mounts={
+                    # verify=False only skips building a context: plain HTTP has no TLS to check.
+                    "http://": httpx.HTTPTransport(verify=False, proxy=proxy),
+                    "https://": LazyTransport(https),
+                },
                 trust_env=False,  # proxies and netrc are decided here, the same for urllib3
                 follow_redirects=True,
                 max_redirects=20,
@@ -231,19 +237,16 @@ class HttpSource(Source):
 
     def _pool(self, url: str, options: DownloadOptions) -> urllib3.PoolManager:
         proxy = proxy_for(url, options)
-        key = (options.ca_bundle, options.insecure, proxy)
+        secure = urlsplit(url).scheme == "https"
+        key = (secure, options.ca_bundle, options.insecure, proxy)
         with self._lock:
             pool = self._pools.get(key)
         if pool is None:
-            context = self._ssl_context(options)
-            kwargs: dict[str, Any] = {
-                "num_pools": 64,
-                "maxsize": 64,
-                "block": False,
-                "ssl_context": context,
-            }
-            if options.insecure:
-                kwargs.update(cert_reqs="CERT_NONE", assert_hostname=False)
+            kwargs: dict[str, Any] = {"num_pools": 64, "maxsize": 64, "block": False}
+            if secure:
+                kwargs["ssl_context"] = self._ssl_context(options)
+                if options.insecure:
+                    kwargs.update(cert_reqs="CERT_NONE", assert_hostname=False)
             pool = urllib3.ProxyManager(proxy, **kwargs) if proxy else urllib3.PoolManager(**kwargs)
             with self._lock:
                 pool = self._pools.setdefault(key, pool)
@@ -271,6 +274,26 @@ class HttpSource(Source):
             client.close()
         for pool in pools:
             pool.clear()
+
+
+class LazyTransport(httpx.BaseTransport):
+    """Builds the HTTPS transport on first use: loading the CA certificates costs about 40 ms,
+    which a plain-HTTP download, or `laden get` of a small file, should not pay."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+        self._transport: httpx.BaseTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            if self._transport is None:
+                self._transport = self._factory()
+        return self._transport.handle_request(request)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 class HttpRangeReader:
