@@ -27,7 +27,9 @@ def manager(config: Config = FAST, **kwargs: object) -> DownloadManager:
     return DownloadManager(config, **kwargs)  # type: ignore[arg-type]
 
 
-def run_laden(*args: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_laden(
+    *args: str, timeout: float = 60, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     """Run the real command line in a subprocess (the environment carries the test folders)."""
     return subprocess.run(
         [sys.executable, "-m", "laden", *args], capture_output=True, text=True,

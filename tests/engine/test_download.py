@@ -119,9 +119,8 @@ def test_overwrite_and_resume_policies(http_server, downloads: Path) -> None:
 
 
 def test_second_instance_is_refused(laden_dirs) -> None:
-    with DownloadManager(FAST):
-        with pytest.raises(StateDirBusy, match="another laden is using"):
-            DownloadManager(FAST)
+    with DownloadManager(FAST), pytest.raises(StateDirBusy, match="another laden is using"):
+        DownloadManager(FAST)
 
 
 def test_bad_input_is_rejected_before_anything_starts(downloads: Path) -> None:

@@ -61,8 +61,13 @@ def test_resume_after_restart_of_the_manager(http_server, downloads: Path) -> No
         info = m.wait(download_id)
     assert info.state is State.DONE, info.message
     assert sha256(Path(info.dest)) == sha256(data)
-    fetched = sum(_range_length(r.range) for r in http_server.requests if r.range)
-    assert fetched < len(data), "bytes already on disk were downloaded again"
+    # A split connection asks for more than it reads, so look at where requests start: never
+    # inside bytes that were on disk before the restart.
+    starts = [int(r.range.split("=")[1].split("-")[0]) for r in http_server.requests
+              if r.range and r.range != "bytes=0-0"]
+    assert starts
+    for start in starts:
+        assert not any(s <= start < e for s, e in before.done_ranges), start
 
 
 def test_interrupted_downloads_wait_unless_asked(http_server, downloads: Path) -> None:
@@ -147,9 +152,4 @@ def test_ctrl_c_pauses_and_the_same_command_resumes(http_server, downloads: Path
                            timeout=60)
     assert again.returncode == 0, again.stderr
     assert sha256(downloads / "i.bin") == sha256(data)
-
-
-def _range_length(header: str) -> int:
-    start, _, end = header.split("=", 1)[1].partition("-")
-    return int(end) - int(start) + 1 if end else 0
 

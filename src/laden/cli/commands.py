@@ -186,7 +186,12 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
     unsubscribe_changes = manager.subscribe(
         lambda event: changed.set() if not isinstance(event, events.Progress) else None
     )
-    previous = signal.signal(signal.SIGTERM, lambda *_: (stop.set(), changed.set()))
+
+    def on_sigterm(*_: object) -> None:
+        stop.set()
+        changed.set()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     interrupted = False
     try:
         while True:
@@ -194,6 +199,8 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
             infos = [manager.get(i) for i in ids]
             display.update(infos)
             if all(i.state in SETTLED for i in infos):
+                for download_id in ids:  # let each transfer finish telling its listeners
+                    manager.wait(download_id, timeout=10)
                 break
             try:
                 changed.wait(0.25)

@@ -73,7 +73,7 @@ def _apply(
             parse_checksum(fields["checksum"])
         elif name in ("split", "max-connection-per-server"):
             if not value.isdigit() or not 1 <= int(value) <= MAX_CONNECTIONS:
-                raise InputError(f"{name} must be a number from 1 to {MAX_CONNECTIONS}")
+                raise InputError(f"must be a number from 1 to {MAX_CONNECTIONS}")
             # aria2 opens min(split, max-connection-per-server) connections to one server.
             fields["connections"] = min(int(value), fields.get("connections", MAX_CONNECTIONS))
         elif name == "max-download-limit":

@@ -6,13 +6,14 @@ import argparse
 
 from .. import __version__
 
-COMMANDS = ("get", "list", "resume", "pause", "remove", "verify", "settings")
+COMMANDS = ("get", "run", "list", "resume", "pause", "remove", "verify", "settings")
 
 DESCRIPTION = """\
 laden: a terminal download manager.
 
   laden [URL...]             open the app (with these URLs queued); saved sessions resume
   laden get URL... [opts]    download headless, with progress; Ctrl-C pauses, rerun resumes
+  laden run MANIFEST         download every item of a YAML or TOML manifest; rerun resumes
   laden list                 show the downloads in the journal
   laden resume ID|--all      continue paused or interrupted downloads headless
   laden pause ID             mark a download paused
@@ -44,6 +45,18 @@ def build() -> argparse.ArgumentParser:
     get.add_argument("urls", nargs="*", metavar="URL", help="addresses to download")
     add_download_options(get)
     add_output_options(get)
+
+    run = commands.add_parser("run", help="download every item of a manifest", description=(
+        "Download every item a manifest (YAML or TOML; Kaiwo's format works as it is) lists, "
+        "headless, then print a summary. Exits 0 only if every item succeeded. Ctrl-C or "
+        "SIGTERM pauses and saves; running the same command again resumes."))
+    run.add_argument("manifest", metavar="MANIFEST", help="the manifest file")
+    run.add_argument("--max-workers", type=int, metavar="N",
+                     help="files downloading at the same time (default 8)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list what would be downloaded, the total size and whether it fits "
+                          "on the disk, without downloading")
+    add_output_options(run)  # -q, --json, --log-level
 
     commands.add_parser("list", help="show the downloads in the journal",
                         description="Show every download the journal knows, with its id.") \
@@ -98,7 +111,15 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
                             "resume from it")
     group.add_argument("--retries", type=int, metavar="N", help="retries after errors")
     group.add_argument("--glob", metavar="PATTERN",
-                       help="for folder and prefix addresses: only files matching PATTERN")
+                       help="for folder and prefix addresses: only files matching PATTERN "
+                            "(* stays in a folder, ** crosses folders; no / matches any depth)")
+    group.add_argument("--include", action="append", metavar="GLOB",
+                       help="for folders and whole Hugging Face repositories: only files "
+                            "matching GLOB (repeatable)")
+    group.add_argument("--exclude", action="append", metavar="GLOB",
+                       help="leave out files matching GLOB (repeatable)")
+    group.add_argument("--revision", metavar="REV",
+                       help="Hugging Face branch, tag or commit (default main)")
     add_credential_options(parser)
 
 
@@ -114,6 +135,47 @@ def add_credential_options(parser: argparse.ArgumentParser) -> None:
                        help="do not check TLS certificates (unsafe)")
     group.add_argument("--proxy", metavar="URL",
                        help="proxy to use (default: HTTP(S)_PROXY and NO_PROXY)")
+    add_cloud_options(parser)
+
+
+# Object-store and hub options: each one's dest is the source setting of the same name
+# (`--s3-endpoint-url` -> `s3_endpoint_url`), the key manifests and the settings file use too.
+# A FILE option's path is kept with the download and the file read again on resume; the
+# credentials themselves are never stored.
+CLOUD_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--s3-endpoint-url", "URL", "S3-compatible endpoint such as MinIO (default: AWS, or "
+                                 "AWS_ENDPOINT_URL)"),
+    ("--s3-region", "REGION", "S3 region (default: from the AWS configuration)"),
+    ("--s3-profile", "NAME", "profile in ~/.aws/config to take credentials from"),
+    ("--s3-access-key-id", "ID", "S3 access key id (not stored)"),
+    ("--s3-access-key-id-file", "FILE", "read the S3 access key id from FILE"),
+    ("--s3-secret-key-file", "FILE", "read the S3 secret access key from FILE"),
+    ("--s3-session-token-file", "FILE", "read an S3 session token from FILE"),
+    ("--gcs-endpoint-url", "URL", "Google Cloud Storage endpoint, e.g. an emulator "
+                                  "(default: STORAGE_EMULATOR_HOST, or Google)"),
+    ("--gcs-credentials-file", "FILE", "Google service-account or user credentials JSON "
+                                       "(default: application default credentials)"),
+    ("--azure-account-url", "URL", "the account of az:// addresses, "
+                                   "https://ACCOUNT.blob.core.windows.net"),
+    ("--azure-connection-string-file", "FILE", "read an Azure storage connection string "
+                                               "from FILE"),
+    ("--azure-account-key-file", "FILE", "read the Azure storage account key from FILE"),
+    ("--azure-sas-token-file", "FILE", "read an Azure SAS token from FILE"),
+    ("--hf-endpoint", "URL", "Hugging Face Hub endpoint (default: HF_ENDPOINT, or "
+                             "huggingface.co)"),
+    ("--hf-token-file", "FILE", "read the Hugging Face token from FILE (default: HF_TOKEN "
+                                "or your hub login)"),
+)
+SECRET_CLOUD_OPTIONS = frozenset({"s3_access_key_id"})
+
+
+def add_cloud_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "object stores and Hugging Face (each SDK's own credentials are used when none given)")
+    for flag, metavar, text in CLOUD_OPTIONS:
+        group.add_argument(flag, metavar=metavar, help=text)
+    group.add_argument("--anonymous", action="store_true",
+                       help="send no credentials to S3, GCS, Azure or the hub (public data)")
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:

@@ -34,8 +34,8 @@ class Display:
 class PlainDisplay(Display):
     """A line per download every few seconds, and one at each change of state."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self._out = out
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stdout  # looked up now, not at import: it may be redirected
         self._states: dict[int, State] = {}
         self._last = 0.0
 
@@ -93,7 +93,7 @@ class RichDisplay(Display):
         for info in infos:
             state = info.state.value if info.state is not State.DOWNLOADING else ""
             if info.state is State.FAILED:
-                state = f"[red]failed[/]"
+                state = "[red]failed[/]"
             elif info.state is State.DONE:
                 state = "[green]done[/]"
             task = self._tasks.get(info.id)
@@ -110,8 +110,8 @@ class RichDisplay(Display):
 class JsonPrinter:
     """A listener that prints every event as one JSON object per line."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self._out = out
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stdout  # looked up now, not at import: it may be redirected
         self._lock = threading.Lock()
         self._last_progress: dict[int, float] = {}
 
@@ -156,7 +156,8 @@ def info_json(info: DownloadInfo, *, brief: bool = False) -> dict[str, Any]:
     return data
 
 
-def choose(quiet: bool, as_json: bool, out: TextIO = sys.stdout) -> Display:
+def choose(quiet: bool, as_json: bool, out: TextIO | None = None) -> Display:
+    out = out or sys.stdout
     if quiet or as_json:
         return Display()
     if out.isatty():

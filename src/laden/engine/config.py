@@ -123,9 +123,13 @@ def field_help() -> dict[str, str]:
     helps: dict[str, str] = {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     for node, after in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr):
-            if isinstance(node.target, ast.Name) and isinstance(after.value, ast.Constant):
-                helps[node.target.id] = str(after.value.value)
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after.value, ast.Constant)
+        ):
+            helps[node.target.id] = str(after.value.value)
     return helps
 
 

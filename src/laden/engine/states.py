@@ -6,10 +6,10 @@ shows up as an exception instead of a download stuck in a state nothing leaves.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class State(str, Enum):
+class State(StrEnum):
     QUEUED = "queued"
     CONNECTING = "connecting"
     DOWNLOADING = "downloading"

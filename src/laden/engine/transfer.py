@@ -336,11 +336,9 @@ class Transfer:
         elif self.download.record.size != 0:
             futures = [self.ctx.executor.submit(run_single_stream, self)]
         self._monitor(futures)
-        if plan is not None and not plan.finished and self.failure is None:
-            if not self.stop_event.is_set():
-                self.failure = TransferError(
-                    self.download.record.message or "every connection failed"
-                )
+        unfinished = plan is not None and not plan.finished
+        if unfinished and self.failure is None and not self.stop_event.is_set():
+            self.failure = TransferError(self.download.record.message or "every connection failed")
 
     def _monitor(self, futures: list[Future[None]]) -> None:
         download = self.download

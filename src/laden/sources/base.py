@@ -94,7 +94,7 @@ class Source(ABC):
         """The files under a folder or prefix address (only when SUPPORTS_LISTING)."""
         raise NotImplementedError(f"{self.name} addresses cannot name folders")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         """Release connections and clients."""
 
 

@@ -15,12 +15,11 @@ import base64
 import http.client
 import netrc
 import os
-import socket
 import ssl
 import threading
 import urllib.request
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import urllib3
@@ -307,7 +306,7 @@ class HttpRangeReader:
     def readinto(self, buffer: memoryview) -> int:
         try:
             return self._raw.readinto(buffer)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise Retryable("the connection stalled (no data before the stall timeout)") from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise Retryable(f"connection lost: {_short(exc)}") from None
@@ -345,7 +344,8 @@ def proxy_for(url: str, options: DownloadOptions) -> str | None:
         return options.proxy
     parts = urlsplit(url)
     proxies = urllib.request.getproxies_environment()
-    if not proxies or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not proxies or bypass(parts.hostname or "", proxies):
         return None
     return proxies.get(parts.scheme) or proxies.get("all")
 

@@ -14,6 +14,19 @@ from .base import Source
 _SOURCES: dict[str, tuple[str, str]] = {
     "http": ("laden.sources.http", "HttpSource"),
     "https": ("laden.sources.http", "HttpSource"),
+    "ftp": ("laden.sources.ftp", "FtpSource"),
+    "ftps": ("laden.sources.ftp", "FtpSource"),
+    "s3": ("laden.sources.s3", "S3Source"),
+    "gs": ("laden.sources.gcs", "GcsSource"),
+    "az": ("laden.sources.azure", "AzureBlobSource"),
+    "hf": ("laden.sources.hf", "HfSource"),
+}
+
+# Web addresses that belong to a cloud service's own source: host suffix -> scheme.
+_SERVICE_HOSTS: dict[str, str] = {
+    ".blob.core.windows.net": "az",
+    ".blob.core.chinacloudapi.cn": "az",
+    ".blob.core.usgovcloudapi.net": "az",
 }
 
 
@@ -41,6 +54,17 @@ def scheme_of(url: str) -> str:
     return scheme
 
 
+def source_scheme(url: str) -> str:
+    """The scheme whose source handles `url`: its own, or a service's for a web address."""
+    scheme = scheme_of(url)
+    if scheme in ("http", "https"):
+        host = (urlsplit(url).hostname or "").lower()
+        for suffix, owner in _SERVICE_HOSTS.items():
+            if host.endswith(suffix):
+                return owner
+    return scheme
+
+
 class SourceRegistry:
     """One instance of each source a manager uses, created on first need."""
 
@@ -50,7 +74,7 @@ class SourceRegistry:
         self._factory_args = factory_args or {}
 
     def for_url(self, url: str) -> Source:
-        module_name, class_name = _SOURCES[scheme_of(url)]
+        module_name, class_name = _SOURCES[source_scheme(url)]
         key = (module_name, class_name)
         with self._lock:
             source = self._instances.get(key)
