@@ -1,0 +1,500 @@
+#!/usr/bin/env python3
+"""Benchmark laden against aria2c, curl and wget on a local nginx. See bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import (
+    DEVNULL,
+    GiB,
+    MiB,
+    Nginx,
+    check_sha,
+    ensure_blob,
+    ensure_small,
+    ensure_tools,
+    find_tool,
+    human,
+    machine_info,
+    parse_size,
+    tail,
+    timed,
+)
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CAP = 20  # nginx limit_rate per connection on the capped server, MiB/s
+SCENARIOS = ("big", "capped", "small", "startup", "checksum", "mem")
+DEFAULTS = {  # option: (normal, --quick)
+    "big_size": ("2G", "256M"), "checksum_size": ("2G", "256M"), "capped_size": ("400M", "20M"),
+    "small_count": (500, 100), "small_size": ("256K", "256K"), "mem_sizes": ("200M,4G", "64M,512M"),
+    "runs": (5, 2), "startup_runs": (20, 5), "startup_warmup": (2, 1),
+}
+
+
+@dataclass
+class Job:
+    label: str
+    argv: list[str]  # "{out}" is replaced by the fresh output directory of the run
+    expect: list[tuple[str, str]]  # (file name in the output dir, sha256)
+    nbytes: int
+    baseline: str | None = "aria2c"  # label whose same-round speed is the ratio denominator
+    conns: int | None = None  # connections, for the capped efficiency column
+    ceiling: bool = False  # no files: check the byte counts curl printed instead
+
+
+@dataclass
+class Run:
+    label: str
+    round: int
+    ok: bool
+    wall: float  # s, monotonic clock around /usr/bin/time (its %e only has 10 ms resolution)
+    user: float
+    sys: float
+    rss_kib: int
+    nbytes: int
+    error: str = ""
+
+    @property
+    def mibps(self) -> float:
+        return self.nbytes / MiB / self.wall if self.wall > 0 else 0.0
+
+
+@dataclass
+class Laden:
+    argv: list[str]
+    quiet: bool = False
+    conns: bool = False
+    input: bool = False
+    checksum: bool = False
+
+    def get(self, url: str | None, n: int | None = None, extra: tuple[str, ...] = ()) -> list[str]:
+        a = [*self.argv, "get", *(["-q"] if self.quiet else []), "-o", "{out}"]
+        a += ["-c", str(n)] if n and self.conns else []
+        return a + list(extra) + ([url] if url else [])
+
+
+@dataclass
+class Ctx:
+    args: argparse.Namespace
+    data: Path
+    outbase: Path
+    port: int = 0
+    capped_port: int = 0
+    laden: Laden | None = None
+    hyperfine: str | None = None
+
+    def url(self, path: str, capped: bool = False) -> str:
+        return f"http://127.0.0.1:{self.capped_port if capped else self.port}/{path}"
+
+
+def probe_laden(cmd: str) -> tuple[Laden | None, str]:
+    argv = shlex.split(cmd)
+    if not argv or not find_tool(argv[0]):
+        return None, f"laden rows skipped: `{argv[0] if argv else cmd}` is not on PATH"
+    try:
+        p = subprocess.run([*argv, "get", "--help"], capture_output=True, text=True, timeout=60)
+        h = p.stdout + p.stderr if p.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        h = ""
+    has = lambda *flags: any(re.search(rf"(?<![\w-]){re.escape(f)}\b", h) for f in flags)  # noqa: E731
+    lad = Laden(argv, has("-q", "--quiet"), has("-c", "--connections"), has("-i", "--input"),
+                has("--checksum"))
+    return lad, "" if h else "could not read `laden get --help`; using `laden get -o DIR URL`"
+
+
+def check(job: Job, out: Path, stdout: str) -> str:
+    if job.ceiling:
+        got = sum(int(x) for x in stdout.split() if x.isdigit())
+        return "" if got == job.nbytes else f"ceiling curls got {got} of {job.nbytes} bytes"
+    return check_sha(out, job.expect)
+
+
+def run_job(job: Job, rnd: int, ctx: Ctx) -> Run:
+    out = Path(tempfile.mkdtemp(prefix="run-", dir=ctx.outbase))
+    try:
+        argv = [a.replace("{out}", str(out)) for a in job.argv]
+        timeout = 60 + job.nbytes / (5 * MiB)
+        rc, wall, (u, s, m), so, se = timed(argv, out, ctx.outbase / "time.txt", timeout,
+                                            job.ceiling)
+        err = f"exit {rc}: {tail(se)}" if rc else check(job, out, so)
+        return Run(job.label, rnd, not err, wall, u, s, m, job.nbytes, err)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        os.sync()  # don't let this run's writeback land in the next run's timing
+
+
+def rounds(ctx: Ctx, scenario: str, jobs: list[Job]) -> list[Run]:
+    """N rounds; each round runs every job once, in an order rotated by one every round."""
+    runs: list[Run] = []
+    os.sync()  # start clean: no writeback left over from generating the test data
+    for rnd in range(ctx.args.runs):
+        k = rnd % len(jobs)
+        for job in jobs[k:] + jobs[:k]:
+            r = run_job(job, rnd, ctx)
+            runs.append(r)
+            state = "ok" if r.ok else f"FAILED: {r.error}"
+            print(f"  [{scenario} {rnd + 1}/{ctx.args.runs}] {job.label:<16} {r.mibps:9.1f} MiB/s"
+                  f" {r.wall:7.2f}s  {state}", flush=True)
+    return runs
+
+
+# ---------------------------------------------------------------- tables
+
+
+def spread(xs: list[float], fmt: str = "{:.2f}", base: bool = False) -> str:
+    if base:
+        return "1 (base)"
+    if not xs:
+        return "–"
+    return f"{fmt.format(statistics.median(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"
+
+
+def per_round(runs: list[Run], a: str, b: str, f=lambda x, y: x.mibps / y.mibps) -> list[float]:
+    by = {(r.label, r.round): r for r in runs if r.ok}
+    return [f(by[a, i], by[b, i]) for (lab, i) in list(by) if lab == a and (b, i) in by]
+
+
+def md_table(hdr: list[str], rows: list[list[str]]) -> str:
+    lines = [hdr, ["---"] * len(hdr), *rows]
+    return "\n".join("| " + " | ".join(r) + " |" for r in lines)
+
+
+def throughput_table(jobs: list[Job], runs: list[Run], ratio_hdr: str, ceiling: bool = False
+                     ) -> tuple[str, list[dict]]:
+    hdr = ["tool", "ok/total", "median MiB/s", "min–max MiB/s", "CPU s/GiB", "peak RSS MiB",
+           ratio_hdr]
+    caps = any(j.conns for j in jobs)
+    hdr += ["÷ N·20 MiB/s"] if caps else []
+    hdr += ["× 4-curl ceiling"] if ceiling else []
+    rows, summary = [], []
+    for j in jobs:
+        mine = [r for r in runs if r.label == j.label]
+        ok = [r for r in mine if r.ok]
+        fails = len(mine) - len(ok)
+        cells = [j.label, f"{len(ok)}/{len(mine)}" + (f" **FAILED ×{fails}**" if fails else "")]
+        if not ok:
+            rows.append(cells + ["–"] * (len(hdr) - 2))
+            summary.append({"label": j.label, "ok": 0, "total": len(mine)})
+            continue
+        speed = [r.mibps for r in ok]
+        cpu = statistics.median((r.user + r.sys) / (r.nbytes / GiB) for r in ok)
+        rss = max(r.rss_kib for r in ok) / 1024
+        ratio = per_round(runs, j.label, j.baseline or "")
+        s = {"label": j.label, "ok": len(ok), "total": len(mine),
+             "mibps_median": statistics.median(speed), "mibps_min": min(speed),
+             "mibps_max": max(speed), "cpu_s_per_gib": cpu, "peak_rss_mib": rss,
+             "ratio_median": statistics.median(ratio) if ratio else None, "ratios": ratio}
+        cells += [f"{s['mibps_median']:.1f}", f"{min(speed):.1f}–{max(speed):.1f}", f"{cpu:.2f}",
+                  f"{rss:.1f}", spread(ratio, base=j.label == j.baseline)]
+        if caps:
+            eff = [r.mibps / (CAP * (j.conns or 1)) for r in ok]
+            s["cap_efficiency"] = statistics.median(eff)
+            cells.append(f"{s['cap_efficiency']:.2f}")
+        if ceiling:
+            ceil = per_round(runs, j.label, "ceiling")
+            s["ceiling_ratio"] = statistics.median(ceil) if ceil else None
+            cells.append(spread(ceil, base=j.ceiling))
+        rows.append(cells)
+        summary.append(s)
+    return md_table(hdr, rows), summary
+
+
+def failures(runs: list[Run]) -> list[str]:
+    return [f"FAILED: {r.label} round {r.round + 1}: {r.error}" for r in runs if not r.ok]
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def measure(ctx: Ctx, name: str, jobs: list[Job], ratio_hdr: str, params: dict,
+            ceiling: bool = False) -> dict:
+    runs = rounds(ctx, name, jobs)
+    table, summary = throughput_table(jobs, runs, ratio_hdr, ceiling)
+    return {"params": params, "jobs": jobs, "runs": runs, "table": table, "summary": summary}
+
+
+def aria(n: int, name: str, url: str) -> list[str]:
+    return ["aria2c", f"-x{n}", f"-s{n}", "-k1M", "--file-allocation=falloc",
+            "--allow-overwrite=true", "--console-log-level=warn", "--summary-interval=0",
+            "-d", "{out}", "-o", name, url]
+
+
+def ceiling_job(url: str, size: int) -> Job:
+    step = -(-size // 4)
+    ranges = [f"{a}-{min(size, a + step) - 1}" for a in range(0, size, step)]
+    script = ('u=$1; shift; rc=0; pids=""; for r in "$@"; do '
+              "curl -s -o /dev/null -w '%{size_download}\\n' -r \"$r\" \"$u\" & pids=\"$pids $!\";"
+              ' done; for p in $pids; do wait "$p" || rc=1; done; exit $rc')
+    return Job("ceiling", ["sh", "-c", script, "sh", url, *ranges], [], size, ceiling=True)
+
+
+def sc_big(ctx: Ctx, notes: list[str]) -> dict:
+    size = parse_size(ctx.args.big_size)
+    name, sha = ensure_blob(ctx.data, size)
+    url, exp = ctx.url(name), [(name, sha)]
+    jobs = [Job("laden", ctx.laden.get(url, 16), exp, size)] if ctx.laden else []
+    jobs += [Job("aria2c", aria(16, name, url), exp, size),
+             Job("curl", ["curl", "-s", "-o", f"{{out}}/{name}", url], exp, size),
+             Job("wget", ["wget", "-q", "-O", f"{{out}}/{name}", url], exp, size),
+             ceiling_job(url, size)]
+    return measure(ctx, "big", jobs, "× aria2c", {"size": size}, ceiling=True)
+
+
+def sc_capped(ctx: Ctx, notes: list[str]) -> dict:
+    size = parse_size(ctx.args.capped_size)
+    name, sha = ensure_blob(ctx.data, size)
+    url, exp = ctx.url(name, capped=True), [(name, sha)]
+    jobs: list[Job] = []
+    for n in (4, 8, 16, 32):
+        if ctx.laden and ctx.laden.conns:
+            jobs.append(Job(f"laden N={n}", ctx.laden.get(url, n), exp, size,
+                            f"aria2c N={min(n, 16)}", n))
+        if n <= 16:
+            jobs.append(Job(f"aria2c N={n}", aria(n, name, url), exp, size, f"aria2c N={n}", n))
+    if ctx.laden and not ctx.laden.conns:
+        notes.append("laden rows skipped: `laden get --help` shows no -c/--connections")
+    notes.append("laden N=32 is compared with aria2c N=16 (aria2c's -x maximum)")
+    return measure(ctx, "capped", jobs, "× aria2c same N", {"size": size, "cap_mib_s": CAP})
+
+
+def sc_small(ctx: Ctx, notes: list[str]) -> dict:
+    count, size = ctx.args.small_count, parse_size(ctx.args.small_size)
+    sub, files = ensure_small(ctx.data, count, size)
+    lst = ctx.outbase / "small.list"
+    lst.write_text("".join(ctx.url(f"{sub}/{n}") + "\n" for n, _ in files))
+    jobs = []
+    if ctx.laden and ctx.laden.input:
+        jobs.append(Job("laden", [*ctx.laden.get(None, extra=("-i", str(lst)))], files,
+                        count * size))
+    elif ctx.laden:
+        notes.append("laden rows skipped: `laden get --help` shows no -i/--input")
+    jobs.append(Job("aria2c", ["aria2c", "-i", str(lst), "-j", "8", "--allow-overwrite=true",
+                               "--console-log-level=warn", "--summary-interval=0", "-d", "{out}"],
+                    files, count * size))
+    return measure(ctx, "small", jobs, "× aria2c", {"count": count, "size": size})
+
+
+def startup_round(ctx: Ctx, rnd: int, cmds: dict[str, list[str]], name: str, sha: str
+                  ) -> list[Run]:
+    n, warm = ctx.args.startup_runs, ctx.args.startup_warmup
+    dirs = {lab: Path(tempfile.mkdtemp(prefix="startup-", dir=ctx.outbase)) for lab in cmds}
+    argvs = {lab: [a.replace("{out}", str(dirs[lab])) for a in c] for lab, c in cmds.items()}
+    stats: dict[str, tuple[float, float, float]] = {}
+    err = dict.fromkeys(cmds, "")
+    if ctx.hyperfine:  # -i: a failing command is reported in exit_codes, not fatal for the other
+        js = ctx.outbase / "hyperfine.json"
+        hf = [ctx.hyperfine, "-N", "-i", "--style", "none", "--warmup", str(warm), "--runs", str(n),
+              "--export-json", str(js)]
+        for lab, a in argvs.items():
+            hf += ["--prepare", f"rm -f {dirs[lab] / name}", "-n", lab, shlex.join(a)]
+        p = subprocess.run(hf, cwd=dirs["curl"], capture_output=True, text=True)
+        for res in json.loads(js.read_text())["results"] if p.returncode == 0 else []:
+            stats[res["command"]] = (res["median"], res["user"], res["system"])
+            bad = [c for c in res.get("exit_codes", []) if c]
+            err[res["command"]] = f"exit codes {bad[:3]}" if bad else ""
+        for lab in cmds if p.returncode else []:
+            err[lab] = f"hyperfine exit {p.returncode}: {tail(p.stderr)}"
+    else:  # own loop, alternating the tools run by run
+        times: dict[str, list[float]] = {lab: [] for lab in argvs}
+        cpu = dict.fromkeys(argvs, 0.0)
+        for i in range(warm + n):
+            for lab, a in argvs.items():
+                (dirs[lab] / name).unlink(missing_ok=True)
+                r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+                rc = subprocess.run(a, cwd=dirs[lab], stdout=DEVNULL, stderr=DEVNULL).returncode
+                t, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+                err[lab] = err[lab] or (f"exit {rc}" if rc else "")
+                if i >= warm:
+                    times[lab].append(t)
+                    cpu[lab] += (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / n
+        stats = {lab: (statistics.median(t), cpu[lab], 0.0) for lab, t in times.items()}
+    runs = []
+    for lab in cmds:
+        med, u, s = stats.get(lab, (0.0, 0.0, 0.0))
+        e = err[lab] or check_sha(dirs[lab], [(name, sha)])
+        runs.append(Run(lab, rnd, not e, med, u, s, 0, 1024, e))
+        shutil.rmtree(dirs[lab], ignore_errors=True)
+    return runs
+
+
+def sc_startup(ctx: Ctx, notes: list[str]) -> dict:
+    name, sha = ensure_blob(ctx.data, 1024)
+    url = ctx.url(name)
+    cmds = {"laden": ctx.laden.get(url)} if ctx.laden else {}
+    cmds["curl"] = ["curl", "-s", "-O", url]
+    notes.append(f"each round: {'hyperfine -N' if ctx.hyperfine else 'own loop'}, "
+                 f"{ctx.args.startup_warmup} warmups + {ctx.args.startup_runs} runs per "
+                 "tool; the round's value is the median")
+    runs: list[Run] = []
+    for rnd in range(ctx.args.runs):
+        order = list(cmds) if rnd % 2 == 0 else list(cmds)[::-1]
+        for r in startup_round(ctx, rnd, {k: cmds[k] for k in order}, name, sha):
+            runs.append(r)
+            print(f"  [startup {rnd + 1}/{ctx.args.runs}] {r.label:<8} {r.wall * 1000:8.1f} ms  "
+                  + ("ok" if r.ok else f"FAILED: {r.error}"), flush=True)
+    hdr = ["tool", "ok/total", "median ms", "min–max ms", "× curl", "laden − 1.5·curl ms"]
+    rows, summary = [], []
+    for lab in cmds:
+        ok = [r.wall * 1000 for r in runs if r.label == lab and r.ok]
+        total = sum(r.label == lab for r in runs)
+        ratio = per_round(runs, lab, "curl", lambda a, b: a.wall / b.wall)
+        diff = per_round(runs, lab, "curl", lambda a, b: (a.wall - 1.5 * b.wall) * 1000)
+        is_curl = lab == "curl"
+        rows.append([lab, f"{len(ok)}/{total}" + ("" if len(ok) == total else " **FAILED**"),
+                     f"{statistics.median(ok):.1f}" if ok else "–",
+                     f"{min(ok):.1f}–{max(ok):.1f}" if ok else "–",
+                     spread(ratio, base=is_curl),
+                     "–" if is_curl else spread(diff, "{:+.1f}")])
+        summary.append({"label": lab, "ok": len(ok), "total": total,
+                        "ms_median": statistics.median(ok) if ok else None, "ratio_to_curl": ratio,
+                        "laden_minus_1_5_curl_ms": diff})
+    jobs = [Job(lab, c, [(name, sha)], 1024) for lab, c in cmds.items()]
+    return {"params": {"size": 1024}, "jobs": jobs, "runs": runs,
+            "table": md_table(hdr, rows), "summary": summary}
+
+
+def sc_checksum(ctx: Ctx, notes: list[str]) -> dict | None:
+    if not (ctx.laden and ctx.laden.checksum):
+        notes.append("skipped: needs laden with `get --checksum`")
+        return None
+    size = parse_size(ctx.args.checksum_size)
+    name, sha = ensure_blob(ctx.data, size)
+    url, exp = ctx.url(name), [(name, sha)]
+    jobs = [Job("laden", ctx.laden.get(url, 16), exp, size, "laden"),
+            Job("laden --checksum", ctx.laden.get(url, 16, ("--checksum", f"sha256:{sha}")), exp,
+                size, "laden")]
+    return measure(ctx, "checksum", jobs, "× laden without --checksum", {"size": size})
+
+
+def sc_mem(ctx: Ctx, notes: list[str]) -> dict | None:
+    if not ctx.laden:
+        notes.append("skipped: needs laden")
+        return None
+    jobs = []
+    for size in (parse_size(s) for s in ctx.args.mem_sizes.split(",")):
+        name, sha = ensure_blob(ctx.data, size)
+        url, exp, hs = ctx.url(name), [(name, sha)], human(size)
+        jobs += [Job(f"laden {hs}", ctx.laden.get(url, 16), exp, size, f"aria2c {hs}"),
+                 Job(f"aria2c {hs}", aria(16, name, url), exp, size, f"aria2c {hs}")]
+    notes.append("aria2c -x16 rows are a reference; the point is laden's peak RSS and CPU s/GiB")
+    return measure(ctx, "mem", jobs, "× aria2c same size", {"sizes": ctx.args.mem_sizes})
+
+
+# ---------------------------------------------------------------- main
+
+
+def write_results(meta: dict, results: dict[str, dict]) -> None:
+    out = BENCH / "results"
+    out.mkdir(exist_ok=True)
+    doc = {"meta": meta, "scenarios": {
+        k: {"notes": v["notes"], "elapsed_s": v["elapsed_s"], **({} if v.get("skipped") else {
+            "params": v["params"], "table_md": v["table"], "summary": v["summary"],
+            "commands": {j.label: shlex.join(j.argv) for j in v["jobs"]},
+            "runs": [asdict(r) | {"mibps": r.mibps} for r in v["runs"]]})}
+        for k, v in results.items()}}
+    (out / "LATEST.json").write_text(json.dumps(doc, indent=1) + "\n")
+    v = meta["versions"]
+    md = [f"# laden benchmark, {meta['date']}", "",
+          f"- machine: {meta['cpu']}, {meta['cores']} cores, {meta['mem_gib']} GiB RAM, "
+          f"kernel {meta['kernel']}, load average at start {meta['loadavg']}",
+          "- tools: " + "; ".join(f"{k}: {v[k]}" for k in v),
+          f"- options: `{meta['argv']}`, outputs on {meta['output_fs']}",
+          *([f"- {meta['laden_note']}"] if meta["laden_note"] else []), ""]
+    for k, r in results.items():
+        md += [f"## {k}", "", r.get("table", "(skipped)"), "", f"- took {r['elapsed_s']} s"]
+        md += [f"- {n}" for n in r["notes"]] + [""]
+    (out / "LATEST.md").write_text("\n".join(md))
+
+
+def inside_repo(p: Path) -> bool:
+    return p.resolve() == REPO or REPO in p.resolve().parents
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scenario", action="append", choices=SCENARIOS,
+                    help="run only this scenario (repeatable; default: all)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, a smoke run under a minute")
+    ap.add_argument("--runs", type=int, help="rounds per scenario (default 5, quick 2)")
+    ap.add_argument("--laden", default="laden", help="laden command (default: laden)")
+    ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/laden-bench"),
+                    help="test data and nginx files (default /var/tmp/laden-bench)")
+    ap.add_argument("--keep", action="store_true", help="keep the workdir for the next run")
+    ap.add_argument("--tmpfs", action="store_true", help="write outputs to /dev/shm")
+    ap.add_argument("--out-base", type=Path, default=Path("/var/tmp"),
+                    help="where output dirs are created (default /var/tmp)")
+    for opt, (normal, quick) in DEFAULTS.items():
+        if opt != "runs":
+            ap.add_argument("--" + opt.replace("_", "-"), type=type(normal),
+                            help=f"default {normal}, quick {quick}")
+    args = ap.parse_args()
+    for opt, (normal, quick) in DEFAULTS.items():
+        if getattr(args, opt) is None:
+            setattr(args, opt, quick if args.quick else normal)
+    try:
+        for opt in ("big_size", "checksum_size", "capped_size", "small_size", "mem_sizes"):
+            for s in getattr(args, opt).split(","):
+                parse_size(s)
+    except argparse.ArgumentTypeError as e:
+        ap.error(str(e))
+    base = Path("/dev/shm") if args.tmpfs else args.out_base
+    for p in (args.workdir, base):
+        if inside_repo(p):
+            sys.exit(f"bench: refusing to put test data inside the repository: {p}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    tools = ensure_tools()
+    laden, laden_note = probe_laden(args.laden)
+    work = args.workdir
+    if work.exists() and any(work.iterdir()) and not (work / ".laden-bench").exists():
+        sys.exit(f"bench: {work} is not empty and not a bench workdir; pick another --workdir")
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    (work / ".laden-bench").touch()
+    meta = machine_info(tools, laden.argv if laden else None)
+    meta |= {"argv": shlex.join(sys.argv[1:]) or "(defaults)",
+             "output_fs": "tmpfs /dev/shm" if args.tmpfs else str(base), "laden_note": laden_note,
+             "laden_cli": asdict(laden) if laden else None}
+    print(f"bench: {meta['cpu']}, {meta['cores']} cores, kernel {meta['kernel']}; work {work}")
+    print(f"bench: {laden_note or 'laden: ' + str(asdict(laden))}")
+    ctx = Ctx(args, work / "data", Path(tempfile.mkdtemp(prefix="laden-bench-out-", dir=base)),
+              laden=laden, hyperfine=tools["hyperfine"])
+    funcs = {"big": sc_big, "capped": sc_capped, "small": sc_small, "startup": sc_startup,
+             "checksum": sc_checksum, "mem": sc_mem}
+    results: dict[str, dict] = {}
+    try:
+        with Nginx(str(tools["nginx"]), work, ctx.data) as ng:
+            ctx.port, ctx.capped_port = ng.port, ng.capped_port
+            for name in args.scenario or SCENARIOS:
+                print(f"\n== {name}", flush=True)
+                notes, t0 = [], time.monotonic()
+                res = funcs[name](ctx, notes) or {"skipped": True}
+                res["notes"] = notes + failures(res.get("runs", []))
+                res["elapsed_s"] = round(time.monotonic() - t0, 1)
+                results[name] = res
+                print("\n" + res.get("table", "(skipped)") + "\n" + "\n".join(res["notes"]))
+                write_results(meta, results)
+    finally:
+        shutil.rmtree(ctx.outbase, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\nwrote {BENCH / 'results' / 'LATEST.md'} and LATEST.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Machinery for bench.py: tools, test data, a private nginx, timed runs. Stdlib only."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import os
+import platform
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MiB, GiB = 1 << 20, 1 << 30
+TIME = "/usr/bin/time"
+REQUIRED = {"nginx": "nginx", "aria2c": "aria2", "curl": "curl", "wget": "wget", TIME: "time"}
+DEVNULL, PIPE = subprocess.DEVNULL, subprocess.PIPE
+
+
+def parse_size(s: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMG]?)i?B?", s.strip(), re.I)
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {s!r} (use e.g. 256K, 400M, 2G)")
+    return int(float(m[1]) * {"": 1, "K": 1 << 10, "M": MiB, "G": GiB}[m[2].upper()])
+
+
+def human(n: int) -> str:
+    for unit, k in (("G", GiB), ("M", MiB), ("K", 1 << 10)):
+        if n >= k and n % k == 0:
+            return f"{n // k}{unit}"
+    return f"{n}B"
+
+
+def sha256_file(p: Path) -> str:
+    h, buf = hashlib.sha256(), bytearray(8 * MiB)
+    view = memoryview(buf)
+    with open(p, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def tail(s: str, n: int = 300) -> str:
+    return " ".join(s.split())[-n:]
+
+
+def find_tool(name: str) -> str | None:
+    if name.startswith("/"):
+        return name if os.access(name, os.X_OK) else None
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+def ensure_tools() -> dict[str, str | None]:
+    missing = [t for t in REQUIRED if not find_tool(t)]
+    if missing:
+        pkgs = sorted({REQUIRED[t] for t in missing} | ({"hyperfine"} - {find_tool("hyperfine")}))
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            print(f"installing {' '.join(pkgs)} with apt-get ...", flush=True)
+            lock = ["-o", "DPkg::Lock::Timeout=600"]
+            subprocess.run(["apt-get", *lock, "update", "-q"], check=False)
+            subprocess.run(["apt-get", *lock, "install", "-y", "-q", *pkgs], check=False,
+                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        missing = [t for t in REQUIRED if not find_tool(t)]
+        if missing:
+            sys.exit(f"bench: missing {', '.join(missing)}; install them with\n"
+                     f"  sudo apt-get install -y {' '.join(REQUIRED[t] for t in missing)}")
+    return {t: find_tool(t) for t in [*REQUIRED, "hyperfine"]}
+
+
+def version(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (p.stdout + p.stderr).strip().splitlines()
+    if p.returncode or not lines:
+        return f"unknown (exit {p.returncode})"
+    return re.split(r" \(| built on", lines[0].strip())[0]
+
+
+def machine_info(tools: dict[str, str | None], laden: list[str] | None) -> dict:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    vers = {
+        "nginx": version([str(tools["nginx"]), "-v"]), "aria2c": version(["aria2c", "--version"]),
+        "curl": version(["curl", "--version"]), "wget": version(["wget", "--version"]),
+        "hyperfine": version(["hyperfine", "--version"]) if tools["hyperfine"] else "absent",
+        "laden": version([*laden, "--version"]) if laden else "absent",
+        "python": platform.python_version(),
+    }
+    mem = Path("/proc/meminfo").read_text().split()[1]
+    return {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
+            "mem_gib": round(int(mem) / (1 << 20), 1), "versions": vers,
+            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+# ---------------------------------------------------------------- test data
+
+
+def ensure_blob(data: Path, size: int) -> tuple[str, str]:
+    """A random file of `size` bytes, reused (with its cached sha256) if already there."""
+    name = f"blob-{human(size)}.bin"
+    path, side = data / name, data / f"{name}.sha256"
+    if path.exists() and path.stat().st_size == size and side.exists() \
+            and side.stat().st_mtime >= path.stat().st_mtime:
+        return name, side.read_text().strip()
+    print(f"  generating {name} ...", flush=True)
+    h, left, part = hashlib.sha256(), size, path.with_suffix(".part")
+    with open(part, "wb") as f:
+        while left:
+            block = os.urandom(min(left, 64 * MiB))
+            h.update(block)
+            f.write(block)
+            left -= len(block)
+    part.rename(path)
+    side.write_text(h.hexdigest() + "\n")
+    return name, h.hexdigest()
+
+
+def ensure_small(data: Path, count: int, size: int) -> tuple[str, list[tuple[str, str]]]:
+    sub = f"small-{count}x{human(size)}"
+    d, sums = data / sub, data / sub / "SHA256SUMS"
+    names = [f"f{i:04d}.bin" for i in range(count)]
+    if sums.exists() and all((d / n).exists() and (d / n).stat().st_size == size for n in names):
+        pairs = [tuple(ln.split()[::-1]) for ln in sums.read_text().splitlines()]
+        return sub, [(n, s) for n, s in pairs]
+    print(f"  generating {sub}/ ...", flush=True)
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for n in names:
+        block = os.urandom(size)
+        (d / n).write_bytes(block)
+        out.append((n, hashlib.sha256(block).hexdigest()))
+    sums.write_text("".join(f"{s}  {n}\n" for n, s in out))
+    return sub, out
+
+
+# ---------------------------------------------------------------- nginx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Nginx:
+    def __init__(self, binary: str, work: Path, data: Path) -> None:
+        self.binary, self.dir, self.data = binary, work / "nginx", data
+        self.port, self.capped_port = free_port(), free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def config(self) -> str:
+        d = self.dir
+        temps = "".join(f"  {k}_temp_path {d}/tmp-{k};\n"
+                        for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        server = "  server {{ listen 127.0.0.1:{}; root " + str(self.data) + "; {}}}\n"
+        # as root, nginx would switch its workers to "nobody": keep them as the current user
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+        return (f"{user}worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\n"
+                f"error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n"
+                "  access_log off;\n  sendfile on;\n  tcp_nopush on;\n"
+                "  keepalive_requests 100000;\n"
+                "  types {}\n  default_type application/octet-stream;\n" + temps
+                + server.format(self.port, "") + server.format(self.capped_port, "limit_rate 20m; ")
+                + "}\n")
+
+    def __enter__(self) -> Nginx:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "nginx.conf").write_text(self.config())
+        log = self.dir / "error.log"
+        self.errf = open(self.dir / "stderr.log", "wb")  # noqa: SIM115 (closed in __exit__)
+        self.proc = subprocess.Popen(
+            [self.binary, "-p", f"{self.dir}/", "-e", str(log), "-c", str(self.dir / "nginx.conf")],
+            stdin=DEVNULL, stdout=DEVNULL, stderr=self.errf, start_new_session=True)
+        deadline = time.monotonic() + 15
+        for port in (self.port, self.capped_port):
+            while True:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    errs = (self.dir / "stderr.log").read_text() + (log.read_text() if log.exists()
+                                                                    else "")
+                    sys.exit(f"bench: nginx did not start: {tail(errs, 800)}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: fast shutdown, the master stops its workers
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.errf.close()
+
+
+# ---------------------------------------------------------------- running
+
+
+def timed(argv: list[str], cwd: Path, tfile: Path, timeout: float, capture: bool
+          ) -> tuple[int, float, tuple[float, float, int], str, str]:
+    """Run argv under GNU time; returns (rc, wall s, (user s, sys s, max RSS KiB), out, err)."""
+    tfile.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    p = subprocess.Popen([TIME, "-f", "%e %U %S %M", "-o", str(tfile), *argv], cwd=cwd,
+                         stdin=DEVNULL, stdout=PIPE if capture else DEVNULL, stderr=PIPE,
+                         text=True, errors="replace", start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        return -9, time.perf_counter() - t0, (0.0, 0.0, 0), "", f"timeout after {timeout:.0f}s"
+    except BaseException:
+        os.killpg(p.pid, signal.SIGKILL)
+        raise
+    wall = time.perf_counter() - t0
+    try:
+        _, u, s, m = tfile.read_text().split()[-4:]
+        usage = (float(u), float(s), int(m))
+    except (OSError, ValueError):
+        usage = (0.0, 0.0, 0)
+    return p.returncode, wall, usage, out or "", err
+
+
+def check_sha(out: Path, expect: list[tuple[str, str]]) -> str:
+    """"" if every (name, sha256) is a file in out with that hash, else why not."""
+    for name, sha in expect:
+        p = out / name
+        if not p.is_file():
+            return f"missing {name} (dir has: {', '.join(sorted(os.listdir(out))[:5]) or '-'})"
+        if sha256_file(p) != sha:
+            return f"sha256 mismatch for {name} ({p.stat().st_size} bytes)"
+    return ""
