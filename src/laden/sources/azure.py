@@ -1,0 +1,311 @@
+"""Azure Blob Storage through azure-storage-blob.
+
+Addresses: `az://container/blob` (the account comes from the connection string or account
+URL settings) and `https://ACCOUNT.blob.core.windows.net/container/blob[?SAS]`, which the
+registry routes here. Folders and globs as in `cloud`.
+
+The probe reads the blob's properties: size, ETag (the validator) and `Content-MD5`, which
+Azure keeps for the whole blob when it was uploaded in one request or set by the uploader. Each
+range is a `download_blob(offset, length)` pinned with the ETag and
+`MatchConditions.IfNotModified`: 412 means the blob changed. The SDK fetches a range in chunks
+of `CHUNK` bytes (it holds one chunk in memory per connection), so those are kept small.
+
+Credentials, first found wins: a connection string (`azure_connection_string[_file]`, then
+`AZURE_STORAGE_CONNECTION_STRING`); else the account URL (`azure_account_url`, the address
+itself, or `AZURE_STORAGE_ACCOUNT`) with an account key (`azure_account_key[_file]`,
+`AZURE_STORAGE_KEY`) or a SAS (`azure_sas_token[_file]`, `AZURE_STORAGE_SAS_TOKEN`, or the
+address's query); else anonymous access (public containers).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from .. import __version__
+from ..engine.config import MAX_CONNECTIONS, Config
+from ..engine.errors import (
+    InputError,
+    LadenError,
+    Permanent,
+    RemoteChanged,
+    Retryable,
+    SlowDown,
+)
+from ..engine.info import ChecksumInfo
+from ..engine.options import DownloadOptions
+from . import cloud
+from .base import ListedObject, RangeReader, RemoteInfo, Source
+
+CHUNK = 4 * 1024 * 1024
+_CREDENTIAL_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo",
+                     "AuthorizationPermissionMismatch", "AuthorizationSourceIPMismatch",
+                     "NoAuthenticationInformation", "AuthorizationResourceTypeMismatch"}
+
+
+@dataclass(frozen=True)
+class BlobAddress:
+    container: str
+    blob: str
+    account_url: str | None
+    """The account's endpoint for https:// addresses; None for az://."""
+    sas: str | None = None
+    """A SAS carried in the address's query."""
+
+    def url_for(self, blob: str) -> str:
+        if self.account_url is None:
+            return cloud.object_url("az", self.container, blob)
+        query = f"?{self.sas}" if self.sas else ""
+        return f"{self.account_url}/{self.container}/{quote(blob, safe='/~')}{query}"
+
+
+def parse_address(url: str) -> BlobAddress:
+    if url.lower().startswith("az://"):
+        container, blob = cloud.split_address(url)
+        return BlobAddress(container, blob, None)
+    parts = urlsplit(url)
+    container, _, blob = parts.path.lstrip("/").partition("/")
+    if not container:
+        raise InputError(f"{url} names no container")
+    return BlobAddress(unquote(container), unquote(blob), f"{parts.scheme}://{parts.netloc}",
+                       parts.query or None)
+
+
+class AzureBlobSource(Source):
+    name = "az"
+    schemes = ("az",)
+    SUPPORTS_LISTING = True
+
+    def __init__(self, config: Config | None = None) -> None:
+        self._config = config or Config()
+        self._clients: cloud.ClientCache[Any] = cloud.ClientCache()
+
+    # -- the probe ---------------------------------------------------------------------------
+
+    def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        address = parse_address(url)
+        if not address.blob or address.blob.endswith("/"):
+            raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
+        client = self._service(address, options).get_blob_client(address.container, address.blob)
+        try:
+            props = client.get_blob_properties()
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise _error(exc, url, address) from None
+        checksums = []
+        md5 = props.content_settings.content_md5
+        if md5 and len(md5) == 16:
+            checksums.append(ChecksumInfo("md5", bytes(md5).hex(), "Azure Content-MD5"))
+        return RemoteInfo(
+            url=url,
+            final_url=url,
+            size=int(props.size),
+            supports_ranges=True,
+            etag=props.etag,
+            last_modified=cloud.http_date(props.last_modified),
+            filename=cloud.file_name(address.blob),
+            checksums=tuple(checksums),
+            version=props.etag,
+            extra={"blob_type": str(props.blob_type),
+                   "content_type": props.content_settings.content_type or ""},
+        )
+
+    # -- the bytes ---------------------------------------------------------------------------
+
+    def open_range(
+        self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
+    ) -> RangeReader:
+        from azure.core import MatchConditions
+
+        address = parse_address(remote.url)
+        client = self._service(address, options).get_blob_client(address.container, address.blob)
+        pinned: dict[str, Any] = {}
+        if remote.etag:
+            pinned = {"etag": remote.etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            stream = client.download_blob(
+                offset=start, length=None if end is None else end - start, max_concurrency=1,
+                **pinned,
+            )
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise _error(exc, remote.url, address, reading=True) from None
+        return _BlobReader(stream, remote.url, address)
+
+    # -- folders -----------------------------------------------------------------------------
+
+    def is_folder(self, url: str, options: DownloadOptions) -> bool:
+        return cloud.is_folder_key(parse_address(url).blob, options)
+
+    def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
+        address = parse_address(url)
+        chosen = cloud.selection(address.blob, options)
+        container = self._service(address, options).get_container_client(address.container)
+        try:
+            blobs = container.list_blobs(name_starts_with=chosen.prefix or None)
+            items = [(b.name, b.size) for b in blobs]
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise _error(exc, url, address) from None
+        return cloud.expand(url, items, chosen, address.url_for)
+
+    # -- clients and credentials -------------------------------------------------------------
+
+    def _service(self, address: BlobAddress, options: DownloadOptions) -> Any:
+        config = self._config
+        connection = cloud.secret(options, config, "azure_connection_string") or os.environ.get(
+            "AZURE_STORAGE_CONNECTION_STRING")
+        anonymous = cloud.flag(options, config, "anonymous")
+        account_url = address.account_url
+        if account_url is None:
+            if connection and not anonymous:
+                return self._clients.get(("connection", connection),
+                                         lambda: self._make(connection_string=connection))
+            account_url = cloud.setting(options, config, "azure_account_url")
+            if not account_url and os.environ.get("AZURE_STORAGE_ACCOUNT"):
+                account_url = f"https://{os.environ['AZURE_STORAGE_ACCOUNT']}.blob.core.windows.net"
+            if not account_url:
+                raise InputError(
+                    "az:// addresses need an account: give --azure-connection-string-file or "
+                    "--azure-account-url, or set AZURE_STORAGE_CONNECTION_STRING or "
+                    "AZURE_STORAGE_ACCOUNT")
+            account_url = str(account_url).rstrip("/")
+        elif connection and not anonymous and _connection_account(connection) == _account_name(
+                account_url):
+            return self._clients.get(("connection", connection),
+                                     lambda: self._make(connection_string=connection))
+        credential: Any = None
+        if not anonymous:
+            key = cloud.secret(options, config, "azure_account_key") or os.environ.get(
+                "AZURE_STORAGE_KEY")
+            sas = address.sas or cloud.secret(options, config, "azure_sas_token") or (
+                os.environ.get("AZURE_STORAGE_SAS_TOKEN"))
+            if key:
+                credential = {"account_name": _account_name(account_url), "account_key": key}
+            elif sas:
+                credential = sas.lstrip("?")
+        cache_key = ("account", account_url, str(credential))
+        return self._clients.get(cache_key, lambda: self._make(account_url=account_url,
+                                                               credential=credential))
+
+    def _make(self, *, connection_string: str | None = None, account_url: str | None = None,
+              credential: Any = None) -> Any:
+        import requests
+        import requests.adapters
+        from azure.core.pipeline.transport import RequestsTransport
+        from azure.storage.blob import BlobServiceClient
+
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4,
+                                                pool_maxsize=MAX_CONNECTIONS * 2, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        settings: dict[str, Any] = {
+            "transport": RequestsTransport(
+                session=session, session_owner=False,
+                connection_timeout=self._config.connect_timeout,
+                read_timeout=self._config.stall_timeout),
+            "retry_total": 0,  # the engine retries
+            "max_single_get_size": CHUNK,
+            "max_chunk_get_size": CHUNK,
+            "user_agent": f"laden/{__version__}",
+        }
+        try:
+            if connection_string:
+                return BlobServiceClient.from_connection_string(connection_string, **settings)
+            return BlobServiceClient(str(account_url), credential=credential, **settings)
+        except ValueError as exc:
+            what = "connection string" if connection_string else f"account URL {account_url}"
+            raise InputError(f"the Azure {what} cannot be used: {exc}") from None
+
+    def close(self) -> None:
+        for client in self._clients.clear():
+            client.close()
+
+
+class _BlobReader:
+    """The SDK's chunked download stream as a RangeReader, its errors classified."""
+
+    def __init__(self, stream: Any, url: str, address: BlobAddress) -> None:
+        self._stream = stream
+        self._url = url
+        self._address = address
+
+    def readinto(self, buffer: memoryview) -> int:
+        try:
+            chunk = self._stream.read(len(buffer))
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise _error(exc, self._url, self._address, reading=True) from None
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        self._stream = None
+
+
+def _account_name(account_url: str) -> str:
+    """`https://acct.blob.core.windows.net` -> acct; `http://127.0.0.1:10000/acct` -> acct."""
+    parts = urlsplit(account_url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        local = True
+    except ValueError:
+        local = host == "localhost"
+    if local:
+        return parts.path.strip("/").split("/")[0]
+    return host.split(".")[0]
+
+
+def _connection_account(connection: str) -> str | None:
+    for item in connection.split(";"):
+        name, _, value = item.partition("=")
+        if name.strip().lower() == "accountname":
+            return value.strip()
+    return None
+
+
+def _error(exc: Exception, url: str, address: BlobAddress, *, reading: bool = False) -> LadenError:
+    from azure.core import exceptions as az
+
+    if isinstance(exc, LadenError):
+        return exc
+    if isinstance(exc, az.ResourceModifiedError):
+        return RemoteChanged(f"{url} changed during the download (its ETag no longer matches)")
+    if isinstance(exc, az.ServiceRequestError | az.ServiceResponseError):
+        return Retryable(f"connection to Azure failed for {url}: {_first_line(exc)}")
+    if isinstance(exc, az.HttpResponseError):
+        status = exc.status_code or 0
+        code = getattr(exc, "error_code", None)
+        code = str(getattr(code, "value", code) or "")
+        if status == 412 or code == "ConditionNotMet":
+            return RemoteChanged(f"{url} changed during the download (its ETag no longer matches)")
+        if code == "ContainerNotFound":
+            return Permanent(f"no such Azure container: {address.container}", status=status)
+        if status == 404 or code == "BlobNotFound":
+            if reading:
+                return RemoteChanged(f"{url} was deleted during the download")
+            return Permanent(f"no such Azure blob: {url}", status=status)
+        if status == 416 or code == "InvalidRange":
+            return RemoteChanged(f"{url} changed during the download (it is shorter now)")
+        if code in _CREDENTIAL_CODES or status in (401, 403):
+            return Permanent(f"Azure refused access to {url}: the connection string, key or SAS "
+                             f"is wrong or does not allow reading it ({code or status})",
+                             status=status)
+        if status in (429, 503) or code in ("ServerBusy", "OperationTimedOut"):
+            return SlowDown(f"Azure asks for fewer requests ({code or status})", status=status)
+        if status >= 500 or status == 408:
+            return Retryable(f"Azure error {code or status} for {url}", status=status)
+        return Permanent(f"Azure refused {url}: {code or status} {_first_line(exc)}",
+                         status=status)
+    if isinstance(exc, az.AzureError | OSError):
+        return Retryable(f"Azure error for {url}: {_first_line(exc)}")
+    if isinstance(exc, ValueError):
+        return Permanent(f"Azure cannot read {url}: {_first_line(exc)}")
+    raise exc
+
+
+def _first_line(value: Any) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__

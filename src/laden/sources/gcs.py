@@ -1,0 +1,283 @@
+"""Google Cloud Storage through google-cloud-storage and google-auth.
+
+`gs://bucket/object` is one object; `gs://bucket/prefix/` and globs are folders (see `cloud`).
+The probe reads the object's metadata: size, generation (the validator), `md5Hash` (absent for
+composite objects) and `crc32c`. Each range is a media GET of that generation with
+`ifGenerationMatch`, made on google-auth's `AuthorizedSession` (the transport the storage
+client uses itself) with `stream=True`, so the bytes are read with `readinto` from the
+underlying `http.client` response instead of through the client's in-memory downloads. A 404
+or 412 on a range means the generation is gone: the object changed.
+
+`Accept-Encoding: gzip` asks for the stored bytes even when an object is kept gzip-encoded
+(no decompressive transcoding), so sizes, ranges and checksums describe the same bytes.
+
+Credentials: `gcs_credentials_file` (service account or authorized-user JSON), else
+application default credentials, else anonymous access (public buckets). With an emulator
+endpoint (`gcs_endpoint_url` or `STORAGE_EMULATOR_HOST`) requests are anonymous unless a
+credentials file is given, so nothing looks for a metadata server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from .. import __version__
+from ..engine.config import MAX_CONNECTIONS, Config
+from ..engine.errors import (
+    InputError,
+    LadenError,
+    Permanent,
+    RangeNotSupported,
+    RemoteChanged,
+    Retryable,
+    SlowDown,
+)
+from ..engine.info import ChecksumInfo
+from ..engine.options import DownloadOptions
+from ..engine.verify import normalise_digest
+from . import cloud
+from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
+from .http import HttpRangeReader
+from .http_headers import parse_content_range
+
+DEFAULT_ENDPOINT = "https://storage.googleapis.com"
+READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
+
+
+@dataclass(frozen=True)
+class _Gcs:
+    storage: Any
+    """google.cloud.storage.Client, for metadata and listings."""
+    session: Any
+    """google.auth.transport.requests.AuthorizedSession, for the bytes."""
+    endpoint: str
+
+
+class GcsSource(Source):
+    name = "gs"
+    schemes = ("gs",)
+    SUPPORTS_LISTING = True
+
+    def __init__(self, config: Config | None = None) -> None:
+        self._config = config or Config()
+        self._clients: cloud.ClientCache[_Gcs] = cloud.ClientCache()
+
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        return (self._config.connect_timeout, self._config.stall_timeout)
+
+    # -- the probe ---------------------------------------------------------------------------
+
+    def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        bucket, key = cloud.split_address(url)
+        if not key or key.endswith("/"):
+            raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
+        gcs = self._client(options)
+        try:
+            blob = gcs.storage.bucket(bucket).get_blob(key, timeout=self._timeout, retry=None)
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise _error(exc, url) from None
+        if blob is None:
+            raise self._missing(gcs, bucket, url)
+        checksums = []
+        for value, algorithm, origin in ((blob.md5_hash, "md5", "GCS md5Hash"),
+                                         (blob.crc32c, "crc32c", "GCS crc32c")):
+            if value:
+                checksums.append(ChecksumInfo(algorithm, normalise_digest(algorithm, value),
+                                              origin))
+        generation = str(blob.generation)
+        return RemoteInfo(
+            url=url,
+            final_url=url,
+            size=int(blob.size),
+            supports_ranges=True,
+            etag=blob.etag,
+            last_modified=cloud.http_date(blob.updated),
+            filename=cloud.file_name(key),
+            checksums=tuple(checksums),
+            version=generation,
+            extra={"generation": generation, "content_type": blob.content_type or ""},
+        )
+
+    def _missing(self, gcs: _Gcs, bucket: str, url: str) -> LadenError:
+        try:
+            exists = gcs.storage.lookup_bucket(bucket, timeout=self._timeout, retry=None)
+        except Exception:  # noqa: BLE001 - only a finer message was at stake
+            exists = True
+        if exists is None:
+            return Permanent(f"no such GCS bucket: {bucket}", status=404)
+        return Permanent(f"no such GCS object: {url}", status=404)
+
+    # -- the bytes ---------------------------------------------------------------------------
+
+    def open_range(
+        self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
+    ) -> RangeReader:
+        bucket, key = cloud.split_address(remote.url)
+        gcs = self._client(options)
+        generation = remote.version
+        media = (f"{gcs.endpoint}/download/storage/v1/b/{quote(bucket, safe='')}/o/"
+                 f"{quote(key, safe='')}?alt=media")
+        if generation:
+            media += f"&generation={generation}&ifGenerationMatch={generation}"
+        headers = {"Accept-Encoding": "gzip", "User-Agent": f"laden/{__version__}"}
+        ranged = start > 0 or end is not None
+        if ranged:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            response = gcs.session.request("GET", media, headers=headers, stream=True,
+                                           timeout=self._timeout)
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise _error(exc, remote.url) from None
+        try:
+            _check(response, remote, start, end, ranged)
+        except BaseException:
+            response.close()
+            raise
+        raw = response.raw
+        if isinstance(getattr(raw, "_fp", None), http.client.HTTPResponse):
+            return HttpRangeReader(raw)
+        return ReadAdapter(raw, response.close)
+
+    # -- folders -----------------------------------------------------------------------------
+
+    def is_folder(self, url: str, options: DownloadOptions) -> bool:
+        return cloud.is_folder_key(cloud.split_address(url)[1], options)
+
+    def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
+        bucket, key = cloud.split_address(url)
+        chosen = cloud.selection(key, options)
+        gcs = self._client(options)
+        try:
+            blobs = gcs.storage.list_blobs(bucket, prefix=chosen.prefix or None,
+                                           timeout=self._timeout, retry=None)
+            items = [(b.name, b.size) for b in blobs]
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            error = _error(exc, url)
+            if getattr(error, "status", None) == 404:
+                error = Permanent(f"no such GCS bucket: {bucket}", status=404)
+            raise error from None
+        return cloud.expand(url, items, chosen, lambda k: cloud.object_url("gs", bucket, k))
+
+    # -- clients and credentials -------------------------------------------------------------
+
+    def _client(self, options: DownloadOptions) -> _Gcs:
+        config = self._config
+        endpoint = cloud.setting(options, config, "gcs_endpoint_url") or os.environ.get(
+            "STORAGE_EMULATOR_HOST")
+        if endpoint and "://" not in endpoint:
+            endpoint = f"http://{endpoint}"
+        credentials_file = cloud.setting(options, config, "gcs_credentials_file")
+        anonymous = cloud.flag(options, config, "anonymous")
+        key = (endpoint, credentials_file, anonymous)
+        return self._clients.get(key, lambda: self._make_client(
+            endpoint, credentials_file, anonymous))
+
+    def _make_client(
+        self, endpoint: str | None, credentials_file: str | None, anonymous: bool
+    ) -> _Gcs:
+        import google.auth
+        import requests.adapters
+        from google.auth.credentials import AnonymousCredentials
+        from google.auth.exceptions import DefaultCredentialsError
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import storage  # type: ignore[import-untyped]
+
+        credentials: Any
+        if credentials_file:
+            path = os.path.expanduser(str(credentials_file))
+            try:
+                credentials, _ = google.auth.load_credentials_from_file(path, scopes=[READ_ONLY])
+            except (DefaultCredentialsError, OSError, ValueError) as exc:
+                # google-auth wraps the reason: ("Failed to load ... from FILE", reason)
+                reason = exc.args[-1] if len(exc.args) > 1 else exc
+                raise InputError(f"the Google credentials file {path} cannot be used: "
+                                 f"{_first_line(reason)}") from None
+        elif anonymous or endpoint:
+            credentials = AnonymousCredentials()
+        else:
+            try:
+                credentials, _ = google.auth.default(scopes=[READ_ONLY])
+            except DefaultCredentialsError:
+                credentials = AnonymousCredentials()  # public buckets need none
+        client_options = {"api_endpoint": endpoint} if endpoint else None
+        client = storage.Client(project=None, credentials=credentials,
+                                client_options=client_options)
+        session = AuthorizedSession(credentials)
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=MAX_CONNECTIONS * 2, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return _Gcs(storage=client, session=session, endpoint=(endpoint or DEFAULT_ENDPOINT)
+                    .rstrip("/"))
+
+    def close(self) -> None:
+        for gcs in self._clients.clear():
+            gcs.session.close()
+
+
+def _check(response: Any, remote: RemoteInfo, start: int, end: int | None, ranged: bool) -> None:
+    status = response.status_code
+    if status == 206 and ranged:
+        parsed = parse_content_range(response.headers.get("content-range"))
+        want_end = end if end is not None else remote.size
+        if parsed is None or parsed[0] != start or parsed[1] != want_end:
+            raise Retryable(f"GCS answered bytes {response.headers.get('content-range')!r} to a "
+                            f"request for bytes {start}-{(want_end or 0) - 1} of {remote.url}")
+        return
+    if status == 200:
+        if ranged:
+            raise RangeNotSupported(f"GCS sent the whole of {remote.url} to a ranged request")
+        return
+    if status in (404, 412):
+        raise RemoteChanged(f"{remote.url} changed during the download (generation "
+                            f"{remote.version} is gone)")
+    raise _status_error(status, remote.url)
+
+
+def _status_error(status: int, url: str, detail: str = "") -> LadenError:
+    detail = f": {detail}" if detail else ""
+    if status in (429, 503):
+        return SlowDown(f"GCS asks for fewer requests (HTTP {status}){detail}", status=status)
+    if status >= 500 or status == 408:
+        return Retryable(f"GCS error {status} for {url}{detail}", status=status)
+    if status == 401:
+        return Permanent(f"GCS refused the credentials for {url}{detail}", status=status)
+    if status == 403:
+        return Permanent(f"access denied to {url}: the credentials are missing or lack "
+                         f"permission{detail}", status=status)
+    if status == 404:
+        return Permanent(f"no such GCS object: {url}", status=status)
+    return Permanent(f"GCS refused {url} (HTTP {status}){detail}", status=status)
+
+
+def _error(exc: Exception, url: str) -> LadenError:
+    import requests
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+
+    if isinstance(exc, LadenError):
+        return exc
+    if isinstance(exc, api.PreconditionFailed):
+        return RemoteChanged(f"{url} changed during the download")
+    if isinstance(exc, api.GoogleAPICallError) and exc.code is not None:
+        return _status_error(int(exc.code), url, _first_line(exc.message))
+    if isinstance(exc, auth.RefreshError):
+        return Permanent(f"Google refused the credentials for {url}: {_first_line(exc)}")
+    if isinstance(exc, auth.DefaultCredentialsError):
+        return InputError(f"no usable Google credentials: {_first_line(exc)}")
+    if isinstance(exc, auth.TransportError | requests.RequestException | OSError):
+        return Retryable(f"connection to GCS failed for {url}: {_first_line(exc)}")
+    if isinstance(exc, api.GoogleAPIError):
+        return Permanent(f"GCS error for {url}: {_first_line(exc)}")
+    raise exc
+
+
+def _first_line(value: Any) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__

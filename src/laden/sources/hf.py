@@ -1,0 +1,250 @@
+"""The Hugging Face Hub: files, folders and whole repositories at a revision.
+
+Addresses: `hf://owner/repo/path/in/repo`, `hf://datasets/owner/repo/...`,
+`hf://spaces/owner/repo/...`, with a revision as `hf://owner/repo@REV/path` (a revision with
+`/`, such as `refs/pr/1`, percent-encoded) or the `revision` setting; the default is `main`.
+`hf://owner/repo` alone is the whole repository (a snapshot, narrowed by `include` and
+`exclude` globs); a path ending in `/` or holding a glob is a folder.
+
+The metadata comes from huggingface_hub: a HEAD on the file's resolve address gives the commit
+the revision points to, the ETag (the LFS sha256, or the git blob sha1 of a small file), the
+size, and for LFS files the signed CDN address the hub redirects to. Those checksums are
+verified without asking. The bytes are plain HTTP, so the HTTP source reads them: small files
+from the resolve address pinned to that commit, LFS files from the CDN. The token goes only to
+the hub: the HTTP source sends credentials to the same origin only, never to the CDN. When a
+signed CDN address expires, the engine probes again for a fresh one of the same version.
+
+Token, first found: `hf_token` (secrets), the file `hf_token_file` names, then the hub's own
+(`HF_TOKEN`, the saved login). The endpoint: `hf_endpoint`, then `HF_ENDPOINT`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote
+
+from ..engine.config import Config
+from ..engine.errors import InputError, LadenError, Permanent, Retryable, SlowDown
+from ..engine.info import ChecksumInfo
+from ..engine.options import DownloadOptions
+from . import cloud
+from .base import ListedObject, RangeReader, RemoteInfo, Source
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_TYPES = {"datasets": "dataset", "spaces": "space"}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+_UNKNOWN = object()
+
+
+@dataclass(frozen=True)
+class HubAddress:
+    repo_type: str
+    """model, dataset or space."""
+    repo_id: str
+    revision: str | None
+    """As written after `@` in the address; None when it names none."""
+    path: str
+
+    def url_for(self, path: str) -> str:
+        kind = {"dataset": "datasets/", "space": "spaces/"}.get(self.repo_type, "")
+        revision = f"@{quote(self.revision, safe='')}" if self.revision else ""
+        return f"hf://{kind}{self.repo_id}{revision}/{quote(path, safe=cloud._KEY_SAFE)}"
+
+
+def parse_address(url: str) -> HubAddress:
+    parts = url.split("://", 1)[1].split("/")
+    repo_type = "model"
+    if parts[0] in _TYPES:
+        repo_type = _TYPES[parts.pop(0)]
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise InputError(f"{url}: a Hugging Face address names owner/repo, as in "
+                         "hf://owner/repo/file or hf://datasets/owner/repo")
+    name, _, revision = parts[1].partition("@")
+    return HubAddress(repo_type, f"{parts[0]}/{name}", unquote(revision) or None,
+                      unquote("/".join(parts[2:])))
+
+
+class HfSource(Source):
+    name = "hf"
+    schemes = ("hf",)
+    SUPPORTS_LISTING = True
+
+    def __init__(self, config: Config | None = None) -> None:
+        self._config = config or Config()
+        self._http_source: Any = None
+        self._hub_token: object = _UNKNOWN
+
+    def _http(self) -> Any:
+        if self._http_source is None:
+            from .http import HttpSource
+
+            self._http_source = HttpSource(self._config)
+        return self._http_source
+
+    # -- the probe ---------------------------------------------------------------------------
+
+    def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+        address = parse_address(url)
+        if not address.path or address.path.endswith("/"):
+            raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
+        endpoint = self._endpoint(options)
+        token = self._token(options)
+        revision = self._revision(address, options)
+        try:
+            meta = get_hf_file_metadata(
+                hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type,
+                           revision=revision, endpoint=endpoint),
+                token=token or False, timeout=self._config.connect_timeout, endpoint=endpoint,
+            )
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise _error(exc, url, address, revision, token) from None
+        commit = meta.commit_hash or revision
+        pinned = hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type,
+                            revision=commit, endpoint=endpoint)
+        etag = (meta.etag or "").lower()
+        checksums = []
+        if _SHA256.fullmatch(etag):
+            checksums.append(ChecksumInfo("sha256", etag, "Hugging Face LFS sha256"))
+        elif _SHA1.fullmatch(etag):
+            checksums.append(ChecksumInfo("git-sha1", etag, "Hugging Face git blob sha1"))
+        # A small file is served by the hub itself: read it from the commit, not the branch.
+        redirected = meta.location and not meta.location.startswith(endpoint.rstrip("/") + "/")
+        return RemoteInfo(
+            url=url,
+            final_url=meta.location if redirected else pinned,
+            size=meta.size,
+            supports_ranges=meta.size is not None,
+            etag=meta.etag,
+            filename=cloud.file_name(address.path),
+            checksums=tuple(checksums),
+            # The file's content id: a new commit that leaves the file alone resumes it.
+            version=meta.etag,
+            extra={"commit": commit, "resolve_url": pinned},
+        )
+
+    # -- the bytes ---------------------------------------------------------------------------
+
+    def open_range(
+        self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
+    ) -> RangeReader:
+        # The HTTP source sends the token only when the address it reads is on the same origin
+        # as `url` (the hub), so a CDN never sees it. Both addresses name content that cannot
+        # change (a commit, a content hash), so no If-Range validator is needed.
+        web = RemoteInfo(
+            url=remote.extra.get("resolve_url") or remote.final_url,
+            final_url=remote.final_url,
+            size=remote.size,
+            supports_ranges=remote.supports_ranges,
+        )
+        token = self._token(options)
+        web_options = dataclasses.replace(
+            options, bearer_token=token, username=None, password=None, netrc=False)
+        return self._http().open_range(web, start, end, web_options)
+
+    # -- folders and snapshots ---------------------------------------------------------------
+
+    def is_folder(self, url: str, options: DownloadOptions) -> bool:
+        return cloud.is_folder_key(parse_address(url).path, options)
+
+    def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
+        from huggingface_hub import HfApi
+        from huggingface_hub.hf_api import RepoFile
+
+        address = parse_address(url)
+        chosen = cloud.selection(address.path, options)
+        token = self._token(options)
+        revision = self._revision(address, options)
+        api = HfApi(endpoint=self._endpoint(options), token=token or False)
+        folder = chosen.prefix.rstrip("/") or None
+        try:
+            # The tree is read at one commit, so its pages cannot come from two.
+            commit = api.repo_info(address.repo_id, repo_type=address.repo_type,
+                                   revision=revision).sha or revision
+            entries = api.list_repo_tree(address.repo_id, path_in_repo=folder, recursive=True,
+                                         revision=commit, repo_type=address.repo_type)
+            items = [(e.path, e.size) for e in entries if isinstance(e, RepoFile)]
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise _error(exc, url, address, revision, token) from None
+        return cloud.expand(url, items, chosen, address.url_for)
+
+    # -- settings ----------------------------------------------------------------------------
+
+    def _endpoint(self, options: DownloadOptions) -> str:
+        endpoint = cloud.setting(options, self._config, "hf_endpoint") or os.environ.get(
+            "HF_ENDPOINT") or DEFAULT_ENDPOINT
+        return str(endpoint).rstrip("/")
+
+    def _token(self, options: DownloadOptions) -> str | None:
+        if cloud.flag(options, self._config, "anonymous"):
+            return None
+        token = cloud.secret(options, self._config, "hf_token")
+        if token:
+            return token
+        if self._hub_token is _UNKNOWN:
+            from huggingface_hub import get_token
+
+            self._hub_token = get_token()  # HF_TOKEN or the saved login, looked up once
+        return self._hub_token  # type: ignore[return-value]
+
+    def _revision(self, address: HubAddress, options: DownloadOptions) -> str:
+        return address.revision or str(
+            cloud.setting(options, self._config, "revision") or "main")
+
+    def close(self) -> None:
+        if self._http_source is not None:
+            self._http_source.close()
+
+
+def _error(
+    exc: Exception, url: str, address: HubAddress, revision: str, token: str | None
+) -> LadenError:
+    from huggingface_hub import errors
+
+    if isinstance(exc, LadenError):
+        return exc
+    repo = f"{address.repo_type} {address.repo_id}" if address.repo_type != "model" else (
+        address.repo_id)
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(exc, errors.GatedRepoError):
+        return Permanent(f"Hugging Face repository {repo} is gated: accept its conditions on "
+                         "the Hub, then use a token (HF_TOKEN or --hf-token-file)", status=status)
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        if token:
+            return Permanent(f"Hugging Face repository {repo} not found, or the token cannot "
+                             "read it", status=status)
+        return Permanent(f"Hugging Face repository {repo} not found; if it is private or "
+                         "gated, give a token (HF_TOKEN or --hf-token-file)", status=status)
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return Permanent(f"Hugging Face repository {repo} has no revision {revision!r}",
+                         status=status)
+    missing = tuple(getattr(errors, name) for name in ("EntryNotFoundError",
+                                                       "RemoteEntryNotFoundError")
+                    if hasattr(errors, name))
+    if isinstance(exc, missing):
+        return Permanent(f"no file {address.path!r} in Hugging Face repository {repo} at "
+                         f"{revision}", status=status)
+    if isinstance(exc, errors.HfHubHTTPError) and status is not None:
+        if status == 401:
+            return Permanent(f"the Hugging Face Hub refused the token for {url}", status=status)
+        if status == 403:
+            return Permanent(f"the Hugging Face Hub denies access to {url}", status=status)
+        if status == 429:
+            return SlowDown("the Hugging Face Hub asks for fewer requests", status=status)
+        if status >= 500:
+            return Retryable(f"Hugging Face Hub error {status} for {url}", status=status)
+        return Permanent(f"the Hugging Face Hub refused {url} (HTTP {status})", status=status)
+    if isinstance(exc, errors.OfflineModeIsEnabled):
+        return Permanent(f"cannot fetch {url}: HF_HUB_OFFLINE is set")
+    transport = getattr(errors, "HTTPError", OSError)  # httpx's base class in huggingface_hub
+    if isinstance(exc, transport | OSError):
+        return Retryable(f"connection to the Hugging Face Hub failed for {url}: {exc}")
+    raise exc

@@ -1,0 +1,331 @@
+"""Amazon S3 and S3-compatible stores (MinIO, Ceph, R2, ...) through boto3.
+
+`s3://bucket/key` is one object; `s3://bucket/prefix/` and `s3://bucket/data/**/*.csv` are
+folders (see `cloud`). The probe is a HEAD with `ChecksumMode=ENABLED`, so full-object
+checksums (SHA-256, SHA-1, CRC32C, CRC32) come back with the size and the ETag; without one,
+the ETag itself is checked: the MD5 of a single-part upload, or for a multipart upload the MD5
+of the parts' MD5s, whose part size two more HEADs (`PartNumber=1` and the last) establish.
+Every range is a GET pinned with `IfMatch` on the probed ETag: 412 means the object changed.
+
+Bytes: botocore's `StreamingBody` wraps a urllib3 response (`_raw_stream`) around an
+`http.client.HTTPResponse`. Reading that with `readinto` fills the engine's buffer in C with
+the GIL released, as the HTTP source does; `StreamingBody.read(n)` builds a new bytes object
+per read that then has to be copied again. Against moto on 127.0.0.1 this measured about 1.6
+times faster for large ranges; the copying path stays as the fallback.
+
+Credentials: explicit keys (secrets or `*_file` settings), else a named profile, else
+botocore's chain (environment, shared files, SSO, container and instance roles). When that
+chain finds nothing, requests go unsigned, which is what public buckets want. `s3_endpoint_url`
+(or `AWS_ENDPOINT_URL[_S3]`) selects an S3-compatible store and path-style addressing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from .. import __version__
+from ..engine.config import MAX_CONNECTIONS, Config
+from ..engine.errors import (
+    InputError,
+    LadenError,
+    Permanent,
+    RemoteChanged,
+    RemoteError,
+    Retryable,
+    SlowDown,
+)
+from ..engine.info import ChecksumInfo
+from ..engine.options import DownloadOptions
+from ..engine.verify import normalise_digest, s3_etag_algorithm
+from . import cloud
+from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
+from .http import HttpRangeReader
+
+_MD5_ETAG = re.compile(r'"?([0-9a-fA-F]{32})"?')
+_MULTIPART_ETAG = re.compile(r'"?([0-9a-fA-F]{32})-([1-9][0-9]*)"?')
+_FULL_OBJECT_CHECKSUMS = (
+    ("ChecksumSHA256", "sha256"),
+    ("ChecksumSHA1", "sha1"),
+    ("ChecksumCRC32C", "crc32c"),
+    ("ChecksumCRC32", "crc32"),
+)
+_CREDENTIAL_ERRORS = {
+    "InvalidAccessKeyId": "the access key id is not known to the store",
+    "SignatureDoesNotMatch": "the secret key does not match the access key id",
+    "InvalidToken": "the session token is not valid",
+    "ExpiredToken": "the session token has expired",
+    "TokenRefreshRequired": "the session token has expired",
+    "AuthorizationHeaderMalformed": "the credentials or the region are wrong",
+}
+_SLOW_DOWN = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+              "TooManyRequests", "TooManyRequestsException", "RequestThrottled"}
+
+
+class S3Source(Source):
+    name = "s3"
+    schemes = ("s3",)
+    SUPPORTS_LISTING = True
+
+    def __init__(self, config: Config | None = None) -> None:
+        self._config = config or Config()
+        self._clients: cloud.ClientCache[Any] = cloud.ClientCache()
+
+    # -- the probe ---------------------------------------------------------------------------
+
+    def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        bucket, key = cloud.split_address(url)
+        if not key or key.endswith("/"):
+            raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
+        client = self._client(options)
+        try:
+            head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise self._explain(exc, client, bucket, key) from None
+        size = int(head["ContentLength"])
+        etag = head.get("ETag")
+        headers = head.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return RemoteInfo(
+            url=url,
+            final_url=url,
+            size=size,
+            supports_ranges=True,
+            etag=etag,
+            last_modified=headers.get("last-modified") or cloud.http_date(head.get("LastModified")),
+            filename=cloud.file_name(key),
+            checksums=tuple(self._checksums(client, bucket, key, head, size)),
+            version=etag,
+            extra={k: v for k, v in (("version_id", head.get("VersionId")),
+                                     ("content_type", head.get("ContentType"))) if v},
+        )
+
+    def _checksums(
+        self, client: Any, bucket: str, key: str, head: dict[str, Any], size: int
+    ) -> list[ChecksumInfo]:
+        found = []
+        composite = head.get("ChecksumType") == "COMPOSITE"
+        for field, algorithm in _FULL_OBJECT_CHECKSUMS:
+            value = head.get(field)
+            # A composite checksum ("...-N") is a checksum of part checksums: not comparable.
+            if value and not composite and "-" not in value:
+                with contextlib.suppress(InputError):  # not a digest we know: leave it out
+                    found.append(ChecksumInfo(algorithm, normalise_digest(algorithm, value),
+                                              f"S3 {field}"))
+        encrypted = head.get("SSECustomerAlgorithm") or str(
+            head.get("ServerSideEncryption", "")).startswith("aws:kms")
+        etag = head.get("ETag") or ""
+        if found or encrypted or not self._config.verify:
+            return found  # a KMS or customer-key object's ETag is not an MD5 of its bytes
+        if match := _MD5_ETAG.fullmatch(etag):
+            found.append(ChecksumInfo("md5", match.group(1).lower(), "S3 ETag"))
+        elif match := _MULTIPART_ETAG.fullmatch(etag):
+            part_size = self._part_size(client, bucket, key, size, int(match.group(2)))
+            if part_size:
+                expected = f"{match.group(1).lower()}-{match.group(2)}"
+                found.append(ChecksumInfo(s3_etag_algorithm(part_size), expected,
+                                          "S3 multipart ETag"))
+        return found
+
+    def _part_size(self, client: Any, bucket: str, key: str, size: int, parts: int) -> int | None:
+        """The part size of a multipart upload, when its parts are all that size but the last.
+
+        Real uploaders use one part size; anything else is left unchecked rather than
+        reported as corrupt.
+        """
+        try:
+            first = client.head_object(Bucket=bucket, Key=key, PartNumber=1)
+            part = int(first["ContentLength"])
+            if parts == 1:
+                return part if part == size else None
+            last = client.head_object(Bucket=bucket, Key=key, PartNumber=parts)
+        except Exception:  # noqa: BLE001 - the store does not say: skip this check
+            return None
+        if part > 0 and (parts - 1) * part + int(last["ContentLength"]) == size and (
+            -(-size // part) == parts
+        ):
+            return part
+        return None
+
+    # -- the bytes ---------------------------------------------------------------------------
+
+    def open_range(
+        self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
+    ) -> RangeReader:
+        bucket, key = cloud.split_address(remote.url)
+        client = self._client(options)
+        request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if remote.etag:
+            request["IfMatch"] = remote.etag
+        ranged = start > 0 or end is not None
+        if ranged:
+            request["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            response = client.get_object(**request)
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise self._error(exc, remote.url, bucket, reading=True) from None
+        body = response["Body"]
+        want_end = end if end is not None else remote.size
+        content_range = response.get("ContentRange")
+        if ranged and want_end is not None and content_range != (
+            f"bytes {start}-{want_end - 1}/{remote.size}"
+        ):
+            body.close()
+            raise Retryable(f"S3 answered {content_range!r} to a request for bytes "
+                            f"{start}-{want_end - 1} of {remote.url}")
+        raw = getattr(body, "_raw_stream", None)
+        if isinstance(getattr(raw, "_fp", None), http.client.HTTPResponse):
+            return HttpRangeReader(raw)
+        return ReadAdapter(body)
+
+    # -- folders -----------------------------------------------------------------------------
+
+    def is_folder(self, url: str, options: DownloadOptions) -> bool:
+        return cloud.is_folder_key(cloud.split_address(url)[1], options)
+
+    def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
+        bucket, key = cloud.split_address(url)
+        chosen = cloud.selection(key, options)
+        client = self._client(options)
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=chosen.prefix)
+            items = [(o["Key"], o.get("Size")) for page in pages for o in page.get("Contents", ())]
+        except Exception as exc:  # noqa: BLE001 - classified in one place
+            raise self._error(exc, url, bucket) from None
+        return cloud.expand(url, items, chosen, lambda k: cloud.object_url("s3", bucket, k))
+
+    # -- clients and credentials -------------------------------------------------------------
+
+    def _client(self, options: DownloadOptions) -> Any:
+        config = self._config
+        endpoint = (cloud.setting(options, config, "s3_endpoint_url")
+                    or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+        region = cloud.setting(options, config, "s3_region")
+        profile = cloud.setting(options, config, "s3_profile")
+        anonymous = cloud.flag(options, config, "anonymous")
+        key_id = cloud.secret(options, config, "s3_access_key_id")
+        secret_key = cloud.secret(options, config, "s3_secret_key")
+        token = cloud.secret(options, config, "s3_session_token")
+        if bool(key_id) != bool(secret_key):
+            raise InputError("S3 needs both an access key id and a secret key "
+                             "(--s3-access-key-id[-file] and --s3-secret-key-file)")
+        cache_key = (endpoint, region, profile, anonymous, key_id, secret_key, token)
+        return self._clients.get(cache_key, lambda: self._make_client(
+            endpoint, region, profile, anonymous, key_id, secret_key, token))
+
+    def _make_client(
+        self, endpoint: str | None, region: str | None, profile: str | None, anonymous: bool,
+        key_id: str | None, secret_key: str | None, token: str | None,
+    ) -> Any:
+        import boto3  # type: ignore[import-untyped]
+        import botocore.config  # type: ignore[import-untyped]
+        import botocore.exceptions  # type: ignore[import-untyped]
+        from botocore import UNSIGNED  # type: ignore[import-untyped]
+
+        try:
+            session = boto3.session.Session(profile_name=profile)
+        except botocore.exceptions.ProfileNotFound:
+            raise InputError(f"no AWS profile named {profile!r}") from None
+        if not anonymous and not key_id:
+            # Nothing in the chain: public buckets still answer unsigned requests.
+            anonymous = session.get_credentials() is None
+        settings: dict[str, Any] = {
+            "connect_timeout": self._config.connect_timeout,
+            "read_timeout": self._config.stall_timeout,
+            "retries": {"mode": "standard", "total_max_attempts": 1},  # the engine retries
+            "max_pool_connections": MAX_CONNECTIONS * 2,
+            "user_agent_extra": f"laden/{__version__}",
+            # Checksums are verified over the whole file by the engine, not per response.
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
+        if endpoint:
+            settings["s3"] = {"addressing_style": "path"}  # MinIO & co.; no bucket DNS names
+        if anonymous:
+            settings["signature_version"] = UNSIGNED
+        try:
+            return session.client(
+                "s3",
+                endpoint_url=endpoint or None,
+                region_name=region or None,
+                aws_access_key_id=key_id or None,
+                aws_secret_access_key=secret_key or None,
+                aws_session_token=token or None,
+                config=botocore.config.Config(**settings),
+            )
+        except ValueError as exc:
+            raise InputError(f"invalid S3 endpoint {endpoint!r}: {exc}") from None
+
+    def close(self) -> None:
+        for client in self._clients.clear():
+            client.close()
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def _explain(self, exc: Exception, client: Any, bucket: str, key: str) -> LadenError:
+        """A HEAD error has no body, so no code: ask again with a tiny GET to learn why."""
+        url = cloud.object_url("s3", bucket, key)
+        first = self._error(exc, url, bucket)
+        if not isinstance(first, Permanent):
+            return first
+        try:
+            client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")["Body"].close()
+        except Exception as again:  # noqa: BLE001 - classified in one place
+            return self._error(again, url, bucket)
+        return first
+
+    def _error(
+        self, exc: Exception, url: str, bucket: str, *, reading: bool = False
+    ) -> LadenError:
+        import botocore.exceptions as bce  # type: ignore[import-untyped]
+
+        if isinstance(exc, LadenError):
+            return exc
+        if isinstance(exc, bce.ClientError):
+            return _client_error(exc, url, bucket, reading=reading)
+        if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+            return Permanent(f"no usable S3 credentials for {url}: {exc}")
+        if isinstance(exc, bce.ParamValidationError):
+            return InputError(f"invalid S3 address {url}: {exc}")
+        if isinstance(exc, bce.EndpointConnectionError):
+            return Retryable(f"cannot connect to the S3 endpoint {exc.kwargs.get('endpoint_url')}")
+        if isinstance(exc, bce.ConnectTimeoutError | bce.ReadTimeoutError):
+            return Retryable(f"timed out talking to S3 for {url}")
+        if isinstance(exc, bce.HTTPClientError | bce.ConnectionError | OSError):
+            return Retryable(f"connection to S3 failed for {url}: {exc}")
+        if isinstance(exc, bce.BotoCoreError):
+            return Permanent(f"S3 error for {url}: {exc}")
+        raise exc
+
+
+def _client_error(exc: Any, url: str, bucket: str, *, reading: bool) -> RemoteError | LadenError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = error.get("Message") or ""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in ("PreconditionFailed", "412") or status == 412:
+        return RemoteChanged(f"{url} changed during the download (its ETag no longer matches)")
+    if code == "InvalidRange" or status == 416:
+        return RemoteChanged(f"{url} changed during the download (it is shorter now)")
+    if code == "NoSuchBucket":
+        return Permanent(f"no such S3 bucket: {bucket}", status=status)
+    if code in ("NoSuchKey", "NotFound", "404") or status == 404:
+        if reading:
+            return RemoteChanged(f"{url} was deleted during the download")
+        return Permanent(f"no such S3 object: {url}", status=status)
+    if code in _CREDENTIAL_ERRORS:
+        return Permanent(f"S3 refused the credentials for {url}: {_CREDENTIAL_ERRORS[code]} "
+                         f"({code})", status=status)
+    if code in ("AccessDenied", "AllAccessDisabled", "403") or status == 403:
+        return Permanent(f"access denied to {url}: the credentials are missing or wrong, or "
+                         "they do not allow reading it", status=status)
+    if code in _SLOW_DOWN or status in (429, 503):
+        return SlowDown(f"S3 asks for fewer requests ({code or status})", status=status)
+    if status is None or status >= 500 or code in ("InternalError", "RequestTimeout"):
+        return Retryable(f"S3 error for {url}: {code or status} {message}".rstrip(),
+                         status=status)
+    return Permanent(f"S3 refused {url}: {code} {message}".rstrip(), status=status)

@@ -1,0 +1,152 @@
+"""Fixtures for the object-store tests: a `store` on each emulator, and ways to watch reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from laden.engine.config import Config
+from laden.engine.manager import DownloadManager
+from laden.sources.base import RangeReader
+
+from .stores import AzureStore, GcsStore, HubStore, S3Store, Store
+
+# Small segments, so that a few MB already make many ranged reads; short timeouts.
+FAST = Config(min_segment_size=64 * 1024, connect_timeout=5, stall_timeout=5,
+              checkpoint_interval=0.2, retries=2)
+STORES = ("s3", "gs", "az", "hf")
+
+
+@pytest.fixture
+def s3_store(s3_server: Any, s3_bucket: str, tmp_path: Path) -> S3Store:
+    return S3Store(s3_server, s3_bucket, tmp_path)
+
+
+@pytest.fixture
+def gs_store(gcs_server: Any, gcs_bucket: str, tmp_path: Path) -> GcsStore:
+    return GcsStore(gcs_server, gcs_bucket, tmp_path)
+
+
+@pytest.fixture
+def az_store(azurite_server: Any, azure_container: str, tmp_path: Path) -> AzureStore:
+    return AzureStore(azurite_server, azure_container, tmp_path)
+
+
+@pytest.fixture
+def hf_store(hf_hub: Any, tmp_path: Path) -> HubStore:
+    return HubStore(hf_hub, tmp_path)
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> Store:
+    return request.getfixturevalue(f"{request.param}_store")  # type: ignore[no-any-return]
+
+
+def manager(config: Config = FAST, **kwargs: Any) -> DownloadManager:
+    return DownloadManager(config, **kwargs)
+
+
+class RangeLog:
+    """Every `open_range` a source class served during a test: (start, end) pairs."""
+
+    def __init__(self) -> None:
+        self.ranges: list[tuple[int, int | None]] = []
+
+    @property
+    def starts(self) -> set[int]:
+        return {start for start, _ in self.ranges}
+
+
+@pytest.fixture
+def range_log(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], RangeLog]:
+    def watch(source_class: type) -> RangeLog:
+        log = RangeLog()
+        original = source_class.open_range
+
+        def open_range(self: Any, remote: Any, start: int, end: int | None,
+                       options: Any) -> RangeReader:
+            log.ranges.append((start, end))
+            return original(self, remote, start, end, options)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(source_class, "open_range", open_range)
+        return log
+
+    return watch
+
+
+@pytest.fixture
+def corrupt_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], None]:
+    """Make a source class hand out wrong bytes: the first byte of the file is flipped."""
+
+    class Flipped:
+        def __init__(self, reader: RangeReader) -> None:
+            self._reader, self._first = reader, True
+
+        def readinto(self, buffer: memoryview) -> int:
+            n = self._reader.readinto(buffer)
+            if self._first and n:
+                buffer[0] ^= 0xFF
+                self._first = False
+            return n
+
+        def close(self) -> None:
+            self._reader.close()
+
+    def corrupt(source_class: type) -> None:
+        original = source_class.open_range
+
+        def open_range(self: Any, remote: Any, start: int, end: int | None,
+                       options: Any) -> RangeReader:
+            reader = original(self, remote, start, end, options)
+            return Flipped(reader) if start == 0 else reader
+
+        monkeypatch.setattr(source_class, "open_range", open_range)
+
+    return corrupt
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def laden(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real command line in a subprocess (the environment carries the test folders)."""
+    return subprocess.run(
+        [sys.executable, "-m", "laden", *args], capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "COLUMNS": "120"},
+    )
+
+
+def laden_process(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "laden", *args], env={**os.environ, "COLUMNS": "120"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def journal_records(state_dir: Path) -> list[Any]:
+    """The downloads the journal holds, read as `laden list` does (no lock needed)."""
+    from laden.store.journal import Journal
+
+    if not (state_dir / "journal.sqlite3").exists():
+        return []
+    journal = Journal(str(state_dir))
+    try:
+        return journal.load_all()
+    finally:
+        journal.close()
+
+
+def journal_done(state_dir: Path) -> int:
+    """Bytes the journal records as on disk, over all downloads."""
+    return sum(end - start for r in journal_records(state_dir) for start, end in r.done_ranges)

@@ -1,0 +1,106 @@
+"""S3 specifics on moto: which published checksum is verified, and where credentials and the
+endpoint come from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from laden.engine.config import Config
+from laden.engine.options import DownloadOptions
+from laden.engine.states import State
+from laden.sources.s3 import S3Source
+from servers.fixtures import random_bytes
+
+from .conftest import FAST, manager
+from .stores import S3Store
+
+
+def _plain_client(server):  # uploads with no checksum, as older tools and consoles do
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    kwargs = server.client_kwargs()
+    kwargs["config"] = kwargs["config"].merge(
+        BotoConfig(request_checksum_calculation="when_required"))
+    return boto3.session.Session().client("s3", **kwargs)
+
+
+def test_each_kind_of_published_checksum_is_verified(s3_store: S3Store, downloads: Path) -> None:
+    server, bucket = s3_store.server, s3_store.bucket
+    data = random_bytes(3 * 1024 * 1024 + 11, seed=20)
+    server.put_object(bucket, "sha.bin", data, checksum_sha256=True)
+    _plain_client(server).put_object(Bucket=bucket, Key="md5.bin", Body=data)
+    server.put_multipart(bucket, "parts.bin", data, part_size=1024 * 1024)
+    with manager() as m:
+        ids = [m.add(s3_store.url(k), str(downloads), **s3_store.options())
+               for k in ("sha.bin", "md5.bin", "parts.bin")]
+        infos = [m.wait(i) for i in ids]
+    assert all(i.state is State.DONE for i in infos), [i.message for i in infos]
+    assert all(Path(i.dest).read_bytes() == data for i in infos)
+    checked = [[(c.algorithm, c.origin, c.verified) for c in i.checksums] for i in infos]
+    assert checked == [
+        [("sha256", "S3 ChecksumSHA256", True)],
+        [("md5", "S3 ETag", True)],
+        [(f"s3-etag-{1024 * 1024}", "S3 multipart ETag", True)],
+    ]
+
+
+def test_multipart_etag_catches_corruption(s3_store: S3Store, downloads: Path,
+                                           corrupt_reads) -> None:
+    data = random_bytes(2 * 1024 * 1024, seed=21)
+    s3_store.server.put_multipart(s3_store.bucket, "m.bin", data, part_size=512 * 1024)
+    corrupt_reads(S3Source)
+    with manager() as m:
+        info = m.wait(m.add(s3_store.url("m.bin"), str(downloads), **s3_store.options()))
+    assert info.state is State.FAILED
+    assert "checksum mismatch (S3 multipart ETag)" in info.message
+
+
+def test_endpoint_from_the_environment_or_the_settings_file(
+    s3_store: S3Store, downloads: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3_store.put("dir/a b+c.bin", b"spaces and plus")
+    url = s3_store.url("dir/a b+c.bin")
+    assert "%20" in url
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_store.server.endpoint_url)
+    with manager() as m:
+        from_env = m.wait(m.add(url, str(downloads / "env") + "/"))
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    settings = Config.from_mapping({"s3_endpoint_url": s3_store.server.endpoint_url,
+                                    "min_segment_size": FAST.min_segment_size})
+    with manager(settings) as m:
+        from_settings = m.wait(m.add(url, str(downloads / "settings") + "/"))
+    for info in (from_env, from_settings):
+        assert info.state is State.DONE, info.message
+        assert Path(info.dest).name == "a b+c.bin"
+        assert Path(info.dest).read_bytes() == b"spaces and plus"
+
+
+def test_without_credentials_requests_go_unsigned(
+    s3_store: S3Store, downloads: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore import UNSIGNED
+
+    s3_store.client.put_object(Bucket=s3_store.bucket, Key="public.bin", Body=b"for everyone",
+                               ACL="public-read")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    source = S3Source(Config())
+    client = source._client(DownloadOptions(**s3_store.options()))
+    assert client.meta.config.signature_version is UNSIGNED
+    with manager() as m:
+        info = m.wait(m.add(s3_store.url("public.bin"), str(downloads), **s3_store.options()))
+    assert info.state is State.DONE, info.message
+    assert Path(info.dest).read_bytes() == b"for everyone"
+
+
+def test_one_client_per_endpoint_and_credentials(s3_store: S3Store) -> None:
+    source = S3Source(Config())
+    options = DownloadOptions(**s3_store.options())
+    same = DownloadOptions(**s3_store.options(glob="*"))
+    other = DownloadOptions(source_settings=options.source_settings,
+                            secrets={"s3_access_key_id": "AKIAOTHER", "s3_secret_key": "x"})
+    assert source._client(options) is source._client(same)
+    assert source._client(options) is not source._client(other)
