@@ -100,6 +100,7 @@ class DownloadOptions:
             password=newer.password or self.password,
             bearer_token=newer.bearer_token or self.bearer_token,
             secrets={**self.secrets, **newer.secrets},
+            source_settings={**self.source_settings, **newer.source_settings},
             ca_bundle=newer.ca_bundle or self.ca_bundle,
             insecure=newer.insecure or self.insecure,
             proxy=newer.proxy or self.proxy,
