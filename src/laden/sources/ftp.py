@@ -1,0 +1,300 @@
+"""FTP and explicit FTPS (AUTH TLS) through the standard library's `ftplib`.
+
+`SIZE` gives the size and `MDTM` the validator; each range is a `REST offset` + `RETR` on its own
+control connection, read up to the range's end and then aborted, because FTP has no way to ask
+for an end. Logged-in control connections are kept in a small pool so segments and the files of
+a folder do not pay for a login each. Passive mode only; the data address is the control
+connection's host (never the one in the PASV reply, which is wrong behind NAT).
+"""
+
+from __future__ import annotations
+
+import ftplib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from ..engine.config import Config
+from ..engine.errors import Permanent, RangeNotSupported, RemoteChanged, RemoteError, Retryable
+from ..engine.options import DownloadOptions
+from ..engine.urls import strip_credentials
+from .base import ListedObject, RangeReader, RemoteInfo, Source
+from .cloud import compile_glob
+from .ftp_protocol import (
+    NOT_IMPLEMENTED,
+    classified,
+    credentials,
+    entries,
+    host_of,
+    http_date,
+    join,
+    may_match_below,
+    quit_quietly,
+    remote_mdtm,
+    remote_size,
+    server_path,
+    size_or_none,
+    split_glob,
+    supports_rest,
+)
+from .http import make_ssl_context
+
+IDLE_CHECK = 10.0  # seconds idle after which a pooled connection is checked with NOOP
+POOL_SIZE = 16
+
+
+class FtpSource(Source):
+    name = "ftp"
+    schemes = ("ftp", "ftps")
+    SUPPORTS_LISTING = True
+
+    def __init__(self, config: Config | None = None) -> None:
+        self._config = config or Config()
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[Any, ...], list[tuple[float, ftplib.FTP]]] = {}
+
+    # -- facts and bytes ---------------------------------------------------------------------
+
+    def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        path = server_path(url)
+        with self._session(url, options) as ftp:
+            size = remote_size(ftp, url, path)
+            mdtm = remote_mdtm(ftp, path)
+            ranges = size is not None and supports_rest(ftp)
+        clean = strip_credentials(url)
+        return RemoteInfo(
+            url=clean, final_url=clean, size=size, supports_ranges=ranges,
+            last_modified=http_date(mdtm) if mdtm else None,
+            filename=path.rstrip("/").rsplit("/", 1)[-1] or None,
+            extra={"mdtm": mdtm} if mdtm else {},
+        )
+
+    def open_range(
+        self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
+    ) -> RangeReader:
+        url, path = remote.url, server_path(remote.url)
+        ftp = self._connect(url, options)
+        try:
+            # FTP has no If-Range: compare size and MDTM on this connection before each range.
+            size = remote_size(ftp, url, path) if remote.size is not None else None
+            mdtm = remote_mdtm(ftp, path) if remote.extra.get("mdtm") else None
+            if size != remote.size or mdtm != remote.extra.get("mdtm"):
+                was = f"{remote.size} bytes, {remote.extra.get('mdtm')}"
+                raise RemoteChanged(f"the remote file changed ({was} -> {size} bytes, {mdtm})")
+            try:
+                data = ftp.transfercmd(f"RETR {path}", rest=start or None)
+            except ftplib.error_perm as exc:
+                if start and str(exc)[:3] in NOT_IMPLEMENTED:
+                    raise RangeNotSupported(f"{host_of(url)} refused REST {start}: {exc}") from None
+                raise
+            data.settimeout(self._config.stall_timeout)
+        except BaseException as exc:
+            ftp.close()
+            raise classified(exc, url, "the download") from None
+        return FtpRangeReader(self, ftp, data, url, options, start, end, remote.size)
+
+    # -- folders -----------------------------------------------------------------------------
+
+    def is_folder(self, url: str, options: DownloadOptions) -> bool:
+        path = server_path(url)
+        if not path or path.endswith("/"):
+            return True
+        with self._session(url, options) as ftp:
+            if size_or_none(ftp, path) is not None:
+                return False
+            home = ftp.pwd()
+            try:
+                ftp.cwd(path)
+            except ftplib.error_perm:
+                return split_glob(path)[1] is not None
+            ftp.cwd(home)  # every path laden sends is relative to the login folder
+            return True
+
+    def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
+        # Globs mean what they mean for the cloud sources (see `cloud`): one in the address is
+        # anchored at the folder, the `glob` setting matches a bare name at any depth.
+        folder, in_address = split_glob(server_path(url))
+        glob = options.source_settings.get("glob")
+        patterns = [compile_glob(in_address, anchored=True)] if in_address else []
+        patterns += [compile_glob(glob)] if glob else []
+        # Only anchored patterns can rule a folder out; a bare name may match at any depth.
+        anchored = [in_address] if in_address else []
+        anchored += [glob] if glob and "/" in glob.strip("/") else []
+        parts = urlsplit(url)
+        found: list[ListedObject] = []
+        with self._session(url, options) as ftp:
+            pending = [""]
+            while pending:
+                relative = pending.pop(0)
+                for name, is_dir, size in entries(ftp, join(folder, relative)):
+                    child = f"{relative}{name}"
+                    if is_dir and all(may_match_below(p, child) for p in anchored):
+                        pending.append(child + "/")
+                    elif not is_dir and all(p.fullmatch(child) for p in patterns):
+                        # The address keeps the folder's user:password@: `add` moves it into
+                        # the options again, and the journal never sees it.
+                        remote = "/" + quote(join(folder, child))
+                        found.append(ListedObject(
+                            url=urlunsplit((parts.scheme, parts.netloc, remote, "", "")),
+                            relative_path=child, size=size))
+        if not found:
+            raise Permanent(f"nothing to download: no files under {strip_credentials(url)} match")
+        yield from found
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _key(self, url: str, options: DownloadOptions) -> tuple[Any, ...]:
+        parts = urlsplit(url)
+        return (parts.scheme.lower(), parts.hostname, parts.port or 21, *credentials(url, options),
+                options.ca_bundle, options.insecure)
+
+    def _connect(self, url: str, options: DownloadOptions) -> ftplib.FTP:
+        """A logged-in control connection: an idle one from the pool, else a new one."""
+        key = self._key(url, options)
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                since, ftp = idle.pop() if idle else (0.0, None)
+            if ftp is None:
+                return self._open_connection(url, options)
+            if time.monotonic() - since < IDLE_CHECK:
+                return ftp
+            try:
+                ftp.voidcmd("NOOP")
+                return ftp
+            except (ftplib.Error, OSError, EOFError):
+                ftp.close()
+
+    def _open_connection(self, url: str, options: DownloadOptions) -> ftplib.FTP:
+        parts = urlsplit(url)
+        user, password = credentials(url, options)
+        timeout = self._config.connect_timeout
+        ftp: ftplib.FTP
+        if parts.scheme.lower() == "ftps":
+            context = make_ssl_context(options.ca_bundle, insecure=options.insecure)
+            ftp = _TlsFtp(context=context, timeout=timeout)
+        else:
+            ftp = ftplib.FTP(timeout=timeout)
+        try:
+            ftp.connect(parts.hostname or "", parts.port or 21)
+            if isinstance(ftp, _TlsFtp):
+                try:
+                    ftp.auth()
+                except ftplib.error_perm as exc:
+                    message = f"{host_of(url)} does not offer FTPS (AUTH TLS): {exc}"
+                    raise Permanent(message) from None
+            try:
+                ftp.login(user, password)
+            except ftplib.error_perm as exc:
+                raise Permanent(f"FTP login to {host_of(url)} as {user!r} failed: {exc}") from None
+            if isinstance(ftp, _TlsFtp):
+                ftp.prot_p()
+            ftp.voidcmd("TYPE I")
+        except BaseException as exc:
+            ftp.close()
+            raise classified(exc, url, "the connection", options) from None
+        return ftp
+
+    def release(self, url: str, options: DownloadOptions, ftp: ftplib.FTP) -> None:
+        key = self._key(url, options)
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < POOL_SIZE:
+                idle.append((time.monotonic(), ftp))
+                return
+        quit_quietly(ftp)
+
+    def _session(self, url: str, options: DownloadOptions) -> _Session:
+        return _Session(self, url, options)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for _, ftp in connections:
+                quit_quietly(ftp)
+
+
+class _Session:
+    """A pooled connection for a few commands; goes back to the pool only if all went well."""
+
+    def __init__(self, source: FtpSource, url: str, options: DownloadOptions) -> None:
+        self.source, self.url, self.options = source, url, options
+
+    def __enter__(self) -> ftplib.FTP:
+        self.ftp = self.source._connect(self.url, self.options)
+        return self.ftp
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.source.release(self.url, self.options, self.ftp)
+            return
+        self.ftp.close()
+        if not isinstance(exc, RemoteError):
+            raise classified(exc, self.url, "the request") from None
+
+
+class FtpRangeReader:
+    """One `RETR` from an offset, read until the range ends, then stopped cleanly."""
+
+    def __init__(self, source: FtpSource, ftp: ftplib.FTP, data: socket.socket, url: str,
+                 options: DownloadOptions, start: int, end: int | None, size: int | None) -> None:
+        self._source, self._ftp, self._data = source, ftp, data
+        self._url, self._options = url, options
+        self._position, self._end, self._size = start, end, size
+        self._eof = False
+
+    def readinto(self, buffer: memoryview) -> int:
+        want = len(buffer) if self._end is None else min(len(buffer), self._end - self._position)
+        if want <= 0:
+            return 0
+        try:
+            n = self._data.recv_into(buffer[:want])
+        except TimeoutError:
+            raise Retryable("the connection stalled (no data before the stall timeout)") from None
+        except OSError as exc:
+            raise Retryable(f"connection lost: {exc}") from None
+        self._eof = n == 0
+        self._position += n
+        return n
+
+    def close(self) -> None:
+        ftp = self._ftp
+        try:
+            if not self._eof and self._position == self._size:
+                self._eof = self._data.recv(1) == b""  # the server's end of file is next
+            self._data.close()
+            if self._eof:
+                ftp.voidresp()  # 226: the transfer ended by itself
+            else:
+                # Closing the data connection first stops any server, even one that does not
+                # read commands during a transfer; ABOR then settles its state, and the NOOP's
+                # 200 marks the end of whatever replies (426, 225, 226) that produced.
+                ftp.putcmd("ABOR")
+                ftp.putcmd("NOOP")
+                for _ in range(5):
+                    if ftp.getmultiline().startswith("200"):
+                        break
+                else:
+                    raise ftplib.error_proto("no reply to NOOP after ABOR")
+        except (ftplib.Error, OSError, EOFError):
+            ftp.close()  # its state is unknown: never reuse it
+            return
+        self._source.release(self._url, self._options, ftp)
+
+
+class _TlsFtp(ftplib.FTP_TLS):
+    """FTP_TLS that resumes the control connection's TLS session on data connections, which
+    many servers (vsftpd, FileZilla Server) require before they send any bytes."""
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:  # type: ignore[attr-defined]
+            session = getattr(self.sock, "session", None)
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+        return conn, size

@@ -1,0 +1,210 @@
+"""What laden says to an FTP server and what the replies mean: sizes, dates, features,
+listings, glob patterns, and the one classification of FTP errors into laden's.
+
+Folders are listed with MLSD (RFC 3659), the only listing with a defined format; `LIST` output
+is whatever `ls -l` printed on the server, so only the common Unix form is parsed, and a server
+that prints anything else is asked for bare names (`NLST`), with `SIZE` telling files from
+folders.
+"""
+
+from __future__ import annotations
+
+import calendar
+import ftplib
+import socket
+import ssl
+import time
+from email.utils import formatdate
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..engine.errors import (
+    Permanent,
+    RangeNotSupported,
+    RemoteChanged,
+    RemoteError,
+    Retryable,
+    SlowDown,
+)
+from ..engine.options import DownloadOptions
+from .http import netrc_credentials
+
+GLOB_CHARS = "*?["
+NOT_IMPLEMENTED = ("500", "501", "502", "504")
+
+Entry = tuple[str, bool, int | None]
+"""(name, is_folder, size)"""
+
+
+def may_match_below(pattern: str, folder: str) -> bool:
+    """False when no file under `folder` (a relative path) can match, so it is not listed."""
+    pat = [p for p in pattern.strip("/").split("/") if p]
+    parts = [p for p in folder.strip("/").split("/") if p]
+    for index, part in enumerate(parts):
+        if index >= len(pat) or pat[index] == "**":
+            return index < len(pat)
+        if not fnmatchcase(part, pat[index]):
+            return False
+    return len(pat) > len(parts)
+
+
+def split_glob(path: str) -> tuple[str, str | None]:
+    """("dir", "*.iso") for "dir/*.iso"; (path, None) when no segment is a pattern."""
+    segments = path.split("/")
+    for index, segment in enumerate(segments):
+        if any(c in segment for c in GLOB_CHARS):
+            return "/".join(segments[:index]), "/".join(segments[index:])
+    return path, None
+
+
+def join(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}" if folder.strip("/") else name
+
+
+def entries(ftp: ftplib.FTP, folder: str) -> list[Entry]:
+    """The files and folders directly in `folder`."""
+    try:
+        found = [(n, f.get("type", "").lower() == "dir", _int(f.get("size")))
+                 for n, f in ftp.mlsd(folder, facts=["type", "size"])
+                 if f.get("type", "").lower() in ("file", "dir")]
+    except ftplib.error_perm as exc:
+        if str(exc)[:3] not in NOT_IMPLEMENTED:
+            raise
+        lines: list[str] = []
+        ftp.retrlines(f"LIST {folder}".rstrip(), lines.append)
+        found = [e for e in map(parse_list_line, lines) if e is not None]
+        if lines and not found:
+            names = [n.rsplit("/", 1)[-1] for n in ftp.nlst(folder)]
+            found = [(n, size is None, size) for n in names
+                     for size in [size_or_none(ftp, join(folder, n))]]
+    ftp.voidcmd("TYPE I")  # listings switch to ASCII; every RETR needs binary
+    # A name with a slash, or "." and "..", would let a hostile server write outside the folder.
+    return [e for e in found if e[0] not in (".", "..") and "/" not in e[0] and e[0].strip()]
+
+
+def parse_list_line(line: str) -> Entry | None:
+    """One line of Unix `ls -l` output: `-rw-r--r-- 1 owner group 1234 Jan 01 12:00 name`."""
+    fields = line.split(None, 8)
+    if len(fields) < 9 or fields[0][:1] not in ("-", "d", "l") or not fields[4].isdigit():
+        return None
+    name = fields[8].split(" -> ")[0] if fields[0][0] == "l" else fields[8]
+    return name, fields[0][0] == "d", int(fields[4])
+
+
+def size_or_none(ftp: ftplib.FTP, path: str) -> int | None:
+    """SIZE of `path`, None when the server has no SIZE or `path` is not a file."""
+    try:
+        return _int(ftp.sendcmd(f"SIZE {path}")[4:])
+    except ftplib.error_perm:
+        return None
+
+
+# -- commands, replies, errors -----------------------------------------------------------------
+
+
+def remote_size(ftp: ftplib.FTP, url: str, path: str) -> int | None:
+    try:
+        return _int(ftp.sendcmd(f"SIZE {path}")[4:])
+    except ftplib.error_perm as exc:
+        if str(exc)[:3] in NOT_IMPLEMENTED:
+            return None  # the server has no SIZE: the size stays unknown, one stream
+        raise Permanent(f"{host_of(url)}: no such file {path!r} ({str(exc).strip()})") from None
+
+
+def remote_mdtm(ftp: ftplib.FTP, path: str) -> str | None:
+    try:
+        reply = ftp.sendcmd(f"MDTM {path}")
+    except ftplib.error_perm:
+        return None
+    return reply[4:].strip() or None
+
+
+def supports_rest(ftp: ftplib.FTP) -> bool:
+    """REST STREAM in FEAT (RFC 3659); a server without FEAT is assumed to resume, and one that
+    then refuses REST makes the engine fall back to a single stream."""
+    try:
+        features = ftp.sendcmd("FEAT").upper()
+    except ftplib.error_perm:
+        return True
+    return "REST STREAM" in features
+
+
+def classified(
+    exc: BaseException, url: str, what: str, options: DownloadOptions | None = None
+) -> BaseException:
+    """The one place FTP errors become laden's: retry, slow down, or give up with a reason."""
+    host = host_of(url)
+    text = str(exc).strip()
+    if isinstance(exc, RemoteError | RemoteChanged | RangeNotSupported):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        hint = "" if options and options.ca_bundle else "; pass --ca-bundle FILE if you trust it"
+        return Permanent(f"the TLS certificate of {host} is not trusted{hint}")
+    if isinstance(exc, ssl.SSLError):
+        return Permanent(f"TLS error talking to {host}: {text}")
+    if isinstance(exc, ftplib.error_temp):
+        if text.startswith("421"):
+            return SlowDown(f"{host} has too many connections: {text}", status=421)
+        return Retryable(f"{host} failed {what}: {text}", status=_int(text[:3]))
+    if isinstance(exc, ftplib.error_perm):
+        code = _int(text[:3])
+        if code == 550:
+            return Permanent(f"{host}: no such file or no permission: {text}", status=code)
+        return Permanent(f"{host} refused {what}: {text}", status=code)
+    if isinstance(exc, TimeoutError):
+        return Retryable(f"timed out talking to {host}")
+    if isinstance(exc, ConnectionRefusedError):
+        return Retryable(f"{host} refused the connection")
+    if isinstance(exc, socket.gaierror):
+        return Retryable(f"cannot resolve host {host}")
+    if isinstance(exc, ftplib.Error | OSError | EOFError):
+        return Retryable(f"connection to {host} failed: {text or type(exc).__name__}")
+    return exc
+
+
+def credentials(url: str, options: DownloadOptions) -> tuple[str, str]:
+    """User and password: the options' (the address's, moved there by the manager), the
+    address's, ~/.netrc's, else anonymous."""
+    parts = urlsplit(url)
+    if options.username:
+        return options.username, options.password or ""
+    if parts.username is not None:
+        return unquote(parts.username), unquote(parts.password or "")
+    if options.netrc:
+        user, password = netrc_credentials(parts.hostname or "")
+        if user is not None:
+            return user, password or ""
+    return "anonymous", "anonymous@"
+
+
+def server_path(url: str) -> str:
+    """The path as the server sees it: relative to the login folder, as RFC 1738 and curl read
+    `ftp://host/dir/file`; `ftp://host//abs/file` names an absolute path."""
+    path = unquote(urlsplit(url).path)
+    return path[1:] if path.startswith("/") else path
+
+
+def http_date(mdtm: str) -> str | None:
+    try:
+        seconds = calendar.timegm(time.strptime(mdtm[:14], "%Y%m%d%H%M%S"))  # MDTM is UTC
+    except ValueError:
+        return mdtm
+    return formatdate(seconds, usegmt=True)
+
+
+def _int(text: Any) -> int | None:
+    value = str(text).strip() if text is not None else ""
+    return int(value) if value.isdigit() else None
+
+
+def quit_quietly(ftp: ftplib.FTP) -> None:
+    try:
+        ftp.quit()
+    except (ftplib.Error, OSError, EOFError):
+        ftp.close()
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or url

@@ -1,0 +1,216 @@
+"""A manifest is checked completely before anything is downloaded; mistakes are named by item
+and field."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from laden.cli import main
+from laden.manifest import ManifestError, load_manifest
+
+from .conftest import secret, write_manifest
+
+# Kaiwo's documented example, as it is (python/docs/downloader.md, "Top-Level Configuration").
+KAIWO_EXAMPLE = """\
+download_root: "{root}"
+download_items:
+  - type: s3
+    name: "MyS3Download"
+    endpoint_url: "https://s3.amazonaws.com"
+    access_key_id: "YOUR_ACCESS_KEY_ID"
+    secret_key: "YOUR_SECRET_KEY"
+    buckets:
+      - name: "my-s3-bucket"
+        items:
+          - folder: "data"
+            target_path: "local/data"
+            glob: "**/*.csv"
+          - file: "readme.txt"
+            target_path: "local/readme.txt"
+  - type: gcs
+    name: "Google Cloud Storage"
+    application_credentials_file: "{credentials}"
+    buckets:
+      - name: "my-gcs-bucket"
+        items:
+          - file: "readme.txt"
+            target_path: "local/readme-gcs.txt"
+  - type: azure-blob
+    connection_string: "connection_string"
+    containers:
+      - name: "my-azure-blob-container"
+        items:
+          - file: "readme.txt"
+            target_path: "local/readme-azure.txt"
+  - type: hf
+    name: "MyHFDownload"
+    repo_id: "username/repo"
+    files:
+      - "model.bin"
+      - "config.json"
+"""
+
+
+def test_kaiwo_example_is_accepted_as_it_is(tmp_path: Path) -> None:
+    credentials = tmp_path / "gcs.json"
+    credentials.write_text("{}")
+    path = tmp_path / "kaiwo.yaml"
+    path.write_text(KAIWO_EXAMPLE.format(root=tmp_path / "root", credentials=credentials))
+    manifest = load_manifest(str(path))
+    root = str(tmp_path / "root")
+    s3, gcs, azure, hf = manifest.items
+    assert [t.url for t in s3.targets] == ["s3://my-s3-bucket/data/", "s3://my-s3-bucket/readme.txt"]
+    assert s3.targets[0].folder and s3.targets[0].glob == "**/*.csv"
+    assert s3.targets[0].dest == os.path.join(root, "local", "data") + os.sep
+    assert s3.targets[1].dest == os.path.join(root, "local", "readme.txt")
+    options = s3.targets[1].options
+    assert options.source_settings["s3_endpoint_url"] == "https://s3.amazonaws.com"
+    assert options.secrets == {"s3_access_key_id": "YOUR_ACCESS_KEY_ID",
+                               "s3_secret_key": "YOUR_SECRET_KEY"}
+    assert "YOUR_SECRET_KEY" not in str(options.to_journal())
+    assert gcs.targets[0].options.source_settings["gcs_credentials_file"] == str(credentials)
+    assert azure.title == "item 3 (azure-blob)"
+    assert azure.targets[0].options.secrets == {"azure_connection_string": "connection_string"}
+    assert [t.url for t in hf.targets] == ["hf://username/repo@main/model.bin",
+                                           "hf://username/repo@main/config.json"]
+    assert hf.targets[0].dest == os.path.join(root, "username", "repo", "model.bin")
+
+
+def test_kaiwo_code_forms_and_secret_files(tmp_path: Path, secrets_dir: Path) -> None:
+    """Kaiwo's models also read `files`/`folders` with `path`, camelCase names, and
+    `{file: ...}` references; secrets from files are never journalled, their paths are."""
+    key_file = secret(secrets_dir, "secret_key", "s3cr3t-value")
+    path = write_manifest(tmp_path / "m.yaml", {"download_root": str(tmp_path), "download_items": [
+        {"type": "s3", "endpointUrl": {"value": "http://minio:9000"},
+         "access_key_id": {"file": secret(secrets_dir, "key_id", "AKIA")},
+         "secret_key_file": key_file,
+         "buckets": [{"name": "b", "files": [{"path": "x/y.bin", "targetPath": "y.bin"}],
+                      "folders": [{"path": ".", "target_path": "all"}]}]},
+    ]})
+    (item,) = load_manifest(str(path)).items
+    file_target, folder_target = item.targets
+    assert file_target.url == "s3://b/x/y.bin" and folder_target.url == "s3://b/"
+    assert file_target.options.secrets == {"s3_access_key_id": "AKIA",
+                                           "s3_secret_key": "s3cr3t-value"}
+    journal = file_target.options.to_journal()
+    assert "s3cr3t-value" not in str(journal) and "AKIA" not in str(journal)
+    assert journal["source_settings"]["s3_secret_key_file"] == key_file
+    assert journal["source_settings"]["s3_endpoint_url"] == "http://minio:9000"
+
+
+def test_toml_manifest_and_laden_fields(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(f"""
+download_root = "{tmp_path}"
+
+[[download_items]]
+type = "http"
+name = "iso"
+url = "https://example.invalid/a.iso"
+target_path = "isos/"
+checksum = "sha256:{"ab" * 32}"
+connections = 4
+limit_rate = "2M"
+overwrite = "skip"
+
+[[download_items]]
+type = "hf"
+repo_id = "owner/set"
+repo_type = "dataset"
+revision = "refs/pr/1"
+""")
+    http, hf = load_manifest(str(path)).items
+    (target,) = http.targets
+    assert target.dest == str(tmp_path / "isos") + os.sep
+    assert (target.options.checksum, target.options.connections) == ("sha256:" + "ab" * 32, 4)
+    assert (target.options.limit_rate, target.options.conflict) == (2 * 1024 * 1024, "skip")
+    assert hf.targets[0].url == "hf://datasets/owner/set@refs%2Fpr%2F1/"
+    assert hf.targets[0].folder
+
+
+def _item(**fields: Any) -> dict[str, Any]:
+    return {"type": "s3", "name": "data", "buckets": [
+        {"name": "b", "items": [{"file": "k", "target_path": "k"}]}], **fields}
+
+
+@pytest.mark.parametrize(("item", "expected"), [
+    ({"type": "dropbox", "name": "box"},
+     "item 1 ('box'), field type: 'dropbox' is not a known type"),
+    ({"name": "no type"}, "item 1 ('no type'), field type: is missing"),
+    ({"type": "s3", "name": "data"}, "item 1 ('data'), field buckets: is missing"),
+    ({"type": "hf", "name": "m"}, "item 1 ('m'), field repo_id: is missing"),
+    ({"type": "http", "name": "w"}, "item 1 ('w'), field url: is missing"),
+    (_item(buckets=[{"name": "b", "items": [{"target_path": "x"}]}]),
+     "item 1 ('data'), buckets[0].items[0]: give file (one object) or folder (a prefix)"),
+    (_item(buckets=[{"name": "b", "items": [{"file": "k", "folder": "f", "target_path": "x"}]}]),
+     "item 1 ('data'), buckets[0].items[0]: give either file or folder, not both"),
+    (_item(buckets=[{"name": "b", "items": [{"file": "k"}]}]),
+     "item 1 ('data'), buckets[0].items[0], field target_path: is missing"),
+    (_item(buckets=[{"items": [{"file": "k", "target_path": "k"}]}]),
+     "item 1 ('data'), buckets[0], field name: is missing"),
+    (_item(secret_key_file="/nowhere/secret"),
+     "item 1 ('data'), field secret_key_file: /nowhere/secret does not exist"),
+    (_item(buckets=[{"name": "b", "items": [{"file": "k", "target_path": "../../etc/k"}]}]),
+     "item 1 ('data'), buckets[0].items[0], field target_path: '../../etc/k' is outside "
+     "download_root"),
+    (_item(secret_key="a", secret_key_file="/x"),
+     "item 1 ('data'), field secret_key: give either secret_key or secret_key_file, not both"),
+    (_item(checksum="sha256:zz"), "item 1 ('data'), field checksum:"),
+    (_item(overwrite="sometimes"),
+     "item 1 ('data'), field overwrite: must be one of overwrite, skip, resume"),
+    (_item(connections=99), "item 1 ('data'), field connections: must be a whole number"),
+    (_item(acess_key_id="typo"), "item 1 ('data'): unknown field acess_key_id"),
+    ({"type": "ftp", "url": "http://x/y"}, "item 1, field url: a ftp item needs a ftp or ftps"),
+    ({"type": "hf", "repo_id": "o/r", "files": ["../x"]}, "item 1, field files[0]: expected"),
+])
+def test_each_mistake_is_named_by_item_and_field(tmp_path: Path, item: dict[str, Any],
+                                                 expected: str) -> None:
+    path = write_manifest(tmp_path / "bad.yaml", {"download_root": str(tmp_path / "root"),
+                                                  "download_items": [item]})
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(str(path))
+    assert str(caught.value).startswith(f"{path}: ")
+    assert expected in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "bad.yaml", {"download_items": [
+        {"type": "nope"}, _item(checksum="md5:1"), {"type": "http", "url": "https://x/y"}]})
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(str(path))
+    message = str(caught.value)
+    assert message.startswith(f"{path} has 2 problems:")
+    assert "item 1, field type" in message and "item 2 ('data'), field checksum" in message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("download_items: [\n  - type: s3\n", "is not valid YAML, line 2"),
+    ("- just\n- a list\n", "expected a mapping with download_items"),
+    ("download_root: /tmp\n", "field download_items: is missing"),
+])
+def test_unreadable_manifests(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=expected):
+        load_manifest(str(path))
+
+
+def test_invalid_manifest_downloads_nothing(http_server: Any, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    url = http_server.add_file("/good.bin", b"good")
+    path = write_manifest(tmp_path / "m.yaml", {"download_root": str(tmp_path / "root"),
+                                                "download_items": [
+        {"type": "http", "name": "fine", "url": url},
+        {"type": "s3", "name": "broken", "buckets": [{"name": "b", "items": [
+            {"file": "k", "target_path": "../../outside"}]}]},
+    ]})
+    code = main(["run", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "item 2 ('broken'), buckets[0].items[0], field target_path" in err
+    assert http_server.requests == []
+    assert not (tmp_path / "root").exists()
