@@ -1,0 +1,90 @@
+"""Make the README's screenshots with the app itself, on real downloads caught mid-flight.
+
+    python screenshots/make.py
+
+A local test file server (127.0.0.1 only) caps each connection's rate so the downloads are
+still running when the pictures are taken. State, settings and downloads go to a temporary
+folder, never to yours. Writes screenshots/queue.svg, detail.svg and settings.svg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SIZE = (120, 35)
+MiB = 1024 * 1024
+
+
+async def shoot(root: Path) -> None:
+    from laden.tui.app import open_app
+    from servers.fixtures import random_bytes
+    from servers.http_server import Faults, FileServer
+
+    folder = root / "Downloads"
+    folder.mkdir()
+    (root / "config").mkdir()
+    (root / "config" / "config.toml").write_text(
+        f'download_dir = "{folder}"\nconnections = 8\nmax_active = 3\n', encoding="utf-8")
+
+    with FileServer() as server:
+        def serve(name: str, size: int, seed: int, rate: int | None = None) -> str:
+            faults = Faults(rate_per_connection=rate) if rate else None
+            return server.add_file(f"/{name}", random_bytes(size, seed), faults=faults)
+
+        paused = serve("ubuntu-24.04-desktop-amd64.iso", 48 * MiB, 3, rate=1 * MiB)
+        done = serve("release-notes.pdf", 3 * MiB, 4)
+        missing = f"{server.base_url}/backup-2025-12-31.tar.zst"  # answers 404
+        iso = serve("debian-13.1.0-amd64-netinst.iso", 128 * MiB, 1, rate=384 * 1024)
+        model = serve("model-00001-of-00002.safetensors", 96 * MiB, 2, rate=512 * 1024)
+        queued = serve("dataset-2025-q3.parquet", 32 * MiB, 5, rate=512 * 1024)
+
+        app = open_app([paused, done, missing, iso, model, queued])
+        async with app.run_test(size=SIZE) as pilot:
+            await _until(pilot, lambda: len(app.downloads) == 6)
+            by_name = {info.name: info.id for info in app.downloads.values()}
+            ubuntu = by_name["ubuntu-24.04-desktop-amd64.iso"]
+            await _until(pilot, lambda: (app.downloads[ubuntu].fraction or 0) > 0.35)
+            # Two at a time from now on, so the last one is seen waiting in the queue.
+            app.manager.apply_config(app.manager.config.replace(max_active=2))
+            app.manager.pause(ubuntu)
+            await pilot.pause(7.0)  # some speed history, the connections well under way
+            app.queue_screen.table.select(by_name["debian-13.1.0-amd64-netinst.iso"])
+            await pilot.pause(0.3)
+            app.save_screenshot("queue.svg", str(HERE))
+            await pilot.press("enter")
+            await pilot.pause(0.6)
+            app.save_screenshot("detail.svg", str(HERE))
+            await pilot.press("escape", "s")
+            await pilot.pause(0.6)
+            app.save_screenshot("settings.svg", str(HERE))
+            await pilot.press("escape")
+
+
+async def _until(pilot: object, predicate: object, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise SystemExit("the downloads did not get going; is 127.0.0.1 reachable?")
+        await pilot.pause(0.1)  # type: ignore[attr-defined]
+
+
+def main() -> int:
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    with tempfile.TemporaryDirectory(prefix="laden-shots-") as tmp:
+        root = Path(tmp)
+        for name in ("state", "config", "logs"):
+            os.environ[f"LADEN_{name.upper()}_DIR"] = str(root / name)
+        asyncio.run(shoot(root))
+    for name in ("queue", "detail", "settings"):
+        print(HERE / f"{name}.svg")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""Ask for an address, where to put it and how many connections; returns the new ids.
+
+The modal stays open until the engine has accepted the address, so a mistake (a typo in the
+scheme, a bad folder) is shown next to the fields instead of disappearing with the dialog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+if TYPE_CHECKING:
+    from ..app import LadenApp
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    url: str
+    dest: str | None
+    connections: int | None
+
+
+class AddModal(ModalScreen[list[int] | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="add_cancel")]
+
+    def __init__(self, default_folder: str, default_connections: int) -> None:
+        super().__init__()
+        self._default_folder = default_folder
+        self._default_connections = default_connections
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="add-dialog", classes="dialog"):
+            yield Label("Add a download", classes="dialog-title")
+            yield Label("Address (http, https, ftp, s3, gs, az, hf)")
+            yield Input(placeholder="https://example.com/file.iso", id="add-url")
+            yield Label("Save to (a folder, or a file path)")
+            yield Input(placeholder=self._default_folder, id="add-dest")
+            yield Label("Connections")
+            yield Input(placeholder=str(self._default_connections), type="integer",
+                        id="add-connections")
+            yield Static("", id="add-error", classes="error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="add-cancel")
+                yield Button("Add", variant="primary", id="add-ok")
+
+    def request(self) -> AddRequest | str:
+        """The fields as a request, or the reason they are not one yet."""
+        url = self.query_one("#add-url", Input).value.strip()
+        if not url:
+            return "Enter the address of the file to download."
+        dest = self.query_one("#add-dest", Input).value.strip() or None
+        text = self.query_one("#add-connections", Input).value.strip()
+        connections = int(text) if text.lstrip("-").isdigit() else None
+        if text and connections is None:
+            return f"Connections must be a whole number, not {text!r}."
+        return AddRequest(url, dest, connections)
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#add-ok")
+    def submit(self) -> None:
+        request = self.request()
+        if isinstance(request, str):
+            self.show_error(request)
+            return
+        self.query_one("#add-error", Static).update("Adding…")
+        self.query_one("#add-ok", Button).disabled = True
+        cast("LadenApp", self.app).add_downloads(
+            request, on_added=self._added, on_error=self.show_error
+        )
+
+    def _added(self, ids: list[int]) -> None:
+        self.dismiss(ids)
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#add-ok", Button).disabled = False
+        self.query_one("#add-error", Static).update(message)
+        self.query_one("#add-url", Input).focus()
+
+    @on(Button.Pressed, "#add-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

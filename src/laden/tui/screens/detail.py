@@ -1,0 +1,67 @@
+"""Everything about one download: the block map, its connections, its speed and its facts."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+
+from ...engine.info import DownloadInfo
+from ...engine.states import State
+from ...engine.units import format_eta, format_rate
+from ..widgets.connection_table import ConnectionTable
+from ..widgets.download_facts import DownloadFacts
+from ..widgets.segment_map import SegmentMap
+from ..widgets.speed_graph import SpeedGraph
+
+
+def headline(info: DownloadInfo) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(info.name or info.url, "bold")
+    text.append(f"   {info.state.value}")
+    if info.fraction is not None:
+        text.append(f"  {info.fraction * 100:.1f}%")
+    if info.state in (State.DOWNLOADING, State.CONNECTING):
+        text.append(f"  {format_rate(info.speed)}  ETA {format_eta(info.eta)}")
+    return text
+
+
+class DetailScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="back")]
+
+    info: reactive[DownloadInfo | None] = reactive(None)
+
+    def __init__(self, info: DownloadInfo) -> None:
+        super().__init__()
+        self.download_id = info.id
+        self.set_reactive(DetailScreen.info, info)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-title")
+        with VerticalScroll(id="detail-body"):
+            yield Label("Segments", classes="section")
+            yield SegmentMap().data_bind(DetailScreen.info)
+            yield Label("Connections", classes="section")
+            yield ConnectionTable().data_bind(DetailScreen.info)
+            yield Static("no open connections", id="no-connections", classes="muted")
+            yield SpeedGraph().data_bind(DetailScreen.info)
+            yield Label("Download", classes="section")
+            yield DownloadFacts().data_bind(DetailScreen.info)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._update(self.info)
+
+    def watch_info(self, info: DownloadInfo | None) -> None:
+        self._update(info)
+
+    def _update(self, info: DownloadInfo | None) -> None:
+        if info is None:
+            return
+        self.query_one("#detail-title", Static).update(headline(info))
+        self.query_one("#no-connections").display = not info.connections
+        self.query_one(ConnectionTable).display = bool(info.connections)

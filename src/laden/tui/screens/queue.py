@@ -1,0 +1,61 @@
+"""The main screen: the header line, the queue and the keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.app import ComposeResult
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from ...engine.info import DownloadInfo
+from ..widgets.header_bar import HeaderBar, Summary
+from ..widgets.queue_table import QueueTable
+
+if TYPE_CHECKING:
+    from ..app import LadenApp
+
+EMPTY_HINT = "No downloads yet. Press [b]a[/b] to add an address, or start laden with URLs."
+
+
+class QueueScreen(Screen[None]):
+    summary: reactive[Summary] = reactive(Summary)
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar().data_bind(QueueScreen.summary)
+        yield QueueTable(id="queue")
+        yield Static(EMPTY_HINT, id="empty-hint")
+        yield Footer()
+
+    @property
+    def table(self) -> QueueTable:
+        return self.query_one(QueueTable)
+
+    @property
+    def download_id(self) -> int | None:
+        """The download the keys act on: the one under the cursor."""
+        return self.table.selected_id if self.is_mounted else None
+
+    def on_mount(self) -> None:
+        # The app may have heard of downloads before this screen was there to show them.
+        self.table.set_downloads(cast("LadenApp", self.app).downloads.values())
+        self._update_hint()
+
+    def show(self, info: DownloadInfo) -> None:
+        if self.is_mounted:
+            self.table.update_download(info)
+            self._update_hint()
+
+    def forget(self, download_id: int) -> None:
+        if self.is_mounted:
+            self.table.remove_download(download_id)
+            self._update_hint()
+
+    def _update_hint(self) -> None:
+        self.query_one("#empty-hint").display = self.table.row_count == 0
+
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # Enter (the table's own key) or a click on the selected row opens the details.
+        event.stop()
+        await self.app.run_action("details")

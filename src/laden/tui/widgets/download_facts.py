@@ -1,0 +1,126 @@
+"""Everything known about one download as label / value lines: addresses, destination, size,
+validators, checksums, options, retries and the last errors with their times."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from ...engine.info import ChecksumInfo, DownloadInfo
+from ...engine.units import format_rate, format_size
+from .styles import component_style
+
+MAX_ERRORS_SHOWN = 8
+
+
+def format_time(stamp: float | None) -> str:
+    if not stamp:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+class DownloadFacts(Widget):
+    COMPONENT_CLASSES = {
+        "download-facts--label",
+        "download-facts--good",
+        "download-facts--bad",
+        "download-facts--muted",
+    }
+
+    DEFAULT_CSS = """
+    DownloadFacts {
+        height: auto;
+        & > .download-facts--label { color: $foreground-muted; }
+        & > .download-facts--good { color: $success; }
+        & > .download-facts--bad { color: $error; }
+        & > .download-facts--muted { color: $foreground-muted; }
+    }
+    """
+
+    info: reactive[DownloadInfo | None] = reactive(None, layout=True)
+
+    def _style(self, name: str) -> Style:
+        return component_style(self, f"download-facts--{name}")
+
+    def render(self) -> RenderableType:
+        info = self.info
+        if info is None:
+            return Text("")
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style=self._style("label"), no_wrap=True)
+        grid.add_column(overflow="fold")
+        for label, value in self._rows(info):
+            grid.add_row(label, value)
+        return grid
+
+    def _rows(self, info: DownloadInfo) -> list[tuple[str, Text | str]]:
+        muted = self._style("muted")
+        rows: list[tuple[str, Text | str]] = [("URL", info.url)]
+        if info.final_url and info.final_url != info.url:
+            rows.append(("Final URL", info.final_url))
+        rows.append(("Destination", info.dest))
+        size = format_size(info.size) if info.size is not None else "unknown"
+        exact = f" ({info.size:,} bytes)" if info.size else ""
+        rows.append(("Size", f"{size}{exact}, {format_size(info.done)} on disk"))
+        state = Text(info.state.value)
+        if info.message:
+            state.append(f"  {info.message}", self._style("bad" if info.errors else "muted"))
+        rows.append(("State", state))
+        rows.append(("Source", f"{info.source}"
+                               f"{'' if info.resumable else '  (cannot resume: no ranges)'}"))
+        rows.append(("ETag", Text(info.etag or "-", style="" if info.etag else muted)))
+        rows.append(("Last-Modified", Text(info.last_modified or "-",
+                                           style="" if info.last_modified else muted)))
+        rows.append(("Checksums", self._checksums(info.checksums)))
+        rows.append(("Options", self._options(info)))
+        rows.append(("Added", format_time(info.created)))
+        if info.finished:
+            rows.append(("Finished", format_time(info.finished)))
+        rows.append(("Retries", str(info.retries)))
+        rows.append(("Errors", self._errors(info)))
+        return rows
+
+    def _checksums(self, checksums: tuple[ChecksumInfo, ...]) -> Text:
+        if not checksums:
+            return Text("none published", style=self._style("muted"))
+        text = Text()
+        for index, checksum in enumerate(checksums):
+            if index:
+                text.append("\n")
+            text.append(f"{checksum.algorithm} {checksum.expected} ({checksum.origin}) ")
+            if checksum.verified is True:
+                text.append("✓ verified", self._style("good"))
+            elif checksum.verified is False:
+                text.append(f"✗ mismatch: got {checksum.actual}", self._style("bad"))
+            else:
+                text.append("not checked yet", self._style("muted"))
+        return text
+
+    def _options(self, info: DownloadInfo) -> Text:
+        options = dict(info.options)
+        if "limit_rate" in options and isinstance(options["limit_rate"], int):
+            options["limit_rate"] = format_rate(options["limit_rate"])
+        if not options:
+            return Text("defaults", style=self._style("muted"))
+        return Text(", ".join(f"{key}={value}" for key, value in sorted(options.items())))
+
+    def _errors(self, info: DownloadInfo) -> Text:
+        if not info.errors:
+            return Text("none", style=self._style("muted"))
+        text = Text()
+        shown = info.errors[-MAX_ERRORS_SHOWN:]
+        for index, error in enumerate(reversed(shown)):
+            if index:
+                text.append("\n")
+            text.append(format_time(error.time), self._style("muted"))
+            text.append(f"  {error.message}", self._style("bad"))
+        if len(info.errors) > len(shown):
+            text.append(f"\n… and {len(info.errors) - len(shown)} earlier",
+                        self._style("muted"))
+        return text

@@ -1,0 +1,213 @@
+"""The queue: one row per download, keyed by its id and updated cell by cell.
+
+Rows are added and removed on the engine's Added and Removed events and otherwise only change
+through `update_cell`, and only the cells whose text changed, so a busy queue of a thousand
+downloads costs a redraw of the visible rows, never a rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
+
+from ...engine.info import DownloadInfo
+from ...engine.states import State
+from ...engine.units import format_eta, format_rate, format_size
+from .styles import component_style
+
+BAR_WIDTH = 16
+NAME_MIN_WIDTH = 12
+
+# (key, label, width); the name column takes whatever width is left.
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("id", "#", 4),
+    ("name", "Name", 0),
+    ("size", "Size", 10),
+    ("bar", "Progress", BAR_WIDTH),
+    ("percent", "%", 6),
+    ("speed", "Speed", 11),
+    ("eta", "ETA", 7),
+    ("state", "State", 11),
+    ("source", "Src", 4),
+    ("connections", "Conn", 4),
+)
+
+_BAR_STYLE = {
+    State.DONE: "bar-done",
+    State.PAUSED: "bar-paused",
+    State.FAILED: "bar-failed",
+    State.CANCELLED: "bar-failed",
+}
+
+
+class QueueTable(DataTable[Text | str]):
+    """The downloads in queue order; `selected_id` is the one under the cursor."""
+
+    COMPONENT_CLASSES = {
+        "queue-table--bar-active",
+        "queue-table--bar-done",
+        "queue-table--bar-paused",
+        "queue-table--bar-failed",
+        "queue-table--bar-empty",
+        *(f"queue-table--state-{state.value}" for state in State),
+    }
+
+    # Home and End go to the first and last download (the table's own keys scroll sideways).
+    BINDINGS = [
+        Binding("home", "scroll_top", "First", show=False),
+        Binding("end", "scroll_bottom", "Last", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    QueueTable {
+        height: 1fr;
+        & > .queue-table--bar-active { color: $primary; }
+        & > .queue-table--bar-done { color: $success; }
+        & > .queue-table--bar-paused { color: $warning; }
+        & > .queue-table--bar-failed { color: $error; }
+        & > .queue-table--bar-empty { color: $foreground 15%; }
+        & > .queue-table--state-queued { color: $foreground-muted; }
+        & > .queue-table--state-connecting { color: $accent; }
+        & > .queue-table--state-downloading { color: $primary; text-style: bold; }
+        & > .queue-table--state-paused { color: $warning; }
+        & > .queue-table--state-verifying { color: $accent; }
+        & > .queue-table--state-done { color: $success; }
+        & > .queue-table--state-failed { color: $error; text-style: bold; }
+        & > .queue-table--state-cancelled { color: $foreground-muted; }
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._shown: dict[int, dict[str, Text | str]] = {}
+        self._infos: dict[int, DownloadInfo] = {}
+        self._name_width = 30
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width or self._name_width)
+        # New theme colours live in the component styles: draw every cell again.
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw_all())
+
+    # -- rows --------------------------------------------------------------------------------
+
+    @property
+    def selected_id(self) -> int | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return int(row_key.value) if row_key.value is not None else None
+
+    def set_downloads(self, infos: Iterable[DownloadInfo]) -> None:
+        """Show these downloads (the start of a session), in queue order."""
+        for info in sorted(infos, key=lambda i: i.position):
+            self.add_download(info)
+
+    def add_download(self, info: DownloadInfo) -> None:
+        if info.id in self._shown:
+            self.update_download(info)
+            return
+        out_of_order = any(other.position > info.position for other in self._infos.values())
+        cells = self._cells(info)
+        self._shown[info.id] = cells
+        self._infos[info.id] = info
+        self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=str(info.id))
+        if out_of_order:
+            self._sort()
+
+    def update_download(self, info: DownloadInfo) -> None:
+        shown = self._shown.get(info.id)
+        if shown is None:
+            self.add_download(info)
+            return
+        cells = self._cells(info)
+        row_key = RowKey(str(info.id))
+        for key, value in cells.items():
+            if shown.get(key) != value:
+                self.update_cell(row_key, ColumnKey(key), value)
+        self._shown[info.id] = cells
+        moved = self._infos[info.id].position != info.position
+        self._infos[info.id] = info
+        if moved:
+            self._sort()
+
+    def remove_download(self, download_id: int) -> None:
+        if self._shown.pop(download_id, None) is None:
+            return
+        del self._infos[download_id]
+        self.remove_row(str(download_id))
+
+    def select(self, download_id: int) -> None:
+        if download_id in self._shown:
+            self.move_cursor(row=self.get_row_index(str(download_id)))
+
+    def redraw_all(self) -> None:
+        """Draw every cell again: the colours are baked into the cells' text."""
+        for download_id, info in list(self._infos.items()):
+            self._shown[download_id] = {}
+            self.update_download(info)
+
+    def _sort(self) -> None:
+        selected = self.selected_id
+        infos = self._infos
+        self.sort("id", key=lambda cell: infos[int(str(cell))].position)
+        if selected is not None:
+            self.select(selected)
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        fixed = sum(width + 2 * self.cell_padding for key, _, width in COLUMNS if key != "name")
+        # Two cells for the vertical scrollbar, so a long queue never pushes columns off.
+        width = max(NAME_MIN_WIDTH, event.size.width - fixed - 2 * self.cell_padding - 2)
+        if width == self._name_width:
+            return
+        self._name_width = width
+        column = self.columns.get(ColumnKey("name"))
+        if column is not None:
+            column.width = width
+            # DataTable has no public call to resize a column; this makes it measure again.
+            self._require_update_dimensions = True
+            self.refresh(layout=True)
+
+    # -- cells -------------------------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        return component_style(self, f"queue-table--{name}")
+
+    def _cells(self, info: DownloadInfo) -> dict[str, Text | str]:
+        fraction = info.fraction
+        active = info.state in (State.DOWNLOADING, State.CONNECTING)
+        return {
+            "id": str(info.id),
+            "name": Text(info.name or info.url, no_wrap=True, overflow="ellipsis"),
+            "size": format_size(info.size) if info.size is not None else "?",
+            "bar": self._bar(info),
+            "percent": f"{fraction * 100:5.1f}%" if fraction is not None else "",
+            "speed": format_rate(info.speed) if active else "",
+            "eta": format_eta(info.eta) if active and info.eta is not None else "",
+            "state": Text(info.state.value, style=self._style(f"state-{info.state.value}")),
+            "source": info.source,
+            "connections": str(len(info.connections)) if info.connections else "",
+        }
+
+    def _bar(self, info: DownloadInfo) -> Text:
+        """A thin bar like rich's: heavy line for the bytes done, a faint one for the rest."""
+        fraction = info.fraction or 0.0
+        halves = int(fraction * BAR_WIDTH * 2)
+        full, half = divmod(halves, 2)
+        done_style = self._style(_BAR_STYLE.get(info.state, "bar-active"))
+        bar = Text(no_wrap=True)
+        bar.append("━" * full, done_style)
+        if half:
+            bar.append("╸", done_style)
+        rest = BAR_WIDTH - full - half
+        if rest:
+            bar.append("━" * rest, self._style("bar-empty"))
+        return bar
