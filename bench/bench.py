@@ -280,8 +280,9 @@ def sc_small(ctx: Ctx, notes: list[str]) -> dict:
     lst.write_text("".join(ctx.url(f"{sub}/{n}") + "\n" for n, _ in files))
     jobs = []
     if ctx.laden and ctx.laden.input:
-        jobs.append(Job("laden", [*ctx.laden.get(None, extra=("-i", str(lst)))], files,
-                        count * size))
+        # Eight files at a time on both sides: aria2c's -j 8 is laden's --max-active 8.
+        extra = ("-i", str(lst), "--max-active", "8")
+        jobs.append(Job("laden", [*ctx.laden.get(None, extra=extra)], files, count * size))
     elif ctx.laden:
         notes.append("laden rows skipped: `laden get --help` shows no -i/--input")
     jobs.append(Job("aria2c", ["aria2c", "-i", str(lst), "-j", "8", "--allow-overwrite=true",
