@@ -33,7 +33,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     entries: list[tuple[str, dict[str, Any]]] = [(url, {}) for url in args.urls]
     if args.input_file:
-        entries += read_input_file(args.input_file)
+        entries += read_input_file(args.input_file, default_dir=_folder(args.output))
     if not entries:
         raise InputError("no URL given (laden get URL..., or -i FILE)")
     if args.name and len(entries) > 1:
@@ -113,6 +113,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     # Reading needs no lock: list works while another laden is downloading.
     journal = Journal(folder)
+    tell_if_journal_recovered(journal)
     try:
         records = sorted(journal.load_all(), key=lambda r: r.position)
     finally:
@@ -159,10 +160,19 @@ def open_manager(config: Config) -> Iterator[Any]:
     from ..engine.manager import DownloadManager
 
     manager = DownloadManager(config)
+    tell_if_journal_recovered(manager.journal)
     try:
         yield manager
     finally:
         manager.close()
+
+
+def tell_if_journal_recovered(journal: Any) -> None:
+    """One line on stderr when the journal was unreadable and laden started a fresh one."""
+    aside = getattr(journal, "recovered_from", None)
+    if aside:
+        print(f"laden: the journal {journal.path} could not be read; it was moved to {aside} "
+              "and a new one started", file=sys.stderr)
 
 
 @contextmanager

@@ -98,7 +98,10 @@ class Config:
             if key not in known:
                 extra[key] = value
             elif key == "limit_rate":
-                values[key] = parse_rate(value)
+                try:
+                    values[key] = parse_rate(value)
+                except InputError as exc:  # name the key, so the settings error finds its line
+                    raise InputError(f"limit_rate: {exc}") from None
             elif key in ("min_segment_size", "buffer_size"):
                 values[key] = parse_size(value, what=key)
             else:

@@ -45,6 +45,8 @@ class Download:
         self.state = State(record.state)
         self.held = False
         """Interrupted in an earlier session and waiting for someone to resume it."""
+        self.waiting_for_space = False
+        """Paused because the disk was full; the manager resumes it when there is room."""
         self.transfer: Transfer | None = None
         self.remote: RemoteInfo | None = None
         self.plan: SegmentPlan | None = None

@@ -55,7 +55,15 @@ class StateDirBusy(LadenError):
 
 
 class JournalError(LadenError):
-    """The session journal cannot be opened or written."""
+    """The session journal cannot be opened or written.
+
+    Attributes:
+        no_space: the journal's disk is full (the journal itself is fine).
+    """
+
+    def __init__(self, message: str, *, no_space: bool = False) -> None:
+        super().__init__(message)
+        self.no_space = no_space
 
 
 class UnknownDownload(LadenError, KeyError):
@@ -121,7 +129,15 @@ class ChecksumMismatch(TransferError):
 
 
 class DiskError(TransferError):
-    """The local disk refused a write: full, read-only, or the folder is gone."""
+    """The local disk refused a write: full, read-only, or the folder is gone.
+
+    Attributes:
+        no_space: the disk (or quota) is full; the download can go on once space is freed.
+    """
+
+    def __init__(self, message: str, *, no_space: bool = False) -> None:
+        super().__init__(message)
+        self.no_space = no_space
 
 
 class DestinationExists(TransferError):

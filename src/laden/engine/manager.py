@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,11 +29,11 @@ from ..store.journal import Journal, Record
 from . import events
 from .config import MAX_CONNECTIONS, Config
 from .download import Download
-from .errors import ChecksumMismatch, InputError, LadenError, UnknownDownload
+from .errors import ChecksumMismatch, InputError, JournalError, LadenError, UnknownDownload
 from .hosts import HostLimiter
 from .info import DownloadInfo
 from .options import DownloadOptions
-from .partfile import PART_SUFFIX, ensure_folder
+from .partfile import PART_SUFFIX, allocated_bytes, ensure_folder
 from .ratelimit import TokenBucket
 from .states import ACTIVE, State
 from .transfer import Transfer
@@ -41,6 +42,8 @@ from .urls import strip_credentials
 from .verify import hash_file, parse_checksum
 
 log = logging.getLogger("laden")
+SPACE_MARGIN = 1 << 20
+"""Free bytes beyond a paused download's needs before it resumes on its own (journal, slack)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class DownloadManager:
         from ..sources.registry import scheme_of
 
         scheme_of(url)
+        _check_address(url)
         options = self._options(options, option_fields)
         url, options = _take_credentials(url, options)
         folder, filename = self._destination(dest, options)
@@ -155,21 +159,32 @@ class DownloadManager:
         self._notify()
         return download.id
 
-    def add_all(self, url: str, dest: str | None = None, **kwargs: Any) -> list[int]:
+    def add_all(
+        self,
+        url: str,
+        dest: str | None = None,
+        *,
+        options: DownloadOptions | None = None,
+        group: str | None = None,
+        start: bool = True,
+        **option_fields: Any,
+    ) -> list[int]:
         """Like `add`, but a folder or prefix address becomes one download per file in it."""
         from ..sources.registry import scheme_of
 
         scheme_of(url)
-        options = self._options(kwargs.pop("options", None), kwargs)
+        _check_address(url)
+        options = self._options(options, option_fields)
+        url, options = _take_credentials(url, options)
         source = self.sources.for_url(url)
         if not source.SUPPORTS_LISTING or not source.is_folder(url, options):
-            return [self.add(url, dest, options=options, **kwargs)]
+            return [self.add(url, dest, options=options, group=group, start=start)]
         folder, _ = self._destination(dest if dest is None else dest.rstrip("/") + "/", options)
-        ids = []
-        for item in source.list(url, options):
-            target = os.path.join(folder, item.relative_path)
-            ids.append(self.add(item.url, target, options=options, **kwargs))
-        return ids
+        # Every name is checked before any download is added: a bad one refuses the listing.
+        targets = [(item.url, _listed_target(folder, item.relative_path, item.url))
+                   for item in source.list(url, options)]
+        return [self.add(item_url, target, options=options, group=group, start=start)
+                for item_url, target in targets]
 
     def _options(self, options: DownloadOptions | None, fields: dict[str, Any]) -> DownloadOptions:
         if "limit_rate" in fields and not isinstance(fields["limit_rate"], int | type(None)):
@@ -249,6 +264,7 @@ class DownloadManager:
     def pause(self, download_id: int) -> None:
         download = self._get(download_id)
         with download.lock:
+            download.waiting_for_space = False  # paused by you now: stays paused
             if download.state in (State.PAUSED, State.DONE, State.CANCELLED, State.FAILED):
                 return
             if download.transfer is not None:
@@ -265,6 +281,7 @@ class DownloadManager:
         download = self._get(download_id)
         with download.lock:
             download.held = False
+            download.waiting_for_space = False
             if download.state in (State.QUEUED, *ACTIVE):
                 self._notify()
                 return
@@ -495,6 +512,11 @@ class DownloadManager:
     def _schedule(self) -> None:
         with self._wake:
             while not self._closed:
+                for download in list(self._downloads.values()):
+                    if download.waiting_for_space and download.state is State.PAUSED and \
+                            download.transfer is None and self._has_space_for(download):
+                        log.info("download %s: there is free space again; resuming", download.id)
+                        self.resume(download.id)
                 running = sum(1 for d in self._downloads.values() if d.transfer is not None)
                 waiting = sorted(
                     (d for d in self._downloads.values()
@@ -506,6 +528,22 @@ class DownloadManager:
                         download.transfer = Transfer(self, download)
                         download.transfer.start()
                 self._wake.wait(1.0)
+
+    def _has_space_for(self, download: Download) -> bool:
+        """Room for the rest of a download paused by a full disk, and for its journal."""
+        record = download.record
+        folder = os.path.dirname(record.dest) if record.dest else record.dest_dir
+        part = record.dest + PART_SUFFIX if record.dest else ""
+        try:
+            free = shutil.disk_usage(folder).free
+            journal_free = shutil.disk_usage(self.state_dir).free if self.journal else free
+        except OSError:
+            return False
+        have = allocated_bytes(part) if part else 0
+        # Unknown size: the attempt starts again from zero, so it needs at least what the last
+        # one used, or it would fill the disk at the same point again.
+        needed = record.size - have if record.size is not None else have
+        return free >= max(0, needed) + SPACE_MARGIN and journal_free >= SPACE_MARGIN
 
     def _notify(self) -> None:
         with self._wake:
@@ -536,9 +574,16 @@ class DownloadManager:
                 if d.id != download_id and d.record.dest and d.state is not State.DONE}
 
     def save(self, download: Download) -> None:
-        if self.journal is not None:
+        if self.journal is None:
+            return
+        try:
             with download.lock:
                 self.journal.update(download.record)
+        except JournalError as exc:
+            # The journal's disk is full or failing. Its record stays the last one written,
+            # which lags behind and so never claims bytes that are not on disk; this session
+            # goes on from memory, and a download that needs checkpoints pauses on its own.
+            log.warning("%s", exc)
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -586,6 +631,37 @@ class DownloadManager:
                 os.unlink(dest + PART_SUFFIX)
             except OSError as exc:
                 log.warning("could not delete %s: %s", dest + PART_SUFFIX, exc)
+
+
+def _check_address(url: str) -> None:
+    """What `scheme_of` lets through but no connection could use: a port out of range, a web
+    or FTP address whose host is empty (`http://user@:80/`). The address is not repeated in
+    the message: it may hold a password."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise InputError(f"malformed address: {exc}") from None
+    if parts.scheme.lower() in ("http", "https", "ftp", "ftps") and not parts.hostname:
+        raise InputError("malformed address: no host name")
+
+
+def _listed_target(folder: str, relative: str, url: str) -> str:
+    """Where a file found under a folder address goes. Sources check their listings; this is
+    the last line: a name that would land outside `folder` is refused, whatever the source."""
+    from .names import sanitize_filename
+
+    parts = relative.split("/")
+    if (
+        not relative
+        or os.path.isabs(relative)
+        or "\\" in relative
+        or any(p in (".", "..") or (p and sanitize_filename(p, windows=False) != p)
+               for p in parts)
+    ):
+        raise InputError(f"refusing {strip_credentials(url)}: its name {relative!r} would be "
+                         "saved outside the download folder or is not a usable file name")
+    return os.path.join(folder, *[p for p in parts if p])
 
 
 def _take_credentials(url: str, options: DownloadOptions) -> tuple[str, DownloadOptions]:

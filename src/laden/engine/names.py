@@ -13,7 +13,8 @@ import sys
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
-MAX_NAME_BYTES = 255
+MAX_NAME_BYTES = 255 - 16
+"""The file systems' 255-byte limit, less room for `.laden-part` and a `.N` from renaming."""
 DEFAULT_NAME = "download"
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT")
                                                      for i in range(1, 10)}
@@ -28,7 +29,10 @@ def sanitize_filename(name: str | None, *, windows: bool | None = None) -> str |
     name = unicodedata.normalize("NFC", name)
     # Only the last component counts: "../../etc/passwd" and "C:\\x\\y" become "passwd", "y".
     name = re.split(r"[/\\]", name)[-1]
-    name = _CONTROL.sub("", name).strip().strip(".") if windows else _CONTROL.sub("", name).strip()
+    name = _CONTROL.sub("", name).strip()
+    # Windows drops trailing dots and spaces itself, so "a. ." would not be the name asked for.
+    while windows and name != name.strip().strip("."):
+        name = name.strip().strip(".")
     if windows:
         name = re.sub(r'[<>:"|?*]', "_", name)
         if name.split(".")[0].upper() in _WINDOWS_RESERVED:

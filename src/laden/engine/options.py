@@ -68,6 +68,8 @@ class DownloadOptions:
             raise InputError(
                 f"conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {self.conflict!r}"
             )
+        if self.proxy is not None:
+            check_proxy(self.proxy)
         for name, value in self.headers.items():
             if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n"):
                 raise InputError(f"invalid header {name!r}: use 'Name: value' on one line")
@@ -81,6 +83,10 @@ class DownloadOptions:
             value = getattr(self, f.name)
             if f.name == "headers":
                 value = {k: v for k, v in value.items() if not is_secret_header(k)}
+            elif f.name == "proxy" and value:
+                from .urls import strip_credentials
+
+                value = strip_credentials(value)  # http://user:password@proxy: the address only
             if value in (None, {}, ()):
                 continue
             data[f.name] = value
@@ -108,3 +114,21 @@ class DownloadOptions:
             connections=newer.connections or self.connections,
             checksum=newer.checksum or self.checksum,
         )
+
+
+PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
+
+
+def check_proxy(proxy: str) -> str:
+    """`proxy` if it is an address a proxy can have (http://host:port, socks5://...)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(proxy)
+        parts.port  # noqa: B018 - parsing the port is part of the check
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        raise InputError(f"the proxy must be an address like http://host:port, not "
+                         f"{proxy.split('@')[-1]!r}")
+    return proxy

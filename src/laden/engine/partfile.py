@@ -29,6 +29,22 @@ def describe_os_error(exc: OSError, path: str) -> str:
     return f"cannot write {path}: {reasons.get(exc.errno or 0, exc.strerror or str(exc))}"
 
 
+def disk_error(exc: OSError, path: str) -> DiskError:
+    return DiskError(describe_os_error(exc, path),
+                     no_space=exc.errno in (errno.ENOSPC, errno.EDQUOT))
+
+
+def allocated_bytes(path: str) -> int:
+    """Bytes a file really occupies on disk: the holes of a sparse partial file (where the file
+    system could not preallocate) still need space, so its length alone says too little."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return 0
+    blocks = getattr(found, "st_blocks", None)
+    return found.st_size if blocks is None else min(found.st_size, blocks * 512)
+
+
 class PartialFile:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -44,7 +60,17 @@ class PartialFile:
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise DiskError(describe_os_error(exc, self.path)) from exc
+            raise disk_error(exc, self.path) from exc
+
+    def still_there(self) -> bool:
+        """False when the file (or its folder) was deleted or replaced under us: writes would
+        go on into a file nobody can see any more."""
+        try:
+            named = os.stat(self.path)
+        except OSError:
+            return False
+        mine = os.fstat(self.fd)
+        return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
 
     def size_on_disk(self) -> int:
         return os.fstat(self.fd).st_size
@@ -63,7 +89,7 @@ class PartialFile:
                     raise
                 os.ftruncate(self.fd, size)
         except OSError as exc:
-            raise DiskError(describe_os_error(exc, self.path)) from exc
+            raise disk_error(exc, self.path) from exc
 
     def write(self, data: memoryview, offset: int) -> None:
         try:
@@ -72,13 +98,13 @@ class PartialFile:
                 data = data[written:]
                 offset += written
         except OSError as exc:
-            raise DiskError(describe_os_error(exc, self.path)) from exc
+            raise disk_error(exc, self.path) from exc
 
     def truncate(self, size: int) -> None:
         try:
             os.ftruncate(self.fd, size)
         except OSError as exc:
-            raise DiskError(describe_os_error(exc, self.path)) from exc
+            raise disk_error(exc, self.path) from exc
 
     def flush(self) -> None:
         if self._fd is None:
@@ -86,7 +112,7 @@ class PartialFile:
         try:
             os.fdatasync(self._fd)
         except OSError as exc:
-            raise DiskError(describe_os_error(exc, self.path)) from exc
+            raise disk_error(exc, self.path) from exc
 
     def close(self) -> None:
         if self._fd is not None:
@@ -107,6 +133,11 @@ def finish(part_path: str, dest: str, *, overwrite: bool) -> None:
             try:
                 os.link(part_path, dest)
             except OSError as exc:
+                if exc.errno == errno.EEXIST and _same_file(part_path, dest):
+                    # A crash came between the link and the unlink below: finish that move.
+                    os.unlink(part_path)
+                    _fsync_dir(os.path.dirname(dest) or ".")
+                    return
                 if exc.errno == errno.EEXIST:
                     raise FileExistsError(dest) from exc
                 if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
@@ -121,7 +152,14 @@ def finish(part_path: str, dest: str, *, overwrite: bool) -> None:
     except FileExistsError:
         raise
     except OSError as exc:
-        raise DiskError(describe_os_error(exc, dest)) from exc
+        raise disk_error(exc, dest) from exc
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _fsync_dir(path: str) -> None:
@@ -148,7 +186,8 @@ def check_free_space(folder: str, needed: int) -> None:
 
         raise DiskError(
             f"not enough free space in {folder}: the download needs {format_size(needed)} more, "
-            f"{format_size(free)} is free"
+            f"{format_size(free)} is free",
+            no_space=True,
         )
 
 
@@ -161,4 +200,13 @@ def ensure_folder(folder: str) -> None:
     if not os.path.isdir(folder):
         raise InputError(f"cannot use {folder} as the download folder: it is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write to {folder}: permission denied")
+        raise InputError(f"cannot write to {folder}: "
+                         + ("the file system is read-only" if _read_only(folder)
+                            else "permission denied"))
+
+
+def _read_only(folder: str) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # AttributeError: no statvfs on Windows
+        return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from .errors import (
     ChecksumMismatch,
     DestinationExists,
     DiskError,
+    JournalError,
     LadenError,
     Permanent,
     RangeNotSupported,
@@ -34,10 +36,17 @@ from .errors import (
     Retryable,
     TransferError,
 )
-from .partfile import PART_SUFFIX, PartialFile, check_free_space, ensure_folder, finish
+from .partfile import (
+    PART_SUFFIX,
+    PartialFile,
+    allocated_bytes,
+    check_free_space,
+    ensure_folder,
+    finish,
+)
 from .ratelimit import Limits, TokenBucket
 from .retry import RetryPolicy
-from .segments import SegmentPlan
+from .segments import SegmentPlan, merge_ranges
 from .states import State
 from .verify import hash_file
 
@@ -153,6 +162,8 @@ class Transfer:
                     self._attempt()
                     return
                 except (RemoteChanged, RangeNotSupported, ChecksumMismatch) as exc:
+                    if isinstance(exc, RemoteChanged) and self._etag_is_a_token():
+                        continue
                     if not self._restart_after(exc):
                         return
         except _Skip as exc:
@@ -164,7 +175,7 @@ class Transfer:
         except Cancelled:
             pass
         except DiskError as exc:
-            self._end(State.PAUSED, f"paused: {exc}")
+            self._end(State.PAUSED, f"paused: {exc}", waiting_for_space=exc.no_space)
         except LadenError as exc:
             self._end(State.FAILED, str(exc))
         except Exception as exc:  # a bug must not take the whole program down
@@ -182,6 +193,10 @@ class Transfer:
         self.host = urlsplit(download.record.url).hostname or ""
         self.remote = self._probe()
         self._adopt(self.remote)
+        if self._renamed_before_a_crash():
+            self._mark_done()
+            self._announce_done()
+            return
         self._prepare_file()
         self._set(State.DOWNLOADING)
         self.ctx.emit(events.Started(download.id, download.info()))
@@ -223,6 +238,9 @@ class Transfer:
 
         download = self.download
         record = download.record
+        if record.extra.get("etag_is_a_token"):
+            # See _etag_is_a_token: this server's ETags say nothing, so they are not pinned.
+            remote = self.remote = dataclasses.replace(remote, etag=None, version=None)
         if record.done_ranges:
             before = RemoteInfo(
                 url=record.url, final_url=record.final_url or record.url, size=record.size,
@@ -309,8 +327,8 @@ class Transfer:
                 self._reset("the partial file is missing or shorter than recorded")
         size = record.size
         if size is not None:
-            existing = os.path.getsize(part_path) if os.path.exists(part_path) else 0
-            check_free_space(os.path.dirname(record.dest), max(0, size - existing))
+            check_free_space(os.path.dirname(record.dest),
+                             max(0, size - allocated_bytes(part_path)))
         self.part = PartialFile(part_path)
         self.part.open()
         if size is not None and record.supports_ranges:
@@ -379,6 +397,9 @@ class Transfer:
             return
         ranges = plan.done_ranges()
         try:
+            if not final and not self.part.still_there():
+                raise DiskError(f"{self.part.path} was deleted during the download, or its "
+                                "folder was")
             self.part.flush()
         except DiskError as exc:
             self.fail(exc)
@@ -387,8 +408,13 @@ class Transfer:
             self.download.record.done_ranges = ranges
         if final:
             self.ctx.save(self.download)
-        else:
+            return
+        try:
             self.ctx.journal.save_progress(self.download.id, ranges)
+        except JournalError as exc:
+            # Progress that cannot be recorded is not safe to go on with: pause, keep the
+            # bytes (the journal still holds its last true record) and say why.
+            self.fail(DiskError(str(exc), no_space=exc.no_space))
 
     def _verify(self) -> None:
         download = self.download
@@ -403,6 +429,7 @@ class Transfer:
         if not wanted:
             return
         self._set(State.VERIFYING)
+        self.ctx.save(download)  # `laden list` in another terminal shows it: hashing takes time
         digests = hash_file(self.part.path, {c["algorithm"] for c in wanted},
                             stop=self.stop_event)
         mismatch = None
@@ -441,6 +468,13 @@ class Transfer:
                         ) from None
                     record.dest = free_name(record.dest, self.ctx_taken_names())
                     record.filename = os.path.basename(record.dest)
+            self._mark_done()  # under the same lock hold as the rename: no pause in between
+        self._announce_done()
+
+    def _mark_done(self) -> None:
+        download = self.download
+        record = download.record
+        with download.lock:
             record.finished = time.time()
             record.message = ""
             size = record.size or 0
@@ -450,8 +484,77 @@ class Transfer:
             download.speed = 0.0
             download.connections.clear()
             self._set(State.DONE)
-        self.ctx.save(download)
-        self.ctx.emit(events.Completed(download.id, download.info()))
+
+    def _announce_done(self) -> None:
+        self.ctx.save(self.download)
+        self.ctx.emit(events.Completed(self.download.id, self.download.info()))
+
+    def _renamed_before_a_crash(self) -> bool:
+        """True when laden stopped between the final rename and the journal's record of it.
+
+        The journal then says every byte is in the partial file, which is gone, and the final
+        name holds a file of exactly the right size (and checksum, when one is known). That
+        file is this download, finished: fetching it again would leave a duplicate `name.1`.
+        """
+        record = self.download.record
+        size = record.size
+        if not record.dest or not size or os.path.lexists(record.dest + PART_SUFFIX):
+            return False
+        if merge_ranges(record.done_ranges) != [(0, size)]:
+            return False
+        try:
+            found = os.stat(record.dest, follow_symlinks=False)
+        except OSError:
+            return False
+        if not stat.S_ISREG(found.st_mode) or found.st_size != size:
+            return False
+        wanted = checksums_to_check(record.checksums)
+        if wanted:
+            self._set(State.VERIFYING)
+            digests = hash_file(record.dest, {c["algorithm"] for c in wanted},
+                                stop=self.stop_event)
+            if any(digests[c["algorithm"]] != c["expected"] for c in wanted):
+                return False
+            with self.download.lock:
+                for checksum in wanted:
+                    checksum["actual"], checksum["verified"] = checksum["expected"], True
+        return True
+
+    def _etag_is_a_token(self) -> bool:
+        """Policy for tokenized links: a server (often a CDN) that sends a new ETag with every
+        answer while the size and Last-Modified stay the same. Such an ETag never matches an
+        If-Range, so trusting it would restart the download forever.
+
+        Two more probes decide, once per download: if they show two more ETags with the same
+        size and Last-Modified, the ETag is dropped for good (recorded in the journal) and
+        Last-Modified plus size are what later reads and resumes check. The download goes on
+        with the bytes it has. Otherwise the change is real and the caller restarts.
+        """
+        record = self.download.record
+        remote = self.remote
+        if record.extra.get("etag_is_a_token") or not remote.etag or remote.size is None:
+            return False
+        try:
+            probes = [self.source.probe(record.url, self.download.options) for _ in range(2)]
+        except LadenError:
+            return False
+        if len({remote.etag, *(p.etag for p in probes)}) < 3 or any(
+            p.size != remote.size or p.last_modified != remote.last_modified for p in probes
+        ):
+            return False
+        self._wait_connections_gone()
+        if self.stop_reason is not None:
+            return False  # paused or cancelled meanwhile: the caller ends the attempt
+        self._checkpoint(final=True)  # keep what this attempt wrote: same size and date
+        with self.download.lock:
+            record.extra["etag_is_a_token"] = True
+            record.etag = record.version = None
+        self.failure = None
+        self.stop_event.clear()
+        self.download.add_error(
+            "the server sends a new ETag with every answer (a tokenized link); laden checks "
+            "Last-Modified and the size instead")
+        return True
 
     # -- restarts and endings ----------------------------------------------------------------
 
@@ -507,11 +610,13 @@ class Transfer:
         if old is not state:
             self.ctx.emit(events.StateChanged(download.id, old, state, download.info()))
 
-    def _end(self, state: State, message: str) -> None:
+    def _end(self, state: State, message: str, *, waiting_for_space: bool = False) -> None:
         download = self.download
         with download.lock:
             if self.stop_reason in ("pause", "cancel", "remove"):
                 return  # the user's request decided the state already
+            # The manager resumes it once there is room again (see DownloadManager._schedule).
+            download.waiting_for_space = waiting_for_space
             if state is State.FAILED:
                 download.add_error(message)
             old = download.set_state(state, message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import InputError
@@ -12,7 +13,10 @@ _FACTORS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 def parse_size(text: str | int | float, *, what: str = "size") -> int:
     """Parse `5M`, `512k`, `1.5G` or a plain byte count into bytes."""
-    if isinstance(text, bool):
+    # From a settings file or a manifest anything can arrive: a list, true, .inf.
+    if isinstance(text, bool) or not isinstance(text, str | int | float) or (
+        isinstance(text, float) and not math.isfinite(text)
+    ):
         raise InputError(f"{what} must be a number like 5M, not {text!r}")
     if isinstance(text, int | float):
         value = int(text)

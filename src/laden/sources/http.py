@@ -27,6 +27,7 @@ import urllib3
 from .. import __version__
 from ..engine.config import Config
 from ..engine.errors import (
+    InputError,
     Permanent,
     RangeNotSupported,
     RemoteChanged,
@@ -35,7 +36,7 @@ from ..engine.errors import (
     SlowDown,
 )
 from ..engine.names import filename_from_content_disposition, filename_from_url
-from ..engine.options import DownloadOptions
+from ..engine.options import DownloadOptions, check_proxy
 from ..engine.retry import parse_retry_after
 from ..engine.urls import strip_credentials
 from .base import RangeReader, RemoteInfo, Source
@@ -140,7 +141,11 @@ class HttpSource(Source):
             )
         except urllib3.exceptions.SSLError as exc:
             raise Permanent(f"TLS error talking to {_host(url)}: {exc}") from None
+        except urllib3.exceptions.NameResolutionError:
+            raise Retryable(f"cannot resolve host {_host(url)}") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if "Connection refused" in str(exc):
+                raise Retryable(f"{_host(url)} refused the connection") from None
             raise Retryable(f"connection to {_host(url)} failed: {_short(exc)}") from None
         try:
             return self._check_response(response, remote, start, end, ranged)
@@ -168,6 +173,19 @@ class HttpSource(Source):
                     f"the remote file changed size ({remote.size} -> {parsed[2]} bytes)"
                 )
             length = headers.get("content-length")
+            encoding = headers.get("content-encoding", "identity").strip().lower()
+            if encoding != "identity" and (
+                length is None or want_end is None or int(length) != want_end - start
+            ):
+                # Compressed on the fly although laden asked for identity: these are not the
+                # file's bytes at these offsets. (A length equal to the range's means the file
+                # is stored compressed, a .gz sent with Content-Encoding: gzip: its bytes are
+                # the file's, kept as curl and wget keep them.)
+                raise Permanent(
+                    f"{_host(url)} compressed its answer to a ranged request "
+                    f"(Content-Encoding: {encoding}) although laden asked for none; refusing "
+                    "to write those bytes into the file"
+                )
             if length is not None and want_end is not None and int(length) != want_end - start:
                 raise Retryable(
                     f"{_host(url)} sent Content-Length {length} for a range of "
@@ -227,6 +245,9 @@ class HttpSource(Source):
                 trust_env=False,  # proxies and netrc are decided here, the same for urllib3
                 follow_redirects=True,
                 max_redirects=20,
+                # Checked before a redirect is followed: refusing only at the end would already
+                # have sent the request, with any -H headers, over plain HTTP.
+                event_hooks={"response": [_refuse_downgrade_hop]},
                 timeout=httpx.Timeout(timeout, read=self._config.stall_timeout),
                 headers={"User-Agent": USER_AGENT},
             )
@@ -322,10 +343,12 @@ class HttpRangeReader:
 def make_ssl_context(ca_bundle: str | None = None, *, insecure: bool = False) -> ssl.SSLContext:
     if ca_bundle:
         if not os.path.isfile(ca_bundle):
-            from ..engine.errors import InputError
-
             raise InputError(f"CA bundle {ca_bundle} does not exist")
-        context = ssl.create_default_context(cafile=ca_bundle)
+        try:
+            context = ssl.create_default_context(cafile=ca_bundle)
+        except ssl.SSLError as exc:
+            raise InputError(f"CA bundle {ca_bundle} holds no certificate laden can read "
+                             f"({exc.reason or exc})") from None
     else:
         context = ssl.create_default_context()
         if not context.cert_store_stats().get("x509_ca"):
@@ -347,7 +370,14 @@ def proxy_for(url: str, options: DownloadOptions) -> str | None:
     bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
     if not proxies or bypass(parts.hostname or "", proxies):
         return None
-    return proxies.get(parts.scheme) or proxies.get("all")
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy:
+        try:
+            check_proxy(proxy)
+        except InputError as exc:
+            raise Permanent(f"{exc} (from the {parts.scheme.upper()}_PROXY environment "
+                            "variable)") from None
+    return proxy
 
 
 def netrc_credentials(host: str) -> tuple[str | None, str | None]:
@@ -399,6 +429,16 @@ def _connect_error(url: str, exc: Exception, options: DownloadOptions) -> Remote
     if "Connection refused" in text:
         return Retryable(f"{host} refused the connection")
     return Retryable(f"cannot connect to {host}: {text}")
+
+
+def _refuse_downgrade_hop(response: httpx.Response) -> None:
+    """A redirect from HTTPS to plain HTTP, anywhere in the chain, is not followed."""
+    location = response.headers.get("location") if response.is_redirect else None
+    if location and response.url.scheme == "https":
+        target = response.url.join(location)
+        if target.scheme == "http":
+            raise Permanent(f"{_host(str(response.url))} redirected from HTTPS to plain HTTP "
+                            f"({strip_credentials(str(target))}); refusing")
 
 
 def _refuse_downgrade(url: str, final: str) -> None:

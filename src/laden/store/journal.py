@@ -13,6 +13,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -79,15 +81,23 @@ class Journal:
         self.path = os.path.join(folder, "journal.sqlite3")
         self.recovered_from: str | None = None
         self._lock = threading.Lock()
-        os.makedirs(folder, exist_ok=True)
         try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            self.recovered_from = self._move_aside(str(exc))
+            os.makedirs(folder, exist_ok=True)
             try:
                 self._db = self._open()
-            except sqlite3.DatabaseError as again:
-                raise JournalError(f"cannot open the journal {self.path}: {again}") from None
+            except sqlite3.OperationalError as exc:
+                # Busy, locked, disk full, read-only, unreachable: says nothing about the file,
+                # which may be perfectly good, so it stays where it is.
+                raise JournalError(f"cannot open the journal {self.path}: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                self.recovered_from = self._move_aside(str(exc))
+                try:
+                    self._db = self._open()
+                except sqlite3.DatabaseError as again:
+                    raise JournalError(f"cannot open the journal {self.path}: {again}") from None
+        except OSError as exc:
+            raise JournalError(f"cannot use the state folder {folder}: {exc.strerror or exc}") \
+                from None
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
@@ -105,17 +115,28 @@ class Journal:
                 raise JournalError(
                     f"the journal {self.path} was written by a newer laden; upgrade laden"
                 )
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version != SCHEMA_VERSION:  # `laden list` beside a running laden: no write
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             rows = db.execute("SELECT id, data, done_ranges FROM downloads").fetchall()
             for row in rows:
                 Record.from_row(*row)
+        except sqlite3.OperationalError:
+            db.close()
+            raise
         except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
             db.close()
             raise sqlite3.DatabaseError(str(exc)) from None
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def _move_aside(self, reason: str) -> str:
-        aside = f"{self.path}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside = base = f"{self.path}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+        number = 1
+        while os.path.lexists(aside):  # never replace a copy kept from an earlier recovery
+            number += 1
+            aside = f"{base}-{number}"
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(self.path + suffix):
                 os.replace(self.path + suffix, aside + suffix)
@@ -129,7 +150,7 @@ class Journal:
         return [Record.from_row(*row) for row in rows]
 
     def insert(self, record: Record) -> int:
-        with self._lock:
+        with self._lock, self._writing():
             cursor = self._db.execute(
                 "INSERT INTO downloads (data, done_ranges, updated) VALUES (?, ?, ?)",
                 (record.to_json(), json.dumps(record.done_ranges), time.time()),
@@ -138,7 +159,7 @@ class Journal:
         return record.id
 
     def update(self, record: Record) -> None:
-        with self._lock:
+        with self._lock, self._writing():
             self._db.execute(
                 "UPDATE downloads SET data = ?, done_ranges = ?, updated = ? WHERE id = ?",
                 (record.to_json(), json.dumps(record.done_ranges), time.time(), record.id),
@@ -146,15 +167,26 @@ class Journal:
 
     def save_progress(self, download_id: int, done_ranges: list[tuple[int, int]]) -> None:
         """Record bytes that are already flushed to the partial file."""
-        with self._lock:
+        with self._lock, self._writing():
             self._db.execute(
                 "UPDATE downloads SET done_ranges = ?, updated = ? WHERE id = ?",
                 (json.dumps(done_ranges), time.time(), download_id),
             )
 
     def delete(self, download_id: int) -> None:
-        with self._lock:
+        with self._lock, self._writing():
             self._db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (disk full, I/O error) is a JournalError the engine can act on; the
+        transaction rolled back, so the journal still holds the previous, true record."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            raise JournalError(f"cannot write the journal {self.path}: {exc}",
+                               no_space=full) from None
 
     def close(self) -> None:
         with self._lock:

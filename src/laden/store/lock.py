@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from ..engine.errors import StateDirBusy
+from ..engine.errors import JournalError, StateDirBusy
 
 try:
     import fcntl
@@ -26,8 +26,13 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        folder = os.path.dirname(self.path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise JournalError(f"cannot use the state folder {folder}: "
+                               f"{exc.strerror or exc}") from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -38,12 +43,15 @@ class StateLock:
                     f"another laden is using {os.path.dirname(self.path)} ({holder}); "
                     "wait for it to finish or stop it first"
                 ) from None
-        os.ftruncate(fd, 0)
         # Only the sub-command: arguments may carry credentials, which never reach the state dir.
         command = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1].isalpha() else ""
         info = {"pid": os.getpid(), "command": f"laden {command}".strip(),
                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only the note of who holds it is lost
         self._fd = fd
 
     def release(self) -> None:

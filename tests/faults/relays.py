@@ -1,0 +1,172 @@
+"""Small network middlemen on 127.0.0.1 for the fault tests.
+
+`TcpRelay` forwards a port to the test server and can be switched off and on again on the same
+port, so "connection refused" can come and go mid-download. `ForwardProxy` is a minimal HTTP
+proxy (absolute-form requests and CONNECT tunnels) that maps made-up host names to local ports
+and logs what it was asked, so a test can see whether laden used it and whether HTTPS stayed
+inside a tunnel. Nothing here connects anywhere but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from urllib.parse import urlsplit
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self.port = server.getsockname()[1]
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Close the port (new connections are refused) and cut every open connection."""
+        server, self._server = self._server, None
+        if server is not None:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
+            server.close()
+        with self._lock:
+            sockets, self._open = list(self._open), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _track(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._open.add(sock)
+        return sock
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(self._track(client),), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> _Listener:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class TcpRelay(_Listener):
+    """127.0.0.1:port -> 127.0.0.1:target_port, byte for byte."""
+
+    def __init__(self, target_port: int) -> None:
+        super().__init__()
+        self.target_port = target_port
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = self._track(socket.create_connection(("127.0.0.1", self.target_port)))
+        except OSError:
+            client.close()
+            return
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        _pump(client, upstream)
+
+
+class ForwardProxy(_Listener):
+    """An HTTP proxy whose world is a dict: host name -> a port on 127.0.0.1.
+
+    `requests` logs each request line as received (`GET http://files.invalid/x HTTP/1.1`,
+    `CONNECT files.invalid:443 HTTP/1.1`).
+    """
+
+    def __init__(self, hosts: dict[str, int]) -> None:
+        super().__init__()
+        self.hosts = hosts
+        self.requests: list[str] = []
+
+    def _target(self, host: str) -> int | None:
+        return self.hosts.get(host)
+
+    def _serve(self, client: socket.socket) -> None:
+        reader = client.makefile("rb")
+        try:
+            while True:
+                line = reader.readline(65536).decode("latin-1")
+                if not line.strip():
+                    return
+                headers = []
+                while True:
+                    header = reader.readline(65536).decode("latin-1")
+                    if header in ("\r\n", "\n", ""):
+                        break
+                    headers.append(header)
+                self.requests.append(line.strip())
+                method, target, version = line.split()
+                if method == "CONNECT":
+                    self._tunnel(client, reader, target)
+                    return
+                if not self._forward(client, reader, method, target, version, headers):
+                    return
+        except (OSError, ValueError):
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                client.close()
+
+    def _tunnel(self, client: socket.socket, reader: object, target: str) -> None:
+        host, _, _port = target.rpartition(":")
+        port = self._target(host.strip("[]"))
+        if port is None:
+            client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            return
+        upstream = self._track(socket.create_connection(("127.0.0.1", port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        _pump(client, upstream)
+
+    def _forward(self, client: socket.socket, reader: object, method: str, target: str,
+                 version: str, headers: list[str]) -> bool:
+        parts = urlsplit(target)
+        port = self._target(parts.hostname or "")
+        if parts.scheme != "http" or port is None:
+            client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
+                           b"Connection: close\r\n\r\n")
+            return False
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        kept = [h for h in headers if not h.lower().startswith(("connection:", "proxy-"))]
+        request = (f"{method} {path or '/'} {version}\r\n" + "".join(kept)
+                   + "Connection: close\r\n\r\n").encode("latin-1")
+        upstream = self._track(socket.create_connection(("127.0.0.1", port)))
+        upstream.sendall(request)
+        # One request per connection: the answer ends when the server closes.
+        _pump(upstream, client)
+        return False
