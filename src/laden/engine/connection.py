@@ -117,16 +117,22 @@ def _stream_segment(
         transfer.remote, segment.position, segment.end, transfer.download.options
     )
     live.last_status = "206 reading"
+    # Sources that can move bytes into the file inside the kernel say so per response.
+    splice = reader.splice_into if getattr(reader, "can_splice", False) else None
     try:
         while not stop.is_set():
             want = plan.reserve(segment, limits.read_size(read_size))
             if want == 0:
                 return read_size
             began = time.monotonic()
-            n = reader.readinto(view[:want])
+            if splice is not None:
+                n = splice(part, segment.position, want)
+            else:
+                n = reader.readinto(view[:want])
+                if n:
+                    part.write(view[:n], segment.position)
             if n == 0:
                 raise Retryable("the server closed the connection before the range ended")
-            part.write(view[:n], segment.position)
             plan.advance(segment, n)
             live.position = segment.position
             live.end = segment.end

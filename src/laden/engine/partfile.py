@@ -100,6 +100,18 @@ class PartialFile:
         except OSError as exc:
             raise disk_error(exc, self.path) from exc
 
+    def splice_in(self, pipe: int, count: int, offset: int) -> None:
+        """Move `count` bytes waiting in `pipe` into the file at `offset`, inside the kernel."""
+        try:
+            while count:
+                moved = os.splice(pipe, self.fd, count, offset_dst=offset)
+                if not moved:
+                    raise OSError(errno.EIO, "the pipe ran dry")
+                count -= moved
+                offset += moved
+        except OSError as exc:
+            raise disk_error(exc, self.path) from exc
+
     def truncate(self, size: int) -> None:
         try:
             os.ftruncate(self.fd, size)

@@ -65,6 +65,11 @@ class RangeReader(Protocol):
     def close(self) -> None: ...
 
 
+# A RangeReader may also offer `can_splice: bool` and
+# `splice_into(sink, offset, count) -> int`: moving bytes into the partial file (`sink`, with
+# `write` and `splice_in`) without a trip through Python; see `http_reader`.
+
+
 class Source(ABC):
     """One protocol. An instance is shared by all downloads of a manager and is thread-safe."""
 

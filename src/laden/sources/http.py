@@ -3,10 +3,10 @@
 The probe (redirects, auth, proxies, TLS, Content-Disposition) goes through httpx. The body of
 each range is read differently, because that loop decides laden's speed: httpx's iterators copy
 every chunk through h11's buffer and hand back fresh bytes objects, which measured at 0.6 to 1.4
-times aria2c on this kind of machine. Reading a urllib3 response's underlying
-`http.client.HTTPResponse.readinto` fills the connection's reused buffer straight from the
-socket, in C, with the GIL released: about 2.2 times aria2c. Both clients share one SSL context
-and the same proxy decision, so they behave the same way.
+times aria2c on this kind of machine. A urllib3 response's underlying http.client response is
+read with `readinto` into the connection's reused buffer, or spliced into the file in the kernel
+(see `http_reader`). Both clients share one SSL context and the same proxy decision, so they
+behave the same way.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from ..engine.retry import parse_retry_after
 from ..engine.urls import strip_credentials
 from .base import RangeReader, RemoteInfo, Source
 from .http_headers import parse_content_range, published_checksums
+from .http_reader import HttpRangeReader
 
 USER_AGENT = f"laden/{__version__}"
 
@@ -191,10 +192,10 @@ class HttpSource(Source):
                     f"{_host(url)} sent Content-Length {length} for a range of "
                     f"{want_end - start} bytes"
                 )
-            return HttpRangeReader(response)
+            return HttpRangeReader(response, stall_timeout=self._config.stall_timeout)
         if status == 200:
             if not ranged:
-                return HttpRangeReader(response)
+                return HttpRangeReader(response, stall_timeout=self._config.stall_timeout)
             etag = headers.get("etag")
             modified = headers.get("last-modified")
             if (remote.etag and etag and etag != remote.etag) or (
@@ -314,30 +315,6 @@ class LazyTransport(httpx.BaseTransport):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
-
-
-class HttpRangeReader:
-    """Reads one response body straight into the caller's buffer."""
-
-    def __init__(self, response: Any) -> None:
-        self._response = response
-        # urllib3 keeps the http.client response as `_fp`; its readinto is the copy-free path.
-        self._raw: http.client.HTTPResponse = response._fp
-
-    def readinto(self, buffer: memoryview) -> int:
-        try:
-            return self._raw.readinto(buffer)
-        except TimeoutError:
-            raise Retryable("the connection stalled (no data before the stall timeout)") from None
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise Retryable(f"connection lost: {_short(exc)}") from None
-
-    def close(self) -> None:
-        if not self._raw.isclosed():
-            # Unread bytes remain (the range was split, or we are stopping): this connection
-            # cannot carry another request, so close it rather than return it to the pool.
-            self._response.close()
-        self._response.release_conn()
 
 
 def make_ssl_context(ca_bundle: str | None = None, *, insecure: bool = False) -> ssl.SSLContext:

@@ -1,0 +1,137 @@
+"""Reading one HTTP response body into the partial file, copying as little as possible.
+
+Two ways, chosen per response:
+
+* `readinto` fills the connection's reused buffer straight from the socket (http.client's
+  `readinto`, in C, GIL released); the engine then `pwrite`s it. Works for everything,
+  TLS and chunked bodies included.
+* `splice_into` moves the bytes socket -> pipe -> file inside the kernel with `os.splice`, for
+  plain-HTTP bodies of known length: one copy per byte instead of two, and none through Python.
+  On this kind of machine it cut CPU per GiB by about a third. The connection is not reused
+  afterwards (http.client would not know its body was consumed), which costs one loopback or
+  LAN connect per large range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import http.client
+import os
+import select
+import socket
+from typing import Any, Protocol
+
+from ..engine.errors import Retryable
+
+SPLICE_MIN = 4 << 20
+"""Smaller ranges keep the reusable-connection path: a connect would cost more than a copy."""
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_CAN_SPLICE = hasattr(os, "splice")
+
+
+class PipeSink(Protocol):
+    def write(self, data: memoryview, offset: int) -> None: ...
+    def splice_in(self, pipe: int, count: int, offset: int) -> None: ...
+
+
+class HttpRangeReader:
+    """Reads one response body; `splice_into` is offered when the body can bypass Python."""
+
+    def __init__(self, response: Any, *, stall_timeout: float) -> None:
+        self._response = response
+        # urllib3 keeps the http.client response as `_fp`; its readinto is the copy-free path.
+        self._raw: http.client.HTTPResponse = response._fp
+        self._stall_timeout = stall_timeout
+        self._left = self._raw.length  # body bytes not yet read, when the length is known
+        self._pipe: tuple[int, int] | None = None
+        self._buffered_taken = False
+        sock = _socket_of(response)
+        self.can_splice = bool(
+            _CAN_SPLICE
+            # Only a plain TCP socket: TLS (and TLS inside a proxy tunnel) is decrypted in
+            # user space, so its bytes cannot skip Python.
+            and type(sock) is socket.socket
+            and not self._raw.chunked
+            and self._left is not None
+            and self._left >= SPLICE_MIN
+        )
+        self._fd = sock.fileno() if self.can_splice and sock is not None else -1
+
+    def readinto(self, buffer: memoryview) -> int:
+        try:
+            return self._raw.readinto(buffer)
+        except TimeoutError:
+            raise Retryable("the connection stalled (no data before the stall timeout)") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise Retryable(f"connection lost: {_short(exc)}") from None
+
+    def splice_into(self, sink: PipeSink, offset: int, count: int) -> int:
+        """Move up to `count` body bytes into `sink` at `offset`; 0 when the body has ended."""
+        assert self._left is not None
+        count = min(count, self._left)
+        if count <= 0:
+            return 0
+        if not self._buffered_taken:
+            # http.client read the headers through a buffer that may already hold the first
+            # body bytes; they must go first, and through Python.
+            self._buffered_taken = True
+            head = self._raw.fp.read1(count) if self._raw.fp is not None else b""
+            if head:
+                sink.write(memoryview(head), offset)
+                self._left -= len(head)
+                return len(head)
+        read_end, write_end = self._pipe or self._open_pipe()
+        moved = self._from_socket(write_end, min(count, PIPE_SIZE))
+        if moved:
+            sink.splice_in(read_end, moved, offset)
+            self._left -= moved
+        return moved
+
+    def _from_socket(self, pipe: int, count: int) -> int:
+        while True:
+            try:
+                flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+                return os.splice(self._fd, pipe, count, flags=flags)
+            except BlockingIOError:
+                # The socket is non-blocking (it has a timeout); wait as recv would.
+                poller = select.poll()
+                poller.register(self._fd, select.POLLIN)
+                if not poller.poll(self._stall_timeout * 1000):
+                    raise Retryable(
+                        "the connection stalled (no data before the stall timeout)"
+                    ) from None
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise Retryable(f"connection lost: {_short(exc)}") from None
+
+    def _open_pipe(self) -> tuple[int, int]:
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # a smaller pipe only means more system calls
+            fcntl.fcntl(write_end, _F_SETPIPE_SZ, PIPE_SIZE)
+        self._pipe = (read_end, write_end)
+        return self._pipe
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
+        if self._buffered_taken or not self._raw.isclosed():
+            # Unread bytes remain (the range was split, or we are stopping), or the body went
+            # around http.client: this connection cannot carry another request.
+            self._response.close()
+        self._response.release_conn()
+
+
+def _socket_of(response: Any) -> socket.socket | None:
+    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+    return getattr(connection, "sock", None)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.split(": ")[-1] if len(text) > 160 else text
