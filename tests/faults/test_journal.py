@@ -185,9 +185,6 @@ def test_the_journal_survives_kills_at_every_stage(http_server: FileServer, down
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(strict=True, reason="reported to the lead: the app (src/laden/tui/app.py) "
-                   "does not yet tell the user that the journal was set aside "
-                   "(Journal.recovered_from); owned by the TUI work")
 async def test_the_app_says_the_journal_was_set_aside(laden_dirs: dict[str, Path]) -> None:
     from laden.tui.app import open_app
 

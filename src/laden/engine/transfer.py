@@ -169,9 +169,11 @@ class Transfer:
         except _Skip as exc:
             with download.lock:
                 download.record.finished = time.time()
-                download.set_state(State.DONE, str(exc))
+                old = download.set_state(State.DONE, str(exc))
             self.ctx.save(download)
-            self.ctx.emit(events.Completed(download.id, download.info()))
+            info = download.info()
+            self.ctx.emit(events.StateChanged(download.id, old, State.DONE, info))
+            self.ctx.emit(events.Completed(download.id, info))
         except Cancelled:
             pass
         except DiskError as exc:

@@ -239,6 +239,9 @@ def _target_path(fields: Fields, root: str, *, required: bool = False, default: 
         if default is None:
             return None
         text = default
+    if any(ord(c) < 32 for c in text):
+        fields.problem("target_path", f"{text!r} holds control characters")
+        return None
     given = os.path.expanduser(text)
     full = os.path.normpath(given if os.path.isabs(given) else os.path.join(root, given))
     if not os.path.isabs(given) and os.path.commonpath([root, full]) != root:

@@ -79,8 +79,18 @@ def entries(ftp: ftplib.FTP, folder: str) -> list[Entry]:
             found = [(n, size is None, size) for n in names
                      for size in [size_or_none(ftp, join(folder, n))]]
     ftp.voidcmd("TYPE I")  # listings switch to ASCII; every RETR needs binary
-    # A name with a slash, or "." and "..", would let a hostile server write outside the folder.
-    return [e for e in found if e[0] not in (".", "..") and "/" not in e[0] and e[0].strip()]
+    return [e for e in found if _safe_name(e[0])]
+
+
+def _safe_name(name: str) -> bool:
+    """A hostile server's names must not leave the folder (slashes, backslashes, "." and "..")
+    nor reach a terminal as escape sequences (control characters)."""
+    return (
+        name.strip() not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+    )
 
 
 def parse_list_line(line: str) -> Entry | None:

@@ -42,8 +42,8 @@ from ..engine.options import DownloadOptions
 from ..engine.verify import normalise_digest
 from . import cloud
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
-from .http import HttpRangeReader
 from .http_headers import parse_content_range
+from .http_reader import HttpRangeReader
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"

@@ -40,7 +40,7 @@ class PipeSink(Protocol):
 class HttpRangeReader:
     """Reads one response body; `splice_into` is offered when the body can bypass Python."""
 
-    def __init__(self, response: Any, *, stall_timeout: float) -> None:
+    def __init__(self, response: Any, *, stall_timeout: float = 30.0) -> None:
         self._response = response
         # urllib3 keeps the http.client response as `_fp`; its readinto is the copy-free path.
         self._raw: http.client.HTTPResponse = response._fp

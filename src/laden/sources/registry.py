@@ -48,7 +48,9 @@ def scheme_of(url: str) -> str:
         raise InputError(f"malformed address {url!r}: expected something like https://host/file")
     if scheme not in _SOURCES:
         known = ", ".join(sorted(_SOURCES))
-        raise UnsupportedSource(f"unsupported address scheme {scheme!r} in {url!r} (known: {known})")
+        raise UnsupportedSource(
+            f"unsupported address scheme {scheme!r} in {url!r} (known: {known})"
+        )
     if not parts.netloc:
         raise InputError(f"malformed address {url!r}: no host or bucket")
     return scheme

@@ -44,7 +44,7 @@ from ..engine.options import DownloadOptions
 from ..engine.verify import normalise_digest, s3_etag_algorithm
 from . import cloud
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
-from .http import HttpRangeReader
+from .http_reader import HttpRangeReader
 
 _MD5_ETAG = re.compile(r'"?([0-9a-fA-F]{32})"?')
 _MULTIPART_ETAG = re.compile(r'"?([0-9a-fA-F]{32})-([1-9][0-9]*)"?')
