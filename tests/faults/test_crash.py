@@ -216,12 +216,12 @@ def test_crash_inside_the_final_rename(moment: str, http_server: FileServer, dow
     state, snapshot = laden_dirs["state"], tmp_path / "snapshot"
     real_finish = transfer.finish
 
-    def finish_then_freeze(part: str, dest: str, *, overwrite: bool) -> None:
+    def finish_then_freeze(part: str, dest: str, *, overwrite: bool, durable: bool) -> None:
         if moment == "after the hard link":
             os.link(part, dest)
             _journal_snapshot(state, snapshot)
             os.unlink(dest)  # this session goes on normally; the snapshot is the crash
-        real_finish(part, dest, overwrite=overwrite)
+        real_finish(part, dest, overwrite=overwrite, durable=durable)
         if moment == "after the rename":
             _journal_snapshot(state, snapshot)
 

@@ -57,7 +57,15 @@ class Config:
     """Bytes read per system call into each connection's reused buffer."""
 
     checkpoint_interval: float = 1.0
-    """Seconds between flushes of the partial file and journal records of the bytes on disk."""
+    """Seconds between journal records of the bytes written (a crash of laden loses none)."""
+
+    flush_interval: float = 30.0
+    """Seconds between forcing the partial file to disk: after a power cut, at most this much
+    is downloaded again."""
+
+    flush_on_finish: bool = False
+    """Force a finished file to disk before it takes its final name, so it survives a power
+    cut right after the download (curl, wget and aria2c do not; it waits for the disk)."""
 
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Settings the engine does not use itself (theme, keymap): kept so a save round-trips them."""
@@ -77,7 +85,9 @@ class Config:
             )
         if not isinstance(self.verify, bool):
             raise InputError(f"verify must be true or false, not {self.verify!r}")
-        for name in ("stall_timeout", "connect_timeout", "checkpoint_interval"):
+        if not isinstance(self.flush_on_finish, bool):
+            raise InputError(f"flush_on_finish must be true or false, not {self.flush_on_finish!r}")
+        for name in ("stall_timeout", "connect_timeout", "checkpoint_interval", "flush_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise InputError(f"{name} must be a positive number of seconds, not {value!r}")

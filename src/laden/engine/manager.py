@@ -21,39 +21,34 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from ..store.journal import Journal, Record
+from ..store.journal import Journal, Record, trusted_ranges
 from . import events
+from .adding import (
+    build_options,
+    check_address,
+    listed_target,
+    resolve_destination,
+    take_credentials,
+)
+from .checking import VerifyResult, recheck
 from .config import MAX_CONNECTIONS, Config
 from .download import Download
-from .errors import ChecksumMismatch, InputError, JournalError, LadenError, UnknownDownload
+from .errors import JournalError, LadenError, UnknownDownload
 from .hosts import HostLimiter
 from .info import DownloadInfo
 from .options import DownloadOptions
-from .partfile import PART_SUFFIX, allocated_bytes, ensure_folder
+from .partfile import PART_SUFFIX, allocated_bytes
 from .ratelimit import TokenBucket
 from .states import ACTIVE, State
 from .transfer import Transfer
 from .units import parse_rate
-from .urls import strip_credentials
-from .verify import hash_file, parse_checksum
+from .verify import parse_checksum
 
 log = logging.getLogger("laden")
 SPACE_MARGIN = 1 << 20
 """Free bytes beyond a paused download's needs before it resumes on its own (journal, slack)."""
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    path: str
-    algorithm: str | None
-    expected: str | None
-    actual: str | None
-    message: str
 
 
 class DownloadManager:
@@ -127,10 +122,10 @@ class DownloadManager:
         from ..sources.registry import scheme_of
 
         scheme_of(url)
-        _check_address(url)
-        options = self._options(options, option_fields)
-        url, options = _take_credentials(url, options)
-        folder, filename = self._destination(dest, options)
+        check_address(url)
+        options = build_options(options, option_fields)
+        url, options = take_credentials(url, options)
+        folder, filename = self._resolve(dest, options)
         checksums = []
         if options.checksum:
             algorithm, digest = parse_checksum(options.checksum)
@@ -173,54 +168,24 @@ class DownloadManager:
         from ..sources.registry import scheme_of
 
         scheme_of(url)
-        _check_address(url)
-        options = self._options(options, option_fields)
-        url, options = _take_credentials(url, options)
+        check_address(url)
+        options = build_options(options, option_fields)
+        url, options = take_credentials(url, options)
         source = self.sources.for_url(url)
         if not source.SUPPORTS_LISTING or not source.is_folder(url, options):
             return [self.add(url, dest, options=options, group=group, start=start)]
-        folder, _ = self._destination(dest if dest is None else dest.rstrip("/") + "/", options)
+        folder, _ = self._resolve(dest if dest is None else dest.rstrip("/") + "/", options)
         # Every name is checked before any download is added: a bad one refuses the listing.
-        targets = [(item.url, _listed_target(folder, item.relative_path, item.url))
+        targets = [(item.url, listed_target(folder, item.relative_path, item.url))
                    for item in source.list(url, options)]
         return [self.add(item_url, target, options=options, group=group, start=start)
                 for item_url, target in targets]
 
-    def _options(self, options: DownloadOptions | None, fields: dict[str, Any]) -> DownloadOptions:
-        if "limit_rate" in fields and not isinstance(fields["limit_rate"], int | type(None)):
-            fields["limit_rate"] = parse_rate(fields["limit_rate"])
-        known = {f.name for f in dataclasses.fields(DownloadOptions)}
-        unknown = set(fields) - known
-        if unknown:
-            raise InputError(f"unknown download option(s): {', '.join(sorted(unknown))}")
-        try:
-            return dataclasses.replace(options or DownloadOptions(), **fields)
-        except TypeError as exc:
-            raise InputError(str(exc)) from None
-
-    def _destination(self, dest: str | None, options: DownloadOptions) -> tuple[str, str | None]:
+    def _resolve(self, dest: str | None, options: DownloadOptions) -> tuple[str, str | None]:
         from ..store import paths
-        from .names import sanitize_filename
 
-        if dest is None:
-            folder, filename = self.config.download_dir or paths.default_download_dir(), None
-        else:
-            dest = os.path.expanduser(dest)
-            if dest.endswith(("/", os.sep)) or os.path.isdir(dest):
-                folder, filename = dest, None
-            else:
-                folder, name = os.path.split(dest)
-                filename = sanitize_filename(name)
-                if filename != name:
-                    raise InputError(f"{name!r} cannot be used as a file name")
-                folder = folder or "."
-        if options.filename:
-            filename = sanitize_filename(options.filename)
-            if not filename:
-                raise InputError(f"{options.filename!r} cannot be used as a file name")
-        folder = os.path.abspath(folder)
-        ensure_folder(folder)
-        return folder, filename
+        default = self.config.download_dir or paths.default_download_dir()
+        return resolve_destination(dest, options, default)
 
     def _find_unfinished(self, url: str, folder: str, filename: str | None) -> Download | None:
         for download in self._downloads.values():
@@ -249,6 +214,8 @@ class DownloadManager:
     def _load(self, resume_interrupted: bool) -> None:
         assert self.journal is not None
         for record in self.journal.load_all():
+            if record.state != State.DONE.value:
+                record.done_ranges = trusted_ranges(record)
             download = Download(record, DownloadOptions.from_journal(record.options))
             if download.state in ACTIVE:
                 # It was running when laden stopped (quit, crash or kill -9).
@@ -435,44 +402,15 @@ class DownloadManager:
         """Check a finished file again: its size, and its checksum against `expected`, against
         what the journal recorded, or (the first time) record one for later checks."""
         download = self._get(download_id)
-        record = download.record
-        path = record.dest or ""
-        if download.state not in (State.DONE, State.FAILED) or not os.path.isfile(path):
-            return VerifyResult(False, path, None, None, None,
-                                f"download {download_id} has no finished file to verify")
-        size = os.path.getsize(path)
-        if record.size is not None and size != record.size:
-            return self._verified(download, VerifyResult(
-                False, path, None, str(record.size), str(size),
-                f"{path} has {size} bytes, the download had {record.size}"))
-        wanted: list[dict[str, Any]]
-        if expected:
-            algo, digest = parse_checksum(expected if ":" in expected or "=" in expected
-                                          else f"{algorithm or 'sha256'}:{expected}")
-            wanted = [{"algorithm": algo, "expected": digest, "origin": "you"}]
-        else:
-            wanted = [c for c in record.checksums if c.get("expected")
-                      and (algorithm is None or c["algorithm"] == algorithm)]
-        algo = wanted[0]["algorithm"] if wanted else (algorithm or "sha256")
-        old = download.set_state(State.VERIFYING)
-        self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
-        actual = hash_file(path, [algo])[algo]
-        if not wanted:
-            record.checksums.append({"algorithm": algo, "expected": actual, "origin": "laden",
-                                     "actual": actual, "verified": True})
-            result = VerifyResult(True, path, algo, None, actual,
-                                  f"no checksum was known; recorded {algo} {actual} for next time")
-        else:
-            target = wanted[0]
-            ok = target["expected"] == actual
-            for checksum in record.checksums:
-                if checksum["algorithm"] == algo and checksum["expected"] == target["expected"]:
-                    checksum["actual"], checksum["verified"] = actual, ok
-            result = VerifyResult(
-                ok, path, algo, target["expected"], actual,
-                f"{algo} matches ({target['origin']})" if ok else
-                str(ChecksumMismatch(algo, target["expected"], actual, source=target["origin"])))
-        return self._verified(download, result)
+
+        def verifying() -> None:
+            old = download.set_state(State.VERIFYING)
+            self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
+
+        result = recheck(download, algorithm, expected, verifying)
+        if result.path and os.path.isfile(result.path):
+            self._verified(download, result)
+        return result
 
     def _verified(self, download: Download, result: VerifyResult) -> VerifyResult:
         with download.lock:
@@ -631,50 +569,6 @@ class DownloadManager:
                 os.unlink(dest + PART_SUFFIX)
             except OSError as exc:
                 log.warning("could not delete %s: %s", dest + PART_SUFFIX, exc)
-
-
-def _check_address(url: str) -> None:
-    """What `scheme_of` lets through but no connection could use: a port out of range, a web
-    or FTP address whose host is empty (`http://user@:80/`). The address is not repeated in
-    the message: it may hold a password."""
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise InputError(f"malformed address: {exc}") from None
-    if parts.scheme.lower() in ("http", "https", "ftp", "ftps") and not parts.hostname:
-        raise InputError("malformed address: no host name")
-
-
-def _listed_target(folder: str, relative: str, url: str) -> str:
-    """Where a file found under a folder address goes. Sources check their listings; this is
-    the last line: a name that would land outside `folder` is refused, whatever the source."""
-    from .names import sanitize_filename
-
-    parts = relative.split("/")
-    if (
-        not relative
-        or os.path.isabs(relative)
-        or "\\" in relative
-        or any(p in (".", "..") or (p and sanitize_filename(p, windows=False) != p)
-               for p in parts)
-    ):
-        raise InputError(f"refusing {strip_credentials(url)}: its name {relative!r} would be "
-                         "saved outside the download folder or is not a usable file name")
-    return os.path.join(folder, *[p for p in parts if p])
-
-
-def _take_credentials(url: str, options: DownloadOptions) -> tuple[str, DownloadOptions]:
-    """Move `user:password@` out of the address into the (never journalled) options."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, options
-    options = dataclasses.replace(
-        options,
-        username=options.username or unquote(parts.username),
-        password=options.password or unquote(parts.password or ""),
-    )
-    return strip_credentials(url), options
 
 
 __all__ = ["DownloadManager", "LadenError", "VerifyResult"]

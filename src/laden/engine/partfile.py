@@ -132,8 +132,10 @@ class PartialFile:
             os.close(fd)
 
 
-def finish(part_path: str, dest: str, *, overwrite: bool) -> None:
+def finish(part_path: str, dest: str, *, overwrite: bool, durable: bool = True) -> None:
     """Move the verified partial file to its final name in one atomic step.
+
+    `durable` also syncs the folder, so the new name outlives a power cut.
 
     Without `overwrite`, an existing file at `dest` is never replaced: a hard link fails if the
     name is taken, where a rename would silently clobber it.
@@ -148,7 +150,8 @@ def finish(part_path: str, dest: str, *, overwrite: bool) -> None:
                 if exc.errno == errno.EEXIST and _same_file(part_path, dest):
                     # A crash came between the link and the unlink below: finish that move.
                     os.unlink(part_path)
-                    _fsync_dir(os.path.dirname(dest) or ".")
+                    if durable:
+                        _fsync_dir(os.path.dirname(dest) or ".")
                     return
                 if exc.errno == errno.EEXIST:
                     raise FileExistsError(dest) from exc
@@ -160,7 +163,8 @@ def finish(part_path: str, dest: str, *, overwrite: bool) -> None:
                 os.replace(part_path, dest)
             else:
                 os.unlink(part_path)
-        _fsync_dir(os.path.dirname(dest) or ".")
+        if durable:
+            _fsync_dir(os.path.dirname(dest) or ".")
     except FileExistsError:
         raise
     except OSError as exc:

@@ -15,12 +15,14 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
+from ..store.journal import boot_id
 from . import events
 from .config import Config
 from .connection import run_connection, run_single_stream
+from .destination import Skip, choose_destination
 from .download import Connection, Download
 from .errors import (
     Cancelled,
@@ -48,7 +50,7 @@ from .ratelimit import Limits, TokenBucket
 from .retry import RetryPolicy
 from .segments import SegmentPlan, merge_ranges
 from .states import State
-from .verify import hash_file
+from .verify import checksums_to_check, hash_file
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -166,7 +168,7 @@ class Transfer:
                         continue
                     if not self._restart_after(exc):
                         return
-        except _Skip as exc:
+        except Skip as exc:
             with download.lock:
                 download.record.finished = time.time()
                 old = download.set_state(State.DONE, str(exc))
@@ -208,7 +210,7 @@ class Transfer:
             raise failure
         if self.stop_event.is_set():
             raise Cancelled(self.stop_reason or "stopped")
-        self._checkpoint(final=True)
+        self._checkpoint(final=True, flush=self.ctx.config.flush_on_finish)
         self._verify()
         self._finish()
 
@@ -257,7 +259,7 @@ class Transfer:
                 ) and any(c.get("origin") == "you" for c in record.checksums):
                     pass  # no validator to compare, but your checksum will catch a mix-up
                 else:
-                    self._reset(describe_change(before, remote))
+                    self._reset(before.describe_change(remote))
         with download.lock:
             record.final_url = remote.final_url
             record.size = remote.size
@@ -274,46 +276,15 @@ class Transfer:
         self.ctx.save(download)
 
     def _choose_destination(self, remote: RemoteInfo) -> None:
-        from .names import DEFAULT_NAME, free_name, sanitize_filename
-
-        record = self.download.record
-        name = (
-            sanitize_filename(self.download.options.filename)
-            or record.filename
-            or sanitize_filename(remote.filename)
-            or ("index.html" if "html" in str(remote.extra.get("content_type")) else DEFAULT_NAME)
+        taken = getattr(self.ctx, "taken_names", None)
+        choose_destination(
+            self.download.record, self.download.options, remote, self._conflict_policy(),
+            taken(self.download.id) if taken else set(),
         )
-        dest = os.path.join(record.dest_dir, name)
-        policy = self._conflict_policy()
-        if os.path.lexists(dest):
-            if policy == "rename":
-                dest = free_name(dest, self.ctx_taken_names())
-            elif policy == "skip":
-                record.dest = dest
-                record.extra["skipped"] = True
-                raise _Skip(f"skipped: {dest} already exists")
-            elif policy == "resume":
-                self._adopt_existing_file(dest, remote)
-        elif policy == "rename":
-            dest = free_name(dest, self.ctx_taken_names())
-        record.filename = os.path.basename(dest)
-        record.dest = dest
 
     def ctx_taken_names(self) -> set[str]:
         taken = getattr(self.ctx, "taken_names", None)
         return taken(self.download.id) if taken else set()
-
-    def _adopt_existing_file(self, dest: str, remote: RemoteInfo) -> None:
-        """conflict = resume: treat the file already there as the first bytes (like wget -c)."""
-        have = os.path.getsize(dest)
-        if remote.size is not None and have > remote.size:
-            raise DestinationExists(
-                f"{dest} is larger than the remote file ({have} > {remote.size} bytes); "
-                "not resuming from it"
-            )
-        if have and remote.supports_ranges:
-            os.replace(dest, dest + PART_SUFFIX)
-            self.download.record.done_ranges = [(0, have)]
 
     def _conflict_policy(self) -> str:
         return self.download.options.conflict or self.ctx.config.conflict
@@ -363,7 +334,7 @@ class Transfer:
     def _monitor(self, futures: list[Future[None]]) -> None:
         download = self.download
         samples: deque[tuple[float, int]] = deque(maxlen=int(3 / TICK))
-        last_checkpoint = last_history = time.monotonic()
+        last_checkpoint = last_history = last_flush = time.monotonic()
         pending = set(futures)
         while pending:
             _done, pending = wait(pending, timeout=TICK)
@@ -383,7 +354,10 @@ class Transfer:
             if now - last_history >= 1.0:
                 download.history.append(download.speed)
                 last_history = now
-            if now - last_checkpoint >= self.ctx.config.checkpoint_interval:
+            if now - last_flush >= self.ctx.config.flush_interval:
+                self._checkpoint(flush=True)
+                last_flush = last_checkpoint = now
+            elif now - last_checkpoint >= self.ctx.config.checkpoint_interval:
                 self._checkpoint()
                 last_checkpoint = now
             self.ctx.emit(events.Progress(download.id, download.info()))
@@ -392,8 +366,15 @@ class Transfer:
             if exc is not None:
                 self.fail(exc)
 
-    def _checkpoint(self, *, final: bool = False) -> None:
-        """Flush the partial file, then record what is on disk: never the other way round."""
+    def _checkpoint(self, *, final: bool = False, flush: bool = False) -> None:
+        """Record which bytes are written, and when `flush`, force them to disk first.
+
+        Every checkpoint notes the kernel's boot id. After a crash or `kill -9` of laden the
+        boot id is unchanged and the page cache still holds every written byte, so the
+        written ranges are trusted; after a power cut or an OS crash it differs, and only the
+        ranges last flushed are (see `Journal`). Forcing every checkpoint to disk would cap
+        downloads at the disk's write speed, which curl, wget and aria2c never wait for.
+        """
         plan = self.plan
         if plan is None or self.ctx.journal is None:
             return
@@ -402,13 +383,18 @@ class Transfer:
             if not final and not self.part.still_there():
                 raise DiskError(f"{self.part.path} was deleted during the download, or its "
                                 "folder was")
-            self.part.flush()
+            if flush:
+                self.part.flush()
         except DiskError as exc:
             self.fail(exc)
             return
         with self.download.lock:
-            self.download.record.done_ranges = ranges
-        if final:
+            record = self.download.record
+            record.done_ranges = ranges
+            record.boot_id = boot_id()
+            if flush:
+                record.flushed_ranges = ranges
+        if final or flush:
             self.ctx.save(self.download)
             return
         try:
@@ -460,7 +446,8 @@ class Transfer:
             self.part.close()
             while True:
                 try:
-                    finish(self.part.path, record.dest, overwrite=policy == "overwrite")
+                    finish(self.part.path, record.dest, overwrite=policy == "overwrite",
+                           durable=self.ctx.config.flush_on_finish)
                     break
                 except FileExistsError:
                     if policy != "rename":
@@ -630,32 +617,3 @@ class Transfer:
             self.ctx.emit(events.Failed(download.id, message, info))
         elif state is State.PAUSED:
             self.ctx.emit(events.Paused(download.id, info))
-
-
-class _Skip(Cancelled):
-    """conflict = skip and the file exists: the download is finished without transferring."""
-
-
-def checksums_to_check(checksums: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Yours when you gave one; otherwise the strongest the service published."""
-    mine = [c for c in checksums if c.get("origin") == "you"]
-    if mine:
-        algorithms = {c["algorithm"] for c in mine}
-        return [c for c in checksums if c["algorithm"] in algorithms]
-    order = ["sha256", "sha512", "sha384", "sha1", "md5", "crc32c"]
-    for algorithm in order:
-        chosen = [c for c in checksums if c["algorithm"] == algorithm]
-        if chosen:
-            return chosen
-    return checksums[:1]
-
-
-def describe_change(before: RemoteInfo, after: RemoteInfo) -> str:
-    if before.size != after.size:
-        return f"the remote file changed size ({before.size} -> {after.size} bytes)"
-    if before.version and after.version and before.version != after.version:
-        return f"the remote file changed (ETag {before.version} -> {after.version})"
-    if before.last_modified != after.last_modified:
-        return (f"the remote file changed (Last-Modified {before.last_modified} -> "
-                f"{after.last_modified})")
-    return "the server gives no ETag or Last-Modified to prove the file is unchanged"

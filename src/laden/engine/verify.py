@@ -196,3 +196,17 @@ class _S3MultipartEtag:
         if self._in_part or not digests:
             digests.append(self._part.digest())
         return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
+def checksums_to_check(checksums: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Yours when you gave one; otherwise the strongest the service published."""
+    mine = [c for c in checksums if c.get("origin") == "you"]
+    if mine:
+        algorithms = {c["algorithm"] for c in mine}
+        return [c for c in checksums if c["algorithm"] in algorithms]
+    order = ["sha256", "sha512", "sha384", "sha1", "md5", "crc32c"]
+    for algorithm in order:
+        chosen = [c for c in checksums if c["algorithm"] == algorithm]
+        if chosen:
+            return chosen
+    return checksums[:1]

@@ -45,6 +45,17 @@ class RemoteInfo:
             return self.last_modified == other.last_modified
         return False
 
+    def describe_change(self, after: RemoteInfo) -> str:
+        """Why `after` is not the version this describes, in words for the user."""
+        if self.size != after.size:
+            return f"the remote file changed size ({self.size} -> {after.size} bytes)"
+        if self.version and after.version and self.version != after.version:
+            return f"the remote file changed (ETag {self.version} -> {after.version})"
+        if self.last_modified != after.last_modified:
+            return (f"the remote file changed (Last-Modified {self.last_modified} -> "
+                    f"{after.last_modified})")
+        return "the server gives no ETag or Last-Modified to prove the file is unchanged"
+
 
 @dataclass(frozen=True)
 class ListedObject:

@@ -58,6 +58,10 @@ class Record:
     finished: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     group: str | None = None
+    flushed_ranges: list[tuple[int, int]] = field(default_factory=list)
+    """Ranges last forced to disk: all that survives a power cut."""
+    boot_id: str | None = None
+    """The kernel boot during which `done_ranges` were written (see `trusted_ranges`)."""
     id: int = 0
 
     def to_json(self) -> str:
@@ -74,6 +78,30 @@ class Record:
         record.id = row_id
         record.done_ranges = [(int(s), int(e)) for s, e in json.loads(done)]
         return record
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux); None where the system does not say."""
+    global _BOOT_ID
+    if _BOOT_ID is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+                _BOOT_ID = handle.read().strip()
+        except OSError:
+            _BOOT_ID = ""
+    return _BOOT_ID or None
+
+
+_BOOT_ID: str | None = None
+
+
+def trusted_ranges(record: Record) -> list[tuple[int, int]]:
+    """The ranges a resume may trust. Written bytes outlive a crash or `kill -9` of laden in the
+    page cache, but not a power cut or an OS crash: after a reboot only flushed ones count."""
+    current = boot_id()
+    if current is not None and record.boot_id == current:
+        return record.done_ranges
+    return [tuple(r) for r in record.flushed_ranges]  # type: ignore[misc]
 
 
 class Journal:

@@ -1,0 +1,68 @@
+"""`laden verify`: checking a finished file again, long after its download."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .download import Download
+from .errors import ChecksumMismatch
+from .states import State
+from .verify import hash_file, parse_checksum
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    path: str
+    algorithm: str | None
+    expected: str | None
+    actual: str | None
+    message: str
+
+
+def recheck(
+    download: Download,
+    algorithm: str | None,
+    expected: str | None,
+    verifying: Callable[[], None],
+) -> VerifyResult:
+    """Compare the file with `expected`, else with the checksums the journal holds, else record
+    a sha256 so the next check has something to compare with. `verifying` is called before the
+    (possibly long) hashing starts."""
+    record = download.record
+    path = record.dest or ""
+    if download.state not in (State.DONE, State.FAILED) or not os.path.isfile(path):
+        return VerifyResult(False, "", None, None, None,
+                            f"download {download.id} has no finished file to verify")
+    size = os.path.getsize(path)
+    if record.size is not None and size != record.size:
+        return VerifyResult(False, path, None, str(record.size), str(size),
+                            f"{path} has {size} bytes, the download had {record.size}")
+    wanted: list[dict[str, Any]]
+    if expected:
+        written = expected if ":" in expected or "=" in expected else (
+            f"{algorithm or 'sha256'}:{expected}")
+        algo, digest = parse_checksum(written)
+        wanted = [{"algorithm": algo, "expected": digest, "origin": "you"}]
+    else:
+        wanted = [c for c in record.checksums if c.get("expected")
+                  and (algorithm is None or c["algorithm"] == algorithm)]
+    algo = wanted[0]["algorithm"] if wanted else (algorithm or "sha256")
+    verifying()
+    actual = hash_file(path, [algo])[algo]
+    if not wanted:
+        record.checksums.append({"algorithm": algo, "expected": actual, "origin": "laden",
+                                 "actual": actual, "verified": True})
+        return VerifyResult(True, path, algo, None, actual,
+                            f"no checksum was known; recorded {algo} {actual} for next time")
+    target = wanted[0]
+    ok = target["expected"] == actual
+    for checksum in record.checksums:
+        if checksum["algorithm"] == algo and checksum["expected"] == target["expected"]:
+            checksum["actual"], checksum["verified"] = actual, ok
+    message = f"{algo} matches ({target['origin']})" if ok else str(
+        ChecksumMismatch(algo, target["expected"], actual, source=target["origin"]))
+    return VerifyResult(ok, path, algo, target["expected"], actual, message)

@@ -1,0 +1,63 @@
+"""Where a download's file goes: its name, and what happens when that name is taken.
+
+Conflict policies (the `conflict` setting): `rename` picks `name.1.ext`, `overwrite` replaces
+the file at the final rename, `skip` leaves it and finishes at once, `resume` treats the file
+already there as the first bytes of the download (like `wget -c`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from .errors import Cancelled, DestinationExists
+from .names import DEFAULT_NAME, free_name, sanitize_filename
+from .options import DownloadOptions
+from .partfile import PART_SUFFIX
+
+if TYPE_CHECKING:
+    from ..sources.base import RemoteInfo
+    from ..store.journal import Record
+
+
+class Skip(Cancelled):
+    """conflict = skip and the file exists: the download is finished without transferring."""
+
+
+def choose_destination(
+    record: Record, options: DownloadOptions, remote: RemoteInfo, policy: str, taken: set[str]
+) -> None:
+    """Settle `record.dest` and `record.filename`. Raises Skip or DestinationExists."""
+    name = (
+        sanitize_filename(options.filename)
+        or record.filename
+        or sanitize_filename(remote.filename)
+        or ("index.html" if "html" in str(remote.extra.get("content_type")) else DEFAULT_NAME)
+    )
+    dest = os.path.join(record.dest_dir, name)
+    if os.path.lexists(dest):
+        if policy == "rename":
+            dest = free_name(dest, taken)
+        elif policy == "skip":
+            record.dest = dest
+            record.extra["skipped"] = True
+            raise Skip(f"skipped: {dest} already exists")
+        elif policy == "resume":
+            adopt_existing_file(record, dest, remote)
+    elif policy == "rename":
+        dest = free_name(dest, taken)
+    record.filename = os.path.basename(dest)
+    record.dest = dest
+
+
+def adopt_existing_file(record: Record, dest: str, remote: RemoteInfo) -> None:
+    """conflict = resume: the file already there becomes the first bytes of the partial file."""
+    have = os.path.getsize(dest)
+    if remote.size is not None and have > remote.size:
+        raise DestinationExists(
+            f"{dest} is larger than the remote file ({have} > {remote.size} bytes); "
+            "not resuming from it"
+        )
+    if have and remote.supports_ranges:
+        os.replace(dest, dest + PART_SUFFIX)
+        record.done_ranges = [(0, have)]
