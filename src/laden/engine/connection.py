@@ -118,7 +118,7 @@ def _stream_segment(
     )
     live.last_status = "206 reading"
     # Sources that can move bytes into the file inside the kernel say so per response.
-    splice = reader.splice_into if getattr(reader, "can_splice", False) else None
+    splice = getattr(reader, "splice_into", None) if getattr(reader, "can_splice", False) else None
     try:
         while not stop.is_set():
             want = plan.reserve(segment, limits.read_size(read_size))

@@ -74,13 +74,18 @@ class SegmentPlan:
             self._segments.append(segment)
             self._pending.append(segment)
 
-    def split_for(self, connections: int) -> None:
-        """Cut the missing ranges into about `connections` pieces before anyone starts."""
+    def split_for(self, connections: int, *, in_order: int | None = None) -> None:
+        """Cut the missing ranges into about `connections` pieces before anyone starts.
+
+        With `in_order`, cut them into pieces of that size instead, taken front to back: the
+        finished part then grows from the start of the file, so a checksum can be computed
+        while the download runs (see `hashing`).
+        """
         with self._lock:
             missing = sum(s.remaining for s in self._pending)
-            if connections <= 1 or not missing:
+            if (connections <= 1 and not in_order) or not missing:
                 return
-            target = max(self.min_size, -(-missing // connections))
+            target = in_order or max(self.min_size, -(-missing // connections))
             pieces: list[Segment] = []
             for segment in self._pending:
                 start = segment.start
@@ -139,6 +144,12 @@ class SegmentPlan:
     def done_ranges(self) -> list[tuple[int, int]]:
         with self._lock:
             return merge_ranges([(s.start, s.position) for s in self._segments])
+
+    def done_prefix(self) -> int:
+        """How far the file is finished without a gap from its first byte."""
+        with self._lock:
+            done = merge_ranges([(s.start, s.position) for s in self._segments])
+        return done[0][1] if done and done[0][0] == 0 else 0
 
     def done_bytes(self) -> int:
         with self._lock:

@@ -38,6 +38,7 @@ from .errors import (
     Retryable,
     TransferError,
 )
+from .hashing import TrailingHasher
 from .partfile import (
     PART_SUFFIX,
     PartialFile,
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("laden.transfer")
 TICK = 0.25
+IN_ORDER_PIECE = 8 << 20
+"""Piece size when a checksum is computed during the download: small enough that the finished
+prefix trails the connections by little, large enough that requests stay few."""
 MAX_RESTARTS = 3
 
 
@@ -93,6 +97,7 @@ class Transfer:
         self.source: Source = None  # type: ignore[assignment]
         self.host = ""
         self.streamed = 0
+        self.hasher: TrailingHasher | None = None
         self._stream_size: int | None = None
         self._lock = threading.Lock()
         self._restarts = 0
@@ -186,6 +191,7 @@ class Transfer:
             log.exception("download %s failed unexpectedly", download.id)
             self._end(State.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         finally:
+            self._drop_hasher()
             self._checkpoint(final=True)
             self.part.close()
             self.ctx.transfer_ended(self)
@@ -321,7 +327,13 @@ class Transfer:
             wanted = self.download.options.connections or config.connections
             missing = plan.size - plan.done_bytes()
             count = max(1, min(wanted, -(-missing // config.min_segment_size)))
-            plan.split_for(count)
+            checks = checksums_to_check(self.download.record.checksums)
+            if checks and plan.size:
+                plan.split_for(count, in_order=max(config.min_segment_size, IN_ORDER_PIECE))
+                self.hasher = TrailingHasher(self.part.fd, {c["algorithm"] for c in checks},
+                                             plan, plan.size)
+            else:
+                plan.split_for(count)
             if not plan.finished:
                 futures = [self.ctx.executor.submit(run_connection, self, n) for n in range(count)]
         elif self.download.record.size != 0:
@@ -418,8 +430,10 @@ class Transfer:
             return
         self._set(State.VERIFYING)
         self.ctx.save(download)  # `laden list` in another terminal shows it: hashing takes time
-        digests = hash_file(self.part.path, {c["algorithm"] for c in wanted},
-                            stop=self.stop_event)
+        algorithms = {c["algorithm"] for c in wanted}
+        digests = self._drop_hasher(keep=True)
+        if digests is None or not algorithms <= digests.keys():
+            digests = hash_file(self.part.path, algorithms, stop=self.stop_event)
         mismatch = None
         with download.lock:
             for checksum in wanted:
@@ -432,6 +446,16 @@ class Transfer:
         self.ctx.emit(events.Verified(download.id, mismatch is None, download.info()))
         if mismatch is not None:
             raise mismatch
+
+    def _drop_hasher(self, *, keep: bool = False) -> dict[str, str] | None:
+        """Stop hashing along; with `keep`, first let it finish and return its digests."""
+        hasher, self.hasher = self.hasher, None
+        if hasher is None:
+            return None
+        if keep:
+            return hasher.digests()
+        hasher.abandon()
+        return None
 
     def _finish(self) -> None:
         from .names import free_name
@@ -580,6 +604,7 @@ class Transfer:
             download.plan = None
             for checksum in download.record.checksums:
                 checksum["actual"] = checksum["verified"] = None
+        self._drop_hasher()
         self.plan = None
         self.failure = None
         self.part.close()
