@@ -29,6 +29,7 @@ from harness import (
     ensure_small,
     ensure_tools,
     find_tool,
+    fresh_laden_state,
     human,
     machine_info,
     parse_size,
@@ -298,6 +299,7 @@ def startup_round(ctx: Ctx, rnd: int, cmds: dict[str, list[str]], name: str, sha
     argvs = {lab: [a.replace("{out}", str(dirs[lab])) for a in c] for lab, c in cmds.items()}
     stats: dict[str, tuple[float, float, float]] = {}
     err = dict.fromkeys(cmds, "")
+    fresh_laden_state()
     if ctx.hyperfine:  # -i: a failing command is reported in exit_codes, not fatal for the other
         js = ctx.outbase / "hyperfine.json"
         hf = [ctx.hyperfine, "-N", "-i", "--style", "none", "--warmup", str(warm), "--runs", str(n),
@@ -445,6 +447,9 @@ def main() -> None:
             ap.add_argument("--" + opt.replace("_", "-"), type=type(normal),
                             help=f"default {normal}, quick {quick}")
     args = ap.parse_args()
+    # laden's journal and settings live beside the test data, never in the user's own folders.
+    os.environ["LADEN_STATE_DIR"] = str(args.workdir / "laden-state")
+    os.environ["LADEN_CONFIG_DIR"] = str(args.workdir / "laden-config")
     for opt, (normal, quick) in DEFAULTS.items():
         if getattr(args, opt) is None:
             setattr(args, opt, quick if args.quick else normal)

@@ -209,10 +209,19 @@ class Nginx:
 # ---------------------------------------------------------------- running
 
 
+def fresh_laden_state() -> None:
+    """Each run starts as a first-time user: an empty journal (aria2c keeps no state either),
+    and never the journal of whoever runs the benchmark."""
+    state = os.environ.get("LADEN_STATE_DIR")
+    if state:
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def timed(argv: list[str], cwd: Path, tfile: Path, timeout: float, capture: bool
           ) -> tuple[int, float, tuple[float, float, int], str, str]:
     """Run argv under GNU time; returns (rc, wall s, (user s, sys s, max RSS KiB), out, err)."""
     tfile.unlink(missing_ok=True)
+    fresh_laden_state()
     t0 = time.perf_counter()
     p = subprocess.Popen([TIME, "-f", "%e %U %S %M", "-o", str(tfile), *argv], cwd=cwd,
                          stdin=DEVNULL, stdout=PIPE if capture else DEVNULL, stderr=PIPE,

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,8 @@ from .logs import setup_logging
 from .run import cmd_run as cmd_run  # `laden run` lives in its own module
 
 SETTLED = (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED)
+MIN_REDRAW = 0.05
+"""At most twenty looks at the downloads a second, however many events arrive."""
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -203,17 +206,23 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     interrupted = False
+    pending = list(ids)
     try:
         while True:
+            began = time.monotonic()
             changed.clear()
-            infos = [manager.get(i) for i in ids]
+            # Only what can still change: with hundreds of small files, asking for every
+            # download on every event made the watching cost more than the downloading.
+            infos = [manager.get(i) for i in pending]
             display.update(infos)
-            if all(i.state in SETTLED for i in infos):
+            pending = [i.id for i in infos if i.state not in SETTLED]
+            if not pending:
                 for download_id in ids:  # let each transfer finish telling its listeners
                     manager.wait(download_id, timeout=10)
                 break
             try:
                 changed.wait(0.25)
+                stop.wait(max(0.0, MIN_REDRAW - (time.monotonic() - began)))
                 if stop.is_set():
                     raise KeyboardInterrupt
             except KeyboardInterrupt:

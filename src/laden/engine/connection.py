@@ -125,7 +125,7 @@ def _stream_segment(
             if want == 0:
                 return read_size
             began = time.monotonic()
-            if splice is not None:
+            if splice is not None and reader.can_splice:  # type: ignore[attr-defined]
                 n = splice(part, segment.position, want)
             else:
                 n = reader.readinto(view[:want])

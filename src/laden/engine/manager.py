@@ -508,7 +508,9 @@ class DownloadManager:
 
     def taken_names(self, download_id: int) -> set[str]:
         """Destinations other unfinished downloads will use, so two never share one name."""
-        return {d.record.dest for d in self._snapshot()
+        with self._lock:
+            downloads = list(self._downloads.values())  # no sorting: called for every start
+        return {d.record.dest for d in downloads
                 if d.id != download_id and d.record.dest and d.state is not State.DONE}
 
     def save(self, download: Download) -> None:

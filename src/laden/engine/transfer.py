@@ -198,6 +198,10 @@ class Transfer:
 
     def _attempt(self) -> None:
         download = self.download
+        with download.lock:
+            # Bytes written from now on belong to this boot; `_adopt` saves it before any
+            # progress is recorded (progress records carry only the ranges).
+            download.record.boot_id = boot_id()
         self._set(State.CONNECTING)
         self.source = self.ctx.sources.for_url(download.record.url)
         self.host = urlsplit(download.record.url).hostname or ""
@@ -329,7 +333,9 @@ class Transfer:
             count = max(1, min(wanted, -(-missing // config.min_segment_size)))
             checks = checksums_to_check(self.download.record.checksums)
             if checks and plan.size:
-                plan.split_for(count, in_order=max(config.min_segment_size, IN_ORDER_PIECE))
+                # Small files still spread over their connections: about four pieces each.
+                piece = min(IN_ORDER_PIECE, plan.size // (count * 4))
+                plan.split_for(count, in_order=max(config.min_segment_size, piece))
                 self.hasher = TrailingHasher(self.part.fd, {c["algorithm"] for c in checks},
                                              plan, plan.size)
             else:

@@ -26,6 +26,9 @@ from ..engine.errors import Retryable
 SPLICE_MIN = 4 << 20
 """Smaller ranges keep the reusable-connection path: a connect would cost more than a copy."""
 PIPE_SIZE = 1 << 20
+JUDGE_CALLS = 16
+SLOW_SPLICE = 128 << 10
+"""Below this many bytes per splice on average, a response goes back to `readinto`."""
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _CAN_SPLICE = hasattr(os, "splice")
 
@@ -45,6 +48,7 @@ class HttpRangeReader:
         self._stall_timeout = stall_timeout
         self._left = self._raw.length  # body bytes not yet read, when the length is known
         self._pipe: tuple[int, int] | None = None
+        self._calls = self._moved = 0
         self._buffered_taken = False
         sock = _socket_of(response)
         self.can_splice = bool(
@@ -86,7 +90,20 @@ class HttpRangeReader:
         if moved:
             sink.splice_in(read_end, moved, offset)
             self._left -= moved
+            self._judge(moved)
         return moved
+
+    def _judge(self, moved: int) -> None:
+        """A slow connection hands over a few KiB per splice, each costing a trip through
+        Python; `readinto` instead waits in C for a full buffer. Switch when splicing is slow."""
+        self._calls += 1
+        self._moved += moved
+        if self._calls == JUDGE_CALLS:
+            if self._moved < JUDGE_CALLS * SLOW_SPLICE:
+                self.can_splice = False
+                assert self._left is not None
+                self._raw.length = self._left  # http.client reads the rest, knowing how much
+            self._calls = self._moved = 0
 
     def _from_socket(self, pipe: int, count: int) -> int:
         while True:

@@ -108,6 +108,7 @@ class Journal:
     def __init__(self, folder: str) -> None:
         self.path = os.path.join(folder, "journal.sqlite3")
         self.recovered_from: str | None = None
+        self._opened: list[Record] | None = None
         self._lock = threading.Lock()
         try:
             os.makedirs(folder, exist_ok=True)
@@ -145,9 +146,12 @@ class Journal:
                 )
             if version != SCHEMA_VERSION:  # `laden list` beside a running laden: no write
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            rows = db.execute("SELECT id, data, done_ranges FROM downloads").fetchall()
-            for row in rows:
-                Record.from_row(*row)
+            # Every row must parse, or the journal is unreadable; the records are kept for the
+            # first `load_all`, so a large journal is not parsed twice at start-up.
+            rows = db.execute(
+                "SELECT id, data, done_ranges FROM downloads ORDER BY id"
+            ).fetchall()
+            self._opened = [Record.from_row(*row) for row in rows]
         except sqlite3.OperationalError:
             db.close()
             raise
@@ -172,6 +176,9 @@ class Journal:
 
     def load_all(self) -> list[Record]:
         with self._lock:
+            opened, self._opened = self._opened, None
+            if opened is not None:
+                return opened
             rows = self._db.execute(
                 "SELECT id, data, done_ranges FROM downloads ORDER BY id"
             ).fetchall()

@@ -97,7 +97,7 @@ class LadenApp(App[int]):
         if self.settings_problem:
             self.notify(f"{self.settings_problem}\nUsing the default settings until it is fixed.",
                         title="The settings file is broken", severity="error", timeout=30)
-        journal = self.manager.journal
+        journal = getattr(self.manager, "journal", None)  # None: a manager without a journal
         if journal is not None and journal.recovered_from:
             self.notify(f"{journal.path} could not be read; it was kept as "
                         f"{journal.recovered_from} and a new journal started.",
