@@ -67,3 +67,16 @@ def test_help_explains_every_command() -> None:
         assert command in top.stdout
         sub = run_laden(command, "--help")
         assert sub.returncode == 0 and "usage: laden " + command in sub.stdout
+
+
+def test_explicit_connections_beat_the_per_host_default(http_server, downloads: Path) -> None:
+    from servers.fixtures import random_bytes
+
+    from servers.http_server import Faults
+
+    data = random_bytes(24 * 1024 * 1024, seed=52)
+    url = http_server.add_file("/many.bin", data, faults=Faults(rate_per_connection=2_000_000))
+    result = run_laden("get", "-q", "-c", "24", "-o", str(downloads), url)
+    assert result.returncode == 0, result.stderr
+    assert sha256(downloads / "many.bin") == sha256(data)
+    assert http_server.max_concurrent["/many.bin"] > 16

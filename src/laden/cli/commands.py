@@ -328,6 +328,11 @@ def _config(args: argparse.Namespace | None) -> Config:
             changes[name] = value
     if getattr(args, "limit_rate", None):
         changes["limit_rate"] = parse_rate(args.limit_rate)
+    wanted = changes.get("connections")
+    if isinstance(wanted, int) and wanted > config.per_host_connections:
+        # `-c 32` asked for explicitly: the per-host cap (a default meant for many downloads at
+        # once) must not quietly halve it.
+        changes["per_host_connections"] = wanted
     try:
         return config.replace(**changes)
     except LadenError:
