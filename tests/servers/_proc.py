@@ -1,4 +1,4 @@
-"""Helpers for emulators that run as child processes (fake-gcs-server, Azurite)."""
+"""Helpers shared by the emulators: ports, child processes, the `with` protocol."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from typing import Self
 
 _PR_SET_PDEATHSIG = 1
 
@@ -30,3 +31,20 @@ def _set_parent_death_signal() -> None:
 def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` for ``subprocess.Popen``: Linux only, ``None`` elsewhere."""
     return _set_parent_death_signal if sys.platform.startswith("linux") else None
+
+
+class Emulator:
+    """`with Server() as server:` for every emulator: `start()` returns the server, `stop()`
+    is safe to call twice."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

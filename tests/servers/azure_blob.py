@@ -15,13 +15,10 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from ._proc import die_with_parent, free_port
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from ._proc import Emulator, die_with_parent, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
@@ -33,7 +30,7 @@ ACCOUNT_KEY = (
 )
 
 
-class AzuriteServer:
+class AzuriteServer(Emulator):
     """An Azurite blob endpoint with in-memory storage."""
 
     account_name = ACCOUNT_NAME
@@ -139,16 +136,6 @@ class AzuriteServer:
             self._workdir.cleanup()
             self._workdir = None
 
-    def __enter__(self) -> AzuriteServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def service_client(self) -> Any:
         from azure.storage.blob import BlobServiceClient

@@ -16,10 +16,9 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from ._proc import Emulator
 
 USER = "laden"
 PASSWORD = "s3cret-pw"
@@ -90,7 +89,7 @@ def _steady_throttle(base: type) -> type:
     return SteadyThrottledDTP
 
 
-class FTPTestServer:
+class FTPTestServer(Emulator):
     """A pyftpdlib server; ``tls=True`` makes it explicit FTPS (AUTH TLS) with a trustme CA.
 
     ``download_limit`` caps each data connection's send rate (bytes/s, server to client:
@@ -219,16 +218,6 @@ class FTPTestServer:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> FTPTestServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

@@ -20,12 +20,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._proc import die_with_parent, free_port
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from ._proc import Emulator, die_with_parent, free_port
 
 PROJECT = "test"
 
@@ -51,7 +48,7 @@ def fake_gcs_binary() -> Path:
     return binary
 
 
-class GCSServer:
+class GCSServer(Emulator):
     """A fake-gcs-server endpoint with an in-memory backend."""
 
     project = PROJECT
@@ -138,16 +135,6 @@ class GCSServer:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> GCSServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def client(self) -> Any:
         """A google-cloud-storage client aimed at this emulator, with no credentials at all."""

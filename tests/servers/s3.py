@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from ._proc import Emulator
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
 
 
-class S3Server:
+class S3Server(Emulator):
     """A moto S3 endpoint. ``endpoint_url`` is valid between ``start()`` and ``stop()``."""
 
     access_key = ACCESS_KEY
@@ -56,16 +55,6 @@ class S3Server:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Drop every bucket and object (moto's reset endpoint)."""
