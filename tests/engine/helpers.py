@@ -39,3 +39,24 @@ def run_laden(
 
 def part_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.laden-part"))
+
+
+def journalled_bytes(state: Path, name: str | None = None) -> int:
+    """Bytes the journal in `state` records as done (of downloads whose record mentions
+    `name`), read without disturbing a laden that is running; 0 while there is none yet."""
+    import json
+    import sqlite3
+
+    path = state / "journal.sqlite3"
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+        try:
+            rows = db.execute("SELECT done_ranges, data FROM downloads").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+    return sum(end - start for ranges, data in rows if name is None or name in data
+               for start, end in json.loads(ranges))

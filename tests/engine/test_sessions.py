@@ -13,7 +13,7 @@ from laden.engine.states import State
 from servers.fixtures import random_bytes
 from servers.http_server import Faults
 
-from .helpers import FAST, manager, part_files, sha256
+from .helpers import FAST, journalled_bytes, manager, part_files, sha256
 
 SLOW = Faults(rate_per_connection=400_000)
 
@@ -123,14 +123,14 @@ def test_kill_9_then_rerun_gives_identical_file(http_server, downloads: Path) ->
     command = [sys.executable, "-m", "laden", "get", "-q", "-o", str(downloads), url]
     for _ in range(2):
         process = subprocess.Popen(command, env=os.environ.copy())
-        journalled = _journalled_bytes(downloads.parent / "state") if part_files(downloads) else 0
-        _wait_for(lambda: part_files(downloads)
-                  and _journalled_bytes(downloads.parent / "state") > journalled)
+        before_run = journalled_bytes(downloads.parent / "state")
+        _wait_for(lambda before_run=before_run: part_files(downloads)
+                  and journalled_bytes(downloads.parent / "state") > before_run)
         time.sleep(0.3)
         process.send_signal(signal.SIGKILL)
         process.wait()
     http_server.set_faults("/k.bin", Faults())
-    before = _journalled_bytes(downloads.parent / "state")
+    before = journalled_bytes(downloads.parent / "state")
     done = subprocess.run([*command[:-1], "--json", command[-1]], env=os.environ.copy(),
                           timeout=60, capture_output=True, text=True)
     assert done.returncode == 0
@@ -143,21 +143,6 @@ def test_kill_9_then_rerun_gives_identical_file(http_server, downloads: Path) ->
     assert part_files(downloads) == []
 
 
-def _journalled_bytes(state: Path) -> int:
-    import json
-    import sqlite3
-
-    if not (state / "journal.sqlite3").exists():
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{state / 'journal.sqlite3'}?mode=ro", uri=True, timeout=1)
-        try:
-            rows = db.execute("SELECT done_ranges FROM downloads").fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-    return sum(end - start for (ranges,) in rows for start, end in json.loads(ranges))
 
 
 def test_ctrl_c_pauses_and_the_same_command_resumes(http_server, downloads: Path) -> None:

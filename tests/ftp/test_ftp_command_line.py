@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.helpers import part_files, sha256
+from engine.helpers import journalled_bytes, part_files, sha256
 from laden.cli import main
 from servers.fixtures import random_bytes
 from servers.ftp import FTPTestServer
@@ -67,12 +66,12 @@ def test_kill_9_then_rerun_resumes_to_identical_bytes(
     command = [sys.executable, "-m", "laden", "get", "-c", "2", "-o", str(downloads), url]
     process = subprocess.Popen([*command, "-q"], env=os.environ.copy())
     try:
-        wait_for(lambda: _journalled_bytes(laden_dirs["state"]) > 300_000)
+        wait_for(lambda: journalled_bytes(laden_dirs["state"]) > 300_000)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert part_files(downloads)
-    before = _journalled_bytes(laden_dirs["state"])
+    before = journalled_bytes(laden_dirs["state"])
     again = subprocess.run([*command, "--json"], env=os.environ.copy(), capture_output=True,
                            text=True, timeout=60)
     assert again.returncode == 0, again.stderr
@@ -82,18 +81,3 @@ def test_kill_9_then_rerun_resumes_to_identical_bytes(
     assert sha256(downloads / "k.bin") == sha256(data)
     assert part_files(downloads) == []
     assert slow_ftp_server.password not in again.stdout + again.stderr
-
-
-def _journalled_bytes(state: Path) -> int:
-    path = state / "journal.sqlite3"
-    if not path.exists():
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-        try:
-            rows = db.execute("SELECT done_ranges FROM downloads").fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-    return sum(end - start for (ranges,) in rows for start, end in json.loads(ranges))

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from engine.helpers import journalled_bytes
 from laden.cli import main
 from servers.faults import Faults
 from servers.fixtures import random_bytes
@@ -239,11 +240,12 @@ def test_rerun_after_kill_9_resumes_and_finished_files_stay(
     command = [sys.executable, "-m", "laden", "run", str(path)]
     process = subprocess.Popen([*command, "-q"], env=os.environ.copy())
     try:
-        _wait_for(lambda: (root / "quick.bin").exists() and _journalled(laden_dirs) > 300_000)
+        _wait_for(lambda: (root / "quick.bin").exists()
+                  and journalled_bytes(laden_dirs["state"], "slow.bin") > 300_000)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    before = _journalled(laden_dirs)
+    before = journalled_bytes(laden_dirs["state"], "slow.bin")
     http_server.set_faults("/slow.bin", Faults())
     http_server.clear_log()
     again = subprocess.run([*command, "--json"], env=os.environ.copy(), capture_output=True,
@@ -271,7 +273,7 @@ def test_sigterm_pauses_and_the_same_command_resumes(
     command = [sys.executable, "-m", "laden", "run", str(path)]
     process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: _journalled(laden_dirs) > 100_000)
+    _wait_for(lambda: journalled_bytes(laden_dirs["state"], "slow.bin") > 100_000)
     process.send_signal(signal.SIGTERM)
     _out, err = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -283,18 +285,6 @@ def test_sigterm_pauses_and_the_same_command_resumes(
     assert (root / "slow.bin").read_bytes() == data
 
 
-def _journalled(laden_dirs: dict[str, Path]) -> int:
-    path = laden_dirs["state"] / "journal.sqlite3"
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-        try:
-            rows = db.execute("SELECT done_ranges, data FROM downloads").fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-    return sum(e - s for ranges, data in rows if "slow.bin" in data
-               for s, e in json.loads(ranges))
 
 
 def _wait_for(condition: Any, timeout: float = 20.0) -> None:

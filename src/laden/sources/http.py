@@ -41,7 +41,7 @@ from ..engine.retry import parse_retry_after
 from ..engine.urls import strip_credentials
 from .base import RangeReader, RemoteInfo, Source
 from .http_headers import parse_content_range, published_checksums
-from .http_reader import HttpRangeReader
+from .http_reader import HttpRangeReader, short_reason
 
 USER_AGENT = f"laden/{__version__}"
 
@@ -147,7 +147,7 @@ class HttpSource(Source):
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if "Connection refused" in str(exc):
                 raise Retryable(f"{_host(url)} refused the connection") from None
-            raise Retryable(f"connection to {_host(url)} failed: {_short(exc)}") from None
+            raise Retryable(f"connection to {_host(url)} failed: {short_reason(exc)}") from None
         try:
             return self._check_response(response, remote, start, end, ranged)
         except BaseException:
@@ -431,8 +431,3 @@ def _same_origin(a: str, b: str) -> bool:
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.hostname or url if parts.port is None else f"{parts.hostname}:{parts.port}"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.split(": ")[-1] if len(text) > 160 else text

@@ -68,7 +68,7 @@ class HttpRangeReader:
         except TimeoutError:
             raise Retryable("the connection stalled (no data before the stall timeout)") from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise Retryable(f"connection lost: {_short(exc)}") from None
+            raise Retryable(f"connection lost: {short_reason(exc)}") from None
 
     def splice_into(self, sink: PipeSink, offset: int, count: int) -> int:
         """Move up to `count` body bytes into `sink` at `offset`; 0 when the body has ended."""
@@ -121,7 +121,7 @@ class HttpRangeReader:
             except OSError as exc:
                 if exc.errno == errno.EINTR:
                     continue
-                raise Retryable(f"connection lost: {_short(exc)}") from None
+                raise Retryable(f"connection lost: {short_reason(exc)}") from None
 
     def _open_pipe(self) -> tuple[int, int]:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
@@ -152,6 +152,7 @@ def _socket_of(response: Any) -> socket.socket | None:
     return getattr(connection, "sock", None)
 
 
-def _short(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
+    """An exception's message, cut to its last part when it is too long for one line."""
     text = str(exc) or type(exc).__name__
     return text.split(": ")[-1] if len(text) > 160 else text
