@@ -8,12 +8,14 @@ already there as the first bytes of the download (like `wget -c`).
 from __future__ import annotations
 
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from .errors import Cancelled, DestinationExists
 from .names import DEFAULT_NAME, free_name, sanitize_filename
 from .options import DownloadOptions
 from .partfile import PART_SUFFIX
+from .segments import merge_ranges
 
 if TYPE_CHECKING:
     from ..sources.base import RemoteInfo
@@ -61,3 +63,19 @@ def adopt_existing_file(record: Record, dest: str, remote: RemoteInfo) -> None:
     if have and remote.supports_ranges:
         os.replace(dest, dest + PART_SUFFIX)
         record.done_ranges = [(0, have)]
+
+
+def renamed_whole(record: Record) -> bool:
+    """The journal says every byte is in the partial file, the partial file is gone, and a
+    regular file of exactly the right size holds the final name: the signs of a crash between
+    the final rename and the journal's record of it."""
+    size = record.size
+    if not record.dest or not size or os.path.lexists(record.dest + PART_SUFFIX):
+        return False
+    if merge_ranges(record.done_ranges) != [(0, size)]:
+        return False
+    try:
+        found = os.stat(record.dest, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and found.st_size == size

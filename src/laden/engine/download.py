@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 MAX_ERRORS = 20
 HISTORY_SECONDS = 300
+SPEED_SAMPLES = 12
+"""Samples the speed is averaged over: three seconds at four a second."""
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Download:
         self.connections: dict[int, Connection] = {}
         self.speed = 0.0
         self.history: deque[float] = deque(maxlen=HISTORY_SECONDS)
+        self._samples: deque[tuple[float, int]] = deque(maxlen=SPEED_SAMPLES)
+        self._last_history = 0.0
         self._bytes_done_cache = sum(e - s for s, e in record.done_ranges)
         self.finished_event = threading.Event()
 
@@ -80,6 +84,32 @@ class Download:
             self.record.errors.append({"time": time.time(), "message": message})
             del self.record.errors[:-MAX_ERRORS]
             self.record.message = message
+
+    def start_sampling(self) -> None:
+        """Forget earlier samples: a pause must not count as a slow second."""
+        with self.lock:
+            self._samples.clear()
+
+    def sample(self, now: float, *, streamed: int | None = None) -> None:
+        """Measure speeds now (called a few times a second while the download runs):
+        over the last three seconds for the download, since the last sample per connection,
+        and one history point a second. `streamed`: bytes done when there is no plan."""
+        done = self.done_bytes() if streamed is None else streamed
+        with self.lock:
+            if streamed is not None:
+                self._bytes_done_cache = streamed
+            self._samples.append((now, done))
+            first_time, first_done = self._samples[0]
+            elapsed = now - first_time
+            self.speed = (done - first_done) / elapsed if elapsed > 0 else 0.0
+            for conn in self.connections.values():
+                when, before = conn._sampled
+                if when:
+                    conn.speed = (conn.bytes - before) / max(1e-6, now - when)
+                conn._sampled = (now, conn.bytes)
+            if now - self._last_history >= 1.0:
+                self.history.append(self.speed)
+                self._last_history = now
 
     def done_bytes(self) -> int:
         plan = self.plan

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,7 +38,7 @@ from .errors import JournalError, LadenError, UnknownDownload
 from .hosts import HostLimiter
 from .info import DownloadInfo
 from .options import DownloadOptions
-from .partfile import PART_SUFFIX, allocated_bytes
+from .partfile import PART_SUFFIX, has_room_to_resume
 from .ratelimit import TokenBucket
 from .states import ACTIVE, State
 from .transfer import Transfer
@@ -47,8 +46,6 @@ from .units import parse_rate
 from .verify import parse_checksum
 
 log = logging.getLogger("laden")
-SPACE_MARGIN = 1 << 20
-"""Free bytes beyond a paused download's needs before it resumes on its own (journal, slack)."""
 
 
 class DownloadManager:
@@ -450,9 +447,11 @@ class DownloadManager:
     def _schedule(self) -> None:
         with self._wake:
             while not self._closed:
+                journal_dir = self.state_dir if self.journal else None
                 for download in list(self._downloads.values()):
                     if download.waiting_for_space and download.state is State.PAUSED and \
-                            download.transfer is None and self._has_space_for(download):
+                            download.transfer is None and \
+                            has_room_to_resume(download.record, journal_dir):
                         log.info("download %s: there is free space again; resuming", download.id)
                         self.resume(download.id)
                 running = sum(1 for d in self._downloads.values() if d.transfer is not None)
@@ -466,22 +465,6 @@ class DownloadManager:
                         download.transfer = Transfer(self, download)
                         download.transfer.start()
                 self._wake.wait(1.0)
-
-    def _has_space_for(self, download: Download) -> bool:
-        """Room for the rest of a download paused by a full disk, and for its journal."""
-        record = download.record
-        folder = os.path.dirname(record.dest) if record.dest else record.dest_dir
-        part = record.dest + PART_SUFFIX if record.dest else ""
-        try:
-            free = shutil.disk_usage(folder).free
-            journal_free = shutil.disk_usage(self.state_dir).free if self.journal else free
-        except OSError:
-            return False
-        have = allocated_bytes(part) if part else 0
-        # Unknown size: the attempt starts again from zero, so it needs at least what the last
-        # one used, or it would fill the disk at the same point again.
-        needed = record.size - have if record.size is not None else have
-        return free >= max(0, needed) + SPACE_MARGIN and journal_free >= SPACE_MARGIN
 
     def _notify(self) -> None:
         with self._wake:

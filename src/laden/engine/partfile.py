@@ -10,8 +10,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 from .errors import DiskError, InputError
+
+if TYPE_CHECKING:
+    from ..store.journal import Record
 
 PART_SUFFIX = ".laden-part"
 
@@ -226,3 +230,23 @@ def _read_only(folder: str) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except (OSError, AttributeError):  # AttributeError: no statvfs on Windows
         return False
+
+
+SPACE_MARGIN = 1 << 20
+"""Free bytes beyond a paused download's needs before it resumes on its own (journal, slack)."""
+
+
+def has_room_to_resume(record: Record, state_dir: str | None) -> bool:
+    """Room for the rest of a download paused by a full disk, and for its journal."""
+    folder = os.path.dirname(record.dest) if record.dest else record.dest_dir
+    part = record.dest + PART_SUFFIX if record.dest else ""
+    try:
+        free = shutil.disk_usage(folder).free
+        journal_free = shutil.disk_usage(state_dir).free if state_dir else free
+    except OSError:
+        return False
+    have = allocated_bytes(part) if part else 0
+    # Unknown size: the attempt starts again from zero, so it needs at least what the last one
+    # used, or it would fill the disk at the same point again.
+    needed = record.size - have if record.size is not None else have
+    return free >= max(0, needed) + SPACE_MARGIN and journal_free >= SPACE_MARGIN

@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import stat
 import threading
 import time
-from collections import deque
 from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -22,7 +20,7 @@ from ..store.journal import boot_id
 from . import events
 from .config import Config
 from .connection import run_connection, run_single_stream
-from .destination import Skip, choose_destination
+from .destination import Skip, choose_destination, renamed_whole
 from .download import Connection, Download
 from .errors import (
     Cancelled,
@@ -49,9 +47,9 @@ from .partfile import (
 )
 from .ratelimit import Limits, TokenBucket
 from .retry import RetryPolicy
-from .segments import SegmentPlan, merge_ranges
+from .segments import SegmentPlan
 from .states import State
-from .verify import checksums_to_check, hash_file
+from .verify import checksums_to_check, hash_file, record_digests
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -80,6 +78,7 @@ class EngineContext(Protocol):
     def emit(self, event: events.Event) -> None: ...
     def transfer_ended(self, transfer: Transfer) -> None: ...
     def save(self, download: Download) -> None: ...
+    def taken_names(self, download_id: int) -> set[str]: ...
 
 
 class Transfer:
@@ -286,15 +285,10 @@ class Transfer:
         self.ctx.save(download)
 
     def _choose_destination(self, remote: RemoteInfo) -> None:
-        taken = getattr(self.ctx, "taken_names", None)
         choose_destination(
             self.download.record, self.download.options, remote, self._conflict_policy(),
-            taken(self.download.id) if taken else set(),
+            self.ctx.taken_names(self.download.id),
         )
-
-    def ctx_taken_names(self) -> set[str]:
-        taken = getattr(self.ctx, "taken_names", None)
-        return taken(self.download.id) if taken else set()
 
     def _conflict_policy(self) -> str:
         return self.download.options.conflict or self.ctx.config.conflict
@@ -351,27 +345,13 @@ class Transfer:
 
     def _monitor(self, futures: list[Future[None]]) -> None:
         download = self.download
-        samples: deque[tuple[float, int]] = deque(maxlen=int(3 / TICK))
-        last_checkpoint = last_history = last_flush = time.monotonic()
+        download.start_sampling()
+        last_checkpoint = last_flush = time.monotonic()
         pending = set(futures)
         while pending:
             _done, pending = wait(pending, timeout=TICK)
             now = time.monotonic()
-            done = self.streamed if self.plan is None else self.plan.done_bytes()
-            samples.append((now, done))
-            with download.lock:
-                first_time, first_done = samples[0]
-                download.speed = (done - first_done) / (now - first_time) if len(samples) > 1 else 0
-                for conn in download.connections.values():
-                    when, before = conn._sampled
-                    if when:
-                        conn.speed = (conn.bytes - before) / max(1e-6, now - when)
-                    conn._sampled = (now, conn.bytes)
-                if self.plan is None:
-                    download._bytes_done_cache = done
-            if now - last_history >= 1.0:
-                download.history.append(download.speed)
-                last_history = now
+            download.sample(now, streamed=self.streamed if self.plan is None else None)
             if now - last_flush >= self.ctx.config.flush_interval:
                 self._checkpoint(flush=True)
                 last_flush = last_checkpoint = now
@@ -440,14 +420,8 @@ class Transfer:
         digests = self._drop_hasher(keep=True)
         if digests is None or not algorithms <= digests.keys():
             digests = hash_file(self.part.path, algorithms, stop=self.stop_event)
-        mismatch = None
         with download.lock:
-            for checksum in wanted:
-                checksum["actual"] = digests[checksum["algorithm"]]
-                checksum["verified"] = checksum["actual"] == checksum["expected"]
-                if not checksum["verified"] and mismatch is None:
-                    mismatch = ChecksumMismatch(checksum["algorithm"], checksum["expected"],
-                                                checksum["actual"], source=checksum["origin"])
+            mismatch = record_digests(wanted, digests)
         self.ctx.save(download)
         self.ctx.emit(events.Verified(download.id, mismatch is None, download.info()))
         if mismatch is not None:
@@ -485,7 +459,7 @@ class Transfer:
                             f"{record.dest} appeared during the download (conflict policy "
                             f"{policy}); the download is kept as {self.part.path}"
                         ) from None
-                    record.dest = free_name(record.dest, self.ctx_taken_names())
+                    record.dest = free_name(record.dest, self.ctx.taken_names(self.download.id))
                     record.filename = os.path.basename(record.dest)
             self._mark_done()  # under the same lock hold as the rename: no pause in between
         self._announce_done()
@@ -516,16 +490,7 @@ class Transfer:
         file is this download, finished: fetching it again would leave a duplicate `name.1`.
         """
         record = self.download.record
-        size = record.size
-        if not record.dest or not size or os.path.lexists(record.dest + PART_SUFFIX):
-            return False
-        if merge_ranges(record.done_ranges) != [(0, size)]:
-            return False
-        try:
-            found = os.stat(record.dest, follow_symlinks=False)
-        except OSError:
-            return False
-        if not stat.S_ISREG(found.st_mode) or found.st_size != size:
+        if not record.dest or not renamed_whole(record):
             return False
         wanted = checksums_to_check(record.checksums)
         if wanted:

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .errors import Cancelled, InputError
+from .errors import Cancelled, ChecksumMismatch, InputError
 
 # Aliases people and servers use, mapped to hashlib names (crc32c comes from google-crc32c).
 _ALIASES = {
@@ -210,3 +210,17 @@ def checksums_to_check(checksums: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if chosen:
             return chosen
     return checksums[:1]
+
+
+def record_digests(
+    wanted: list[dict[str, Any]], digests: dict[str, str]
+) -> ChecksumMismatch | None:
+    """Note each checksum's computed value and verdict; the first mismatch, if any."""
+    mismatch = None
+    for checksum in wanted:
+        checksum["actual"] = digests[checksum["algorithm"]]
+        checksum["verified"] = checksum["actual"] == checksum["expected"]
+        if not checksum["verified"] and mismatch is None:
+            mismatch = ChecksumMismatch(checksum["algorithm"], checksum["expected"],
+                                        checksum["actual"], source=checksum["origin"])
+    return mismatch
