@@ -71,7 +71,6 @@ def test_help_explains_every_command() -> None:
 
 def test_explicit_connections_beat_the_per_host_default(http_server, downloads: Path) -> None:
     from servers.fixtures import random_bytes
-
     from servers.http_server import Faults
 
     data = random_bytes(24 * 1024 * 1024, seed=52)
