@@ -3,7 +3,8 @@
 This is the loop that decides laden's speed, so it does as little as possible per read: one
 `readinto` into a buffer it reuses for its whole life (the read fills it in C with the GIL
 released), one `os.pwrite` at the segment's offset, and two short lock holds to keep the
-segment plan exact. Read sizes adapt: small while a connection is slow, so pause, progress and
+segment plan exact. When the partial file takes direct writes, reads fill the buffer before it
+is written, so each write to the disk is large. Read sizes adapt: small while a connection is slow, so pause, progress and
 stall detection stay prompt, growing to the full buffer when bytes arrive fast.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from .direct import aligned_buffer, slot
 from .errors import Permanent, RangeNotSupported, RemoteChanged, Retryable, SlowDown
 from .segments import Segment
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 MIN_READ = 64 * 1024
 FAST_READ_SECONDS = 0.05
 SLOW_READ_SECONDS = 0.5
+FILL_SECONDS = 0.1
+"""How long a read may gather bytes for one direct write: progress and pause stay prompt."""
 
 
 def run_connection(transfer: Transfer, number: int) -> None:
@@ -36,8 +40,7 @@ def run_connection(transfer: Transfer, number: int) -> None:
     if not ctx.hosts.acquire(host, stop, lambda: not plan.finished):
         transfer.drop_connection(number)
         return
-    buffer = bytearray(ctx.config.buffer_size)
-    view = memoryview(buffer)
+    view = aligned_buffer(ctx.config.buffer_size)
     read_size = MIN_READ
     attempt = 0
     segment: Segment | None = None
@@ -117,8 +120,11 @@ def _stream_segment(
         transfer.remote, segment.position, segment.end, transfer.download.options
     )
     live.last_status = "206 reading"
-    # Sources that can move bytes into the file inside the kernel say so per response.
+    # Sources that can move bytes into the file inside the kernel say so per response; a direct
+    # write moves them with one copy too, without filling the page cache.
     splice = getattr(reader, "splice_into", None) if getattr(reader, "can_splice", False) else None
+    if part.direct:
+        splice = None
     try:
         while not stop.is_set():
             want = plan.reserve(segment, limits.read_size(read_size))
@@ -128,9 +134,10 @@ def _stream_segment(
             if splice is not None and reader.can_splice:  # type: ignore[attr-defined]
                 n = splice(part, segment.position, want)
             else:
-                n = reader.readinto(view[:want])
+                region = slot(view, segment.position, want)
+                n = _fill(reader, region, began) if part.direct else reader.readinto(region)
                 if n:
-                    part.write(view[:n], segment.position)
+                    part.write(region[:n], segment.position, placed=True)
             if n == 0:
                 raise Retryable("the server closed the connection before the range ended")
             plan.advance(segment, n)
@@ -148,6 +155,17 @@ def _stream_segment(
         reader.close()
 
 
+def _fill(reader: object, region: memoryview, began: float) -> int:
+    """Read until `region` is full, the body ends, or FILL_SECONDS have passed."""
+    got: int = reader.readinto(region)  # type: ignore[attr-defined]
+    while got and got < len(region) and time.monotonic() - began < FILL_SECONDS:
+        n = reader.readinto(region[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
+
+
 def run_single_stream(transfer: Transfer) -> None:
     """The whole file on one connection, for servers without ranges or a known size.
 
@@ -157,8 +175,8 @@ def run_single_stream(transfer: Transfer) -> None:
     ctx = transfer.ctx
     stop = transfer.stop_event
     live = transfer.connection(0)
-    buffer = bytearray(ctx.config.buffer_size)
-    view = memoryview(buffer)
+    view = aligned_buffer(ctx.config.buffer_size)
+    size = ctx.config.buffer_size
     attempt = 0
     while not stop.is_set():
         position = 0
@@ -167,10 +185,11 @@ def run_single_stream(transfer: Transfer) -> None:
             try:
                 live.last_status = "200 reading"
                 while not stop.is_set():
-                    n = reader.readinto(view[: transfer.limits.read_size(len(view))])
+                    region = slot(view, position, transfer.limits.read_size(size))
+                    n = reader.readinto(region)
                     if n == 0:
                         break
-                    transfer.part.write(view[:n], position)
+                    transfer.part.write(region[:n], position, placed=True)
                     position += n
                     live.position = live.bytes = position
                     transfer.streamed = position

@@ -1,7 +1,8 @@
 """The one partial file a download writes into, and the atomic rename at the end.
 
 Every connection writes its bytes with `os.pwrite` at their own offset, so there are no
-per-segment files and no assembly copy. `flush` makes what was written durable before the
+per-segment files and no assembly copy; on large downloads the aligned middle of each write
+skips the page cache (see `direct`). `flush` makes what was written durable before the
 journal records it, so a resume after a crash or power cut never trusts unwritten bytes.
 """
 
@@ -12,6 +13,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING
 
+from . import direct
 from .errors import DiskError, InputError
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ class PartialFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
+        self._direct_fd: int | None = None
+        self._direct_refused = False
 
     @property
     def fd(self) -> int:
@@ -60,11 +64,18 @@ class PartialFile:
             raise DiskError(f"{self.path} is not open")
         return self._fd
 
-    def open(self) -> None:
+    def open(self, *, direct_io: bool = False) -> None:
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise disk_error(exc, self.path) from exc
+        if direct_io:
+            self._direct_fd = direct.open_direct(self.path)
+
+    @property
+    def direct(self) -> bool:
+        """Whether writes placed by `direct.slot` can skip the page cache."""
+        return self._direct_fd is not None and not self._direct_refused
 
     def still_there(self) -> bool:
         """False when the file (or its folder) was deleted or replaced under us: writes would
@@ -95,10 +106,37 @@ class PartialFile:
         except OSError as exc:
             raise disk_error(exc, self.path) from exc
 
-    def write(self, data: memoryview, offset: int) -> None:
+    def write(self, data: memoryview, offset: int, *, placed: bool = False) -> None:
+        """Write `data` at `offset`. `placed`: the data sits where `direct.slot` put it, so its
+        aligned middle can go to the disk directly."""
+        if placed and self.direct:
+            head, body = direct.split(offset, len(data))
+            if body:
+                self._write(self.fd, data[:head], offset)
+                if self._write_direct(data[head : head + body], offset + head):
+                    self._write(self.fd, data[head + body :], offset + head + body)
+                    return
+                data, offset = data[head:], offset + head  # buffered after all
+        self._write(self.fd, data, offset)
+
+    def _write_direct(self, data: memoryview, offset: int) -> bool:
+        """False when the file system turns direct writes down (EINVAL: an alignment it wants
+        and we did not guess); the file goes on buffered. Other errors are the download's."""
+        assert self._direct_fd is not None
+        try:
+            self._write(self._direct_fd, data, offset)
+            return True
+        except DiskError as exc:
+            if not isinstance(exc.__cause__, OSError) or exc.__cause__.errno != errno.EINVAL:
+                raise
+            # Not closed here: other connections may be writing through it right now.
+            self._direct_refused = True
+            return False
+
+    def _write(self, fd: int, data: memoryview, offset: int) -> None:
         try:
             while data:
-                written = os.pwrite(self.fd, data, offset)
+                written = os.pwrite(fd, data, offset)
                 data = data[written:]
                 offset += written
         except OSError as exc:
@@ -131,6 +169,9 @@ class PartialFile:
             raise disk_error(exc, self.path) from exc
 
     def close(self) -> None:
+        if self._direct_fd is not None:
+            fd, self._direct_fd = self._direct_fd, None
+            os.close(fd)
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from ..store.journal import boot_id
-from . import events
+from . import direct, events
 from .config import Config
 from .connection import run_connection, run_single_stream
 from .destination import Skip, choose_destination, renamed_whole
@@ -307,7 +307,8 @@ class Transfer:
             check_free_space(os.path.dirname(record.dest),
                              max(0, size - allocated_bytes(part_path)))
         self.part = PartialFile(part_path)
-        self.part.open()
+        self.part.open(direct_io=direct.wanted(self.ctx.config.direct_io,
+                                               os.path.dirname(record.dest), size))
         if size is not None and record.supports_ranges:
             self.part.preallocate(size)
             self.plan = SegmentPlan(size, record.done_ranges,
@@ -330,8 +331,8 @@ class Transfer:
                 # Small files still spread over their connections: about four pieces each.
                 piece = min(IN_ORDER_PIECE, plan.size // (count * 4))
                 plan.split_for(count, in_order=max(config.min_segment_size, piece))
-                self.hasher = TrailingHasher(self.part.fd, {c["algorithm"] for c in checks},
-                                             plan, plan.size)
+                self.hasher = TrailingHasher(self.part.path, {c["algorithm"] for c in checks},
+                                             plan, plan.size, direct_io=self.part.direct)
             else:
                 plan.split_for(count)
             if not plan.finished:

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
 
-from ...engine.config import CONFLICT_POLICIES, Config, field_help
+from ...engine.config import CONFLICT_POLICIES, DIRECT_IO_MODES, Config, field_help
 from ...engine.errors import LadenError
 from ..bindings import ACTIONS
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..app import LadenApp
 
 SIZE_FIELDS = ("limit_rate", "min_segment_size", "buffer_size")
+CHOICES = {"conflict": CONFLICT_POLICIES, "direct_io": DIRECT_IO_MODES}
 GENERAL = ""
 """The key of a problem with the settings as a whole rather than one field."""
 THEME_HELP = "Colours of the app; changes as you pick, kept when you save."
@@ -103,8 +104,8 @@ class SettingsScreen(Screen[bool]):
         widget_id = f"field-{name}"
         if isinstance(value, bool):
             return Switch(value, id=widget_id)
-        if name == "conflict":
-            return Select([(p, p) for p in CONFLICT_POLICIES], value=value, allow_blank=False,
+        if name in CHOICES:
+            return Select([(p, p) for p in CHOICES[name]], value=value, allow_blank=False,
                           compact=True, id=widget_id)
         if name in SIZE_FIELDS:
             placeholder = "unlimited" if name == "limit_rate" else ""
