@@ -185,3 +185,37 @@ def test_file_system_type_reads_the_innermost_mount(tmp_path: Path,
     assert direct.wanted("on", "/mnt/nas/films", 1 << 20)
     assert not direct.wanted("off", "/home/me", 1 << 30)
     assert not direct.wanted("auto", "/home/me", None)
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["right", "wrong"])
+def test_checksum_hashed_along_reads_back_direct(http_server, downloads: Path, direct_ok,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 right: bool) -> None:
+    data = random_bytes(SIZE, seed=75)
+    url = http_server.add_file("/c.bin", data)
+    digest = sha256(data) if right else sha256(b"something else")
+    from laden.engine import hashing
+
+    opened: list[bool] = []
+    real_open = direct.open_direct
+
+    def noting(path: str, *, read: bool = False) -> int | None:
+        fd = real_open(path, read=read)
+        opened.append(read and fd is not None)
+        return fd
+
+    monkeypatch.setattr(hashing.direct, "open_direct", noting)
+
+    def no_second_pass(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the trailing hasher should have hashed every byte")
+
+    monkeypatch.setattr("laden.engine.transfer.hash_file", no_second_pass)
+    with manager(ON) as m:
+        info = m.wait(m.add(url, str(downloads), checksum=f"sha256:{digest}"))
+    assert any(opened), "the trailing hasher should read direct"
+    if right:
+        assert info.state is State.DONE, info.message
+        assert sha256(Path(info.dest)) == sha256(data)
+    else:
+        assert info.state is State.FAILED
+        assert "sha256" in info.message.lower() or "checksum" in info.message.lower()

@@ -47,9 +47,10 @@ def cmd_get(args: argparse.Namespace) -> int:
     options = download_options(args)
     with open_manager(config) as manager, json_events(manager, args):
         ids: list[int] = []
-        for url, extra in entries:
-            dest = extra.pop("dest", None) or _folder(args.output)
-            ids += manager.add_all(url, dest, options=_with(options, extra))
+        with manager.adding_many():
+            for url, extra in entries:
+                dest = extra.pop("dest", None) or _folder(args.output)
+                ids += manager.add_all(url, dest, options=_with(options, extra))
         return watch(manager, ids, args)
 
 

@@ -10,6 +10,7 @@ the last connection ends, only the last few pieces are left to hash, instead of 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 
 from . import direct
@@ -17,6 +18,7 @@ from .segments import SegmentPlan
 from .verify import READ_SIZE, Hasher, algorithm_name, new_hasher
 
 POLL = 0.02
+BUFFERS = 3
 
 
 class TrailingHasher:
@@ -36,14 +38,28 @@ class TrailingHasher:
         self._thread.start()
 
     def _run(self) -> None:
+        """Read the finished prefix back in order; a second thread hashes what was read, so
+        the next read (from the disk, when writes go direct) overlaps the hashing."""
+        free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+        read: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
+        digesting = threading.Thread(target=self._digest, args=(read, free),
+                                     name="laden-hash-digest", daemon=True)
         try:
             fd, aligned = self._open()
             try:
-                self._hash_along(fd, aligned)
+                for _ in range(BUFFERS):
+                    free.put(direct.aligned_buffer(READ_SIZE) if aligned
+                             else memoryview(bytearray(READ_SIZE)))
+                digesting.start()
+                self._read_along(fd, aligned, free, read)
             finally:
                 os.close(fd)
         except BaseException as exc:  # reported by digests(); never kills the download
             self._error = exc
+        finally:
+            read.put(None)
+            if digesting.is_alive():
+                digesting.join()
 
     def _open(self) -> tuple[int, bool]:
         """A descriptor to read the partial file back through; True when it reads direct."""
@@ -53,25 +69,39 @@ class TrailingHasher:
                 return fd, True
         return os.open(self._path, os.O_RDONLY | os.O_CLOEXEC), False
 
-    def _hash_along(self, fd: int, aligned: bool) -> None:
-        view = direct.aligned_buffer(READ_SIZE) if aligned else memoryview(bytearray(READ_SIZE))
-        while self.hashed < self._size:
+    def _read_along(self, fd: int, aligned: bool, free: queue.SimpleQueue[memoryview],
+                    read: queue.SimpleQueue[tuple[memoryview, int] | None]) -> None:
+        position = 0
+        while position < self._size:
             ready = self._plan.done_prefix()
-            want = min(READ_SIZE, ready - self.hashed)
+            want = min(READ_SIZE, ready - position)
             if aligned and ready < self._size:
                 want -= want % direct.ALIGN  # direct reads end on a block, except at the end
             if want <= 0:
-                if self._stop.wait(POLL) and self._plan.done_prefix() <= self.hashed:
+                if self._stop.wait(POLL) and self._plan.done_prefix() <= position:
                     return  # stopped before the file was complete
                 continue
+            view = free.get()
             # A direct read asks for whole blocks; the file's last one comes back short.
             ask = want + (-want % direct.ALIGN if aligned else 0)
-            n = min(os.preadv(fd, [view[:ask]], self.hashed), want)
+            n = min(os.preadv(fd, [view[:ask]], position), want)
             if n <= 0:
-                raise OSError(f"could not read back byte {self.hashed} of the partial file")
-            for hasher in self._hashers.values():
-                hasher.update(view[:n])
-            self.hashed += n
+                raise OSError(f"could not read back byte {position} of the partial file")
+            read.put((view, n))
+            position += n
+
+    def _digest(self, read: queue.SimpleQueue[tuple[memoryview, int] | None],
+                free: queue.SimpleQueue[memoryview]) -> None:
+        while (item := read.get()) is not None:
+            view, n = item
+            try:
+                if self._error is None:
+                    for hasher in self._hashers.values():
+                        hasher.update(view[:n])
+                    self.hashed += n
+            except BaseException as exc:  # the reader must not wait for a buffer forever
+                self._error = exc
+            free.put(view)
 
     def digests(self) -> dict[str, str] | None:
         """The digests once every byte is hashed; None when that could not happen."""

@@ -13,12 +13,13 @@ restarts and crashes. Listeners get frozen events on engine threads (see `events
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -80,6 +81,7 @@ class DownloadManager:
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._closed = False
+        self._holding = 0
         self._downloads: dict[int, Download] = {}
         self._listeners: list[events.Listener] = []
         self._memory_ids = iter(range(1, 1 << 62))
@@ -177,6 +179,23 @@ class DownloadManager:
                    for item in source.list(url, options)]
         return [self.add(item_url, target, options=options, group=group, start=start)
                 for item_url, target in targets]
+
+    @contextlib.contextmanager
+    def adding_many(self) -> Iterator[None]:
+        """Add a list of downloads before any of them starts.
+
+        Started one by one, the first downloads run while the rest are still being added, and
+        with hundreds of small files each add then waits for the GIL behind the running
+        transfers (about 5 ms each: 500 files took 2.7 s just to queue).
+        """
+        with self._lock:
+            self._holding += 1
+        try:
+            yield
+        finally:
+            with self._wake:
+                self._holding -= 1
+                self._wake.notify_all()
 
     def _resolve(self, dest: str | None, options: DownloadOptions) -> tuple[str, str | None]:
         from ..store import paths
@@ -460,7 +479,8 @@ class DownloadManager:
                      if d.state is State.QUEUED and not d.held and d.transfer is None),
                     key=lambda d: d.record.position,
                 )
-                for download in waiting[: max(0, self.config.max_active - running)]:
+                free = 0 if self._holding else max(0, self.config.max_active - running)
+                for download in waiting[:free]:
                     with download.lock:
                         download.transfer = Transfer(self, download)
                         download.transfer.start()

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..engine.errors import JournalError
@@ -65,7 +65,9 @@ class Record:
     id: int = 0
 
     def to_json(self) -> str:
-        data = asdict(self)
+        # Not dataclasses.asdict: its deep copy was a sixth of the CPU per small file, and the
+        # values are plain JSON already (the caller holds the download's lock).
+        data = dict(vars(self))
         data.pop("id")
         data.pop("done_ranges")
         return json.dumps(data, separators=(",", ":"))
