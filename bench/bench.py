@@ -42,7 +42,7 @@ REPO = BENCH.parent
 CAP = 20  # nginx limit_rate per connection on the capped server, MiB/s
 SCENARIOS = ("big", "capped", "small", "startup", "checksum", "mem")
 DEFAULTS = {  # option: (normal, --quick)
-    "big_size": ("2G", "256M"), "checksum_size": ("2G", "256M"), "capped_size": ("400M", "20M"),
+    "big_size": ("2G", "256M"), "checksum_size": ("2G", "256M"), "capped_size": ("6s", "20M"),
     "small_count": (500, 100), "small_size": ("256K", "256K"), "mem_sizes": ("200M,4G", "64M,512M"),
     "runs": (5, 2), "startup_runs": (20, 5), "startup_warmup": (2, 1),
 }
@@ -257,12 +257,21 @@ def sc_big(ctx: Ctx, notes: list[str]) -> dict:
     return measure(ctx, "big", jobs, "× aria2c", {"size": size}, ceiling=True)
 
 
+def capped_size(arg: str, n: int) -> int:
+    """`6s`: the size N connections at the cap fetch in 6 s (start-up then weighs the same for
+    every N); otherwise a fixed size such as `400M`."""
+    if arg.endswith("s"):
+        return int(float(arg[:-1]) * n * CAP) * MiB
+    return parse_size(arg)
+
+
 def sc_capped(ctx: Ctx, notes: list[str]) -> dict:
-    size = parse_size(ctx.args.capped_size)
-    name, sha = ensure_blob(ctx.data, size)
-    url, exp = ctx.url(name, capped=True), [(name, sha)]
     jobs: list[Job] = []
+    sizes: dict[int, int] = {}
     for n in (4, 8, 16, 32):
+        size = sizes[n] = capped_size(ctx.args.capped_size, n)
+        name, sha = ensure_blob(ctx.data, size)
+        url, exp = ctx.url(name, capped=True), [(name, sha)]
         if ctx.laden and ctx.laden.conns:
             jobs.append(Job(f"laden N={n}", ctx.laden.get(url, n), exp, size,
                             f"aria2c N={min(n, 16)}", n))
@@ -271,7 +280,10 @@ def sc_capped(ctx: Ctx, notes: list[str]) -> dict:
     if ctx.laden and not ctx.laden.conns:
         notes.append("laden rows skipped: `laden get --help` shows no -c/--connections")
     notes.append("laden N=32 is compared with aria2c N=16 (aria2c's -x maximum)")
-    return measure(ctx, "capped", jobs, "× aria2c same N", {"size": size, "cap_mib_s": CAP})
+    if len(set(sizes.values())) > 1:
+        notes.append("file size per N: " + ", ".join(f"N={n} {human(b)}" for n, b in sizes.items())
+                     + f" ({ctx.args.capped_size} at N·{CAP} MiB/s)")
+    return measure(ctx, "capped", jobs, "× aria2c same N", {"sizes": sizes, "cap_mib_s": CAP})
 
 
 def sc_small(ctx: Ctx, notes: list[str]) -> dict:
@@ -454,7 +466,8 @@ def main() -> None:
         if getattr(args, opt) is None:
             setattr(args, opt, quick if args.quick else normal)
     try:
-        for opt in ("big_size", "checksum_size", "capped_size", "small_size", "mem_sizes"):
+        capped_size(args.capped_size, 4)
+        for opt in ("big_size", "checksum_size", "small_size", "mem_sizes"):
             for s in getattr(args, opt).split(","):
                 parse_size(s)
     except argparse.ArgumentTypeError as e:
