@@ -4,7 +4,8 @@ A hash must see the file's bytes in order. When a checksum is to be checked, the
 out pieces front to back (`SegmentPlan.split_for(in_order=...)`), so the finished part grows
 from the first byte, and this thread trails just behind it, reading the new bytes back from the
 page cache (or, when the download writes direct, straight from the disk: see `direct`). When
-the last connection ends, only the last few pieces are left to hash, instead of the whole file (sha256 runs at about 1.6 GiB/s here: a 2 GiB file would add 1.3 s).
+the last connection ends, only the last few pieces are left to hash, instead of the whole file
+(sha256 runs at about 1.6 GiB/s here: a 2 GiB file would add 1.3 s).
 """
 
 from __future__ import annotations
