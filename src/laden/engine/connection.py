@@ -176,8 +176,8 @@ def run_single_stream(transfer: Transfer) -> None:
     ctx = transfer.ctx
     stop = transfer.stop_event
     live = transfer.connection(0)
-    view = aligned_buffer(ctx.config.buffer_size)
-    size = ctx.config.buffer_size
+    read_size = ctx.config.buffer_size
+    view = aligned_buffer(read_size)
     attempt = 0
     while not stop.is_set():
         position = 0
@@ -186,7 +186,7 @@ def run_single_stream(transfer: Transfer) -> None:
             try:
                 live.last_status = "200 reading"
                 while not stop.is_set():
-                    region = slot(view, position, transfer.limits.read_size(size))
+                    region = slot(view, position, transfer.limits.read_size(read_size))
                     n = reader.readinto(region)
                     if n == 0:
                         break

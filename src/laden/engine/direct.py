@@ -5,8 +5,9 @@ file's buffered writes are serialised by its inode lock: however many connection
 has, one thread at a time fills pages. On the 2-core VM laden is benchmarked on that single
 copy capped downloads at 350 to 1,400 MiB/s depending on how recently the host had taken the
 guest's free memory back, while `O_DIRECT` writes of the same bytes ran at 1.6 to 2 GiB/s
-whatever the memory did, at a third of the CPU (see bench/README.md). It also keeps a 50 GiB
-download from pushing everything else out of memory, or a container over its memory limit.
+whatever the memory did, at a third of the CPU (README, "Speed" and "Policies"). It also keeps
+a 50 GiB download from pushing everything else out of memory, or a container over its memory
+limit.
 
 Direct writes need the file offset, the length and the memory address aligned to the device's
 block size. Connections read into page-aligned buffers (`aligned_buffer`) at the same offset
