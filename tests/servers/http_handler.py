@@ -10,7 +10,7 @@ import gzip
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -52,12 +52,35 @@ class ServedFile:
     drops: int = 0
     stalls: int = 0
     etag_serial: int = 0
-    # Live counts, never reset.
-    in_flight: int = 0
-    gets_in_flight: int = 0
+    # The handlers answering this file right now (and whether each is a GET), never reset.
+    # Counted by open connection, see live_counts.
+    serving: dict[object, bool] = field(default_factory=dict)
+
+    def live_counts(self) -> tuple[int, int]:
+        """Requests and GETs in flight whose client is still connected.
+
+        A client that closes a response mid-body (laden does, when a split shortens a
+        segment) is only noticed by its handler at the next paced write; counting that
+        handler would report one connection more than the client holds.
+        """
+        live = [is_get for handler, is_get in self.serving.items()
+                if not _peer_closed(handler.connection)]  # type: ignore[attr-defined]
+        return len(live), sum(live)
 
     def reset_counters(self) -> None:
         self.requests = self.gets = self.drops = self.stalls = self.etag_serial = 0
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True once the client has closed its end (a zero-byte peek), without consuming data."""
+    try:
+        # socket.socket.recv, not the SSLSocket override (which refuses flags): a TLS
+        # client's FIN shows as a zero-byte peek at the raw socket just the same.
+        return socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 @dataclass
@@ -154,22 +177,20 @@ class FileHandler(BaseHTTPRequestHandler):
             return
         with owner._lock:
             entry.requests += 1
-            entry.in_flight += 1
-            nth, in_flight = entry.requests, entry.in_flight
+            entry.serving[self] = not head
+            nth = entry.requests
+            in_flight, gets_in_flight = entry.live_counts()
             nth_get = 0
             if not head:
                 entry.gets += 1
-                entry.gets_in_flight += 1
                 nth_get = entry.gets
                 seen = owner.max_concurrent.get(entry.path, 0)
-                owner.max_concurrent[entry.path] = max(seen, entry.gets_in_flight)
+                owner.max_concurrent[entry.path] = max(seen, gets_in_flight)
         try:
             self._serve_file(entry, head, nth, nth_get, in_flight)
         finally:
             with owner._lock:
-                entry.in_flight -= 1
-                if not head:
-                    entry.gets_in_flight -= 1
+                del entry.serving[self]
 
     # -- the file --------------------------------------------------------------------------
 
