@@ -196,14 +196,25 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
     stop = threading.Event()
     changed = threading.Event()
     # Wake at once when a download settles, rather than on the next tick: a small file is
-    # done in milliseconds and should not wait a quarter second to say so.
-    unsubscribe_changes = manager.subscribe(
-        lambda event: changed.set() if not isinstance(event, events.Progress) else None
-    )
+    # done in milliseconds and should not wait a quarter second to say so. Redraws are still
+    # throttled, except after the last download settles.
+    watched, unsettled = frozenset(ids), set(ids)
+    all_settled = threading.Event()
+
+    def on_event(event: events.Event) -> None:
+        if not isinstance(event, events.Progress):
+            changed.set()
+        if isinstance(event, events.StateChanged) and event.download_id in watched:
+            (unsettled.discard if event.new in SETTLED else unsettled.add)(event.download_id)
+            if not unsettled:
+                all_settled.set()
+
+    unsubscribe_changes = manager.subscribe(on_event)
 
     def on_sigterm(*_: object) -> None:
         stop.set()
         changed.set()
+        all_settled.set()
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     interrupted = False
@@ -223,7 +234,7 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
                 break
             try:
                 changed.wait(0.25)
-                stop.wait(max(0.0, MIN_REDRAW - (time.monotonic() - began)))
+                all_settled.wait(max(0.0, MIN_REDRAW - (time.monotonic() - began)))
                 if stop.is_set():
                     raise KeyboardInterrupt
             except KeyboardInterrupt:

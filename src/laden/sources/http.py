@@ -239,11 +239,11 @@ class HttpSource(Source):
                 return httpx.HTTPTransport(verify=self._ssl_context(options), proxy=proxy)
 
             client = httpx.Client(
-                mounts={
-                    # verify=False only skips building a context: plain HTTP has no TLS to check.
-                    "http://": httpx.HTTPTransport(verify=False, proxy=proxy),
-                    "https://": LazyTransport(https),
-                },
+                # The default transport serves plain HTTP. Passing one keeps httpx from building
+                # its own, with a certifi context that costs 15 ms of every start-up; verify=False
+                # only skips building a context, plain HTTP has no TLS to check.
+                transport=httpx.HTTPTransport(verify=False, proxy=proxy),
+                mounts={"https://": LazyTransport(https)},
                 trust_env=False,  # proxies and netrc are decided here, the same for urllib3
                 follow_redirects=True,
                 max_redirects=20,
