@@ -126,6 +126,8 @@ def _stream_segment(
     splice = getattr(reader, "splice_into", None) if getattr(reader, "can_splice", False) else None
     if part.direct:
         splice = None
+    # With a checksum to check, the hasher takes the bytes from here rather than the disk.
+    offer = transfer.hasher.offer if transfer.hasher is not None else None
     try:
         while not stop.is_set():
             want = plan.reserve(segment, limits.read_size(read_size))
@@ -139,6 +141,8 @@ def _stream_segment(
                 n = _fill(reader, region, began) if part.direct else reader.readinto(region)
                 if n:
                     part.write(region[:n], segment.position, placed=True)
+                    if offer is not None:
+                        offer(segment.position, region[:n])
             if n == 0:
                 raise Retryable("the server closed the connection before the range ended")
             plan.advance(segment, n)

@@ -1,18 +1,33 @@
 """Checksums computed while the download runs, so verifying costs little extra time.
 
 A hash must see the file's bytes in order. When a checksum is to be checked, the plan hands
-out pieces front to back (`SegmentPlan.split_for(in_order=...)`), so the finished part grows
-from the first byte, and this thread trails just behind it, reading the new bytes back from the
-page cache (or, when the download writes direct, straight from the disk: see `direct`). When
-the last connection ends, only the last few pieces are left to hash, instead of the whole file
-(sha256 runs at about 1.6 GiB/s here: a 2 GiB file would add 1.3 s).
+out small pieces front to back (`SegmentPlan.split_for(in_order=...)`), so every connection works
+just ahead of the first missing byte, and this module hashes along behind them.
+
+Where the bytes come from:
+
+- From the connections' own buffers. After each write a connection offers its bytes
+  (`offer`); those that fall in a window just ahead of the hash position are copied into a ring
+  of WINDOW bytes, at their file offset modulo WINDOW, and hashed from there. Reading them back
+  from the disk instead cost as much disk time as writing them (direct reads run at about
+  1 GiB/s here), which halved the speed of a verified download.
+- From the partial file, for whatever the window did not hold: bytes written before a resume,
+  bytes too far ahead when they arrived, and bytes moved by splice, which never pass through a
+  buffer. The file is read back through the page cache, or straight from the disk when the
+  download writes direct (see `direct`).
+
+A reader thread decides where the next bytes come from and a digest thread hashes them, so a
+read from the disk overlaps the hashing of the previous one.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import queue
 import threading
+import time
+from collections.abc import Callable
 
 from . import direct
 from .segments import SegmentPlan
@@ -20,11 +35,19 @@ from .verify import READ_SIZE, Hasher, algorithm_name, new_hasher
 
 POLL = 0.02
 BUFFERS = 3
+WINDOW = 32 << 20
+"""Bytes ahead of the hash position held in memory: enough for the pieces in flight (16
+connections × 2 MiB pieces), small enough to keep laden's memory under 100 MiB."""
+MAX_WAIT = 0.5
+"""How long a connection ahead of the window waits for room before leaving its bytes on disk."""
+
+# (bytes to hash, what to do once they are hashed); None ends the digest thread.
+_Item = tuple[list[memoryview], Callable[[], None]]
 
 
 class TrailingHasher:
     def __init__(self, path: str, algorithms: set[str], plan: SegmentPlan, size: int, *,
-                 direct_io: bool = False) -> None:
+                 direct_io: bool = False, window: int = WINDOW) -> None:
         self._path = path
         self._direct_io = direct_io
         self._plan = plan
@@ -33,24 +56,72 @@ class TrailingHasher:
             algorithm_name(a): new_hasher(a, size=size) for a in algorithms
         }
         self.hashed = 0
+        self.from_memory = 0  # bytes hashed from the window rather than read back
+        self._window = max(direct.ALIGN, min(window, size))
+        self._ring = memoryview(mmap.mmap(-1, self._window))
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # the window moved on
+        self._arrived = threading.Condition(self._lock)  # bytes at the hash position
+        self._waiting_for_room = 0
+        self._reader_waiting = False
+        self._handed = 0  # bytes passed to the digest thread
+        self._digested = 0  # bytes hashed: the ring is free from here on
+        self._held: dict[int, int] = {}  # offset -> length of bytes in the ring
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="laden-hash", daemon=True)
         self._thread.start()
 
+    # -- from the connections ------------------------------------------------------------
+
+    def offer(self, offset: int, data: memoryview) -> None:
+        """Bytes just written at `offset`. Kept when they fit the window, else read back later.
+
+        Called before the plan counts the bytes as done, so the reader never goes to the disk
+        for bytes that are on their way into the ring.
+        """
+        n = len(data)
+        with self._lock:
+            # A connection far ahead waits for the hash to catch up, as long as that is
+            # likely to be short: a connection that moves on leaves its bytes to be read back,
+            # and when the window is full that is no longer the exception but the rule. The
+            # wait is bounded, so a stalled first piece cannot hold every connection.
+            deadline = time.monotonic() + MAX_WAIT
+            while offset + n > self._digested + self._window:
+                left = deadline - time.monotonic()
+                if left <= 0 or n > self._window or self._stop.is_set():
+                    return
+                self._waiting_for_room += 1
+                self._room.wait(left)
+                self._waiting_for_room -= 1
+            if offset < self._handed:
+                return
+            # Copied under the lock: the copy holds the GIL anyway, and one lock hold per
+            # write keeps the hand-offs between threads few. No other live bytes share these
+            # ring places: the window is [digested, digested + WINDOW) and every held range in
+            # it is disjoint.
+            at = offset % self._window
+            first = min(n, self._window - at)
+            self._ring[at : at + first] = data[:first]
+            if first < n:
+                self._ring[: n - first] = data[first:]
+            self._held[offset] = n
+            if offset == self._handed and self._reader_waiting:
+                self._arrived.notify()
+
+    # -- the reader ----------------------------------------------------------------------
+
     def _run(self) -> None:
-        """Read the finished prefix back in order; a second thread hashes what was read, so
-        the next read (from the disk, when writes go direct) overlaps the hashing."""
         free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
-        read: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
-        digesting = threading.Thread(target=self._digest, args=(read, free),
+        read: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        digesting = threading.Thread(target=self._digest, args=(read,),
                                      name="laden-hash-digest", daemon=True)
         try:
             fd, aligned = self._open()
             try:
                 for _ in range(BUFFERS):
-                    free.put(direct.aligned_buffer(READ_SIZE) if aligned
-                             else memoryview(bytearray(READ_SIZE)))
+                    # Room for a read that starts and ends on whole blocks around the bytes.
+                    free.put(direct.aligned_buffer(READ_SIZE + direct.ALIGN))
                 digesting.start()
                 self._read_along(fd, aligned, free, read)
             finally:
@@ -71,38 +142,82 @@ class TrailingHasher:
         return os.open(self._path, os.O_RDONLY | os.O_CLOEXEC), False
 
     def _read_along(self, fd: int, aligned: bool, free: queue.SimpleQueue[memoryview],
-                    read: queue.SimpleQueue[tuple[memoryview, int] | None]) -> None:
+                    read: queue.SimpleQueue[_Item | None]) -> None:
         position = 0
         while position < self._size:
-            ready = self._plan.done_prefix()
-            want = min(READ_SIZE, ready - position)
-            if aligned and ready < self._size:
-                want -= want % direct.ALIGN  # direct reads end on a block, except at the end
-            if want <= 0:
-                if self._stop.wait(POLL) and self._plan.done_prefix() <= position:
-                    return  # stopped before the file was complete
+            with self._lock:
+                # Every held run that starts here goes to the digest thread as one item.
+                end = position
+                while (n := self._held.pop(end, 0)):
+                    end += n
+                if end > position:
+                    self._handed = end
+                else:
+                    # From the disk, but only up to the next held bytes: those are in the ring.
+                    stop = min(self._plan.done_prefix(), position + READ_SIZE,
+                               min((o for o in self._held if o > position), default=self._size))
+                    if stop <= position:
+                        if self._stop.is_set():
+                            return  # stopped before the file was complete
+                        self._reader_waiting = True
+                        self._arrived.wait(POLL)
+                        self._reader_waiting = False
+                        continue
+                    self._handed = stop
+            if end > position:
+                read.put((self._ring_views(position, end - position),
+                          self._freed(end, end - position)))
+                position = end
                 continue
-            view = free.get()
-            # A direct read asks for whole blocks; the file's last one comes back short.
-            ask = want + (-want % direct.ALIGN if aligned else 0)
-            n = min(os.preadv(fd, [view[:ask]], position), want)
-            if n <= 0:
+            buffer = free.get()
+            # A direct read starts and ends on whole blocks; the file's last one comes back
+            # short. Only the bytes in [position, stop) are used.
+            skip = position % direct.ALIGN if aligned else 0
+            ask = stop - position + skip
+            ask += -ask % direct.ALIGN if aligned else 0
+            got = os.preadv(fd, [buffer[:ask]], position - skip) - skip
+            if got < stop - position:
                 raise OSError(f"could not read back byte {position} of the partial file")
-            read.put((view, n))
-            position += n
+            read.put(([buffer[skip : skip + stop - position]],
+                      self._freed(stop, 0, lambda b=buffer: free.put(b))))
+            position = stop
 
-    def _digest(self, read: queue.SimpleQueue[tuple[memoryview, int] | None],
-                free: queue.SimpleQueue[memoryview]) -> None:
+    def _ring_views(self, offset: int, n: int) -> list[memoryview]:
+        at = offset % self._window
+        first = min(n, self._window - at)
+        views = [self._ring[at : at + first]]
+        if first < n:
+            views.append(self._ring[: n - first])
+        return views
+
+    def _freed(self, end: int, from_memory: int,
+               then: Callable[[], None] | None = None) -> Callable[[], None]:
+        def done() -> None:
+            with self._lock:
+                self._digested = end
+                self.from_memory += from_memory
+                if self._waiting_for_room:
+                    self._room.notify_all()
+            if then is not None:
+                then()
+        return done
+
+    # -- the digest thread ---------------------------------------------------------------
+
+    def _digest(self, read: queue.SimpleQueue[_Item | None]) -> None:
         while (item := read.get()) is not None:
-            view, n = item
+            views, done = item
             try:
                 if self._error is None:
-                    for hasher in self._hashers.values():
-                        hasher.update(view[:n])
-                    self.hashed += n
+                    for view in views:
+                        for hasher in self._hashers.values():
+                            hasher.update(view)
+                        self.hashed += len(view)
             except BaseException as exc:  # the reader must not wait for a buffer forever
                 self._error = exc
-            free.put(view)
+            done()
+
+    # -- the transfer's side -------------------------------------------------------------
 
     def digests(self) -> dict[str, str] | None:
         """The digests once every byte is hashed; None when that could not happen."""

@@ -61,9 +61,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("laden.transfer")
 TICK = 0.25
-IN_ORDER_PIECE = 8 << 20
-"""Piece size when a checksum is computed during the download: small enough that the finished
-prefix trails the connections by little, large enough that requests stay few."""
+IN_ORDER_PIECE = 4 << 20
+"""Piece size when a checksum is computed during the download: small enough that the pieces in
+flight mostly fit the hasher's window (`hashing.WINDOW`), large enough that requests stay few.
+2, 4 and 8 MiB measured alike on a 2 GiB file with 16 connections; 1 MiB was slower."""
 MAX_RESTARTS = 3
 
 
