@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from laden.engine.states import State
+from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults
 
@@ -64,7 +65,7 @@ def test_resume_after_restart_of_the_manager(http_server, downloads: Path) -> No
     # A split connection asks for more than it reads, so look at where requests start: never
     # inside bytes that were on disk before the restart.
     starts = [int(r.range.split("=")[1].split("-")[0]) for r in http_server.requests
-              if r.range and r.range != "bytes=0-0"]
+              if r.range and r.range != PROBE_RANGE]
     assert starts
     for start in starts:
         assert not any(s <= start < e for s, e in before.done_ranges), start

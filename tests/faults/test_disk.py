@@ -22,6 +22,7 @@ import pytest
 from engine.helpers import FAST, manager, run_laden, sha256
 from laden.engine.manager import DownloadManager
 from laden.engine.states import State
+from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults, FileServer
 
@@ -56,7 +57,7 @@ def _assert_nothing_refetched(server: FileServer, kept: tuple[tuple[int, int], .
     """No request after the fault starts inside bytes that were already on disk (a split
     connection asks for more than it reads, so starts are what tell)."""
     starts = [int(r.range.split("=")[1].split("-")[0]) for r in server.requests
-              if r.range and r.range != "bytes=0-0"]
+              if r.range and r.range != PROBE_RANGE]
     assert starts
     for start in starts:
         assert not any(s <= start < e for s, e in kept), f"bytes at {start} fetched again"

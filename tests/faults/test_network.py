@@ -24,6 +24,7 @@ from engine.helpers import FAST, manager, sha256
 from laden.engine.config import Config
 from laden.engine.info import DownloadInfo
 from laden.engine.states import State
+from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults, FileServer
 
@@ -237,7 +238,7 @@ def test_tokenized_etag_policy_survives_sessions(http_server: FileServer,
         assert not any("changed" in e.message and "starting again" in e.message
                        for e in info.errors), "restarted although the content was the same"
         starts = [int(r.range.split("=")[1].split("-")[0]) for r in http_server.requests
-                  if r.range and r.range != "bytes=0-0"]
+                  if r.range and r.range != PROBE_RANGE]
         assert starts and not any(s <= x < e for x in starts for s, e in before.done_ranges)
         requests = len(http_server.requests)
         assert requests < 60, f"{requests} requests: it looped"
@@ -317,7 +318,7 @@ def test_dns_failure_is_clear_and_the_download_stays_resumable(
         assert info.state is State.DONE, info.message
         assert sha256(Path(info.dest)) == sha256(data)
         starts = [int(r.range.split("=")[1].split("-")[0]) for r in http_server.requests
-                  if r.range and r.range != "bytes=0-0"]
+                  if r.range and r.range != PROBE_RANGE]
         assert not any(s <= x < e for x in starts for s, e in kept), "kept bytes fetched again"
 
 

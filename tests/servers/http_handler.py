@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from laden.sources.http import PROBE_BODY, PROBE_RANGE
+
 from .faults import Faults, RequestRecord
 from .http_util import (
     RangeNotSatisfiable,
@@ -277,7 +279,11 @@ class FileHandler(BaseHTTPRequestHandler):
 
         self._start_response(status, headers)
         if not head:
-            self._write_body(self._plan_body(entry, body, nth_get))
+            # laden's probe asks for the first PROBE_BODY bytes and reads them only when they
+            # are the whole file; otherwise it hangs up after the headers. A drop or stall
+            # planned for a body nobody reads would be used up without being seen.
+            unread = range_header == PROBE_RANGE and span is not None and total > PROBE_BODY
+            self._write_body(self._plan_body(entry, body, nth_get, spare_faults=unread))
 
     def _preconditions_pass(self, etag: str | None, validators: dict[str, str], head: bool) -> bool:
         if_match = self.headers.get("If-Match")
@@ -297,7 +303,8 @@ class FileHandler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def _plan_body(self, entry: ServedFile, body: memoryview, nth_get: int) -> _BodyPlan:
+    def _plan_body(self, entry: ServedFile, body: memoryview, nth_get: int, *,
+                   spare_faults: bool = False) -> _BodyPlan:
         f = entry.faults
         length = len(body)
         send, cut = length, False
@@ -305,7 +312,9 @@ class FileHandler(BaseHTTPRequestHandler):
             send, cut = max(0, length - f.short_bytes), True
         stall_at = None
         with self.owner._lock:
-            if (
+            if spare_faults:
+                pass
+            elif (
                 f.drop_after is not None
                 and f.drop_after < length
                 and (not f.drop_every_other or nth_get % 2 == 1)
@@ -314,7 +323,8 @@ class FileHandler(BaseHTTPRequestHandler):
                 entry.drops += 1
                 send, cut = min(send, f.drop_after), True
             if (
-                f.stall_after is not None
+                not spare_faults
+                and f.stall_after is not None
                 and f.stall_after < length
                 and f.stall_after <= send
                 and (f.stall_times is None or entry.stalls < f.stall_times)

@@ -10,6 +10,7 @@ import pytest
 from textual.widgets import Static
 
 from laden.engine.states import State
+from laden.sources.http import PROBE_RANGE
 from laden.tui.app import open_app
 from laden.tui.screens.confirm_remove import ConfirmRemove
 from laden.tui.screens.detail import DetailScreen
@@ -118,9 +119,9 @@ async def test_quit_and_start_again_restores_the_session(
         await wait_for(pilot, lambda: state_of(again, running_id) is State.DONE,
                        what="the interrupted download finishing")
         assert state_of(again, held_id) is State.PAUSED
-    # Past the probe (bytes=0-0), every request continues where the first session stopped.
+    # Past the probe (PROBE_RANGE), every request continues where the first session stopped.
     requests = http_server.ranged_requests("/running.bin")
-    ranges = [r.range for r in requests if r.range != "bytes=0-0"]
+    ranges = [r.range for r in requests if r.range != PROBE_RANGE]
     assert ranges and all(r and not r.startswith("bytes=0-") for r in ranges), ranges
     assert sha256(downloads / "running.bin") == sha256_of(running)
 

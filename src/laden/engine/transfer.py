@@ -192,7 +192,8 @@ class Transfer:
             self._end(State.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             self._drop_hasher()
-            self._checkpoint(final=True)
+            if download.state is not State.DONE:  # a finished download's record is saved
+                self._checkpoint(final=True)
             self.part.close()
             self.ctx.transfer_ended(self)
 
@@ -323,7 +324,10 @@ class Transfer:
         config = self.ctx.config
         plan = self.plan
         futures: list[Future[None]] = []
-        if plan is not None:
+        body = self.remote.body if self.remote is not None else None
+        if body is not None and len(body) == self.download.record.size:
+            self._write_probe_body(body)
+        elif plan is not None:
             wanted = self.download.options.connections or config.connections
             missing = plan.size - plan.done_bytes()
             count = max(1, min(wanted, -(-missing // config.min_segment_size)))
@@ -344,6 +348,23 @@ class Transfer:
         unfinished = plan is not None and not plan.finished
         if unfinished and self.failure is None and not self.stop_event.is_set():
             self.failure = TransferError(self.download.record.message or "every connection failed")
+
+    def _write_probe_body(self, body: bytes) -> None:
+        """A small file that came whole with the probe: write it, as a connection would."""
+        plan = self.plan
+        if plan is not None:
+            segment = plan.take(0)
+            if segment is None:
+                return  # already complete (a resume after the last byte was written)
+            start = segment.position
+            plan.reserve(segment, segment.end - start)
+            self.part.write(memoryview(body)[start : segment.end], start)
+            plan.advance(segment, segment.end - start)
+        else:
+            self.part.write(memoryview(body), 0)
+            self.streamed = len(body)
+            self.finish_stream(len(body))
+        self.limits.consume(len(body), self.stop_event)
 
     def _monitor(self, futures: list[Future[None]]) -> None:
         download = self.download

@@ -34,6 +34,9 @@ class RemoteInfo:
     """The validator pinned on every later read (ETag, generation, commit)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Source-specific facts worth keeping in the journal (no secrets)."""
+    body: bytes | None = field(default=None, repr=False)
+    """The whole file, when the probe's answer already carried it (small files): the engine
+    writes it instead of asking again. Never journalled."""
 
     def same_version(self, other: RemoteInfo) -> bool:
         """True when `other` is certainly the same version of the file as this one."""
