@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import logging
 import os
 import threading
@@ -83,6 +84,8 @@ class DownloadManager:
         self._closed = False
         self._holding = 0
         self._downloads: dict[int, Download] = {}
+        self._by_address: dict[tuple[str, str], list[Download]] = {}
+        self._last_position = 0.0
         self._listeners: list[events.Listener] = []
         self._memory_ids = iter(range(1, 1 << 62))
         self.journal: Journal | None = None
@@ -200,16 +203,17 @@ class DownloadManager:
     def _resolve(self, dest: str | None, options: DownloadOptions) -> tuple[str, str | None]:
         from ..store import paths
 
-        default = self.config.download_dir or paths.default_download_dir()
+        # Only looked up when needed: platformdirs reads the XDG user-dirs file every time.
+        default = self.config.download_dir or (paths.default_download_dir() if dest is None
+                                               else "")
         return resolve_destination(dest, options, default)
 
     def _find_unfinished(self, url: str, folder: str, filename: str | None) -> Download | None:
-        for download in self._downloads.values():
-            record = download.record
+        # Through the address index: a scan of every download per add made adding a list of
+        # hundreds of files quadratic.
+        for download in self._by_address.get((url, folder), ()):
             if (
-                record.url == url
-                and record.dest_dir == folder
-                and (filename is None or record.filename == filename)
+                (filename is None or download.record.filename == filename)
                 and download.state not in (State.DONE, State.CANCELLED)
             ):
                 return download
@@ -220,12 +224,27 @@ class DownloadManager:
             self.journal.insert(record)
         else:
             record.id = next(self._memory_ids)
-        download = Download(record, options)
+        return self._keep(Download(record, options))
+
+    def _keep(self, download: Download) -> Download:
+        record = download.record
         self._downloads[record.id] = download
+        self._by_address.setdefault((record.url, record.dest_dir), []).append(download)
+        self._last_position = max(self._last_position, record.position)
         return download
 
+    def _forget(self, download_id: int) -> None:
+        download = self._downloads.pop(download_id, None)
+        if download is not None:
+            key = (download.record.url, download.record.dest_dir)
+            same = [d for d in self._by_address.get(key, ()) if d is not download]
+            if same:
+                self._by_address[key] = same
+            else:
+                self._by_address.pop(key, None)
+
     def _next_position(self) -> float:
-        return max((d.record.position for d in self._downloads.values()), default=0.0) + 1
+        return self._last_position + 1
 
     def _load(self, resume_interrupted: bool) -> None:
         assert self.journal is not None
@@ -240,7 +259,7 @@ class DownloadManager:
                 download.held = not resume_interrupted
             elif download.state is State.QUEUED:
                 download.held = not resume_interrupted
-            self._downloads[record.id] = download
+            self._keep(download)
 
     # -- controlling -------------------------------------------------------------------------
 
@@ -322,7 +341,7 @@ class DownloadManager:
         if delete_file and dest and completed and os.path.isfile(dest):
             os.unlink(dest)
         with self._lock:
-            self._downloads.pop(download_id, None)
+            self._forget(download_id)
         if self.journal is not None:
             self.journal.delete(download_id)
         self.emit(events.Removed(download_id))
@@ -467,20 +486,27 @@ class DownloadManager:
         with self._wake:
             while not self._closed:
                 journal_dir = self.state_dir if self.journal else None
+                # One pass over every download per wake, and a wake per download that ends:
+                # with hundreds of small files queued, this loop must stay cheap.
+                running, waiting, out_of_space = 0, [], []
                 for download in list(self._downloads.values()):
-                    if download.waiting_for_space and download.state is State.PAUSED and \
-                            download.transfer is None and \
-                            has_room_to_resume(download.record, journal_dir):
+                    if download.transfer is not None:
+                        running += 1
+                    elif download.state is State.QUEUED:
+                        if not download.held:
+                            waiting.append(download)
+                    elif download.waiting_for_space and download.state is State.PAUSED:
+                        out_of_space.append(download)
+                resumed = False
+                for download in out_of_space:
+                    if has_room_to_resume(download.record, journal_dir):
                         log.info("download %s: there is free space again; resuming", download.id)
                         self.resume(download.id)
-                running = sum(1 for d in self._downloads.values() if d.transfer is not None)
-                waiting = sorted(
-                    (d for d in self._downloads.values()
-                     if d.state is State.QUEUED and not d.held and d.transfer is None),
-                    key=lambda d: d.record.position,
-                )
+                        resumed = True
+                if resumed:
+                    continue  # count again: the resumed downloads are queued now
                 free = 0 if self._holding else max(0, self.config.max_active - running)
-                for download in waiting[:free]:
+                for download in heapq.nsmallest(free, waiting, key=lambda d: d.record.position):
                     with download.lock:
                         download.transfer = Transfer(self, download)
                         download.transfer.start()
@@ -513,8 +539,10 @@ class DownloadManager:
         """Destinations other unfinished downloads will use, so two never share one name."""
         with self._lock:
             downloads = list(self._downloads.values())  # no sorting: called for every start
-        return {d.record.dest for d in downloads
-                if d.id != download_id and d.record.dest and d.state is not State.DONE}
+        # Called once per download, over every download: the cheapest test goes first.
+        return {dest for d in downloads
+                if (dest := d.record.dest) and d.state is not State.DONE
+                and d.record.id != download_id}
 
     def save(self, download: Download) -> None:
         if self.journal is None:
