@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from laden.engine import partfile
 from laden.engine.config import Config
 from laden.engine.errors import InputError, SettingsError
 from laden.engine.names import (
@@ -169,3 +170,31 @@ def test_settings_round_trip_and_errors(tmp_path: Path) -> None:
     Path(path).write_text('limit_rate = "5M"\nconflict = "merge"\n')
     with pytest.raises(SettingsError, match=r"config.toml, line 2: conflict must be one of"):
         settings_file.load(path)
+
+
+@pytest.fixture(params=["renameat2", "hard link"])
+def final_move(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a finished file takes its name: renameat2(RENAME_NOREPLACE), and the hard
+    link and unlink used where that system call is missing."""
+    if request.param == "hard link":
+        monkeypatch.setattr(partfile, "_renameat2", False)
+    return str(request.param)
+
+
+def test_the_final_move_never_replaces_a_file(tmp_path: Path, final_move: str) -> None:
+    part, dest = tmp_path / "a.bin.laden-part", tmp_path / "a.bin"
+    part.write_bytes(b"new")
+    dest.write_bytes(b"yours")
+    with pytest.raises(FileExistsError):
+        partfile.finish(str(part), str(dest), overwrite=False)
+    assert dest.read_bytes() == b"yours" and part.read_bytes() == b"new"
+    partfile.finish(str(part), str(tmp_path / "b.bin"), overwrite=False)
+    assert (tmp_path / "b.bin").read_bytes() == b"new" and not part.exists()
+
+
+def test_the_final_move_finishes_a_link_left_by_a_crash(tmp_path: Path, final_move: str) -> None:
+    part, dest = tmp_path / "a.bin.laden-part", tmp_path / "a.bin"
+    part.write_bytes(b"data")
+    os.link(part, dest)  # laden was stopped between the link and the unlink
+    partfile.finish(str(part), str(dest), overwrite=False)
+    assert dest.read_bytes() == b"data" and not part.exists()

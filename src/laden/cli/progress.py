@@ -24,6 +24,9 @@ PLAIN_INTERVAL = 5.0
 class Display:
     """Shows nothing; the base of the others (used for --quiet)."""
 
+    shows_progress = False
+    """False: the watcher need not ask for every download's state while they run."""
+
     def update(self, infos: Iterable[DownloadInfo]) -> None:
         pass
 
@@ -33,6 +36,8 @@ class Display:
 
 class PlainDisplay(Display):
     """A line per download every few seconds, and one at each change of state."""
+
+    shows_progress = True
 
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out or sys.stdout  # looked up now, not at import: it may be redirected
@@ -64,6 +69,8 @@ def plain_line(info: DownloadInfo) -> str:
 
 
 class RichDisplay(Display):
+    shows_progress = True
+
     def __init__(self) -> None:
         from rich.progress import (
             BarColumn,

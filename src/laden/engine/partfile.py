@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import direct
 from .errors import DiskError, InputError
@@ -182,13 +182,14 @@ def finish(part_path: str, dest: str, *, overwrite: bool, durable: bool = True) 
 
     `durable` also syncs the folder, so the new name outlives a power cut.
 
-    Without `overwrite`, an existing file at `dest` is never replaced: a hard link fails if the
-    name is taken, where a rename would silently clobber it.
+    Without `overwrite`, an existing file at `dest` is never replaced: renameat2 with
+    RENAME_NOREPLACE, or where that is missing a hard link, fails if the name is taken, where a
+    plain rename would silently clobber it.
     """
     try:
         if overwrite:
             os.replace(part_path, dest)
-        else:
+        elif not _rename_no_replace(part_path, dest):
             try:
                 os.link(part_path, dest)
             except OSError as exc:
@@ -214,6 +215,44 @@ def finish(part_path: str, dest: str, *, overwrite: bool, durable: bool = True) 
         raise
     except OSError as exc:
         raise disk_error(exc, dest) from exc
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_renameat2: Any = None
+
+
+def _rename_no_replace(part_path: str, dest: str) -> bool:
+    """renameat2(RENAME_NOREPLACE): one atomic step that fails when `dest` exists. False when
+    this system or file system cannot do it; the caller then links and unlinks.
+
+    One change to the folder instead of two: with many small files finishing at once, changes
+    to one folder wait for each other in the kernel (measured with perf: the folder's lock was
+    the largest kernel cost of 500 files of 256 KiB).
+    """
+    global _renameat2
+    if _renameat2 is None:
+        import ctypes  # only when a download finishes: it costs start-up time
+
+        _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", False)
+        if _renameat2:
+            _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                   ctypes.c_char_p, ctypes.c_uint]
+    if not _renameat2:
+        return False
+    import ctypes
+
+    if _renameat2(_AT_FDCWD, os.fsencode(part_path), _AT_FDCWD, os.fsencode(dest),
+                  _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # not supported here
+    if err == errno.EEXIST and _same_file(part_path, dest):
+        return False  # a crash between an earlier link and unlink: the link path finishes it
+    if err == errno.EEXIST:
+        raise FileExistsError(dest)
+    raise OSError(err, os.strerror(err), dest)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -255,7 +294,8 @@ def check_free_space(folder: str, needed: int) -> None:
 def ensure_folder(folder: str) -> None:
     """Create the download folder, or say clearly why it cannot be used."""
     try:
-        os.makedirs(folder, exist_ok=True)
+        if not os.path.isdir(folder):  # mkdir of an existing folder still locks its parent
+            os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot use {folder} as the download folder: {exc.strerror}") from exc
     if not os.path.isdir(folder):

@@ -94,6 +94,7 @@ class Transfer:
         self.plan: SegmentPlan | None = None
         self.part: PartialFile = PartialFile("")
         self.remote: RemoteInfo = None  # type: ignore[assignment]  # set by the probe
+        self._whole_from_probe = False
         self.source: Source = None  # type: ignore[assignment]
         self.host = ""
         self.streamed = 0
@@ -204,6 +205,7 @@ class Transfer:
             # progress is recorded (progress records carry only the ranges).
             download.record.boot_id = boot_id()
         self._set(State.CONNECTING)
+        self._whole_from_probe = False
         self.source = self.ctx.sources.for_url(download.record.url)
         self.host = urlsplit(download.record.url).hostname or ""
         self.remote = self._probe()
@@ -221,7 +223,12 @@ class Transfer:
             raise failure
         if self.stop_event.is_set():
             raise Cancelled(self.stop_reason or "stopped")
-        self._checkpoint(final=True, flush=self.ctx.config.flush_on_finish)
+        flush = self.ctx.config.flush_on_finish
+        if flush or not self._whole_from_probe:
+            # A file that came whole with the probe is verified and renamed a moment later;
+            # after a crash in between it is fetched again in one request, so its ranges need
+            # no journal write of their own (a third of a small file's journal writes).
+            self._checkpoint(final=True, flush=flush)
         self._verify()
         self._finish()
 
@@ -351,6 +358,7 @@ class Transfer:
 
     def _write_probe_body(self, body: bytes) -> None:
         """A small file that came whole with the probe: write it, as a connection would."""
+        self._whole_from_probe = True
         plan = self.plan
         if plan is not None:
             segment = plan.take(0)
