@@ -1,12 +1,14 @@
-"""HTTP and HTTPS: httpx for the probe, urllib3's connections for the bytes.
+"""HTTP and HTTPS: urllib3's connections for the probe and the bytes, httpx for redirects.
 
-The probe (redirects, auth, proxies, TLS, Content-Disposition) goes through httpx. The body of
-each range is read differently, because that loop decides laden's speed: httpx's iterators copy
-every chunk through h11's buffer and hand back fresh bytes objects, which measured at 0.6 to 1.4
-times aria2c on this kind of machine. A urllib3 response's underlying http.client response is
-read with `readinto` into the connection's reused buffer, or spliced into the file in the kernel
-(see `http_reader`). Both clients share one SSL context and the same proxy decision, so they
-behave the same way.
+The probe asks for the first bytes of the file with one plain request through urllib3; most
+servers answer it directly. An answer that redirects, or a connection that fails, is asked
+again through httpx (`http_redirects`), which follows redirects hop by hop and names the
+error. The body of each range is read through urllib3 too, because that loop decides laden's
+speed: httpx's iterators copy every chunk through h11's buffer and hand back fresh bytes
+objects, which measured at 0.6 to 1.4 times aria2c on this kind of machine. A urllib3
+response's underlying http.client response is read with `readinto` into the connection's
+reused buffer, or spliced into the file in the kernel (see `http_reader`). Both clients share
+one SSL context and the same proxy decision, so they behave the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import httpx
 import urllib3
 
 from .. import __version__
@@ -60,7 +61,7 @@ class HttpSource(Source):
         self._config = config or Config()
         self._lock = threading.Lock()
         self._contexts: dict[tuple[str | None, bool], ssl.SSLContext] = {}
-        self._clients: dict[tuple[Any, ...], httpx.Client] = {}
+        self._redirecting: Any = None  # http_redirects.RedirectingProbe, made on first need
         self._pools: dict[tuple[Any, ...], urllib3.PoolManager] = {}
         self._env_proxies: dict[str, str] | None = None
 
@@ -77,31 +78,16 @@ class HttpSource(Source):
         direct_answer = self._probe_without_redirects(clean, headers, options)
         if direct_answer is not None:
             return direct_answer
-        client = self._client(clean, options)
-        try:
-            with client.stream("GET", clean, headers=headers) as response:
-                final = str(response.url)
-                _refuse_downgrade(clean, final)
-                remote = self._remote_from(clean, final, response.status_code,
-                                           response.headers)
-                if self._carries_whole_file(response.status_code, response.headers, remote):
-                    try:
-                        body = b"".join(response.iter_raw())
-                    except httpx.TransportError:
-                        body = b""  # dropped or stalled: the connections fetch it, with retries
-                    if len(body) == remote.size:
-                        remote = dataclasses.replace(remote, body=body)
-                # Otherwise leaving the block closes the answer unread: the bytes come
-                # through the connections.
-                return remote
-        except httpx.TooManyRedirects:
-            raise Permanent(f"too many redirects from {clean}") from None
-        except httpx.TimeoutException:
-            raise Retryable(f"timed out connecting to {_host(clean)}") from None
-        except httpx.ConnectError as exc:
-            raise _connect_error(clean, exc, options) from None
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise Retryable(f"connection to {_host(clean)} failed: {exc}") from None
+        return self._redirecting_probe().probe(clean, headers, options)
+
+    def _redirecting_probe(self) -> Any:
+        """The probe through httpx, imported on first need: httpx costs 40 ms of start-up."""
+        with self._lock:
+            if self._redirecting is None:
+                from .http_redirects import RedirectingProbe
+
+                self._redirecting = RedirectingProbe(self)
+            return self._redirecting
 
     def _probe_without_redirects(self, url: str, headers: dict[str, str],
                                  options: DownloadOptions) -> RemoteInfo | None:
@@ -300,36 +286,6 @@ class HttpSource(Source):
                 self._contexts[key] = context
             return context
 
-    def _client(self, url: str, options: DownloadOptions) -> httpx.Client:
-        proxy = proxy_for(url, options, self._environment_proxies())
-        key = (options.ca_bundle, options.insecure, proxy)
-        with self._lock:
-            client = self._clients.get(key)
-        if client is None:
-            timeout = self._config.connect_timeout
-
-            def https() -> httpx.HTTPTransport:
-                return httpx.HTTPTransport(verify=self._ssl_context(options), proxy=proxy)
-
-            client = httpx.Client(
-                # The default transport serves plain HTTP. Passing one keeps httpx from building
-                # its own, with a certifi context that costs 15 ms of every start-up; verify=False
-                # only skips building a context, plain HTTP has no TLS to check.
-                transport=httpx.HTTPTransport(verify=False, proxy=proxy),
-                mounts={"https://": LazyTransport(https)},
-                trust_env=False,  # proxies and netrc are decided here, the same for urllib3
-                follow_redirects=True,
-                max_redirects=20,
-                # Checked before a redirect is followed: refusing only at the end would already
-                # have sent the request, with any -H headers, over plain HTTP.
-                event_hooks={"response": [_refuse_downgrade_hop]},
-                timeout=httpx.Timeout(timeout, read=self._config.stall_timeout),
-                headers={"User-Agent": USER_AGENT},
-            )
-            with self._lock:
-                client = self._clients.setdefault(key, client)
-        return client
-
     def _pool(self, url: str, options: DownloadOptions) -> urllib3.PoolManager:
         proxy = proxy_for(url, options, self._environment_proxies())
         secure = urlsplit(url).scheme == "https"
@@ -370,32 +326,12 @@ class HttpSource(Source):
 
     def close(self) -> None:
         with self._lock:
-            clients, pools = list(self._clients.values()), list(self._pools.values())
-            self._clients, self._pools = {}, {}
-        for client in clients:
-            client.close()
+            redirecting, self._redirecting = self._redirecting, None
+            pools, self._pools = list(self._pools.values()), {}
+        if redirecting is not None:
+            redirecting.close()
         for pool in pools:
             pool.clear()
-
-
-class LazyTransport(httpx.BaseTransport):
-    """Builds the HTTPS transport on first use: loading the CA certificates costs about 40 ms,
-    which a plain-HTTP download, or `laden get` of a small file, should not pay."""
-
-    def __init__(self, factory: Any) -> None:
-        self._factory = factory
-        self._transport: httpx.BaseTransport | None = None
-        self._lock = threading.Lock()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            if self._transport is None:
-                self._transport = self._factory()
-        return self._transport.handle_request(request)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
 
 
 def make_ssl_context(ca_bundle: str | None = None, *, insecure: bool = False) -> ssl.SSLContext:
@@ -490,16 +426,6 @@ def _connect_error(url: str, exc: Exception, options: DownloadOptions) -> Remote
     if "Connection refused" in text:
         return Retryable(f"{host} refused the connection")
     return Retryable(f"cannot connect to {host}: {text}")
-
-
-def _refuse_downgrade_hop(response: httpx.Response) -> None:
-    """A redirect from HTTPS to plain HTTP, anywhere in the chain, is not followed."""
-    location = response.headers.get("location") if response.is_redirect else None
-    if location and response.url.scheme == "https":
-        target = response.url.join(location)
-        if target.scheme == "http":
-            raise Permanent(f"{_host(str(response.url))} redirected from HTTPS to plain HTTP "
-                            f"({strip_credentials(str(target))}); refusing")
 
 
 def _refuse_downgrade(url: str, final: str) -> None:
