@@ -193,7 +193,9 @@ def test_skip_keeps_an_existing_file_and_overwrite_replaces_it(
 def test_resume_policy_continues_from_an_existing_partial_file(
     http_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = random_bytes(400_000, seed=43)
+    # Larger than the probe's first bytes (laden.sources.http.PROBE_BODY): a smaller file
+    # comes whole with the probe, and only its missing part is written.
+    data = random_bytes(1_200_000, seed=43)
     root = tmp_path / "root"
     root.mkdir()
     (root / "r.bin").write_bytes(data[:250_000])  # left by another tool (like wget -c)
@@ -203,7 +205,7 @@ def test_resume_policy_continues_from_an_existing_partial_file(
          "connections": 1}]})
     assert main(["run", str(path), "--max-workers", "2"]) == 0, capsys.readouterr().err
     assert (root / "r.bin").read_bytes() == data
-    assert [r.range for r in http_server.ranged_requests("/r.bin")][-1] == "bytes=250000-399999"
+    assert [r.range for r in http_server.ranged_requests("/r.bin")][-1] == "bytes=250000-1199999"
     assert main(["run", str(path), "--max-workers", "0"]) == 2
     assert "--max-workers must be from 1 to 1000" in capsys.readouterr().err
 
