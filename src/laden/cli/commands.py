@@ -225,9 +225,12 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
             changed.clear()
             # Only what can still change: with hundreds of small files, asking for every
             # download on every event made the watching cost more than the downloading.
-            infos = [manager.get(i) for i in pending]
-            display.update(infos)
-            pending = [i.id for i in infos if i.state not in SETTLED]
+            if display.shows_progress:
+                infos = [manager.get(i) for i in pending]
+                display.update(infos)
+                pending = [i.id for i in infos if i.state not in SETTLED]
+            else:
+                pending = [i for i in pending if manager.state(i) not in SETTLED]
             if not pending:
                 for download_id in ids:  # let each transfer finish telling its listeners
                     manager.wait(download_id, timeout=10)

@@ -396,6 +396,10 @@ class DownloadManager:
     def get(self, download_id: int) -> DownloadInfo:
         return self._get(download_id).info()
 
+    def state(self, download_id: int) -> State:
+        """The download's state alone: much cheaper than `get` when that is all you need."""
+        return self._get(download_id).state
+
     def list(self) -> list[DownloadInfo]:
         return [d.info() for d in self._snapshot()]
 
@@ -485,6 +489,9 @@ class DownloadManager:
     def _schedule(self) -> None:
         with self._wake:
             while not self._closed:
+                if self._holding:  # adding a list: nothing starts until it is all in
+                    self._wake.wait(1.0)
+                    continue
                 journal_dir = self.state_dir if self.journal else None
                 # One pass over every download per wake, and a wake per download that ends:
                 # with hundreds of small files queued, this loop must stay cheap.
@@ -505,7 +512,7 @@ class DownloadManager:
                         resumed = True
                 if resumed:
                     continue  # count again: the resumed downloads are queued now
-                free = 0 if self._holding else max(0, self.config.max_active - running)
+                free = max(0, self.config.max_active - running)
                 for download in heapq.nsmallest(free, waiting, key=lambda d: d.record.position):
                     with download.lock:
                         download.transfer = Transfer(self, download)
