@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from laden.engine import direct, hashing, transfer
+from laden.engine import direct, finishing, hashing, transfer
 from laden.engine.states import State
 from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
@@ -25,7 +25,7 @@ def no_second_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("the file was hashed again after the download")
 
-    monkeypatch.setattr(transfer, "hash_file", refuse)
+    monkeypatch.setattr(finishing, "hash_file", refuse)
     monkeypatch.setattr(transfer, "IN_ORDER_PIECE", 1 << 20)
 
 

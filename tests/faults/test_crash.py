@@ -209,12 +209,12 @@ def test_crash_inside_the_final_rename(moment: str, http_server: FileServer, dow
     are at that instant (the partial file linked to its final name but not yet unlinked; or
     renamed, with the journal not yet told), then laden starts from that copy."""
     from engine.helpers import manager
-    from laden.engine import transfer
+    from laden.engine import finishing
 
     data = random_bytes(1 << 20, seed=705)
     url = http_server.add_file("/moment.bin", data)
     state, snapshot = laden_dirs["state"], tmp_path / "snapshot"
-    real_finish = transfer.finish
+    real_finish = finishing.finish
 
     def finish_then_freeze(part: str, dest: str, *, overwrite: bool, durable: bool) -> None:
         if moment == "after the hard link":
@@ -225,10 +225,10 @@ def test_crash_inside_the_final_rename(moment: str, http_server: FileServer, dow
         if moment == "after the rename":
             _journal_snapshot(state, snapshot)
 
-    monkeypatch.setattr(transfer, "finish", finish_then_freeze)
+    monkeypatch.setattr(finishing, "finish", finish_then_freeze)
     with manager() as m:
         assert m.wait(m.add(url, str(downloads))).state.value == "done"
-    monkeypatch.setattr(transfer, "finish", real_finish)
+    monkeypatch.setattr(finishing, "finish", real_finish)
     _restore_snapshot(state, snapshot)
     if moment == "after the hard link":  # put the disk back as it was at that instant too
         os.link(downloads / "moment.bin", downloads / "moment.bin.laden-part")

@@ -3,6 +3,9 @@
 A transfer runs on its own coordinator thread while its connections run on the manager's pool.
 It never stitches two versions of a file: if the remote changed, it goes back to zero and says
 why. Bytes count as done in the journal only after they are flushed to the partial file.
+
+This module is the coordinator; its steps live beside it: `probing` (ask the server, take its
+answer), `checkpoints`, `finishing` (verify, rename, record done) and `restarts`.
 """
 
 from __future__ import annotations
@@ -18,38 +21,31 @@ from urllib.parse import urlsplit
 
 from ..store.journal import boot_id
 from . import direct, events
+from .checkpoints import checkpoint
 from .config import Config
 from .connection import run_connection, run_single_stream
-from .destination import Skip, choose_destination, renamed_whole
+from .destination import Skip
 from .download import Connection, Download
 from .errors import (
     Cancelled,
     ChecksumMismatch,
-    DestinationExists,
     DiskError,
-    JournalError,
     LadenError,
-    Permanent,
     RangeNotSupported,
     RemoteChanged,
     RemoteError,
-    Retryable,
     TransferError,
 )
+from .finishing import announce_done, finish_download, mark_done, renamed_before_a_crash, verify
 from .hashing import TrailingHasher
-from .partfile import (
-    PART_SUFFIX,
-    PartialFile,
-    allocated_bytes,
-    check_free_space,
-    ensure_folder,
-    finish,
-)
+from .partfile import PART_SUFFIX, PartialFile, allocated_bytes, check_free_space, ensure_folder
+from .probing import adopt, probe
 from .ratelimit import Limits, TokenBucket
+from .restarts import etag_is_a_token, reset, restart_after
 from .retry import RetryPolicy
 from .segments import SegmentPlan
 from .states import State
-from .verify import checksums_to_check, hash_file, record_digests
+from .verify import checksums_to_check
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +61,6 @@ IN_ORDER_PIECE = 4 << 20
 """Piece size when a checksum is computed during the download: small enough that the pieces in
 flight mostly fit the hasher's window (`hashing.WINDOW`), large enough that requests stay few.
 2, 4 and 8 MiB measured alike on a 2 GiB file with 16 connections; 1 MiB was slower."""
-MAX_RESTARTS = 3
 
 
 class EngineContext(Protocol):
@@ -170,9 +165,9 @@ class Transfer:
                     self._attempt()
                     return
                 except (RemoteChanged, RangeNotSupported, ChecksumMismatch) as exc:
-                    if isinstance(exc, RemoteChanged) and self._etag_is_a_token():
+                    if isinstance(exc, RemoteChanged) and etag_is_a_token(self):
                         continue
-                    if not self._restart_after(exc):
+                    if not restart_after(self, exc):
                         return
         except Skip as exc:
             with download.lock:
@@ -194,7 +189,7 @@ class Transfer:
         finally:
             self._drop_hasher()
             if download.state is not State.DONE:  # a finished download's record is saved
-                self._checkpoint(final=True)
+                checkpoint(self, final=True)
             self.part.close()
             self.ctx.transfer_ended(self)
 
@@ -208,11 +203,11 @@ class Transfer:
         self._whole_from_probe = False
         self.source = self.ctx.sources.for_url(download.record.url)
         self.host = urlsplit(download.record.url).hostname or ""
-        self.remote = self._probe()
-        self._adopt(self.remote)
-        if self._renamed_before_a_crash():
-            self._mark_done()
-            self._announce_done()
+        self.remote = probe(self)
+        adopt(self, self.remote)
+        if renamed_before_a_crash(self):
+            mark_done(self)
+            announce_done(self)
             return
         self._prepare_file()
         self._set(State.DOWNLOADING)
@@ -228,76 +223,9 @@ class Transfer:
             # A file that came whole with the probe is verified and renamed a moment later;
             # after a crash in between it is fetched again in one request, so its ranges need
             # no journal write of their own (a third of a small file's journal writes).
-            self._checkpoint(final=True, flush=flush)
-        self._verify()
-        self._finish()
-
-    def _probe(self) -> RemoteInfo:
-        attempt = 0
-        while True:
-            try:
-                return self.source.probe(self.download.record.url, self.download.options)
-            except Permanent as exc:
-                # 401 and 403 are sometimes passing (a token being rotated, a CDN warming up):
-                # one more try before calling them final.
-                if exc.status not in (401, 403) or attempt > 0:
-                    raise
-                attempt += 1
-                self.download.add_error(str(exc))
-                if not self.backoff(attempt, exc):
-                    raise
-            except Retryable as exc:
-                attempt += 1
-                self.download.add_error(str(exc))
-                if not self.backoff(attempt, exc):
-                    if self.stop_event.is_set():
-                        raise Cancelled("stopped") from None
-                    raise
-
-    def _adopt(self, remote: RemoteInfo) -> None:
-        """Take the probe's facts; restart when they describe another version of the file."""
-        from ..sources.base import RemoteInfo
-
-        download = self.download
-        record = download.record
-        if record.extra.get("etag_is_a_token"):
-            # See _etag_is_a_token: this server's ETags say nothing, so they are not pinned.
-            remote = self.remote = dataclasses.replace(remote, etag=None, version=None)
-        if record.done_ranges:
-            before = RemoteInfo(
-                url=record.url, final_url=record.final_url or record.url, size=record.size,
-                supports_ranges=bool(record.supports_ranges), etag=record.etag,
-                last_modified=record.last_modified, version=record.version,
-            )
-            if not record.supports_ranges or not remote.supports_ranges:
-                self._reset("the server cannot resume this file, so it starts again")
-            elif not before.same_version(remote):
-                if before.size == remote.size and not (
-                    before.version or before.last_modified
-                ) and any(c.get("origin") == "you" for c in record.checksums):
-                    pass  # no validator to compare, but your checksum will catch a mix-up
-                else:
-                    self._reset(before.describe_change(remote))
-        with download.lock:
-            record.final_url = remote.final_url
-            record.size = remote.size
-            record.etag = remote.etag
-            record.last_modified = remote.last_modified
-            record.version = remote.version
-            record.supports_ranges = remote.supports_ranges
-            record.extra.update(remote.extra)
-            mine = [c for c in record.checksums if c.get("origin") == "you"]
-            published = [dataclasses.asdict(c) for c in remote.checksums]
-            record.checksums = mine + (published if self.ctx.config.verify else [])
-            if record.dest is None:
-                self._choose_destination(remote)
-        self.ctx.save(download)
-
-    def _choose_destination(self, remote: RemoteInfo) -> None:
-        choose_destination(
-            self.download.record, self.download.options, remote, self._conflict_policy(),
-            self.ctx.taken_names(self.download.id),
-        )
+            checkpoint(self, final=True, flush=flush)
+        verify(self)
+        finish_download(self)
 
     def _conflict_policy(self) -> str:
         return self.download.options.conflict or self.ctx.config.conflict
@@ -310,7 +238,7 @@ class Transfer:
         if record.done_ranges:
             have = os.path.getsize(part_path) if os.path.exists(part_path) else -1
             if have < max(end for _, end in record.done_ranges):
-                self._reset("the partial file is missing or shorter than recorded")
+                reset(self, "the partial file is missing or shorter than recorded")
         size = record.size
         if size is not None:
             check_free_space(os.path.dirname(record.dest),
@@ -384,79 +312,16 @@ class Transfer:
             now = time.monotonic()
             download.sample(now, streamed=self.streamed if self.plan is None else None)
             if now - last_flush >= self.ctx.config.flush_interval:
-                self._checkpoint(flush=True)
+                checkpoint(self, flush=True)
                 last_flush = last_checkpoint = now
             elif now - last_checkpoint >= self.ctx.config.checkpoint_interval:
-                self._checkpoint()
+                checkpoint(self)
                 last_checkpoint = now
             self.ctx.emit(events.Progress(download.id, download.info()))
         for future in futures:
             exc = future.exception()
             if exc is not None:
                 self.fail(exc)
-
-    def _checkpoint(self, *, final: bool = False, flush: bool = False) -> None:
-        """Record which bytes are written, and when `flush`, force them to disk first.
-
-        Every checkpoint notes the kernel's boot id. After a crash or `kill -9` of laden the
-        boot id is unchanged and the page cache still holds every written byte, so the
-        written ranges are trusted; after a power cut or an OS crash it differs, and only the
-        ranges last flushed are (see `Journal`). Forcing every checkpoint to disk would cap
-        downloads at the disk's write speed, which curl, wget and aria2c never wait for.
-        """
-        plan = self.plan
-        if plan is None or self.ctx.journal is None:
-            return
-        ranges = plan.done_ranges()
-        try:
-            if not final and not self.part.still_there():
-                raise DiskError(f"{self.part.path} was deleted during the download, or its "
-                                "folder was")
-            if flush:
-                self.part.flush()
-        except DiskError as exc:
-            self.fail(exc)
-            return
-        with self.download.lock:
-            record = self.download.record
-            record.done_ranges = ranges
-            record.boot_id = boot_id()
-            if flush:
-                record.flushed_ranges = ranges
-        if final or flush:
-            self.ctx.save(self.download)
-            return
-        try:
-            self.ctx.journal.save_progress(self.download.id, ranges)
-        except JournalError as exc:
-            # Progress that cannot be recorded is not safe to go on with: pause, keep the
-            # bytes (the journal still holds its last true record) and say why.
-            self.fail(DiskError(str(exc), no_space=exc.no_space))
-
-    def _verify(self) -> None:
-        download = self.download
-        record = download.record
-        size = record.size if self.plan is not None else self._stream_size
-        actual = os.fstat(self.part.fd).st_size
-        if size is not None and actual != size:
-            raise Retryable(f"the partial file has {actual} bytes, expected {size}")
-        with download.lock:
-            record.size = size
-        wanted = checksums_to_check(record.checksums)
-        if not wanted:
-            return
-        self._set(State.VERIFYING)
-        self.ctx.save(download)  # `laden list` in another terminal shows it: hashing takes time
-        algorithms = {c["algorithm"] for c in wanted}
-        digests = self._drop_hasher(keep=True)
-        if digests is None or not algorithms <= digests.keys():
-            digests = hash_file(self.part.path, algorithms, stop=self.stop_event)
-        with download.lock:
-            mismatch = record_digests(wanted, digests)
-        self.ctx.save(download)
-        self.ctx.emit(events.Verified(download.id, mismatch is None, download.info()))
-        if mismatch is not None:
-            raise mismatch
 
     def _drop_hasher(self, *, keep: bool = False) -> dict[str, str] | None:
         """Stop hashing along; with `keep`, first let it finish and return its digests."""
@@ -468,154 +333,7 @@ class Transfer:
         hasher.abandon()
         return None
 
-    def _finish(self) -> None:
-        from .names import free_name
-
-        download = self.download
-        record = download.record
-        assert record.dest is not None
-        policy = self._conflict_policy()
-        with download.lock:
-            if self.stop_event.is_set():
-                raise Cancelled(self.stop_reason or "stopped")
-            self.part.close()
-            while True:
-                try:
-                    finish(self.part.path, record.dest, overwrite=policy == "overwrite",
-                           durable=self.ctx.config.flush_on_finish)
-                    break
-                except FileExistsError:
-                    if policy != "rename":
-                        raise DestinationExists(
-                            f"{record.dest} appeared during the download (conflict policy "
-                            f"{policy}); the download is kept as {self.part.path}"
-                        ) from None
-                    record.dest = free_name(record.dest, self.ctx.taken_names(self.download.id))
-                    record.filename = os.path.basename(record.dest)
-            self._mark_done()  # under the same lock hold as the rename: no pause in between
-        self._announce_done()
-
-    def _mark_done(self) -> None:
-        download = self.download
-        record = download.record
-        with download.lock:
-            record.finished = time.time()
-            record.message = ""
-            size = record.size or 0
-            record.done_ranges = [(0, size)] if size else []
-            download.plan = None
-            download._bytes_done_cache = size
-            download.speed = 0.0
-            download.connections.clear()
-            self._set(State.DONE)
-
-    def _announce_done(self) -> None:
-        self.ctx.save(self.download)
-        self.ctx.emit(events.Completed(self.download.id, self.download.info()))
-
-    def _renamed_before_a_crash(self) -> bool:
-        """True when laden stopped between the final rename and the journal's record of it.
-
-        The journal then says every byte is in the partial file, which is gone, and the final
-        name holds a file of exactly the right size (and checksum, when one is known). That
-        file is this download, finished: fetching it again would leave a duplicate `name.1`.
-        """
-        record = self.download.record
-        if not record.dest or not renamed_whole(record):
-            return False
-        wanted = checksums_to_check(record.checksums)
-        if wanted:
-            self._set(State.VERIFYING)
-            digests = hash_file(record.dest, {c["algorithm"] for c in wanted},
-                                stop=self.stop_event)
-            if any(digests[c["algorithm"]] != c["expected"] for c in wanted):
-                return False
-            with self.download.lock:
-                for checksum in wanted:
-                    checksum["actual"], checksum["verified"] = checksum["expected"], True
-        return True
-
-    def _etag_is_a_token(self) -> bool:
-        """Policy for tokenized links: a server (often a CDN) that sends a new ETag with every
-        answer while the size and Last-Modified stay the same. Such an ETag never matches an
-        If-Range, so trusting it would restart the download forever.
-
-        Two more probes decide, once per download: if they show two more ETags with the same
-        size and Last-Modified, the ETag is dropped for good (recorded in the journal) and
-        Last-Modified plus size are what later reads and resumes check. The download goes on
-        with the bytes it has. Otherwise the change is real and the caller restarts.
-        """
-        record = self.download.record
-        remote = self.remote
-        if record.extra.get("etag_is_a_token") or not remote.etag or remote.size is None:
-            return False
-        try:
-            probes = [self.source.probe(record.url, self.download.options) for _ in range(2)]
-        except LadenError:
-            return False
-        if len({remote.etag, *(p.etag for p in probes)}) < 3 or any(
-            p.size != remote.size or p.last_modified != remote.last_modified for p in probes
-        ):
-            return False
-        self._wait_connections_gone()
-        if self.stop_reason is not None:
-            return False  # paused or cancelled meanwhile: the caller ends the attempt
-        self._checkpoint(final=True)  # keep what this attempt wrote: same size and date
-        with self.download.lock:
-            record.extra["etag_is_a_token"] = True
-            record.etag = record.version = None
-        self.failure = None
-        self.stop_event.clear()
-        self.download.add_error(
-            "the server sends a new ETag with every answer (a tokenized link); laden checks "
-            "Last-Modified and the size instead")
-        return True
-
     # -- restarts and endings ----------------------------------------------------------------
-
-    def _restart_after(self, exc: TransferError) -> bool:
-        """Go back to zero after `exc`; False when it has happened too often to try again."""
-        self._restarts += 1
-        record = self.download.record
-        if isinstance(exc, RangeNotSupported):
-            record.supports_ranges = False
-        if self._restarts > (1 if isinstance(exc, ChecksumMismatch) else MAX_RESTARTS):
-            reason = str(exc) if isinstance(exc, ChecksumMismatch) else (
-                f"{exc}; it changed {self._restarts} times, giving up"
-            )
-            self._end(State.FAILED, reason)
-            return False
-        self._wait_connections_gone()
-        if self.stop_reason is not None:
-            return False  # paused or cancelled meanwhile: the user's request wins
-        # The failure that led here stopped the connections; the next attempt starts afresh.
-        self.stop_event.clear()
-        self._reset(f"{exc}; starting again from the first byte")
-        return True
-
-    def _wait_connections_gone(self) -> None:
-        deadline = time.monotonic() + 30
-        while self.download.connections and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def _reset(self, reason: str) -> None:
-        download = self.download
-        with download.lock:
-            download.record.done_ranges = []
-            download._bytes_done_cache = 0
-            download.plan = None
-            for checksum in download.record.checksums:
-                checksum["actual"] = checksum["verified"] = None
-        self._drop_hasher()
-        self.plan = None
-        self.failure = None
-        self.part.close()
-        record = download.record
-        if record.dest and os.path.exists(record.dest + PART_SUFFIX):
-            os.unlink(record.dest + PART_SUFFIX)
-        download.add_error(reason)
-        self.ctx.save(download)
-        self.ctx.emit(events.Restarted(download.id, reason, download.info()))
 
     def _set(self, state: State) -> None:
         download = self.download

@@ -1,0 +1,50 @@
+"""Checkpoints: how much of a download the journal counts as done, and when it is flushed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..store.journal import boot_id
+from .errors import DiskError, JournalError
+
+if TYPE_CHECKING:
+    from .transfer import Transfer
+
+
+def checkpoint(transfer: Transfer, *, final: bool = False, flush: bool = False) -> None:
+    """Record which bytes are written, and when `flush`, force them to disk first.
+
+    Every checkpoint notes the kernel's boot id. After a crash or `kill -9` of laden the
+    boot id is unchanged and the page cache still holds every written byte, so the
+    written ranges are trusted; after a power cut or an OS crash it differs, and only the
+    ranges last flushed are (see `Journal`). Forcing every checkpoint to disk would cap
+    downloads at the disk's write speed, which curl, wget and aria2c never wait for.
+    """
+    plan = transfer.plan
+    if plan is None or transfer.ctx.journal is None:
+        return
+    ranges = plan.done_ranges()
+    try:
+        if not final and not transfer.part.still_there():
+            raise DiskError(f"{transfer.part.path} was deleted during the download, or its "
+                            "folder was")
+        if flush:
+            transfer.part.flush()
+    except DiskError as exc:
+        transfer.fail(exc)
+        return
+    with transfer.download.lock:
+        record = transfer.download.record
+        record.done_ranges = ranges
+        record.boot_id = boot_id()
+        if flush:
+            record.flushed_ranges = ranges
+    if final or flush:
+        transfer.ctx.save(transfer.download)
+        return
+    try:
+        transfer.ctx.journal.save_progress(transfer.download.id, ranges)
+    except JournalError as exc:
+        # Progress that cannot be recorded is not safe to go on with: pause, keep the
+        # bytes (the journal still holds its last true record) and say why.
+        transfer.fail(DiskError(str(exc), no_space=exc.no_space))

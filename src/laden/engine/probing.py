@@ -1,0 +1,88 @@
+"""Asking the server about the file, and taking its answer.
+
+The probe's facts (size, validators, published checksums) are compared with what the journal
+recorded: a resume only goes on when they describe the same version of the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from .destination import choose_destination
+from .errors import Cancelled, Permanent, Retryable
+from .restarts import reset
+
+if TYPE_CHECKING:
+    from ..sources.base import RemoteInfo
+    from .transfer import Transfer
+
+
+def probe(transfer: Transfer) -> RemoteInfo:
+    attempt = 0
+    while True:
+        try:
+            return transfer.source.probe(transfer.download.record.url, transfer.download.options)
+        except Permanent as exc:
+            # 401 and 403 are sometimes passing (a token being rotated, a CDN warming up):
+            # one more try before calling them final.
+            if exc.status not in (401, 403) or attempt > 0:
+                raise
+            attempt += 1
+            transfer.download.add_error(str(exc))
+            if not transfer.backoff(attempt, exc):
+                raise
+        except Retryable as exc:
+            attempt += 1
+            transfer.download.add_error(str(exc))
+            if not transfer.backoff(attempt, exc):
+                if transfer.stop_event.is_set():
+                    raise Cancelled("stopped") from None
+                raise
+
+
+def adopt(transfer: Transfer, remote: RemoteInfo) -> None:
+    """Take the probe's facts; restart when they describe another version of the file."""
+    from ..sources.base import RemoteInfo
+
+    download = transfer.download
+    record = download.record
+    if record.extra.get("etag_is_a_token"):
+        # See restarts.etag_is_a_token: this server's ETags say nothing, so they are not pinned.
+        remote = transfer.remote = dataclasses.replace(remote, etag=None, version=None)
+    if record.done_ranges:
+        before = RemoteInfo(
+            url=record.url, final_url=record.final_url or record.url, size=record.size,
+            supports_ranges=bool(record.supports_ranges), etag=record.etag,
+            last_modified=record.last_modified, version=record.version,
+        )
+        if not record.supports_ranges or not remote.supports_ranges:
+            reset(transfer, "the server cannot resume this file, so it starts again")
+        elif not before.same_version(remote):
+            if before.size == remote.size and not (
+                before.version or before.last_modified
+            ) and any(c.get("origin") == "you" for c in record.checksums):
+                pass  # no validator to compare, but your checksum will catch a mix-up
+            else:
+                reset(transfer, before.describe_change(remote))
+    with download.lock:
+        record.final_url = remote.final_url
+        record.size = remote.size
+        record.etag = remote.etag
+        record.last_modified = remote.last_modified
+        record.version = remote.version
+        record.supports_ranges = remote.supports_ranges
+        record.extra.update(remote.extra)
+        mine = [c for c in record.checksums if c.get("origin") == "you"]
+        published = [dataclasses.asdict(c) for c in remote.checksums]
+        record.checksums = mine + (published if transfer.ctx.config.verify else [])
+        if record.dest is None:
+            _choose_destination(transfer, remote)
+    transfer.ctx.save(download)
+
+
+def _choose_destination(transfer: Transfer, remote: RemoteInfo) -> None:
+    choose_destination(
+        transfer.download.record, transfer.download.options, remote, transfer._conflict_policy(),
+        transfer.ctx.taken_names(transfer.download.id),
+    )

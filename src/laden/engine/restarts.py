@@ -1,0 +1,106 @@
+"""Going back to zero: when a download starts again from the first byte, and when it gives up.
+
+A changed remote file, a server that stops honouring ranges or a checksum mismatch each
+restart the download, a few times at most. A changed ETag from a tokenized link does not.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from . import events
+from .checkpoints import checkpoint
+from .errors import ChecksumMismatch, LadenError, RangeNotSupported, TransferError
+from .partfile import PART_SUFFIX
+from .states import State
+
+if TYPE_CHECKING:
+    from .transfer import Transfer
+
+MAX_RESTARTS = 3
+
+
+def etag_is_a_token(transfer: Transfer) -> bool:
+    """Policy for tokenized links: a server (often a CDN) that sends a new ETag with every
+    answer while the size and Last-Modified stay the same. Such an ETag never matches an
+    If-Range, so trusting it would restart the download forever.
+
+    Two more probes decide, once per download: if they show two more ETags with the same
+    size and Last-Modified, the ETag is dropped for good (recorded in the journal) and
+    Last-Modified plus size are what later reads and resumes check. The download goes on
+    with the bytes it has. Otherwise the change is real and the caller restarts.
+    """
+    record = transfer.download.record
+    remote = transfer.remote
+    if record.extra.get("etag_is_a_token") or not remote.etag or remote.size is None:
+        return False
+    try:
+        probes = [transfer.source.probe(record.url, transfer.download.options) for _ in range(2)]
+    except LadenError:
+        return False
+    if len({remote.etag, *(p.etag for p in probes)}) < 3 or any(
+        p.size != remote.size or p.last_modified != remote.last_modified for p in probes
+    ):
+        return False
+    wait_connections_gone(transfer)
+    if transfer.stop_reason is not None:
+        return False  # paused or cancelled meanwhile: the caller ends the attempt
+    checkpoint(transfer, final=True)  # keep what this attempt wrote: same size and date
+    with transfer.download.lock:
+        record.extra["etag_is_a_token"] = True
+        record.etag = record.version = None
+    transfer.failure = None
+    transfer.stop_event.clear()
+    transfer.download.add_error(
+        "the server sends a new ETag with every answer (a tokenized link); laden checks "
+        "Last-Modified and the size instead")
+    return True
+
+
+def restart_after(transfer: Transfer, exc: TransferError) -> bool:
+    """Go back to zero after `exc`; False when it has happened too often to try again."""
+    transfer._restarts += 1
+    record = transfer.download.record
+    if isinstance(exc, RangeNotSupported):
+        record.supports_ranges = False
+    if transfer._restarts > (1 if isinstance(exc, ChecksumMismatch) else MAX_RESTARTS):
+        reason = str(exc) if isinstance(exc, ChecksumMismatch) else (
+            f"{exc}; it changed {transfer._restarts} times, giving up"
+        )
+        transfer._end(State.FAILED, reason)
+        return False
+    wait_connections_gone(transfer)
+    if transfer.stop_reason is not None:
+        return False  # paused or cancelled meanwhile: the user's request wins
+    # The failure that led here stopped the connections; the next attempt starts afresh.
+    transfer.stop_event.clear()
+    reset(transfer, f"{exc}; starting again from the first byte")
+    return True
+
+
+def wait_connections_gone(transfer: Transfer) -> None:
+    deadline = time.monotonic() + 30
+    while transfer.download.connections and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def reset(transfer: Transfer, reason: str) -> None:
+    download = transfer.download
+    with download.lock:
+        download.record.done_ranges = []
+        download._bytes_done_cache = 0
+        download.plan = None
+        for checksum in download.record.checksums:
+            checksum["actual"] = checksum["verified"] = None
+    transfer._drop_hasher()
+    transfer.plan = None
+    transfer.failure = None
+    transfer.part.close()
+    record = download.record
+    if record.dest and os.path.exists(record.dest + PART_SUFFIX):
+        os.unlink(record.dest + PART_SUFFIX)
+    download.add_error(reason)
+    transfer.ctx.save(download)
+    transfer.ctx.emit(events.Restarted(download.id, reason, download.info()))
