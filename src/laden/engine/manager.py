@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import heapq
 import logging
 import os
 import threading
@@ -24,8 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..store.journal import Journal, Record, trusted_ranges
-from . import events
+from ..store.journal import Journal, Record
+from . import controlling, events, scheduler
 from .adding import (
     build_options,
     check_address,
@@ -40,9 +39,8 @@ from .errors import JournalError, LadenError, UnknownDownload
 from .hosts import HostLimiter
 from .info import DownloadInfo
 from .options import DownloadOptions
-from .partfile import PART_SUFFIX, has_room_to_resume
 from .ratelimit import TokenBucket
-from .states import ACTIVE, State
+from .states import State
 from .transfer import Transfer
 from .units import parse_rate
 from .verify import parse_checksum
@@ -96,11 +94,12 @@ class DownloadManager:
             self._state_lock.acquire()
             try:
                 self.journal = Journal(self.state_dir)
-                self._load(resume_interrupted)
+                scheduler.load(self, resume_interrupted)
             except BaseException:
                 self._state_lock.release()
                 raise
-        self._scheduler = threading.Thread(target=self._schedule, name="laden-queue", daemon=True)
+        self._scheduler = threading.Thread(target=scheduler.schedule, args=(self,),
+                                           name="laden-queue", daemon=True)
         self._scheduler.start()
 
     # -- adding ------------------------------------------------------------------------------
@@ -246,55 +245,13 @@ class DownloadManager:
     def _next_position(self) -> float:
         return self._last_position + 1
 
-    def _load(self, resume_interrupted: bool) -> None:
-        assert self.journal is not None
-        for record in self.journal.load_all():
-            if record.state != State.DONE.value:
-                record.done_ranges = trusted_ranges(record)
-            download = Download(record, DownloadOptions.from_journal(record.options))
-            if download.state in ACTIVE:
-                # It was running when laden stopped (quit, crash or kill -9).
-                download.state = State.QUEUED
-                record.state = State.QUEUED.value
-                download.held = not resume_interrupted
-            elif download.state is State.QUEUED:
-                download.held = not resume_interrupted
-            self._keep(download)
-
     # -- controlling -------------------------------------------------------------------------
 
     def pause(self, download_id: int) -> None:
-        download = self._get(download_id)
-        with download.lock:
-            download.waiting_for_space = False  # paused by you now: stays paused
-            if download.state in (State.PAUSED, State.DONE, State.CANCELLED, State.FAILED):
-                return
-            if download.transfer is not None:
-                download.transfer.stop("pause")
-            old = download.set_state(State.PAUSED, "paused")
-            download.speed = 0.0
-        self.save(download)
-        info = download.info()
-        self.emit(events.StateChanged(download_id, old, State.PAUSED, info))
-        self.emit(events.Paused(download_id, info))
-        self._notify()
+        controlling.pause(self, download_id)
 
     def resume(self, download_id: int) -> None:
-        download = self._get(download_id)
-        with download.lock:
-            download.held = False
-            download.waiting_for_space = False
-            if download.state in (State.QUEUED, *ACTIVE):
-                self._notify()
-                return
-            if download.state is State.DONE:
-                return
-            old = download.set_state(State.QUEUED, "")
-        self.save(download)
-        info = download.info()
-        self.emit(events.StateChanged(download_id, old, State.QUEUED, info))
-        self.emit(events.Resumed(download_id, info))
-        self._notify()
+        controlling.resume(self, download_id)
 
     def pause_all(self) -> None:
         for download in self._snapshot():
@@ -307,45 +264,11 @@ class DownloadManager:
 
     def cancel(self, download_id: int) -> None:
         """Stop for good and delete the partial file; the entry stays in the list."""
-        download = self._get(download_id)
-        with download.lock:
-            if download.state in (State.DONE, State.CANCELLED):
-                return
-            transfer = download.transfer
-            if transfer is not None:
-                transfer.stop("cancel")
-            old = download.set_state(State.CANCELLED, "cancelled")
-        if transfer is not None:
-            transfer.join(30)
-        self._delete_partial(download)
-        with download.lock:
-            download.record.done_ranges = []
-            download.plan = None
-            download._bytes_done_cache = 0
-        self.save(download)
-        self.emit(events.StateChanged(download_id, old, State.CANCELLED, download.info()))
-        self._notify()
+        controlling.cancel(self, download_id)
 
     def remove(self, download_id: int, delete_file: bool = False) -> None:
         """Forget a download; its partial file goes too, the finished file only if asked."""
-        download = self._get(download_id)
-        with download.lock:
-            transfer = download.transfer
-            if transfer is not None:
-                transfer.stop("remove")
-        if transfer is not None:
-            transfer.join(30)
-        self._delete_partial(download)
-        dest = download.record.dest
-        completed = download.record.finished is not None
-        if delete_file and dest and completed and os.path.isfile(dest):
-            os.unlink(dest)
-        with self._lock:
-            self._forget(download_id)
-        if self.journal is not None:
-            self.journal.delete(download_id)
-        self.emit(events.Removed(download_id))
-        self._notify()
+        controlling.remove(self, download_id, delete_file)
 
     def update_credentials(self, download_id: int, options: DownloadOptions) -> None:
         """Give a download (resumed from the journal) its credentials and headers again."""
@@ -486,70 +409,16 @@ class DownloadManager:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    def _schedule(self) -> None:
-        with self._wake:
-            while not self._closed:
-                if self._holding:  # adding a list: nothing starts until it is all in
-                    self._wake.wait(1.0)
-                    continue
-                journal_dir = self.state_dir if self.journal else None
-                # One pass over every download per wake, and a wake per download that ends:
-                # with hundreds of small files queued, this loop must stay cheap.
-                running, waiting, out_of_space = 0, [], []
-                for download in list(self._downloads.values()):
-                    if download.transfer is not None:
-                        running += 1
-                    elif download.state is State.QUEUED:
-                        if not download.held:
-                            waiting.append(download)
-                    elif download.waiting_for_space and download.state is State.PAUSED:
-                        out_of_space.append(download)
-                resumed = False
-                for download in out_of_space:
-                    if has_room_to_resume(download.record, journal_dir):
-                        log.info("download %s: there is free space again; resuming", download.id)
-                        self.resume(download.id)
-                        resumed = True
-                if resumed:
-                    continue  # count again: the resumed downloads are queued now
-                free = max(0, self.config.max_active - running)
-                for download in heapq.nsmallest(free, waiting, key=lambda d: d.record.position):
-                    with download.lock:
-                        download.transfer = Transfer(self, download)
-                        download.transfer.start()
-                self._wake.wait(1.0)
-
     def _notify(self) -> None:
         with self._wake:
             self._wake.notify_all()
 
     def transfer_ended(self, transfer: Transfer) -> None:
-        download = transfer.download
-        stranded = False
-        with download.lock:
-            if download.transfer is transfer:
-                download.transfer = None
-            download.connections.clear()
-            if download.state in ACTIVE and transfer.stop_reason is None:
-                # Every way out of a transfer sets a final state; this is a bug, so say so
-                # rather than leave the download looking busy forever.
-                download.add_error("internal error: the transfer ended without a result")
-                download.set_state(State.FAILED)
-                stranded = True
-            download.finished_event.set()
-        if stranded:
-            self.save(download)
-            self.emit(events.Failed(download.id, download.record.message, download.info()))
-        self._notify()
+        scheduler.transfer_ended(self, transfer)
 
     def taken_names(self, download_id: int) -> set[str]:
         """Destinations other unfinished downloads will use, so two never share one name."""
-        with self._lock:
-            downloads = list(self._downloads.values())  # no sorting: called for every start
-        # Called once per download, over every download: the cheapest test goes first.
-        return {dest for d in downloads
-                if (dest := d.record.dest) and d.state is not State.DONE
-                and d.record.id != download_id}
+        return scheduler.taken_names(self, download_id)
 
     def save(self, download: Download) -> None:
         if self.journal is None:
@@ -601,14 +470,6 @@ class DownloadManager:
     def _snapshot(self) -> Iterable[Download]:
         with self._lock:
             return sorted(self._downloads.values(), key=lambda d: d.record.position)
-
-    def _delete_partial(self, download: Download) -> None:
-        dest = download.record.dest
-        if dest and os.path.exists(dest + PART_SUFFIX):
-            try:
-                os.unlink(dest + PART_SUFFIX)
-            except OSError as exc:
-                log.warning("could not delete %s: %s", dest + PART_SUFFIX, exc)
 
 
 __all__ = ["DownloadManager", "LadenError", "VerifyResult"]

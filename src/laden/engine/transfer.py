@@ -349,7 +349,7 @@ class Transfer:
         with download.lock:
             if self.stop_reason in ("pause", "cancel", "remove"):
                 return  # the user's request decided the state already
-            # The manager resumes it once there is room again (see DownloadManager._schedule).
+            # The manager resumes it once there is room again (see scheduler.schedule).
             download.waiting_for_space = waiting_for_space
             if state is State.FAILED:
                 download.add_error(message)

@@ -1,0 +1,103 @@
+"""Pausing, resuming, cancelling and removing downloads at your request."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from . import events
+from .partfile import PART_SUFFIX
+from .states import ACTIVE, State
+
+if TYPE_CHECKING:
+    from .download import Download
+    from .manager import DownloadManager
+
+log = logging.getLogger("laden")
+
+
+def pause(manager: DownloadManager, download_id: int) -> None:
+    download = manager._get(download_id)
+    with download.lock:
+        download.waiting_for_space = False  # paused by you now: stays paused
+        if download.state in (State.PAUSED, State.DONE, State.CANCELLED, State.FAILED):
+            return
+        if download.transfer is not None:
+            download.transfer.stop("pause")
+        old = download.set_state(State.PAUSED, "paused")
+        download.speed = 0.0
+    manager.save(download)
+    info = download.info()
+    manager.emit(events.StateChanged(download_id, old, State.PAUSED, info))
+    manager.emit(events.Paused(download_id, info))
+    manager._notify()
+
+
+def resume(manager: DownloadManager, download_id: int) -> None:
+    download = manager._get(download_id)
+    with download.lock:
+        download.held = False
+        download.waiting_for_space = False
+        if download.state in (State.QUEUED, *ACTIVE):
+            manager._notify()
+            return
+        if download.state is State.DONE:
+            return
+        old = download.set_state(State.QUEUED, "")
+    manager.save(download)
+    info = download.info()
+    manager.emit(events.StateChanged(download_id, old, State.QUEUED, info))
+    manager.emit(events.Resumed(download_id, info))
+    manager._notify()
+
+
+def cancel(manager: DownloadManager, download_id: int) -> None:
+    download = manager._get(download_id)
+    with download.lock:
+        if download.state in (State.DONE, State.CANCELLED):
+            return
+        transfer = download.transfer
+        if transfer is not None:
+            transfer.stop("cancel")
+        old = download.set_state(State.CANCELLED, "cancelled")
+    if transfer is not None:
+        transfer.join(30)
+    delete_partial(download)
+    with download.lock:
+        download.record.done_ranges = []
+        download.plan = None
+        download._bytes_done_cache = 0
+    manager.save(download)
+    manager.emit(events.StateChanged(download_id, old, State.CANCELLED, download.info()))
+    manager._notify()
+
+
+def remove(manager: DownloadManager, download_id: int, delete_file: bool = False) -> None:
+    download = manager._get(download_id)
+    with download.lock:
+        transfer = download.transfer
+        if transfer is not None:
+            transfer.stop("remove")
+    if transfer is not None:
+        transfer.join(30)
+    delete_partial(download)
+    dest = download.record.dest
+    completed = download.record.finished is not None
+    if delete_file and dest and completed and os.path.isfile(dest):
+        os.unlink(dest)
+    with manager._lock:
+        manager._forget(download_id)
+    if manager.journal is not None:
+        manager.journal.delete(download_id)
+    manager.emit(events.Removed(download_id))
+    manager._notify()
+
+
+def delete_partial(download: Download) -> None:
+    dest = download.record.dest
+    if dest and os.path.exists(dest + PART_SUFFIX):
+        try:
+            os.unlink(dest + PART_SUFFIX)
+        except OSError as exc:
+            log.warning("could not delete %s: %s", dest + PART_SUFFIX, exc)
