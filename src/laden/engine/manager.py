@@ -23,15 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..store.journal import Journal, Record
-from . import controlling, events, scheduler
-from .adding import (
-    build_options,
-    check_address,
-    listed_target,
-    resolve_destination,
-    take_credentials,
-)
+from ..store.journal import Journal
+from . import controlling, events, queueing, scheduler
 from .checking import VerifyResult, recheck
 from .config import MAX_CONNECTIONS, Config
 from .download import Download
@@ -43,7 +36,6 @@ from .ratelimit import TokenBucket
 from .states import State
 from .transfer import Transfer
 from .units import parse_rate
-from .verify import parse_checksum
 
 log = logging.getLogger("laden")
 
@@ -120,40 +112,8 @@ class DownloadManager:
         Running the same address to the same place again continues the unfinished download
         instead of starting a second one. Keyword options are `DownloadOptions` fields.
         """
-        from ..sources.registry import scheme_of
-
-        scheme_of(url)
-        check_address(url)
-        options = build_options(options, option_fields)
-        url, options = take_credentials(url, options)
-        folder, filename = self._resolve(dest, options)
-        checksums = []
-        if options.checksum:
-            algorithm, digest = parse_checksum(options.checksum)
-            checksums.append({"algorithm": algorithm, "expected": digest, "origin": "you",
-                              "actual": None, "verified": None})
-        with self._lock:
-            existing = self._find_unfinished(url, folder, filename)
-            if existing is not None:
-                with existing.lock:
-                    existing.options = existing.options.merged(options)
-                    if checksums:
-                        existing.record.checksums = checksums + [
-                            c for c in existing.record.checksums if c["origin"] != "you"]
-                if start:
-                    self.resume(existing.id)
-                return existing.id
-            source = self.sources.for_url(url)
-            record = Record(
-                url=url, source=source.name, dest_dir=folder, filename=filename,
-                state=State.QUEUED.value if start else State.PAUSED.value,
-                options=options.to_journal(), checksums=checksums, group=group,
-                position=self._next_position(),
-            )
-            download = self._register(record, options)
-        self.emit(events.Added(download.id, download.info()))
-        self._notify()
-        return download.id
+        return queueing.add(self, url, dest, options=options, group=group, start=start,
+                            option_fields=option_fields)
 
     def add_all(
         self,
@@ -166,21 +126,8 @@ class DownloadManager:
         **option_fields: Any,
     ) -> list[int]:
         """Like `add`, but a folder or prefix address becomes one download per file in it."""
-        from ..sources.registry import scheme_of
-
-        scheme_of(url)
-        check_address(url)
-        options = build_options(options, option_fields)
-        url, options = take_credentials(url, options)
-        source = self.sources.for_url(url)
-        if not source.SUPPORTS_LISTING or not source.is_folder(url, options):
-            return [self.add(url, dest, options=options, group=group, start=start)]
-        folder, _ = self._resolve(dest if dest is None else dest.rstrip("/") + "/", options)
-        # Every name is checked before any download is added: a bad one refuses the listing.
-        targets = [(item.url, listed_target(folder, item.relative_path, item.url))
-                   for item in source.list(url, options)]
-        return [self.add(item_url, target, options=options, group=group, start=start)
-                for item_url, target in targets]
+        return queueing.add_all(self, url, dest, options=options, group=group, start=start,
+                                option_fields=option_fields)
 
     @contextlib.contextmanager
     def adding_many(self) -> Iterator[None]:
@@ -198,32 +145,6 @@ class DownloadManager:
             with self._wake:
                 self._holding -= 1
                 self._wake.notify_all()
-
-    def _resolve(self, dest: str | None, options: DownloadOptions) -> tuple[str, str | None]:
-        from ..store import paths
-
-        # Only looked up when needed: platformdirs reads the XDG user-dirs file every time.
-        default = self.config.download_dir or (paths.default_download_dir() if dest is None
-                                               else "")
-        return resolve_destination(dest, options, default)
-
-    def _find_unfinished(self, url: str, folder: str, filename: str | None) -> Download | None:
-        # Through the address index: a scan of every download per add made adding a list of
-        # hundreds of files quadratic.
-        for download in self._by_address.get((url, folder), ()):
-            if (
-                (filename is None or download.record.filename == filename)
-                and download.state not in (State.DONE, State.CANCELLED)
-            ):
-                return download
-        return None
-
-    def _register(self, record: Record, options: DownloadOptions) -> Download:
-        if self.journal is not None:
-            self.journal.insert(record)
-        else:
-            record.id = next(self._memory_ids)
-        return self._keep(Download(record, options))
 
     def _keep(self, download: Download) -> Download:
         record = download.record

@@ -1,0 +1,132 @@
+"""Putting downloads in the queue: one address, or one download per file under a folder address.
+
+The same address to the same place again continues the unfinished download rather than
+starting a second one. `adding` checks what is given before anything here runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..store.journal import Record
+from . import events
+from .adding import (
+    build_options,
+    check_address,
+    listed_target,
+    resolve_destination,
+    take_credentials,
+)
+from .download import Download
+from .options import DownloadOptions
+from .states import State
+from .verify import parse_checksum
+
+if TYPE_CHECKING:
+    from .manager import DownloadManager
+
+
+def add(
+    manager: DownloadManager,
+    url: str,
+    dest: str | None,
+    *,
+    options: DownloadOptions | None,
+    group: str | None,
+    start: bool,
+    option_fields: dict[str, Any],
+) -> int:
+    from ..sources.registry import scheme_of
+
+    scheme_of(url)
+    check_address(url)
+    options = build_options(options, option_fields)
+    url, options = take_credentials(url, options)
+    folder, filename = _resolve(manager, dest, options)
+    checksums = []
+    if options.checksum:
+        algorithm, digest = parse_checksum(options.checksum)
+        checksums.append({"algorithm": algorithm, "expected": digest, "origin": "you",
+                          "actual": None, "verified": None})
+    with manager._lock:
+        existing = _find_unfinished(manager, url, folder, filename)
+        if existing is not None:
+            with existing.lock:
+                existing.options = existing.options.merged(options)
+                if checksums:
+                    existing.record.checksums = checksums + [
+                        c for c in existing.record.checksums if c["origin"] != "you"]
+            if start:
+                manager.resume(existing.id)
+            return existing.id
+        source = manager.sources.for_url(url)
+        record = Record(
+            url=url, source=source.name, dest_dir=folder, filename=filename,
+            state=State.QUEUED.value if start else State.PAUSED.value,
+            options=options.to_journal(), checksums=checksums, group=group,
+            position=manager._next_position(),
+        )
+        download = _register(manager, record, options)
+    manager.emit(events.Added(download.id, download.info()))
+    manager._notify()
+    return download.id
+
+
+def add_all(
+    manager: DownloadManager,
+    url: str,
+    dest: str | None,
+    *,
+    options: DownloadOptions | None,
+    group: str | None,
+    start: bool,
+    option_fields: dict[str, Any],
+) -> list[int]:
+    from ..sources.registry import scheme_of
+
+    scheme_of(url)
+    check_address(url)
+    options = build_options(options, option_fields)
+    url, options = take_credentials(url, options)
+    source = manager.sources.for_url(url)
+    if not source.SUPPORTS_LISTING or not source.is_folder(url, options):
+        return [manager.add(url, dest, options=options, group=group, start=start)]
+    folder, _ = _resolve(manager, dest if dest is None else dest.rstrip("/") + "/", options)
+    # Every name is checked before any download is added: a bad one refuses the listing.
+    targets = [(item.url, listed_target(folder, item.relative_path, item.url))
+               for item in source.list(url, options)]
+    return [manager.add(item_url, target, options=options, group=group, start=start)
+            for item_url, target in targets]
+
+
+def _resolve(
+    manager: DownloadManager, dest: str | None, options: DownloadOptions
+) -> tuple[str, str | None]:
+    from ..store import paths
+
+    # Only looked up when needed: platformdirs reads the XDG user-dirs file every time.
+    default = manager.config.download_dir or (paths.default_download_dir() if dest is None
+                                              else "")
+    return resolve_destination(dest, options, default)
+
+
+def _find_unfinished(
+    manager: DownloadManager, url: str, folder: str, filename: str | None
+) -> Download | None:
+    # Through the address index: a scan of every download per add made adding a list of
+    # hundreds of files quadratic.
+    for download in manager._by_address.get((url, folder), ()):
+        if (
+            (filename is None or download.record.filename == filename)
+            and download.state not in (State.DONE, State.CANCELLED)
+        ):
+            return download
+    return None
+
+
+def _register(manager: DownloadManager, record: Record, options: DownloadOptions) -> Download:
+    if manager.journal is not None:
+        manager.journal.insert(record)
+    else:
+        record.id = next(manager._memory_ids)
+    return manager._keep(Download(record, options))
