@@ -414,7 +414,7 @@ def sc_mem(ctx: Ctx, notes: list[str]) -> dict | None:
 # ---------------------------------------------------------------- main
 
 
-def write_results(meta: dict, results: dict[str, dict]) -> None:
+def write_results(meta: dict, results: dict[str, dict], name: str = "LATEST") -> None:
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
     doc = {"meta": meta, "scenarios": {
@@ -423,7 +423,7 @@ def write_results(meta: dict, results: dict[str, dict]) -> None:
             "commands": {j.label: shlex.join(j.argv) for j in v["jobs"]},
             "runs": [asdict(r) | {"mibps": r.mibps} for r in v["runs"]]})}
         for k, v in results.items()}}
-    (out / "LATEST.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
     v = meta["versions"]
     md = [f"# laden benchmark, {meta['date']}", "",
           f"- machine: {meta['cpu']}, {meta['cores']} cores, {meta['mem_gib']} GiB RAM, "
@@ -434,7 +434,7 @@ def write_results(meta: dict, results: dict[str, dict]) -> None:
     for k, r in results.items():
         md += [f"## {k}", "", r.get("table", "(skipped)"), "", f"- took {r['elapsed_s']} s"]
         md += [f"- {n}" for n in r["notes"]] + [""]
-    (out / "LATEST.md").write_text("\n".join(md))
+    (out / f"{name}.md").write_text("\n".join(md))
 
 
 def inside_repo(p: Path) -> bool:
@@ -452,6 +452,9 @@ def main() -> None:
                     help="test data and nginx files (default /var/tmp/laden-bench)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir for the next run")
     ap.add_argument("--tmpfs", action="store_true", help="write outputs to /dev/shm")
+    ap.add_argument("--results", help="name of the results files in bench/results (default "
+                    "LATEST, or LATEST-tmpfs with --tmpfs): a run on tmpfs must not replace "
+                    "the full run's tables")
     ap.add_argument("--out-base", type=Path, default=Path("/var/tmp"),
                     help="where output dirs are created (default /var/tmp)")
     for opt, (normal, quick) in DEFAULTS.items():
@@ -472,6 +475,9 @@ def main() -> None:
                 parse_size(s)
     except argparse.ArgumentTypeError as e:
         ap.error(str(e))
+    results_name = args.results or ("LATEST-tmpfs" if args.tmpfs else "LATEST")
+    if not re.fullmatch(r"[\w.-]+", results_name):
+        ap.error(f"--results must be a plain file name, not {results_name!r}")
     base = Path("/dev/shm") if args.tmpfs else args.out_base
     for p in (args.workdir, base):
         if inside_repo(p):
@@ -507,12 +513,12 @@ def main() -> None:
                 res["elapsed_s"] = round(time.monotonic() - t0, 1)
                 results[name] = res
                 print("\n" + res.get("table", "(skipped)") + "\n" + "\n".join(res["notes"]))
-                write_results(meta, results)
+                write_results(meta, results, results_name)
     finally:
         shutil.rmtree(ctx.outbase, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\nwrote {BENCH / 'results' / 'LATEST.md'} and LATEST.json")
+    print(f"\nwrote {BENCH / 'results' / results_name}.md and {results_name}.json")
 
 
 if __name__ == "__main__":
