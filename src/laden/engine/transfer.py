@@ -89,7 +89,6 @@ class Transfer:
         self.plan: SegmentPlan | None = None
         self.part: PartialFile = PartialFile("")
         self.remote: RemoteInfo = None  # type: ignore[assignment]  # set by the probe
-        self._whole_from_probe = False
         self.source: Source = None  # type: ignore[assignment]
         self.host = ""
         self.streamed = 0
@@ -200,7 +199,6 @@ class Transfer:
             # progress is recorded (progress records carry only the ranges).
             download.record.boot_id = boot_id()
         self._set(State.CONNECTING)
-        self._whole_from_probe = False
         self.source = self.ctx.sources.for_url(download.record.url)
         self.host = urlsplit(download.record.url).hostname or ""
         self.remote = probe(self)
@@ -219,7 +217,7 @@ class Transfer:
         if self.stop_event.is_set():
             raise Cancelled(self.stop_reason or "stopped")
         flush = self.ctx.config.flush_on_finish
-        if flush or not self._whole_from_probe:
+        if flush or self._probe_body() is None:
             # A file that came whole with the probe is verified and renamed a moment later;
             # after a crash in between it is fetched again in one request, so its ranges need
             # no journal write of their own (a third of a small file's journal writes).
@@ -259,8 +257,8 @@ class Transfer:
         config = self.ctx.config
         plan = self.plan
         futures: list[Future[None]] = []
-        body = self.remote.body if self.remote is not None else None
-        if body is not None and len(body) == self.download.record.size:
+        body = self._probe_body()
+        if body is not None:
             self._write_probe_body(body)
         elif plan is not None:
             wanted = self.download.options.connections or config.connections
@@ -284,9 +282,13 @@ class Transfer:
         if unfinished and self.failure is None and not self.stop_event.is_set():
             self.failure = TransferError(self.download.record.message or "every connection failed")
 
+    def _probe_body(self) -> bytes | None:
+        """The whole file, when this attempt's probe carried it (see `RemoteInfo.body`)."""
+        body = self.remote.body if self.remote is not None else None
+        return body if body is not None and len(body) == self.download.record.size else None
+
     def _write_probe_body(self, body: bytes) -> None:
         """A small file that came whole with the probe: write it, as a connection would."""
-        self._whole_from_probe = True
         plan = self.plan
         if plan is not None:
             segment = plan.take(0)
