@@ -100,11 +100,10 @@ class TrailingHasher:
             # write keeps the hand-offs between threads few. No other live bytes share these
             # ring places: the window is [digested, digested + WINDOW) and every held range in
             # it is disjoint.
-            at = offset % self._window
-            first = min(n, self._window - at)
-            self._ring[at : at + first] = data[:first]
-            if first < n:
-                self._ring[: n - first] = data[first:]
+            copied = 0
+            for place in self._ring_views(offset, n):
+                place[:] = data[copied : copied + len(place)]
+                copied += len(place)
             self._held[offset] = n
             if offset == self._handed and self._reader_waiting:
                 self._arrived.notify()
