@@ -230,18 +230,16 @@ def _rename_no_replace(part_path: str, dest: str) -> bool:
     to one folder wait for each other in the kernel (measured with perf: the folder's lock was
     the largest kernel cost of 500 files of 256 KiB).
     """
+    import ctypes  # here, not at the top: only a finishing download needs it
+
     global _renameat2
     if _renameat2 is None:
-        import ctypes  # only when a download finishes: it costs start-up time
-
         _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", False)
         if _renameat2:
             _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
                                    ctypes.c_char_p, ctypes.c_uint]
     if not _renameat2:
         return False
-    import ctypes
-
     if _renameat2(_AT_FDCWD, os.fsencode(part_path), _AT_FDCWD, os.fsencode(dest),
                   _RENAME_NOREPLACE) == 0:
         return True
