@@ -21,6 +21,7 @@ import os
 import ssl
 import threading
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -100,12 +101,7 @@ class HttpSource(Source):
         HTTPS to HTTP, dropping credentials across origins) and naming the error.
         """
         try:
-            response = self._pool(url, options).urlopen(
-                "GET", url, headers={**headers, "User-Agent": USER_AGENT},
-                preload_content=False, decode_content=False, redirect=False, retries=False,
-                timeout=urllib3.Timeout(connect=self._config.connect_timeout,
-                                        read=self._config.stall_timeout),
-            )
+            response = self._get(url, {**headers, "User-Agent": USER_AGENT}, options)
         except urllib3.exceptions.ReadTimeoutError:
             # Connected, and no answer: asking again through httpx would wait as long again.
             raise Retryable(f"timed out connecting to {_host(url)}") from None
@@ -116,19 +112,36 @@ class HttpSource(Source):
             if 300 <= response.status < 400:
                 return None
             remote = self._remote_from(url, url, response.status, response.headers)
-            if self._carries_whole_file(response.status, response.headers, remote):
-                try:
-                    body = response.read()
-                except (urllib3.exceptions.HTTPError, OSError):
-                    body = b""  # dropped or stalled: the connections fetch it, with retries
-                whole = len(body) == remote.size
-                if whole:
-                    remote = dataclasses.replace(remote, body=body)
+            remote = self._with_body(remote, response.status, response.headers, response.read,
+                                     (urllib3.exceptions.HTTPError, OSError))
+            whole = remote.body is not None
             return remote
         finally:
             if not whole:
                 response.close()  # unread bytes: this connection cannot carry another request
             response.release_conn()
+
+    def _with_body(self, remote: RemoteInfo, status: int, headers: Any,
+                   read: Callable[[], bytes], errors: tuple[type[BaseException], ...]
+                   ) -> RemoteInfo:
+        """`remote` with the whole file attached, when the probe's answer is it: `read` takes
+        the body; a failure (`errors`) leaves it to the connections, which retry."""
+        if not self._carries_whole_file(status, headers, remote):
+            return remote
+        try:
+            body = read()
+        except errors:
+            return remote  # dropped or stalled: the connections fetch it, with retries
+        return dataclasses.replace(remote, body=body) if len(body) == remote.size else remote
+
+    def _get(self, url: str, headers: dict[str, str], options: DownloadOptions) -> Any:
+        """One GET through urllib3, redirects not followed, the body left unread."""
+        return self._pool(url, options).urlopen(
+            "GET", url, headers=headers, preload_content=False, decode_content=False,
+            redirect=False, retries=False,
+            timeout=urllib3.Timeout(connect=self._config.connect_timeout,
+                                    read=self._config.stall_timeout),
+        )
 
     def _carries_whole_file(self, status: int, headers: Any, remote: RemoteInfo) -> bool:
         """True when the probe's answer is the whole file, as the file's own bytes, and the
@@ -191,15 +204,8 @@ class HttpSource(Source):
             validator = remote.version or remote.last_modified
             if validator:
                 headers["If-Range"] = validator
-        pool = self._pool(url, options)
-        timeout = urllib3.Timeout(
-            connect=self._config.connect_timeout, read=self._config.stall_timeout
-        )
         try:
-            response = pool.urlopen(
-                "GET", url, headers=headers, preload_content=False, decode_content=False,
-                redirect=False, retries=False, timeout=timeout,
-            )
+            response = self._get(url, headers, options)
         except urllib3.exceptions.SSLError as exc:
             raise Permanent(f"TLS error talking to {_host(url)}: {exc}") from None
         except urllib3.exceptions.NameResolutionError:

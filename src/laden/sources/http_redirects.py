@@ -9,7 +9,6 @@ then: httpx costs about 40 ms of start-up.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -42,16 +41,10 @@ class RedirectingProbe:
                 _refuse_downgrade(clean, final)
                 remote = source._remote_from(clean, final, response.status_code,
                                              response.headers)
-                if source._carries_whole_file(response.status_code, response.headers, remote):
-                    try:
-                        body = b"".join(response.iter_raw())
-                    except httpx.TransportError:
-                        body = b""  # dropped or stalled: the connections fetch it, with retries
-                    if len(body) == remote.size:
-                        remote = dataclasses.replace(remote, body=body)
-                # Otherwise leaving the block closes the answer unread: the bytes come
-                # through the connections.
-                return remote
+                # An answer whose body is not read is closed unread on leaving the block.
+                return source._with_body(remote, response.status_code, response.headers,
+                                         lambda: b"".join(response.iter_raw()),
+                                         (httpx.TransportError,))
         except httpx.TooManyRedirects:
             raise Permanent(f"too many redirects from {clean}") from None
         except httpx.TimeoutException:
