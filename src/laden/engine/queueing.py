@@ -36,12 +36,7 @@ def add(
     start: bool,
     option_fields: dict[str, Any],
 ) -> int:
-    from ..sources.registry import scheme_of
-
-    scheme_of(url)
-    check_address(url)
-    options = build_options(options, option_fields)
-    url, options = take_credentials(url, options)
+    url, options = _checked(url, options, option_fields)
     folder, filename = _resolve(manager, dest, options)
     checksums = []
     if options.checksum:
@@ -82,12 +77,7 @@ def add_all(
     start: bool,
     option_fields: dict[str, Any],
 ) -> list[int]:
-    from ..sources.registry import scheme_of
-
-    scheme_of(url)
-    check_address(url)
-    options = build_options(options, option_fields)
-    url, options = take_credentials(url, options)
+    url, options = _checked(url, options, option_fields)
     source = manager.sources.for_url(url)
     if not source.SUPPORTS_LISTING or not source.is_folder(url, options):
         return [manager.add(url, dest, options=options, group=group, start=start)]
@@ -97,6 +87,16 @@ def add_all(
                for item in source.list(url, options)]
     return [manager.add(item_url, target, options=options, group=group, start=start)
             for item_url, target in targets]
+
+
+def _checked(url: str, options: DownloadOptions | None, option_fields: dict[str, Any]
+             ) -> tuple[str, DownloadOptions]:
+    """The address checked and its credentials moved into the options (see `adding`)."""
+    from ..sources.registry import scheme_of
+
+    scheme_of(url)
+    check_address(url)
+    return take_credentials(url, build_options(options, option_fields))
 
 
 def _resolve(
