@@ -21,6 +21,8 @@ from .urls import strip_credentials
 
 def build_options(options: DownloadOptions | None, fields: dict[str, Any]) -> DownloadOptions:
     """`options` with keyword fields applied and validated (rates may be written like 5M)."""
+    if options is not None and not fields:
+        return options  # frozen: nothing to copy
     if "limit_rate" in fields and not isinstance(fields["limit_rate"], int | type(None)):
         fields["limit_rate"] = parse_rate(fields["limit_rate"])
     known = {f.name for f in dataclasses.fields(DownloadOptions)}

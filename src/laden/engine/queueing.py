@@ -23,6 +23,7 @@ from .states import State
 from .verify import parse_checksum
 
 if TYPE_CHECKING:
+    from ..sources.base import Source
     from .manager import DownloadManager
 
 
@@ -37,6 +38,19 @@ def add(
     option_fields: dict[str, Any],
 ) -> int:
     url, options = _checked(url, options, option_fields)
+    return _queue(manager, url, dest, options, group, start, manager.sources.for_url(url))
+
+
+def _queue(
+    manager: DownloadManager,
+    url: str,
+    dest: str | None,
+    options: DownloadOptions,
+    group: str | None,
+    start: bool,
+    source: Source,
+) -> int:
+    """Queue a checked address (see `_checked`), or continue its unfinished download."""
     folder, filename = _resolve(manager, dest, options)
     checksums = []
     if options.checksum:
@@ -54,7 +68,6 @@ def add(
             if start:
                 manager.resume(existing.id)
             return existing.id
-        source = manager.sources.for_url(url)
         record = Record(
             url=url, source=source.name, dest_dir=folder, filename=filename,
             state=State.QUEUED.value if start else State.PAUSED.value,
@@ -80,7 +93,7 @@ def add_all(
     url, options = _checked(url, options, option_fields)
     source = manager.sources.for_url(url)
     if not source.SUPPORTS_LISTING or not source.is_folder(url, options):
-        return [manager.add(url, dest, options=options, group=group, start=start)]
+        return [_queue(manager, url, dest, options, group, start, source)]  # checked above
     folder, _ = _resolve(manager, dest if dest is None else dest.rstrip("/") + "/", options)
     # Every name is checked before any download is added: a bad one refuses the listing.
     targets = [(item.url, listed_target(folder, item.relative_path, item.url))
