@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Container
 from typing import TYPE_CHECKING
 
 from .errors import Cancelled, DestinationExists
@@ -27,7 +28,7 @@ class Skip(Cancelled):
 
 
 def choose_destination(
-    record: Record, options: DownloadOptions, remote: RemoteInfo, policy: str, taken: set[str]
+    record: Record, options: DownloadOptions, remote: RemoteInfo, policy: str, taken: Container[str]
 ) -> None:
     """Settle `record.dest` and `record.filename`. Raises Skip or DestinationExists."""
     name = (

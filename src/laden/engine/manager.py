@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -73,6 +73,7 @@ class DownloadManager:
         self._wake = threading.Condition(self._lock)
         self._closed = False
         self._holding = 0
+        self._recount = True  # the scheduler must look at every download again
         self._downloads: dict[int, Download] = {}
         self._by_address: dict[tuple[str, str], list[Download]] = {}
         self._last_position = 0.0
@@ -208,6 +209,7 @@ class DownloadManager:
             mine, theirs = order[index], order[other]
             mine.record.position, theirs.record.position = (
                 theirs.record.position, mine.record.position)
+        self._notify()  # the next to start may be another one now
         self.save(mine)
         self.save(theirs)
         self.emit(events.Progress(mine.id, mine.info()))
@@ -330,14 +332,17 @@ class DownloadManager:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    def _notify(self) -> None:
+    def _notify(self, recount: bool = True) -> None:
+        """Wake the scheduler. `recount=False` only when nothing changed but a freed slot."""
         with self._wake:
-            self._wake.notify_all()
+            self._recount = self._recount or recount
+            if not self._holding:  # adding a list: woken once, when it is all in
+                self._wake.notify_all()
 
     def transfer_ended(self, transfer: Transfer) -> None:
         scheduler.transfer_ended(self, transfer)
 
-    def taken_names(self, download_id: int) -> set[str]:
+    def taken_names(self, download_id: int) -> Container[str]:
         """Destinations other unfinished downloads will use, so two never share one name."""
         return scheduler.taken_names(self, download_id)
 

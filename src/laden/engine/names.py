@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import unicodedata
+from collections.abc import Container
 from urllib.parse import unquote, urlsplit
 
 MAX_NAME_BYTES = 255 - 16
@@ -103,11 +104,10 @@ def numbered(path: str, number: int) -> str:
     return os.path.join(folder, f"{stem}.{number}{ext}")
 
 
-def free_name(path: str, taken: set[str] | None = None) -> str:
+def free_name(path: str, taken: Container[str] = ()) -> str:
     """`path`, or the first `name.N.ext` that exists neither on disk nor in `taken`."""
     from .partfile import PART_SUFFIX
 
-    taken = taken or set()
     candidate = path
     number = 0
     while (

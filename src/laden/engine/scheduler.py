@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
+from collections.abc import Container
 from typing import TYPE_CHECKING
 
 from ..store.journal import trusted_ranges
@@ -20,39 +22,70 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("laden")
 
+RECOUNT_EVERY = 1.0
+"""Seconds between full counts of the queue when nothing asked for one."""
+
 
 def schedule(manager: DownloadManager) -> None:
+    # The downloads waiting to start, in queue order, as the last full count found them. A
+    # transfer that ends only frees a slot, and the next download comes off this heap: with
+    # hundreds of small files queued, a pass over every download per start made the queue
+    # quadratic (and held the manager's lock while the transfers wanted it).
+    waiting: list[tuple[float, int, Download]] = []
+    running: list[Download] = []
+    counted_at = 0.0
     with manager._wake:
         while not manager._closed:
             if manager._holding:  # adding a list: nothing starts until it is all in
-                manager._wake.wait(1.0)
+                manager._wake.wait(RECOUNT_EVERY)
                 continue
-            journal_dir = manager.state_dir if manager.journal else None
-            # One pass over every download per wake, and a wake per download that ends:
-            # with hundreds of small files queued, this loop must stay cheap.
-            running, waiting, out_of_space = 0, [], []
-            for download in list(manager._downloads.values()):
-                if download.transfer is not None:
-                    running += 1
-                elif download.state is State.QUEUED:
-                    if not download.held:
-                        waiting.append(download)
-                elif download.waiting_for_space and download.state is State.PAUSED:
-                    out_of_space.append(download)
-            resumed = False
-            for download in out_of_space:
-                if has_room_to_resume(download.record, journal_dir):
-                    log.info("download %s: there is free space again; resuming", download.id)
-                    manager.resume(download.id)
-                    resumed = True
-            if resumed:
-                continue  # count again: the resumed downloads are queued now
-            free = max(0, manager.config.max_active - running)
-            for download in heapq.nsmallest(free, waiting, key=lambda d: d.record.position):
+            # Every change but a freed slot asks for a count; a busy queue counts every second
+            # anyway, as a quiet one does.
+            if manager._recount or time.monotonic() - counted_at > RECOUNT_EVERY:
+                manager._recount, counted_at = False, time.monotonic()
+                if _resume_where_space_returned(manager):
+                    continue  # count again: the resumed downloads are queued now
+                running, waiting = _count(manager)
+            running = [d for d in running if d.transfer is not None]
+            free = max(0, manager.config.max_active - len(running))
+            while free and waiting:
+                download = heapq.heappop(waiting)[2]
+                if not _ready(manager, download):
+                    continue  # changed since the count; a change that queues it counts again
                 with download.lock:
                     download.transfer = Transfer(manager, download)
                     download.transfer.start()
-            manager._wake.wait(1.0)
+                running.append(download)
+                free -= 1
+            manager._wake.wait(RECOUNT_EVERY)
+
+
+def _count(manager: DownloadManager) -> tuple[list[Download], list[tuple[float, int, Download]]]:
+    running, waiting = [], []
+    for download in list(manager._downloads.values()):
+        if download.transfer is not None:
+            running.append(download)
+        elif download.state is State.QUEUED and not download.held:
+            waiting.append((download.record.position, download.id, download))
+    heapq.heapify(waiting)
+    return running, waiting
+
+
+def _ready(manager: DownloadManager, download: Download) -> bool:
+    return (download.transfer is None and download.state is State.QUEUED and not download.held
+            and manager._downloads.get(download.id) is download)
+
+
+def _resume_where_space_returned(manager: DownloadManager) -> bool:
+    journal_dir = manager.state_dir if manager.journal else None
+    resumed = False
+    for download in list(manager._downloads.values()):
+        if (download.waiting_for_space and download.state is State.PAUSED
+                and download.transfer is None and has_room_to_resume(download.record, journal_dir)):
+            log.info("download %s: there is free space again; resuming", download.id)
+            manager.resume(download.id)
+            resumed = True
+    return resumed
 
 
 def transfer_ended(manager: DownloadManager, transfer: Transfer) -> None:
@@ -72,16 +105,32 @@ def transfer_ended(manager: DownloadManager, transfer: Transfer) -> None:
     if stranded:
         manager.save(download)
         manager.emit(events.Failed(download.id, download.record.message, download.info()))
-    manager._notify()
+    # A freed slot needs no recount, unless this download itself is queued to run again
+    # (resumed while its transfer was still stopping).
+    manager._notify(recount=download.state is State.QUEUED)
 
 
-def taken_names(manager: DownloadManager, download_id: int) -> set[str]:
-    with manager._lock:
-        downloads = list(manager._downloads.values())  # no sorting: called for every start
-    # Called once per download, over every download: the cheapest test goes first.
-    return {dest for d in downloads
-            if (dest := d.record.dest) and d.state is not State.DONE
-            and d.record.id != download_id}
+def taken_names(manager: DownloadManager, download_id: int) -> Container[str]:
+    return _OtherDestinations(manager, download_id)
+
+
+class _OtherDestinations:
+    """The destinations of the other unfinished downloads, looked up one name at a time.
+
+    A new name is looked up once or twice; building the whole set for every start instead was
+    a pass over every download per file, quadratic over a list of small files.
+    """
+
+    def __init__(self, manager: DownloadManager, download_id: int) -> None:
+        self._manager, self._download_id = manager, download_id
+
+    def __contains__(self, name: object) -> bool:
+        with self._manager._lock:
+            for d in self._manager._downloads.values():  # a plain loop: 2x a generator's speed
+                if d.record.dest == name and d.state is not State.DONE \
+                        and d.record.id != self._download_id:
+                    return True
+        return False
 
 
 def load(manager: DownloadManager, resume_interrupted: bool) -> None:

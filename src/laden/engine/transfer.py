@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Container
 from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -74,7 +75,7 @@ class EngineContext(Protocol):
     def emit(self, event: events.Event) -> None: ...
     def transfer_ended(self, transfer: Transfer) -> None: ...
     def save(self, download: Download) -> None: ...
-    def taken_names(self, download_id: int) -> set[str]: ...
+    def taken_names(self, download_id: int) -> Container[str]: ...
 
 
 class Transfer:

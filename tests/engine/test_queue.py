@@ -1,0 +1,107 @@
+"""The queue: downloads start in order, never more at once than allowed, and none is forgotten."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from laden.engine import events, scheduler
+from laden.engine.states import State
+from servers.http_server import Faults
+
+from .helpers import FAST, manager
+
+
+@pytest.fixture
+def no_periodic_recount(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what the engine asks for wakes the queue: a start that relied on the scheduler's
+    periodic count would wait a minute, and the test's own timeout would fail it."""
+    monkeypatch.setattr(scheduler, "RECOUNT_EVERY", 60.0)
+
+
+def test_a_list_starts_in_order_and_never_more_at_once_than_allowed(
+    http_server, downloads: Path, no_periodic_recount
+) -> None:
+    urls = [http_server.add_file(f"/f{n:02}.bin", bytes([n]) * 20_000) for n in range(30)]
+    lock, started, active, most = threading.Lock(), [], set(), [0]
+
+    def on_event(event: events.Event) -> None:
+        with lock:
+            if isinstance(event, events.Started):
+                started.append(event.download_id)
+                active.add(event.download_id)
+                most[0] = max(most[0], len(active))
+            elif isinstance(event, events.Completed | events.Failed):
+                active.discard(event.download_id)
+
+    with manager(FAST.replace(max_active=3)) as m:
+        m.subscribe(on_event)
+        with m.adding_many():
+            ids = [m.add(url, str(downloads)) for url in urls]
+        infos = [m.wait(i, timeout=30) for i in ids]
+    assert [i.state for i in infos] == [State.DONE] * 30
+    assert sorted(started) == ids
+    assert most[0] == 3
+    for n in range(30):
+        assert (downloads / f"f{n:02}.bin").read_bytes() == bytes([n]) * 20_000
+
+
+def test_one_at_a_time_they_start_in_queue_order(
+    http_server, downloads: Path, no_periodic_recount
+) -> None:
+    urls = [http_server.add_file(f"/o{n:02}.bin", b"o" * 5000) for n in range(12)]
+    started: list[int] = []
+    with manager(FAST.replace(max_active=1)) as m:
+        m.subscribe(lambda e: started.append(e.download_id)
+                    if isinstance(e, events.Started) else None)
+        with m.adding_many():
+            ids = [m.add(url, str(downloads)) for url in urls]
+        assert all(m.wait(i, timeout=30).state is State.DONE for i in ids)
+    assert started == ids
+
+
+def test_resumed_while_its_transfer_still_stops_it_starts_again(
+    http_server, downloads: Path, no_periodic_recount
+) -> None:
+    # The transfer's end frees a slot without a full count of the queue; the download it
+    # belonged to is queued again by then, and must not wait for the next periodic count.
+    url = http_server.add_file("/slow.bin", b"s" * 3_000_000,
+                               faults=Faults(rate_per_connection=300_000))
+    with manager(FAST.replace(max_active=1)) as m:
+        download_id = m.add(url, str(downloads))
+        deadline = time.monotonic() + 20
+        while m.get(download_id).done < 100_000:
+            assert time.monotonic() < deadline, "the download never got going"
+            time.sleep(0.02)
+        m.pause(download_id)
+        m.resume(download_id)  # at once: its transfer is most likely still stopping
+        http_server.set_faults("/slow.bin", Faults())
+        info = m.wait(download_id, timeout=20)
+    assert info.state is State.DONE, info.message
+    assert (downloads / "slow.bin").read_bytes() == b"s" * 3_000_000
+
+
+def test_a_queued_download_moved_up_starts_next(
+    http_server, downloads: Path, no_periodic_recount
+) -> None:
+    slow = http_server.add_file("/first.bin", b"1" * 400_000,
+                                faults=Faults(rate_per_connection=1_000_000))
+    later = [http_server.add_file(f"/q{n}.bin", b"q" * 1000) for n in range(3)]
+    order: list[int] = []
+    with manager(FAST.replace(max_active=1)) as m:
+        m.subscribe(lambda e: order.append(e.download_id)
+                    if isinstance(e, events.Started) else None)
+        with m.adding_many():
+            first = m.add(slow, str(downloads))
+            queued = [m.add(url, str(downloads)) for url in later]
+        deadline = time.monotonic() + 20
+        while not order:  # the queue was counted, and the first one runs
+            assert time.monotonic() < deadline, "nothing started"
+            time.sleep(0.01)
+        m.move(queued[2], -2)  # swaps places with the first one waiting
+        for download_id in [first, *queued]:
+            assert m.wait(download_id, timeout=30).state is State.DONE
+    assert order == [first, queued[2], queued[1], queued[0]]
