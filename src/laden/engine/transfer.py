@@ -246,7 +246,8 @@ class Transfer:
         self.part.open(direct_io=direct.wanted(self.ctx.config.direct_io,
                                                os.path.dirname(record.dest), size))
         if size is not None and record.supports_ranges:
-            self.part.preallocate(size)
+            if self._probe_body() is None:  # a file already in memory is written at once
+                self.part.preallocate(size)
             self.plan = SegmentPlan(size, record.done_ranges,
                                     min_size=self.ctx.config.min_segment_size)
             self.download.plan = self.plan
