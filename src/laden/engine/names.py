@@ -27,6 +27,8 @@ def sanitize_filename(name: str | None, *, windows: bool | None = None) -> str |
     if not name:
         return None
     windows = sys.platform == "win32" if windows is None else windows
+    # A lone surrogate (from a badly decoded header) cannot be written as a file name: "?".
+    name = name.encode("utf-8", "replace").decode("utf-8")
     name = unicodedata.normalize("NFC", name)
     # Only the last component counts: "../../etc/passwd" and "C:\\x\\y" become "passwd", "y".
     name = re.split(r"[/\\]", name)[-1]
