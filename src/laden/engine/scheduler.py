@@ -43,9 +43,9 @@ def schedule(manager: DownloadManager) -> None:
             # anyway, as a quiet one does.
             if manager._recount or time.monotonic() - counted_at > RECOUNT_EVERY:
                 manager._recount, counted_at = False, time.monotonic()
-                if _resume_where_space_returned(manager):
+                running, waiting, out_of_space = _count(manager)
+                if _resume_where_space_returned(manager, out_of_space):
                     continue  # count again: the resumed downloads are queued now
-                running, waiting = _count(manager)
             running = [d for d in running if d.transfer is not None]
             free = max(0, manager.config.max_active - len(running))
             while free and waiting:
@@ -60,15 +60,20 @@ def schedule(manager: DownloadManager) -> None:
             manager._wake.wait(RECOUNT_EVERY)
 
 
-def _count(manager: DownloadManager) -> tuple[list[Download], list[tuple[float, int, Download]]]:
-    running, waiting = [], []
+def _count(manager: DownloadManager
+           ) -> tuple[list[Download], list[tuple[float, int, Download]], list[Download]]:
+    """One pass over every download: running, waiting (a heap), paused for want of space."""
+    running, waiting, out_of_space = [], [], []
     for download in list(manager._downloads.values()):
         if download.transfer is not None:
             running.append(download)
-        elif download.state is State.QUEUED and not download.held:
-            waiting.append((download.record.position, download.id, download))
+        elif download.state is State.QUEUED:
+            if not download.held:
+                waiting.append((download.record.position, download.id, download))
+        elif download.waiting_for_space and download.state is State.PAUSED:
+            out_of_space.append(download)
     heapq.heapify(waiting)
-    return running, waiting
+    return running, waiting, out_of_space
 
 
 def _ready(manager: DownloadManager, download: Download) -> bool:
@@ -76,12 +81,12 @@ def _ready(manager: DownloadManager, download: Download) -> bool:
             and manager._downloads.get(download.id) is download)
 
 
-def _resume_where_space_returned(manager: DownloadManager) -> bool:
+def _resume_where_space_returned(manager: DownloadManager, out_of_space: list[Download]
+                                 ) -> bool:
     journal_dir = manager.state_dir if manager.journal else None
     resumed = False
-    for download in list(manager._downloads.values()):
-        if (download.waiting_for_space and download.state is State.PAUSED
-                and download.transfer is None and has_room_to_resume(download.record, journal_dir)):
+    for download in out_of_space:
+        if has_room_to_resume(download.record, journal_dir):
             log.info("download %s: there is free space again; resuming", download.id)
             manager.resume(download.id)
             resumed = True
