@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from laden.engine import events, scheduler
+from laden.engine.manager import DownloadManager
 from laden.engine.states import State
 from servers.http_server import Faults
 
-from .helpers import FAST, manager
+from .helpers import FAST, manager, wait_for
 
 
 @pytest.fixture
@@ -20,6 +20,14 @@ def no_periodic_recount(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only what the engine asks for wakes the queue: a start that relied on the scheduler's
     periodic count would wait a minute, and the test's own timeout would fail it."""
     monkeypatch.setattr(scheduler, "RECOUNT_EVERY", 60.0)
+
+
+def _record_starts(m: DownloadManager) -> list[int]:
+    """The ids of the downloads that start, in the order they do."""
+    started: list[int] = []
+    m.subscribe(lambda e: started.append(e.download_id)
+                if isinstance(e, events.Started) else None)
+    return started
 
 
 def test_a_list_never_runs_more_at_once_than_allowed(
@@ -56,10 +64,8 @@ def test_one_at_a_time_they_start_in_queue_order(
     http_server, downloads: Path, no_periodic_recount
 ) -> None:
     urls = [http_server.add_file(f"/o{n:02}.bin", b"o" * 5000) for n in range(12)]
-    started: list[int] = []
     with manager(FAST.replace(max_active=1)) as m:
-        m.subscribe(lambda e: started.append(e.download_id)
-                    if isinstance(e, events.Started) else None)
+        started = _record_starts(m)
         with m.adding_many():
             ids = [m.add(url, str(downloads)) for url in urls]
         assert all(m.wait(i, timeout=30).state is State.DONE for i in ids)
@@ -75,10 +81,8 @@ def test_resumed_while_its_transfer_still_stops_it_starts_again(
                                faults=Faults(rate_per_connection=300_000))
     with manager(FAST.replace(max_active=1)) as m:
         download_id = m.add(url, str(downloads))
-        deadline = time.monotonic() + 20
-        while m.get(download_id).done < 100_000:
-            assert time.monotonic() < deadline, "the download never got going"
-            time.sleep(0.02)
+        wait_for(lambda: m.get(download_id).done >= 100_000,
+                 message="the download never got going")
         m.pause(download_id)
         m.resume(download_id)  # at once: its transfer is most likely still stopping
         http_server.set_faults("/slow.bin", Faults())
@@ -93,17 +97,12 @@ def test_a_queued_download_moved_up_starts_next(
     slow = http_server.add_file("/first.bin", b"1" * 400_000,
                                 faults=Faults(rate_per_connection=1_000_000))
     later = [http_server.add_file(f"/q{n}.bin", b"q" * 1000) for n in range(3)]
-    order: list[int] = []
     with manager(FAST.replace(max_active=1)) as m:
-        m.subscribe(lambda e: order.append(e.download_id)
-                    if isinstance(e, events.Started) else None)
+        order = _record_starts(m)
         with m.adding_many():
             first = m.add(slow, str(downloads))
             queued = [m.add(url, str(downloads)) for url in later]
-        deadline = time.monotonic() + 20
-        while not order:  # the queue was counted, and the first one runs
-            assert time.monotonic() < deadline, "nothing started"
-            time.sleep(0.01)
+        wait_for(lambda: order, message="nothing started")  # the queue counted, one runs
         m.move(queued[2], -2)  # swaps places with the first one waiting
         for download_id in [first, *queued]:
             assert m.wait(download_id, timeout=30).state is State.DONE

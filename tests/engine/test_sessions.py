@@ -14,16 +14,9 @@ from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults
 
-from .helpers import FAST, journalled_bytes, manager, part_files, sha256
+from .helpers import FAST, journalled_bytes, manager, part_files, sha256, wait_for
 
 SLOW = Faults(rate_per_connection=400_000)
-
-
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def test_pause_and_resume_in_one_process(http_server, downloads: Path) -> None:
@@ -31,7 +24,7 @@ def test_pause_and_resume_in_one_process(http_server, downloads: Path) -> None:
     url = http_server.add_file("/p.bin", data, faults=SLOW)
     with manager() as m:
         download_id = m.add(url, str(downloads))
-        _wait_for(lambda: m.get(download_id).done > 500_000)
+        wait_for(lambda: m.get(download_id).done > 500_000)
         m.pause(download_id)
         paused = m.wait(download_id)
         assert paused.state is State.PAUSED
@@ -52,7 +45,7 @@ def test_resume_after_restart_of_the_manager(http_server, downloads: Path) -> No
     url = http_server.add_file("/r.bin", data, faults=SLOW)
     with manager() as m:
         download_id = m.add(url, str(downloads))
-        _wait_for(lambda: m.get(download_id).done > 1_000_000)
+        wait_for(lambda: m.get(download_id).done > 1_000_000)
     # closed while running: the next manager that resumes interrupted downloads continues it
     http_server.set_faults("/r.bin", Faults())
     http_server.clear_log()
@@ -75,7 +68,7 @@ def test_interrupted_downloads_wait_unless_asked(http_server, downloads: Path) -
     url = http_server.add_file("/w.bin", random_bytes(2_000_000, seed=12), faults=SLOW)
     with manager() as m:
         download_id = m.add(url, str(downloads))
-        _wait_for(lambda: m.get(download_id).done > 100_000)
+        wait_for(lambda: m.get(download_id).done > 100_000)
     with manager() as m:  # e.g. `laden get` of another file: leaves this one alone
         time.sleep(0.5)
         assert m.get(download_id).state is State.QUEUED
@@ -88,7 +81,7 @@ def test_changed_remote_file_restarts_instead_of_stitching(http_server, download
     url = http_server.add_file("/c.bin", old, faults=SLOW)
     with manager() as m:
         download_id = m.add(url, str(downloads))
-        _wait_for(lambda: m.get(download_id).done > 500_000)
+        wait_for(lambda: m.get(download_id).done > 500_000)
         m.pause(download_id)
         m.wait(download_id)
         http_server.set_content("/c.bin", new)
@@ -109,7 +102,7 @@ def test_etag_changing_mid_download_restarts(http_server, downloads: Path) -> No
     url = http_server.add_file("/m.bin", old, faults=faults)
     with manager(FAST.replace(connections=1)) as m:
         download_id = m.add(url, str(downloads))
-        _wait_for(lambda: m.get(download_id).done > 300_000)
+        wait_for(lambda: m.get(download_id).done > 300_000)
         http_server.set_content("/m.bin", new)
         info = m.wait(download_id)
     assert info.state is State.DONE, info.message
@@ -125,7 +118,7 @@ def test_kill_9_then_rerun_gives_identical_file(http_server, downloads: Path) ->
     for _ in range(2):
         process = subprocess.Popen(command, env=os.environ.copy())
         before_run = journalled_bytes(downloads.parent / "state")
-        _wait_for(lambda before_run=before_run: part_files(downloads)
+        wait_for(lambda before_run=before_run: part_files(downloads)
                   and journalled_bytes(downloads.parent / "state") > before_run)
         time.sleep(0.3)
         process.send_signal(signal.SIGKILL)
@@ -153,7 +146,7 @@ def test_ctrl_c_pauses_and_the_same_command_resumes(http_server, downloads: Path
     command = [sys.executable, "-m", "laden", "get", "-o", str(downloads), url]
     process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: part_files(downloads) != [])
+    wait_for(lambda: part_files(downloads) != [])
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=30)
@@ -180,7 +173,7 @@ def test_after_a_reboot_only_flushed_bytes_are_trusted(http_server, downloads: P
     config = FAST.replace(flush_interval=3600)  # nothing is forced to disk on the way
     with manager(config) as m:
         download_id = m.add(url, str(downloads))
-        _wait_for(lambda: m.get(download_id).done > 600_000)
+        wait_for(lambda: m.get(download_id).done > 600_000)
         m.pause(download_id)
         written = m.wait(download_id).done
     with manager(config) as m:  # same boot: everything written is still there
@@ -207,7 +200,7 @@ def test_flushed_ranges_are_recorded(http_server, downloads: Path) -> None:
                                faults=SLOW)
     with manager(FAST.replace(flush_interval=0.3)) as m:
         download_id = m.add(url, str(downloads))
-        _wait_for(lambda: m.get(download_id).done > 1_000_000)
+        wait_for(lambda: m.get(download_id).done > 1_000_000)
         m.pause(download_id)
         m.wait(download_id)
         record = m._get(download_id).record
