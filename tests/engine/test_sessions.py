@@ -143,8 +143,12 @@ def test_ctrl_c_pauses_and_the_same_command_resumes(http_server, downloads: Path
     data = random_bytes(4 * 1024 * 1024, seed=31)
     url = http_server.add_file("/i.bin", data, faults=SLOW)
     command = [sys.executable, "-m", "laden", "get", "-o", str(downloads), url]
+    # Ctrl-C as at a terminal, however the suite was started: a shell that starts a command in
+    # the background without job control (`bash -c 'bash .ci/run' &`) has it ignore SIGINT,
+    # and the child would inherit that and finish as if nothing happened.
     process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: part_files(downloads) != [])
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
