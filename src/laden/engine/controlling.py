@@ -27,11 +27,7 @@ def pause(manager: DownloadManager, download_id: int) -> None:
             download.transfer.stop("pause")
         old = download.set_state(State.PAUSED, "paused")
         download.speed = 0.0
-    manager.save(download)
-    info = download.info()
-    manager.emit(events.StateChanged(download_id, old, State.PAUSED, info))
-    manager.emit(events.Paused(download_id, info))
-    manager._notify()
+    _announce(manager, download, old, State.PAUSED, events.Paused)
 
 
 def resume(manager: DownloadManager, download_id: int) -> None:
@@ -45,10 +41,16 @@ def resume(manager: DownloadManager, download_id: int) -> None:
         if download.state is State.DONE:
             return
         old = download.set_state(State.QUEUED, "")
+    _announce(manager, download, old, State.QUEUED, events.Resumed)
+
+
+def _announce(manager: DownloadManager, download: Download, old: State, new: State,
+              event: type[events.Paused | events.Resumed]) -> None:
+    """Save a state you changed, tell the listeners, and let the queue count again."""
     manager.save(download)
     info = download.info()
-    manager.emit(events.StateChanged(download_id, old, State.QUEUED, info))
-    manager.emit(events.Resumed(download_id, info))
+    manager.emit(events.StateChanged(download.id, old, new, info))
+    manager.emit(event(download.id, info))
     manager._notify()
 
 
