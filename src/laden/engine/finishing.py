@@ -69,7 +69,8 @@ def finish_download(transfer: Transfer) -> None:
                         f"{record.dest} appeared during the download (conflict policy "
                         f"{policy}); the download is kept as {transfer.part.path}"
                     ) from None
-                record.dest = free_name(record.dest, transfer.ctx.taken_names(transfer.download.id))
+                with transfer.ctx.choosing_name(transfer.download) as taken:
+                    record.dest = free_name(record.dest, taken)
                 record.filename = os.path.basename(record.dest)
         mark_done(transfer)  # under the same lock hold as the rename: no pause in between
     announce_done(transfer)

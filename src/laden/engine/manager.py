@@ -21,11 +21,13 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ..store.journal import Journal
 from . import controlling, events, queueing, scheduler
 from .checking import VerifyResult, recheck
+from .claims import Claims
 from .config import MAX_CONNECTIONS, Config
 from .download import Download
 from .errors import JournalError, LadenError, UnknownDownload
@@ -76,6 +78,7 @@ class DownloadManager:
         self._recount = True  # the scheduler must look at every download again
         self._downloads: dict[int, Download] = {}
         self._by_address: dict[tuple[str, str], list[Download]] = {}
+        self._claims = Claims(self._downloads)
         self._last_position = 0.0
         self._listeners: list[events.Listener] = []
         self._memory_ids = iter(range(1, 1 << 62))
@@ -151,6 +154,7 @@ class DownloadManager:
         record = download.record
         self._downloads[record.id] = download
         self._by_address.setdefault((record.url, record.dest_dir), []).append(download)
+        self._claims.note(download)
         self._last_position = max(self._last_position, record.position)
         return download
 
@@ -342,9 +346,10 @@ class DownloadManager:
     def transfer_ended(self, transfer: Transfer) -> None:
         scheduler.transfer_ended(self, transfer)
 
-    def taken_names(self, download_id: int) -> Container[str]:
-        """Destinations other unfinished downloads will use, so two never share one name."""
-        return scheduler.taken_names(self, download_id)
+    def choosing_name(self, download: Download) -> AbstractContextManager[Container[str]]:
+        """Settle `download.record.dest` inside this block; the container answers which names
+        other unfinished downloads hold (see `claims`)."""
+        return self._claims.choosing(download)
 
     def save(self, download: Download) -> None:
         if self.journal is None:

@@ -82,7 +82,7 @@ def adopt(transfer: Transfer, remote: RemoteInfo) -> None:
 
 
 def _choose_destination(transfer: Transfer, remote: RemoteInfo) -> None:
-    choose_destination(
-        transfer.download.record, transfer.download.options, remote, transfer._conflict_policy(),
-        transfer.ctx.taken_names(transfer.download.id),
-    )
+    download = transfer.download
+    with transfer.ctx.choosing_name(download) as taken:
+        choose_destination(download.record, download.options, remote,
+                           transfer._conflict_policy(), taken)

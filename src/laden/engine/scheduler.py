@@ -6,7 +6,6 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Container
 from typing import TYPE_CHECKING
 
 from ..store.journal import trusted_ranges
@@ -113,29 +112,6 @@ def transfer_ended(manager: DownloadManager, transfer: Transfer) -> None:
     # A freed slot needs no recount, unless this download itself is queued to run again
     # (resumed while its transfer was still stopping).
     manager._notify(recount=download.state is State.QUEUED)
-
-
-def taken_names(manager: DownloadManager, download_id: int) -> Container[str]:
-    return _OtherDestinations(manager, download_id)
-
-
-class _OtherDestinations:
-    """The destinations of the other unfinished downloads, looked up one name at a time.
-
-    A new name is looked up once or twice; building the whole set for every start instead was
-    a pass over every download per file, quadratic over a list of small files.
-    """
-
-    def __init__(self, manager: DownloadManager, download_id: int) -> None:
-        self._manager, self._download_id = manager, download_id
-
-    def __contains__(self, name: object) -> bool:
-        with self._manager._lock:
-            for d in self._manager._downloads.values():  # a plain loop: 2x a generator's speed
-                if d.record.dest == name and d.state is not State.DONE \
-                        and d.record.id != self._download_id:
-                    return True
-        return False
 
 
 def load(manager: DownloadManager, resume_interrupted: bool) -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Container
 from concurrent.futures import Future, wait
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
@@ -75,7 +76,7 @@ class EngineContext(Protocol):
     def emit(self, event: events.Event) -> None: ...
     def transfer_ended(self, transfer: Transfer) -> None: ...
     def save(self, download: Download) -> None: ...
-    def taken_names(self, download_id: int) -> Container[str]: ...
+    def choosing_name(self, download: Download) -> AbstractContextManager[Container[str]]: ...
 
 
 class Transfer:
