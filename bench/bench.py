@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import (
@@ -33,6 +33,7 @@ from harness import (
     human,
     machine_info,
     parse_size,
+    read_into_cache,
     tail,
     timed,
 )
@@ -57,6 +58,7 @@ class Job:
     baseline: str | None = "aria2c"  # label whose same-round speed is the ratio denominator
     conns: int | None = None  # connections, for the capped efficiency column
     ceiling: bool = False  # no files: check the byte counts curl printed instead
+    served: list[Path] = field(default_factory=list)  # the files nginx reads, warmed first
 
 
 @dataclass
@@ -126,11 +128,17 @@ def check(job: Job, out: Path, stdout: str) -> str:
     return check_sha(out, job.expect)
 
 
+def serves(jobs: list[Job], *files: Path) -> None:
+    for job in jobs:
+        job.served = list(files)
+
+
 def run_job(job: Job, rnd: int, ctx: Ctx) -> Run:
     out = Path(tempfile.mkdtemp(prefix="run-", dir=ctx.outbase))
     try:
         argv = [a.replace("{out}", str(out)) for a in job.argv]
         timeout = 60 + job.nbytes / (5 * MiB)
+        read_into_cache(job.served)
         rc, wall, (u, s, m), so, se = timed(argv, out, ctx.outbase / "time.txt", timeout,
                                             job.ceiling)
         err = f"exit {rc}: {tail(se)}" if rc else check(job, out, so)
@@ -254,6 +262,7 @@ def sc_big(ctx: Ctx, notes: list[str]) -> dict:
              Job("curl", ["curl", "-s", "-o", f"{{out}}/{name}", url], exp, size),
              Job("wget", ["wget", "-q", "-O", f"{{out}}/{name}", url], exp, size),
              ceiling_job(url, size)]
+    serves(jobs, ctx.data / name)
     return measure(ctx, "big", jobs, "× aria2c", {"size": size}, ceiling=True)
 
 
@@ -277,6 +286,7 @@ def sc_capped(ctx: Ctx, notes: list[str]) -> dict:
                             f"aria2c N={min(n, 16)}", n))
         if n <= 16:
             jobs.append(Job(f"aria2c N={n}", aria(n, name, url), exp, size, f"aria2c N={n}", n))
+        serves([j for j in jobs if j.conns == n], ctx.data / name)
     if ctx.laden and not ctx.laden.conns:
         notes.append("laden rows skipped: `laden get --help` shows no -c/--connections")
     notes.append("laden N=32 is compared with aria2c N=16 (aria2c's -x maximum)")
@@ -301,6 +311,7 @@ def sc_small(ctx: Ctx, notes: list[str]) -> dict:
     jobs.append(Job("aria2c", ["aria2c", "-i", str(lst), "-j", "8", "--allow-overwrite=true",
                                "--console-log-level=warn", "--summary-interval=0", "-d", "{out}"],
                     files, count * size))
+    serves(jobs, *(ctx.data / sub / n for n, _ in files))
     return measure(ctx, "small", jobs, "× aria2c", {"count": count, "size": size})
 
 
@@ -394,6 +405,7 @@ def sc_checksum(ctx: Ctx, notes: list[str]) -> dict | None:
     jobs = [Job("laden", ctx.laden.get(url, 16), exp, size, "laden"),
             Job("laden --checksum", ctx.laden.get(url, 16, ("--checksum", f"sha256:{sha}")), exp,
                 size, "laden")]
+    serves(jobs, ctx.data / name)
     return measure(ctx, "checksum", jobs, "× laden without --checksum", {"size": size})
 
 
@@ -407,6 +419,7 @@ def sc_mem(ctx: Ctx, notes: list[str]) -> dict | None:
         url, exp, hs = ctx.url(name), [(name, sha)], human(size)
         jobs += [Job(f"laden {hs}", ctx.laden.get(url, 16), exp, size, f"aria2c {hs}"),
                  Job(f"aria2c {hs}", aria(16, name, url), exp, size, f"aria2c {hs}")]
+        serves(jobs[-2:], ctx.data / name)
     notes.append("aria2c -x16 rows are a reference; the point is laden's peak RSS and CPU s/GiB")
     return measure(ctx, "mem", jobs, "× aria2c same size", {"sizes": ctx.args.mem_sizes})
 
