@@ -244,13 +244,20 @@ def aria(n: int, name: str, url: str) -> list[str]:
             "-d", "{out}", "-o", name, url]
 
 
-def ceiling_job(url: str, size: int) -> Job:
-    step = -(-size // 4)
+def ceiling_job(url: str, size: int, streams: int = 4, label: str = "ceiling") -> Job:
+    step = -(-size // streams)
     ranges = [f"{a}-{min(size, a + step) - 1}" for a in range(0, size, step)]
     script = ('u=$1; shift; rc=0; pids=""; for r in "$@"; do '
               "curl -s -o /dev/null -w '%{size_download}\\n' -r \"$r\" \"$u\" & pids=\"$pids $!\";"
               ' done; for p in $pids; do wait "$p" || rc=1; done; exit $rc')
-    return Job("ceiling", ["sh", "-c", script, "sh", url, *ranges], [], size, ceiling=True)
+    return Job(label, ["sh", "-c", script, "sh", url, *ranges], [], size, ceiling=True)
+
+
+def write_ceiling_job(size: int) -> Job:
+    """How fast this machine writes `size` fresh bytes into the output folder, with no network:
+    no download into that folder can be faster (on this VM, fresh pages are slow to get)."""
+    return Job("dd write", ["dd", "if=/dev/zero", "of={out}/fill", "bs=8M",
+                            f"count={-(-size // (8 * MiB))}", "status=none"], [], size)
 
 
 def sc_big(ctx: Ctx, notes: list[str]) -> dict:
@@ -261,7 +268,7 @@ def sc_big(ctx: Ctx, notes: list[str]) -> dict:
     jobs += [Job("aria2c", aria(16, name, url), exp, size),
              Job("curl", ["curl", "-s", "-o", f"{{out}}/{name}", url], exp, size),
              Job("wget", ["wget", "-q", "-O", f"{{out}}/{name}", url], exp, size),
-             ceiling_job(url, size)]
+             ceiling_job(url, size), write_ceiling_job(size)]
     serves(jobs, ctx.data / name)
     return measure(ctx, "big", jobs, "× aria2c", {"size": size}, ceiling=True)
 
@@ -286,10 +293,16 @@ def sc_capped(ctx: Ctx, notes: list[str]) -> dict:
                             f"aria2c N={min(n, 16)}", n))
         if n <= 16:
             jobs.append(Job(f"aria2c N={n}", aria(n, name, url), exp, size, f"aria2c N={n}", n))
+        if n >= 16:  # what the capped server gives N streams that write nothing
+            curls = ceiling_job(url, size, n, f"{n} curls N={n}")
+            curls.baseline, curls.conns = f"aria2c N={min(n, 16)}", n
+            jobs.append(curls)
         serves([j for j in jobs if j.conns == n], ctx.data / name)
     if ctx.laden and not ctx.laden.conns:
         notes.append("laden rows skipped: `laden get --help` shows no -c/--connections")
     notes.append("laden N=32 is compared with aria2c N=16 (aria2c's -x maximum)")
+    notes.append("`16 curls` and `32 curls`: N `curl -r` streams to /dev/null, the server's own "
+                 "limit for N capped connections")
     if len(set(sizes.values())) > 1:
         notes.append("file size per N: " + ", ".join(f"N={n} {human(b)}" for n, b in sizes.items())
                      + f" ({ctx.args.capped_size} at N·{CAP} MiB/s)")
