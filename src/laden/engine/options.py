@@ -9,6 +9,7 @@ credentials file, never from the state directory.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +95,7 @@ class DownloadOptions:
 
     @classmethod
     def from_journal(cls, data: dict[str, Any]) -> DownloadOptions:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in _journal_fields()})
 
     def merged(self, newer: DownloadOptions) -> DownloadOptions:
         """These options with the credentials and headers of `newer` (a rerun of a command)."""
@@ -132,3 +132,9 @@ def check_proxy(proxy: str) -> str:
         raise InputError(f"the proxy must be an address like http://host:port, not "
                          f"{proxy.split('@')[-1]!r}")
     return proxy
+
+
+@functools.cache
+def _journal_fields() -> frozenset[str]:
+    """The option names `from_journal` accepts (older journals may hold others)."""
+    return frozenset(f.name for f in dataclasses.fields(DownloadOptions))
