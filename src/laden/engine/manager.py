@@ -76,6 +76,8 @@ class DownloadManager:
         self._closed = False
         self._holding = 0
         self._recount = True  # the scheduler must look at every download again
+        self._waiting: list[tuple[float, int, Download]] = []  # see scheduler.schedule
+        self._running: list[Download] = []
         self._downloads: dict[int, Download] = {}
         self._by_address: dict[tuple[str, str], list[Download]] = {}
         self._claims = Claims(self._downloads)
@@ -345,6 +347,9 @@ class DownloadManager:
 
     def transfer_ended(self, transfer: Transfer) -> None:
         scheduler.transfer_ended(self, transfer)
+
+    def next_transfer(self) -> Transfer | None:
+        return scheduler.next_in_this_thread(self)
 
     def choosing_name(self, download: Download) -> AbstractContextManager[Container[str]]:
         """Settle `download.record.dest` inside this block; the container answers which names

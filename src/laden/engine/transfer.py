@@ -75,6 +75,7 @@ class EngineContext(Protocol):
 
     def emit(self, event: events.Event) -> None: ...
     def transfer_ended(self, transfer: Transfer) -> None: ...
+    def next_transfer(self) -> Transfer | None: ...
     def save(self, download: Download) -> None: ...
     def choosing_name(self, download: Download) -> AbstractContextManager[Container[str]]: ...
 
@@ -98,14 +99,15 @@ class Transfer:
         self._stream_size: int | None = None
         self._lock = threading.Lock()
         self._restarts = 0
-        self._thread = threading.Thread(
-            target=self._run, name=f"laden-download-{download.id}", daemon=True
-        )
+        self._ended = threading.Event()
+        self._runner: threading.Thread | None = None
 
     # -- called by the manager and by connections --------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
+        """Run on a new thread, which goes on with the next queued download when this one
+        ends (see `scheduler.next_in_this_thread`)."""
+        threading.Thread(target=self._work, name=self._thread_name(), daemon=True).start()
 
     def stop(self, reason: str) -> None:
         """reason: "pause", "cancel" or "shutdown" (state kept, resumed next session)."""
@@ -113,8 +115,8 @@ class Transfer:
         self.stop_event.set()
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+        if self._runner is not threading.current_thread():
+            self._ended.wait(timeout)
 
     def fail(self, exc: BaseException) -> None:
         with self._lock:
@@ -158,8 +160,19 @@ class Transfer:
 
     # -- the coordinator ---------------------------------------------------------------------
 
+    def _thread_name(self) -> str:
+        return f"laden-download-{self.download.id}"
+
+    def _work(self) -> None:
+        transfer: Transfer | None = self
+        while transfer is not None:
+            threading.current_thread().name = transfer._thread_name()
+            transfer._run()
+            transfer = self.ctx.next_transfer()
+
     def _run(self) -> None:
         download = self.download
+        self._runner = threading.current_thread()
         try:
             while not self.stop_event.is_set():
                 try:
@@ -188,11 +201,14 @@ class Transfer:
             log.exception("download %s failed unexpectedly", download.id)
             self._end(State.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         finally:
-            self._drop_hasher()
-            if download.state is not State.DONE:  # a finished download's record is saved
-                checkpoint(self, final=True)
-            self.part.close()
-            self.ctx.transfer_ended(self)
+            try:
+                self._drop_hasher()
+                if download.state is not State.DONE:  # a finished download's record is saved
+                    checkpoint(self, final=True)
+                self.part.close()
+                self.ctx.transfer_ended(self)
+            finally:
+                self._ended.set()  # `join` returns however this ended
 
     def _attempt(self) -> None:
         download = self.download
