@@ -201,17 +201,19 @@ def _restore_snapshot(state: Path, snapshot: Path) -> None:
         (state / path.name).write_bytes(path.read_bytes())
 
 
+@pytest.mark.parametrize("size", [1 << 20, 64 << 10], ids=["1 MiB", "whole with the probe"])
 @pytest.mark.parametrize("moment", ["after the hard link", "after the rename"])
-def test_crash_inside_the_final_rename(moment: str, http_server: FileServer, downloads: Path,
-                                       laden_dirs: dict[str, Path], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_inside_the_final_rename(moment: str, size: int, http_server: FileServer,
+                                       downloads: Path, laden_dirs: dict[str, Path],
+                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The exact moments random kills seldom hit: the disk and the journal are copied as they
     are at that instant (the partial file linked to its final name but not yet unlinked; or
-    renamed, with the journal not yet told), then laden starts from that copy."""
+    renamed, with the journal not yet told), then laden starts from that copy. A small file
+    comes whole with the probe, and its bytes are recorded on another path."""
     from engine.helpers import manager
     from laden.engine import finishing
 
-    data = random_bytes(1 << 20, seed=705)
+    data = random_bytes(size, seed=705)
     url = http_server.add_file("/moment.bin", data)
     state, snapshot = laden_dirs["state"], tmp_path / "snapshot"
     real_finish = finishing.finish

@@ -237,8 +237,10 @@ class Transfer:
         flush = self.ctx.config.flush_on_finish
         if flush or self._probe_body() is None:
             # A file that came whole with the probe is verified and renamed a moment later;
-            # after a crash in between it is fetched again in one request, so its ranges need
-            # no journal write of their own (a third of a small file's journal writes).
+            # after a crash before the rename it is fetched again in one request, and after
+            # one between the rename and the journal's record of it, the bytes at its final
+            # name are compared with the probe's (`finishing._renamed_from_the_probe`). So its
+            # ranges need no journal write of their own (a third of a small file's writes).
             checkpoint(self, final=True, flush=flush)
         verify(self)
         finish_download(self)
