@@ -219,9 +219,11 @@ class Transfer:
         self._set(State.CONNECTING)
         self.source = self.ctx.sources.for_url(download.record.url)
         self.host = urlsplit(download.record.url).hostname or ""
+        named_before = download.record.dest is not None  # by an earlier attempt or session
         self.remote = probe(self)
         adopt(self, self.remote)
-        if renamed_before_a_crash(self):
+        # A name chosen just now was free: nothing can have been renamed to it yet.
+        if named_before and renamed_before_a_crash(self):
             mark_done(self)
             announce_done(self)
             return
