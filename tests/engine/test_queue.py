@@ -107,3 +107,19 @@ def test_a_queued_download_moved_up_starts_next(
         for download_id in [first, *queued]:
             assert m.wait(download_id, timeout=30).state is State.DONE
     assert order == [first, queued[2], queued[1], queued[0]]
+
+
+def test_a_transfer_s_thread_goes_on_with_the_next_download(
+    http_server, downloads: Path, no_periodic_recount
+) -> None:
+    # Started is told on the transfer's own thread. A new thread per file made every freed
+    # slot wait for the GIL twice while the other transfers ran Python.
+    urls = [http_server.add_file(f"/t{n:02}.bin", b"t" * 5000) for n in range(12)]
+    threads: list[threading.Thread] = []  # kept alive, so no two can share an id
+    with manager(FAST.replace(max_active=2)) as m:
+        m.subscribe(lambda e: threads.append(threading.current_thread())
+                    if isinstance(e, events.Started) else None)
+        with m.adding_many():
+            ids = [m.add(url, str(downloads)) for url in urls]
+        assert all(m.wait(i, timeout=30).state is State.DONE for i in ids)
+    assert len(threads) == 12 and len({id(t) for t in threads}) <= 2
