@@ -66,17 +66,25 @@ def adopt_existing_file(record: Record, dest: str, remote: RemoteInfo) -> None:
         record.done_ranges = [(0, have)]
 
 
-def renamed_whole(record: Record) -> bool:
-    """The journal says every byte is in the partial file, the partial file is gone, and a
-    regular file of exactly the right size holds the final name: the signs of a crash between
-    the final rename and the journal's record of it."""
+def renamed_whole(record: Record, body: bytes | None = None) -> bool:
+    """The signs of a crash between the final rename and the journal's record of it: the partial
+    file is gone, a regular file of exactly the right size holds the final name, and the journal
+    says every byte was in the partial file. A file that came whole with the probe has no ranges
+    journalled before its rename; for it, `body` (the probe's bytes, fetched again) is the proof:
+    the final name must hold exactly them."""
     size = record.size
     if not record.dest or not size or os.path.lexists(record.dest + PART_SUFFIX):
         return False
-    if merge_ranges(record.done_ranges) != [(0, size)]:
+    all_written = merge_ranges(record.done_ranges) == [(0, size)]
+    if not all_written and body is None:
         return False
     try:
         found = os.stat(record.dest, follow_symlinks=False)
+        if not stat.S_ISREG(found.st_mode) or found.st_size != size:
+            return False
+        if all_written:
+            return True
+        with open(record.dest, "rb") as existing:
+            return existing.read(size + 1) == body
     except OSError:
         return False
-    return stat.S_ISREG(found.st_mode) and found.st_size == size

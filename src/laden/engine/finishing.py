@@ -7,14 +7,13 @@ and the journal's record of it.
 from __future__ import annotations
 
 import os
-import stat
 import time
 from typing import TYPE_CHECKING
 
 from . import events
 from .destination import renamed_whole
 from .errors import Cancelled, DestinationExists, Retryable
-from .partfile import PART_SUFFIX, finish
+from .partfile import finish
 from .states import State
 from .verify import checksums_to_check, hash_file, record_digests
 
@@ -100,12 +99,12 @@ def announce_done(transfer: Transfer) -> None:
 def renamed_before_a_crash(transfer: Transfer) -> bool:
     """True when laden stopped between the final rename and the journal's record of it.
 
-    The journal then says every byte is in the partial file, which is gone, and the final
-    name holds a file of exactly the right size (and checksum, when one is known). That
-    file is this download, finished: fetching it again would leave a duplicate `name.1`.
+    The partial file is gone and the final name holds this download's bytes (see
+    `renamed_whole`), checked against its checksum when one is known. That file is this
+    download, finished: fetching it again would leave a duplicate `name.1`.
     """
     record = transfer.download.record
-    if not record.dest or not (renamed_whole(record) or _renamed_from_the_probe(transfer)):
+    if not renamed_whole(record, transfer._probe_body()):
         return False
     wanted = checksums_to_check(record.checksums)
     if wanted:
@@ -119,21 +118,3 @@ def renamed_before_a_crash(transfer: Transfer) -> bool:
                 checksum["actual"], checksum["verified"] = checksum["expected"], True
     return True
 
-
-def _renamed_from_the_probe(transfer: Transfer) -> bool:
-    """The same signs for a file that comes whole with the probe: its ranges are not written to
-    the journal before the rename (see `Transfer._attempt`), so the proof is the bytes
-    themselves. The probe brought them again; the final name holding exactly them, with no
-    partial file beside it, is this download, finished."""
-    body = transfer._probe_body()
-    dest = transfer.download.record.dest
-    if body is None or not dest or os.path.lexists(dest + PART_SUFFIX):
-        return False
-    try:
-        found = os.stat(dest, follow_symlinks=False)
-        if not stat.S_ISREG(found.st_mode) or found.st_size != len(body):
-            return False
-        with open(dest, "rb") as existing:
-            return existing.read(len(body) + 1) == body
-    except OSError:
-        return False

@@ -241,7 +241,7 @@ class Transfer:
             # A file that came whole with the probe is verified and renamed a moment later;
             # after a crash before the rename it is fetched again in one request, and after
             # one between the rename and the journal's record of it, the bytes at its final
-            # name are compared with the probe's (`finishing._renamed_from_the_probe`). So its
+            # name are compared with the probe's (`destination.renamed_whole`). So its
             # ranges need no journal write of their own (a third of a small file's writes).
             checkpoint(self, final=True, flush=flush)
         verify(self)
