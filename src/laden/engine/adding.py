@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import InputError
 from .names import sanitize_filename
-from .options import DownloadOptions
+from .options import OPTION_NAMES, DownloadOptions
 from .partfile import ensure_folder
 from .units import parse_rate
 from .urls import strip_credentials
@@ -25,8 +25,7 @@ def build_options(options: DownloadOptions | None, fields: dict[str, Any]) -> Do
         return options  # frozen: nothing to copy
     if "limit_rate" in fields and not isinstance(fields["limit_rate"], int | type(None)):
         fields["limit_rate"] = parse_rate(fields["limit_rate"])
-    known = {f.name for f in dataclasses.fields(DownloadOptions)}
-    unknown = set(fields) - known
+    unknown = set(fields) - OPTION_NAMES
     if unknown:
         raise InputError(f"unknown download option(s): {', '.join(sorted(unknown))}")
     try:
