@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import random
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -82,13 +85,18 @@ def _chunks(size: int, seed: int) -> list[tuple[int, int]]:
 
 def _feed(hasher: hashing.TrailingHasher, data: bytes, chunks: list[tuple[int, int]],
           prefix: _Prefix, order: list[int]) -> None:
-    """Offer chunks in `order`, as connections do after each write, and move the prefix on."""
+    """Read chunks in `order` into the places the hasher gives, as connections do, and move the
+    prefix on. A chunk the window does not reach is left in the file (already written there)."""
     view = memoryview(data)
     written: set[int] = set()
     ends = dict(chunks)
     for i in order:
         offset, n = chunks[i]
-        hasher.offer(offset, view[offset : offset + n])
+        at, end = offset, offset + n
+        while at < end and (place := hasher.place_for(at, end - at)) is not None:
+            place[:] = view[at : at + len(place)]  # the ring wraps: maybe in two places
+            hasher.keep(at, len(place))
+            at += len(place)
         written.add(offset)
         while prefix.done < len(data) and prefix.done in written:
             prefix.done += ends[prefix.done]
@@ -100,7 +108,7 @@ def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_bytes_offered_out_of_order_hash_like_the_file(tmp_path: Path, short_waits,
+def test_bytes_read_out_of_order_hash_like_the_file(tmp_path: Path, short_waits,
                                                        seed: int) -> None:
     data = random_bytes(3 * 1024 * 1024 + 777, seed=200 + seed)
     path = tmp_path / "part"
@@ -143,10 +151,10 @@ def test_read_back_direct_from_unaligned_places(tmp_path: Path, short_waits) -> 
     prefix = _Prefix()
     hasher = hashing.TrailingHasher(str(path), {"sha256"}, prefix, len(data),  # type: ignore[arg-type]
                                     direct_io=True, window=64 * 1024)
-    # Only every third chunk is offered: the others come from the disk, starting and ending
-    # wherever the offered ones left off.
-    offered = {i for i in range(len(chunks)) if i % 3 == 0}
-    _feed(hasher, data, chunks, prefix, sorted(offered))
+    # Only every third chunk goes through the ring: the others come from the disk, starting and
+    # ending wherever those left off.
+    through_ring = {i for i in range(len(chunks)) if i % 3 == 0}
+    _feed(hasher, data, chunks, prefix, sorted(through_ring))
     prefix.done = len(data)
     assert hasher.digests() == {"sha256": sha256(data)}
     assert hasher.from_memory < len(data)
@@ -158,6 +166,48 @@ def test_a_download_stopped_early_has_no_digest(tmp_path: Path, short_waits) -> 
     path.write_bytes(data)
     prefix = _Prefix()
     hasher = hashing.TrailingHasher(str(path), {"sha256"}, prefix, len(data))  # type: ignore[arg-type]
-    hasher.offer(0, memoryview(data)[:1000])
-    prefix.done = 1000
+    _feed(hasher, data, [(0, 1000)], prefix, [0])
     assert hasher.digests() is None
+
+
+def test_places_sit_like_their_bytes_in_a_page_and_stop_where_the_ring_wraps(
+        tmp_path: Path) -> None:
+    size = 1024 * 1024
+    path = tmp_path / "part"
+    path.write_bytes(bytes(size))
+    window = 256 * 1024
+    hasher = hashing.TrailingHasher(str(path), {"sha256"}, _Prefix(), size,  # type: ignore[arg-type]
+                                    window=window)
+    try:
+        place = hasher.place_for(4096 * 3 + 100, 8192)
+        assert place is not None and len(place) == 8192
+        # A direct write needs the bytes at the same place within a page as in the file.
+        assert ctypes.addressof(ctypes.c_char.from_buffer(place)) % 4096 == 100
+        place = hasher.place_for(window - 1000, 8192)
+        assert place is not None and len(place) == 1000  # the rest goes to the ring's start
+    finally:
+        hasher.abandon()
+
+
+def test_a_connection_ahead_of_the_window_gets_its_place_once_the_hash_moves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hashing, "MAX_WAIT", 30.0)
+    data = random_bytes(512 * 1024, seed=240)
+    path = tmp_path / "part"
+    path.write_bytes(data)
+    prefix = _Prefix()
+    window = 128 * 1024
+    hasher = hashing.TrailingHasher(str(path), {"sha256"}, prefix, len(data),  # type: ignore[arg-type]
+                                    window=window)
+    got: list[memoryview | None] = []
+    ahead = threading.Thread(target=lambda: got.append(hasher.place_for(window, 4096)))
+    ahead.start()
+    ahead.join(0.2)
+    assert ahead.is_alive(), "a place beyond the window must wait for the hash"
+    began = time.monotonic()
+    _feed(hasher, data, [(0, window)], prefix, [0])
+    ahead.join(10)
+    assert got and got[0] is not None and len(got[0]) == 4096
+    assert time.monotonic() - began < 5, "woken by the hash, not by the end of its wait"
+    _feed(hasher, data, [(window, len(data) - window)], prefix, [0])
+    assert hasher.digests() == {"sha256": sha256(data)}

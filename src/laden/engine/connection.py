@@ -126,8 +126,8 @@ def _stream_segment(
     splice = getattr(reader, "splice_into", None) if getattr(reader, "can_splice", False) else None
     if part.direct:
         splice = None
-    # With a checksum to check, the hasher takes the bytes from here rather than the disk.
-    offer = transfer.hasher.offer if transfer.hasher is not None else None
+    # With a checksum to check, bytes the hash will reach soon are read into the hasher's ring.
+    hasher = transfer.hasher
     try:
         while not stop.is_set():
             want = plan.reserve(segment, limits.read_size(read_size))
@@ -137,12 +137,13 @@ def _stream_segment(
             if splice is not None and reader.can_splice:  # type: ignore[attr-defined]
                 n = splice(part, segment.position, want)
             else:
-                region = slot(view, segment.position, want)
+                place = hasher.place_for(segment.position, want) if hasher else None
+                region = slot(view, segment.position, want) if place is None else place
                 n = _fill(reader, region, began) if part.direct else reader.readinto(region)
                 if n:
                     part.write(region[:n], segment.position, placed=True)
-                    if offer is not None:
-                        offer(segment.position, region[:n])
+                    if place is not None:
+                        hasher.keep(segment.position, n)  # type: ignore[union-attr]
             if n == 0:
                 raise Retryable("the server closed the connection before the range ended")
             plan.advance(segment, n)
