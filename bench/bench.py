@@ -41,9 +41,10 @@ from harness import (
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 CAP = 20  # nginx limit_rate per connection on the capped server, MiB/s
-SCENARIOS = ("big", "capped", "small", "startup", "checksum", "mem")
+SCENARIOS = ("big", "capped", "small", "startup", "checksum", "mem", "tui")
 DEFAULTS = {  # option: (normal, --quick)
     "big_size": ("2G", "256M"), "checksum_size": ("2G", "256M"), "capped_size": ("6s", "20M"),
+    "tui_size": ("2G", "256M"),
     "small_count": (500, 100), "small_size": ("256K", "256K"), "mem_sizes": ("200M,4G", "64M,512M"),
     "runs": (5, 2), "startup_runs": (20, 5), "startup_warmup": (2, 1),
 }
@@ -59,6 +60,7 @@ class Job:
     conns: int | None = None  # connections, for the capped efficiency column
     ceiling: bool = False  # no files: check the byte counts curl printed instead
     served: list[Path] = field(default_factory=list)  # the files nginx reads, warmed first
+    times_itself: bool = False  # prints `seconds S`: the download's own time, used as wall
 
 
 @dataclass
@@ -140,8 +142,10 @@ def run_job(job: Job, rnd: int, ctx: Ctx) -> Run:
         timeout = 60 + job.nbytes / (5 * MiB)
         read_into_cache(job.served)
         rc, wall, (u, s, m), so, se = timed(argv, out, ctx.outbase / "time.txt", timeout,
-                                            job.ceiling)
+                                            job.ceiling or job.times_itself)
         err = f"exit {rc}: {tail(se)}" if rc else check(job, out, so)
+        if job.times_itself and not rc:
+            wall = float(so.split()[-1])
         return Run(job.label, rnd, not err, wall, u, s, m, job.nbytes, err)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -437,6 +441,25 @@ def sc_mem(ctx: Ctx, notes: list[str]) -> dict | None:
     return measure(ctx, "mem", jobs, "× aria2c same size", {"sizes": ctx.args.mem_sizes})
 
 
+def sc_tui(ctx: Ctx, notes: list[str]) -> dict | None:
+    if not ctx.laden:
+        notes.append("skipped: needs laden")
+        return None
+    size = parse_size(ctx.args.tui_size)
+    name, sha = ensure_blob(ctx.data, size)
+    url, exp = ctx.url(name), [(name, sha)]
+    driver = [sys.executable, str(BENCH / "tui_driver.py"), "{out}", name, "16", "--"]
+    get = [*ctx.laden.argv, "get", *(["-q"] if ctx.laden.quiet else []), url]
+    jobs = [Job("laden get", [*driver, *get], exp, size, "laden get", times_itself=True),
+            Job("laden app", [*driver, *ctx.laden.argv, url], exp, size, "laden get",
+                times_itself=True)]
+    serves(jobs, ctx.data / name)
+    notes.append("both in a 120x40 pseudo-terminal, timed from the partial file's appearance to "
+                 "the final rename (bench/tui_driver.py), so start-up is left out of both; CPU "
+                 "and RSS are the whole process's, the app's start-up included")
+    return measure(ctx, "tui", jobs, "× laden get", {"size": size})
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -496,7 +519,7 @@ def main() -> None:
             setattr(args, opt, quick if args.quick else normal)
     try:
         capped_size(args.capped_size, 4)
-        for opt in ("big_size", "checksum_size", "small_size", "mem_sizes"):
+        for opt in ("big_size", "checksum_size", "small_size", "mem_sizes", "tui_size"):
             for s in getattr(args, opt).split(","):
                 parse_size(s)
     except argparse.ArgumentTypeError as e:
@@ -526,7 +549,7 @@ def main() -> None:
     ctx = Ctx(args, work / "data", Path(tempfile.mkdtemp(prefix="laden-bench-out-", dir=base)),
               laden=laden, hyperfine=tools["hyperfine"])
     funcs = {"big": sc_big, "capped": sc_capped, "small": sc_small, "startup": sc_startup,
-             "checksum": sc_checksum, "mem": sc_mem}
+             "checksum": sc_checksum, "mem": sc_mem, "tui": sc_tui}
     results: dict[str, dict] = {}
     try:
         with Nginx(str(tools["nginx"]), work, ctx.data) as ng:
