@@ -175,9 +175,11 @@ def test_places_sit_like_their_bytes_in_a_page_and_stop_where_the_ring_wraps(
     size = 1024 * 1024
     path = tmp_path / "part"
     path.write_bytes(bytes(size))
+    asked = 256 * 1024 + 100  # not whole pages: the ring is cut down to them
     window = 256 * 1024
-    hasher = hashing.TrailingHasher(str(path), {"sha256"}, _Prefix(), size,  # type: ignore[arg-type]
-                                    window=window)
+    prefix = _Prefix()
+    hasher = hashing.TrailingHasher(str(path), {"sha256"}, prefix, size,  # type: ignore[arg-type]
+                                    window=asked)
     try:
         place = hasher.place_for(4096 * 3 + 100, 8192)
         assert place is not None and len(place) == 8192
@@ -185,6 +187,12 @@ def test_places_sit_like_their_bytes_in_a_page_and_stop_where_the_ring_wraps(
         assert ctypes.addressof(ctypes.c_char.from_buffer(place)) % 4096 == 100
         place = hasher.place_for(window - 1000, 8192)
         assert place is not None and len(place) == 1000  # the rest goes to the ring's start
+        # A lap later, still at the same place within a page.
+        data = bytes(size)
+        _feed(hasher, data, [(0, window)], prefix, [0])
+        place = hasher.place_for(window + 4096 * 5 + 7, 4096)
+        assert place is not None
+        assert ctypes.addressof(ctypes.c_char.from_buffer(place)) % 4096 == 7
     finally:
         hasher.abandon()
 
@@ -211,3 +219,22 @@ def test_a_connection_ahead_of_the_window_gets_its_place_once_the_hash_moves(
     assert time.monotonic() - began < 5, "woken by the hash, not by the end of its wait"
     _feed(hasher, data, [(window, len(data) - window)], prefix, [0])
     assert hasher.digests() == {"sha256": sha256(data)}
+
+
+def test_connections_waiting_for_room_go_on_when_the_hash_is_abandoned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hashing, "MAX_WAIT", 30.0)
+    path = tmp_path / "part"
+    path.write_bytes(bytes(512 * 1024))
+    hasher = hashing.TrailingHasher(str(path), {"sha256"}, _Prefix(), 512 * 1024,  # type: ignore[arg-type]
+                                    window=64 * 1024)
+    got: list[memoryview | None] = [memoryview(b"unset")]
+    ahead = threading.Thread(target=lambda: got.__setitem__(0, hasher.place_for(256 * 1024, 4096)))
+    ahead.start()
+    ahead.join(0.2)
+    assert ahead.is_alive()
+    began = time.monotonic()
+    hasher.abandon()  # a pause: the connection must not sit out its whole wait
+    ahead.join(10)
+    assert not ahead.is_alive() and got[0] is None
+    assert time.monotonic() - began < 5

@@ -59,7 +59,9 @@ class TrailingHasher:
         }
         self.hashed = 0
         self.from_memory = 0  # bytes hashed from the window rather than read back
-        self._window = max(direct.ALIGN, min(window, size))
+        # A whole number of pages when it wraps, so a place sits within its page as its bytes
+        # do in the file; a window that holds the whole file never wraps.
+        self._window = size if size <= window else max(direct.ALIGN, window - window % direct.ALIGN)
         self._ring = memoryview(mmap.mmap(-1, self._window))
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # bytes at the hash position
@@ -233,12 +235,17 @@ class TrailingHasher:
 
     def digests(self) -> dict[str, str] | None:
         """The digests once every byte is hashed; None when that could not happen."""
-        self._stop.set()
-        self._thread.join()
+        self._end()
         if self._error is not None or self.hashed != self._size:
             return None
         return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
     def abandon(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
         self._stop.set()
+        with self._lock:  # connections waiting for room go on at once, without a place
+            for _, room in self._waiting_for_room:
+                room.notify()
         self._thread.join()
