@@ -6,8 +6,8 @@ Runs LADEN_ARGV in a pseudo-terminal of 120x40 (the app needs one; the headless 
 the same), with a settings file that saves into OUT with CONNECTIONS connections. The clock
 starts when NAME's partial file appears and stops when NAME itself does (laden renames the
 partial file only once it is complete), so the app's start-up and the interpreter's are left
-out of both: the figure is the download's own speed. Then the app is quit with `q`; the
-headless command ends by itself. Prints `seconds S`; exits with laden's exit status.
+out of both: the figure is the download's own speed. Then `q` quits the app; the headless
+command ends by itself and never reads it. Prints `seconds S`; exits with laden's exit status.
 Stdlib only, like the rest of bench/.
 """
 
@@ -34,7 +34,6 @@ PART_SUFFIX = ".laden-part"
 def main() -> int:
     out, name, connections = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     argv = sys.argv[sys.argv.index("--") + 1:]
-    app = "get" not in argv
     config = Path(tempfile.mkdtemp(prefix="laden-config-"))
     (config / "config.toml").write_text(
         f'download_dir = "{out}"\nconnections = {connections}\n', encoding="utf-8")
@@ -57,7 +56,8 @@ def main() -> int:
                 ended = time.perf_counter()
                 began = began or ended
             time.sleep(POLL)
-        if app and proc.poll() is None:
+        if proc.poll() is None:
+            # The app waits for `q`; a headless command ends by itself and never reads it.
             os.write(master, b"q")
         try:
             rc = proc.wait(timeout=30)
