@@ -426,10 +426,9 @@ def sc_checksum(ctx: Ctx, notes: list[str]) -> dict | None:
     if openssl:
         # What the machine allows: the download and a sha256 of as many bytes at once, the hash
         # never waiting for a byte (OpenSSL's, as Python's hashlib uses; served file, cached).
-        script = ('"$@" & p=$!; "$0" dgst -sha256 -out /dev/null "$1" || rc=1; '
+        script = ('f=$1; shift; "$@" & p=$!; "$0" dgst -sha256 -out /dev/null "$f" || rc=1; '
                   'wait "$p" || rc=1; exit ${rc:-0}')
-        both = ["sh", "-c", script.replace('"$1"', shlex.quote(str(ctx.data / name))), openssl,
-                *ctx.laden.get(url, 16)]
+        both = ["sh", "-c", script, openssl, str(ctx.data / name), *ctx.laden.get(url, 16)]
         jobs.append(Job("laden + sha256 beside", both, exp, size, "laden"))
         notes.append("laden + sha256 beside: `laden get` and `openssl dgst -sha256` of the served "
                      "file at the same time, uncoordinated: the most a hash computed along can "
@@ -463,6 +462,8 @@ def sc_tui(ctx: Ctx, notes: list[str]) -> dict | None:
     name, sha = ensure_blob(ctx.data, size)
     url, exp = ctx.url(name), [(name, sha)]
     driver = [sys.executable, str(BENCH / "tui_driver.py"), "{out}", name, "16", "--"]
+    # No -o or -c: like the app, `get` takes the folder and connections from the driver's
+    # settings file, so the two differ only in the screen.
     get = [*ctx.laden.argv, "get", *(["-q"] if ctx.laden.quiet else []), url]
     jobs = [Job("laden get", [*driver, *get], exp, size, "laden get", times_itself=True),
             Job("laden app", [*driver, *ctx.laden.argv, url], exp, size, "laden get",

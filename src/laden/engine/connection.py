@@ -2,11 +2,11 @@
 
 This is the loop that decides laden's speed, so it does as little as possible per read: one
 `readinto` into a buffer it reuses for its whole life (the read fills it in C with the GIL
-released), one `os.pwrite` at the segment's offset, and two short lock holds to keep the
-segment plan exact. When the partial file takes direct writes, reads fill the buffer before it
-is written, so each write to the disk is large. Read sizes adapt: small while a connection is
-slow, so pause, progress and stall detection stay prompt, growing to the full buffer when bytes
-arrive fast.
+released; with a checksum to compute, into the bytes' place in the hash's ring instead), one
+`os.pwrite` at the segment's offset, and two short lock holds to keep the segment plan exact.
+When the partial file takes direct writes, reads fill the buffer before it is written, so each
+write to the disk is large. Read sizes adapt: small while a connection is slow, so pause,
+progress and stall detection stay prompt, growing to the full buffer when bytes arrive fast.
 """
 
 from __future__ import annotations
