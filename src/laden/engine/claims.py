@@ -32,10 +32,8 @@ class Claims:
 
     def note(self, download: Download) -> None:
         """A download entering the manager: the name it already has is held from now on."""
-        dest = download.record.dest
-        if dest:
-            with self._lock:
-                self._holders.setdefault(dest, set()).add(download.record.id)
+        with self._lock:
+            self._hold(download)
 
     @contextmanager
     def choosing(self, download: Download) -> Iterator[_Taken]:
@@ -46,9 +44,12 @@ class Claims:
             try:
                 yield _Taken(self, download.record.id)
             finally:
-                dest = download.record.dest
-                if dest:
-                    self._holders.setdefault(dest, set()).add(download.record.id)
+                self._hold(download)
+
+    def _hold(self, download: Download) -> None:
+        """The download's name, if it has one, is held by it. The caller holds `_lock`."""
+        if download.record.dest:
+            self._holders.setdefault(download.record.dest, set()).add(download.record.id)
 
     def _held_by_another(self, name: str, download_id: int) -> bool:
         holders = self._holders.get(name)

@@ -117,4 +117,3 @@ def renamed_before_a_crash(transfer: Transfer) -> bool:
             for checksum in wanted:
                 checksum["actual"], checksum["verified"] = checksum["expected"], True
     return True
-
