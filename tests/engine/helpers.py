@@ -6,12 +6,11 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from laden.engine.config import Config
 from laden.engine.manager import DownloadManager
+from servers.fixtures import wait_for as wait_for  # shared with the other test folders
 
 # Small segments so that a few MB already exercise many connections and splits.
 FAST = Config(min_segment_size=64 * 1024, connect_timeout=5, stall_timeout=5,
@@ -62,11 +61,3 @@ def journalled_bytes(state: Path, name: str | None = None) -> int:
         return 0
     return sum(end - start for ranges, data in rows if name is None or name in data
                for start, end in json.loads(ranges))
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0,
-             message: str = "timed out waiting") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)

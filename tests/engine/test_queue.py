@@ -82,7 +82,7 @@ def test_resumed_while_its_transfer_still_stops_it_starts_again(
     with manager(FAST.replace(max_active=1)) as m:
         download_id = m.add(url, str(downloads))
         wait_for(lambda: m.get(download_id).done >= 100_000,
-                 message="the download never got going")
+                 what="the download to get going")
         m.pause(download_id)
         m.resume(download_id)  # at once: its transfer is most likely still stopping
         http_server.set_faults("/slow.bin", Faults())
@@ -102,7 +102,7 @@ def test_a_queued_download_moved_up_starts_next(
         with m.adding_many():
             first = m.add(slow, str(downloads))
             queued = [m.add(url, str(downloads)) for url in later]
-        wait_for(lambda: order, message="nothing started")  # the queue counted, one runs
+        wait_for(lambda: order, what="a download to start")  # the queue counted, one runs
         m.move(queued[2], -2)  # swaps places with the first one waiting
         for download_id in [first, *queued]:
             assert m.wait(download_id, timeout=30).state is State.DONE

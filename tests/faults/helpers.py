@@ -8,10 +8,10 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from servers.fixtures import wait_for as wait_for  # shared with the other test folders
 
 PART = ".laden-part"
 
@@ -24,15 +24,6 @@ def start_laden(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     """`laden ARGS` in the background, with the test's folders (from the environment)."""
     return subprocess.Popen(laden_command(*args), env={**os.environ, "COLUMNS": "120"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, step: float = 0.02,
-             what: str = "a condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
 
 
 def journal_records(state_dir: Path) -> list[dict[str, Any]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
+from servers.fixtures import wait_for as wait_for  # shared with the other test folders
 from servers.ftp import FTPTestServer
 
 SLOW_RATE = 400_000  # bytes per second per data connection
@@ -56,11 +56,3 @@ def ftp_commands() -> Iterator[CommandLog]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for a condition")
-        time.sleep(0.02)

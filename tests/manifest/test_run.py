@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 from engine.helpers import journalled_bytes
 from laden.cli import main
 from servers.faults import Faults
-from servers.fixtures import random_bytes
+from servers.fixtures import random_bytes, wait_for
 
 from .conftest import secret, write_manifest
 
@@ -242,8 +241,8 @@ def test_rerun_after_kill_9_resumes_and_finished_files_stay(
     command = [sys.executable, "-m", "laden", "run", str(path)]
     process = subprocess.Popen([*command, "-q"], env=os.environ.copy())
     try:
-        _wait_for(lambda: (root / "quick.bin").exists()
-                  and journalled_bytes(laden_dirs["state"], "slow.bin") > 300_000)
+        wait_for(lambda: (root / "quick.bin").exists()
+                 and journalled_bytes(laden_dirs["state"], "slow.bin") > 300_000)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -275,7 +274,7 @@ def test_sigterm_pauses_and_the_same_command_resumes(
     command = [sys.executable, "-m", "laden", "run", str(path)]
     process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: journalled_bytes(laden_dirs["state"], "slow.bin") > 100_000)
+    wait_for(lambda: journalled_bytes(laden_dirs["state"], "slow.bin") > 100_000)
     process.send_signal(signal.SIGTERM)
     _out, err = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -285,12 +284,3 @@ def test_sigterm_pauses_and_the_same_command_resumes(
                            timeout=60)
     assert again.returncode == 0, again.stderr
     assert (root / "slow.bin").read_bytes() == data
-
-
-
-
-def _wait_for(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)

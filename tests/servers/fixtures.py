@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -18,6 +19,16 @@ def random_bytes(n: int, seed: int = 0) -> bytes:
     bytes for a shorter `n` are a prefix of those for a longer one (same seed).
     """
     return hashlib.shake_128(f"laden-test-data:{seed}".encode()).digest(n)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, step: float = 0.02,
+             what: str = "a condition") -> None:
+    """Poll `predicate` until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
 
 
 @pytest.fixture

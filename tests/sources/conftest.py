@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from laden.engine.config import Config
 from laden.engine.manager import DownloadManager
 from laden.sources.base import RangeReader
+from servers.fixtures import wait_for as wait_for  # shared with the other test folders
 
 from .stores import AzureStore, GcsStore, HubStore, S3Store, Store
 
@@ -111,12 +111,6 @@ def corrupt_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], None]:
 
     return corrupt
 
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def laden(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
