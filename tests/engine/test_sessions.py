@@ -119,7 +119,7 @@ def test_kill_9_then_rerun_gives_identical_file(http_server, downloads: Path) ->
         process = subprocess.Popen(command, env=os.environ.copy())
         before_run = journalled_bytes(downloads.parent / "state")
         wait_for(lambda before_run=before_run: part_files(downloads)
-                  and journalled_bytes(downloads.parent / "state") > before_run)
+                 and journalled_bytes(downloads.parent / "state") > before_run)
         time.sleep(0.3)
         process.send_signal(signal.SIGKILL)
         process.wait()
