@@ -43,14 +43,20 @@ class QueueScreen(Screen[None]):
         self._update_hint()
 
     def show(self, info: DownloadInfo) -> None:
-        if self.is_mounted:
+        if self._live:
             self.table.update_download(info)
             self._update_hint()
 
     def forget(self, download_id: int) -> None:
-        if self.is_mounted:
+        if self._live:
             self.table.remove_download(download_id)
             self._update_hint()
+
+    @property
+    def _live(self) -> bool:
+        # Mounted, and the app not on its way out: the engine's events keep coming while the
+        # app exits, after this screen's widgets are gone but before it is unmounted.
+        return self.is_mounted and self.is_attached
 
     def _update_hint(self) -> None:
         self.query_one("#empty-hint").display = self.table.row_count == 0
