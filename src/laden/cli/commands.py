@@ -61,7 +61,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     credentials = download_options(args)
     with open_manager(_config(args)) as manager, json_events(manager, args):
         if args.all:
-            ids = [i.id for i in manager.list() if i.state not in (State.DONE, State.CANCELLED)]
+            ids = [i.id for i in manager.list(done=False) if i.state is not State.CANCELLED]
         else:
             ids = [manager.get(_id(i)).id for i in args.ids]
         for download_id in ids:

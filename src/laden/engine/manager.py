@@ -207,12 +207,12 @@ class DownloadManager:
     def move(self, download_id: int, offset: int) -> None:
         """Move a download up (negative) or down (positive) in the queue."""
         with self._lock:
-            order = sorted(self._downloads.values(), key=lambda d: d.record.position)
+            order = self._everything()
             index = next(i for i, d in enumerate(order) if d.id == download_id)
             other = max(0, min(len(order) - 1, index + offset))
             if other == index:
                 return
-            mine, theirs = order[index], order[other]
+            mine, theirs = self._get(order[index].id), self._get(order[other].id)
             mine.record.position, theirs.record.position = (
                 theirs.record.position, mine.record.position)
         self._notify()  # the next to start may be another one now
@@ -252,13 +252,17 @@ class DownloadManager:
         """The download's state alone: much cheaper than `get` when that is all you need."""
         return self._get(download_id).state
 
-    def list(self) -> list[DownloadInfo]:
-        return [d.info() for d in self._snapshot()]
+    def list(self, *, done: bool = True) -> list[DownloadInfo]:
+        """Every download in queue order. `done=False` leaves out the finished ones, which is
+        much cheaper after a long history: finished ones are read from the journal."""
+        if not done:
+            return [d.info() for d in self._snapshot() if d.state is not State.DONE]
+        return [d.info() for d in self._everything()]
 
     def find(self, path: str) -> DownloadInfo | None:
         """The download whose finished file is at `path`."""
         path = os.path.abspath(os.path.expanduser(path))
-        for download in self._snapshot():
+        for download in self._everything():
             if download.record.dest and os.path.abspath(download.record.dest) == path:
                 return download.info()
         return None
@@ -399,13 +403,38 @@ class DownloadManager:
 
     def _get(self, download_id: int) -> Download:
         try:
-            return self._downloads[int(download_id)]
-        except (KeyError, ValueError, TypeError):
+            key = int(download_id)
+        except (ValueError, TypeError):
             raise UnknownDownload(f"no download with id {download_id}") from None
+        download = self._downloads.get(key) or self._finished_earlier(key)
+        if download is None:
+            raise UnknownDownload(f"no download with id {download_id}")
+        return download
+
+    def _finished_earlier(self, download_id: int) -> Download | None:
+        """A download finished in an earlier session, held from now on. Until asked for, it
+        stays in the journal: a start-up pays only for the unfinished ones."""
+        record = self.journal.load(download_id) if self.journal is not None else None
+        if record is None:
+            return None
+        with self._lock:
+            if download_id in self._downloads:  # another thread asked for it first
+                return self._downloads[download_id]
+            return self._keep(Download(record, DownloadOptions.from_journal(record.options)))
 
     def _snapshot(self) -> Iterable[Download]:
+        """The downloads held: unfinished ones, and those finished or looked at this session."""
         with self._lock:
             return sorted(self._downloads.values(), key=lambda d: d.record.position)
+
+    def _everything(self) -> list[Download]:
+        """Every download in queue order: those held, and the ones finished in earlier
+        sessions, read from the journal for this call only."""
+        with self._lock:
+            held = list(self._downloads.values())
+            earlier = self.journal.load_done(self._downloads) if self.journal else []
+        held += (Download(r, DownloadOptions.from_journal(r.options)) for r in earlier)
+        return sorted(held, key=lambda d: d.record.position)
 
 
 __all__ = ["DownloadManager", "LadenError", "VerifyResult"]

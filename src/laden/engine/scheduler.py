@@ -143,7 +143,9 @@ def transfer_ended(manager: DownloadManager, transfer: Transfer) -> None:
 
 def load(manager: DownloadManager, resume_interrupted: bool) -> None:
     assert manager.journal is not None
-    for record in manager.journal.load_all():
+    # Finished downloads stay in the journal until someone asks for one (`_finished_earlier`).
+    manager._last_position = manager.journal.last_position()
+    for record in manager.journal.load_unfinished():
         if record.state != State.DONE.value:
             record.done_ranges = trusted_ranges(record)
         download = Download(record, DownloadOptions.from_journal(record.options))
