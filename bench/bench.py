@@ -47,6 +47,7 @@ DEFAULTS = {  # option: (normal, --quick)
     "tui_size": ("2G", "256M"),
     "small_count": (500, 100), "small_size": ("256K", "256K"), "mem_sizes": ("200M,4G", "64M,512M"),
     "runs": (5, 2), "startup_runs": (20, 5), "startup_warmup": (2, 1),
+    "startup_history": (5000, 500),
 }
 
 
@@ -380,6 +381,12 @@ def sc_startup(ctx: Ctx, notes: list[str]) -> dict:
     name, sha = ensure_blob(ctx.data, 1024)
     url = ctx.url(name)
     cmds = {"laden": ctx.laden.get(url)} if ctx.laden else {}
+    history = ctx.args.startup_history
+    if ctx.laden and ctx.laden.input and history:
+        label, state = f"laden, {history} in journal", laden_history(ctx, url, history)
+        cmds[label] = ["env", f"LADEN_STATE_DIR={state}", *ctx.laden.get(url)]
+        notes.append(f"`{label}`: the same command with a journal that already holds {history} "
+                     "finished downloads (made by one `laden get -i`)")
     cmds["curl"] = ["curl", "-s", "-O", url]
     notes.append(f"each round: {'hyperfine -N' if ctx.hyperfine else 'own loop'}, "
                  f"{ctx.args.startup_warmup} warmups + {ctx.args.startup_runs} runs per "
@@ -410,6 +417,24 @@ def sc_startup(ctx: Ctx, notes: list[str]) -> dict:
     jobs = [Job(lab, c, [(name, sha)], 1024) for lab, c in cmds.items()]
     return {"params": {"size": 1024}, "jobs": jobs, "runs": runs,
             "table": md_table(hdr, rows), "summary": summary}
+
+
+def laden_history(ctx: Ctx, url: str, count: int) -> Path:
+    """A state folder whose journal holds `count` finished downloads of `url`: a user's history.
+    The files themselves are deleted; the journal keeps their records."""
+    state, out = ctx.outbase / "history-state", Path(tempfile.mkdtemp(prefix="history-",
+                                                                        dir=ctx.outbase))
+    shutil.rmtree(state, ignore_errors=True)
+    lst = out / "history.list"
+    lst.write_text("".join(f"{url}\n  out=h{n}.bin\n" for n in range(count)))
+    assert ctx.laden is not None
+    argv = [a.replace("{out}", str(out)) for a in ctx.laden.get(None, None, ("-i", str(lst)))]
+    p = subprocess.run(argv, env={**os.environ, "LADEN_STATE_DIR": str(state)},
+                       stdin=DEVNULL, capture_output=True, text=True)
+    shutil.rmtree(out, ignore_errors=True)
+    if p.returncode:
+        raise SystemExit(f"bench: making a history of {count} downloads failed: {tail(p.stderr)}")
+    return state
 
 
 def sc_checksum(ctx: Ctx, notes: list[str]) -> dict | None:
