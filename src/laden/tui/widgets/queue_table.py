@@ -87,6 +87,8 @@ class QueueTable(DataTable[Text | str]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._shown: dict[int, dict[str, Text | str]] = {}
         self._infos: dict[int, DownloadInfo] = {}
+        self._last_position = float("-inf")
+        """The highest position shown: a row that comes before it needs a sort."""
         self._name_width = 30
 
     def on_mount(self) -> None:
@@ -113,7 +115,10 @@ class QueueTable(DataTable[Text | str]):
         if info.id in self._shown:
             self.update_download(info)
             return
-        out_of_order = any(other.position > info.position for other in self._infos.values())
+        # Against the highest position, not every row: a pass over the rows per row made
+        # opening a history of 4,400 downloads take seconds.
+        out_of_order = info.position < self._last_position
+        self._last_position = max(self._last_position, info.position)
         cells = self._cells(info)
         self._shown[info.id] = cells
         self._infos[info.id] = info
@@ -134,6 +139,7 @@ class QueueTable(DataTable[Text | str]):
         self._shown[info.id] = cells
         moved = self._infos[info.id].position != info.position
         self._infos[info.id] = info
+        self._last_position = max(self._last_position, info.position)
         if moved:
             self._sort()
 
