@@ -62,6 +62,11 @@ class Download:
         self._bytes_done_cache = sum(e - s for s, e in record.done_ranges)
         self.finished_event = threading.Event()
 
+    @classmethod
+    def from_journal(cls, record: Record) -> Download:
+        """The download a journal record describes, with the options it kept (no secrets)."""
+        return cls(record, DownloadOptions.from_journal(record.options))
+
     @property
     def id(self) -> int:
         return self.record.id

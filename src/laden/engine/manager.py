@@ -420,7 +420,7 @@ class DownloadManager:
         with self._lock:
             if download_id in self._downloads:  # another thread asked for it first
                 return self._downloads[download_id]
-            return self._keep(Download(record, DownloadOptions.from_journal(record.options)))
+            return self._keep(Download.from_journal(record))
 
     def _snapshot(self) -> Iterable[Download]:
         """The downloads held: unfinished ones, and those finished or looked at this session."""
@@ -433,7 +433,7 @@ class DownloadManager:
         with self._lock:
             held = list(self._downloads.values())
             earlier = self.journal.load_done(self._downloads) if self.journal else []
-        held += (Download(r, DownloadOptions.from_journal(r.options)) for r in earlier)
+        held += (Download.from_journal(r) for r in earlier)
         return sorted(held, key=lambda d: d.record.position)
 
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from ..store.journal import trusted_ranges
 from . import events
 from .download import Download
-from .options import DownloadOptions
 from .partfile import has_room_to_resume
 from .states import ACTIVE, State
 from .transfer import Transfer
@@ -146,9 +145,8 @@ def load(manager: DownloadManager, resume_interrupted: bool) -> None:
     # Finished downloads stay in the journal until someone asks for one (`_finished_earlier`).
     manager._last_position = manager.journal.last_position()
     for record in manager.journal.load_unfinished():
-        if record.state != State.DONE.value:
-            record.done_ranges = trusted_ranges(record)
-        download = Download(record, DownloadOptions.from_journal(record.options))
+        record.done_ranges = trusted_ranges(record)
+        download = Download.from_journal(record)
         if download.state in ACTIVE:
             # It was running when laden stopped (quit, crash or kill -9).
             download.state = State.QUEUED
