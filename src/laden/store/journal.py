@@ -226,7 +226,6 @@ class Journal:
 
     def load_all(self) -> list[Record]:
         with self._lock:
-            self._opened = None
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM downloads ORDER BY id").fetchall()
         return _readable(rows)
 
