@@ -1,8 +1,9 @@
 """File names from servers and addresses, made safe to create inside the download folder.
 
 Everything here treats its input as hostile: a name can never contain a path separator, be
-`.`/`..`, hold control characters or NUL, exceed the file system's 255-byte limit, or (on
-Windows) be a reserved device name.
+`.`/`..`, hold control characters or NUL, hold invisible characters that reorder or hide text
+(so `invoice\u202egpj.exe` cannot pass for a picture), exceed the file system's 255-byte limit,
+or (on Windows) be a reserved device name.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ MAX_NAME_BYTES = 255 - 16
 DEFAULT_NAME = "download"
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT")
                                                      for i in range(1, 10)}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Dropped from names: C0 and C1 controls, DEL, and format characters (bidi embeddings,
+overrides, isolates and marks, zero-width spaces and joiners, the byte order mark), which can
+make a name show as something it is not; and line and paragraph separators."""
 
 
 def sanitize_filename(name: str | None, *, windows: bool | None = None) -> str | None:
@@ -32,7 +36,7 @@ def sanitize_filename(name: str | None, *, windows: bool | None = None) -> str |
     name = unicodedata.normalize("NFC", name)
     # Only the last component counts: "../../etc/passwd" and "C:\\x\\y" become "passwd", "y".
     name = re.split(r"[/\\]", name)[-1]
-    name = _CONTROL.sub("", name).strip()
+    name = _without_hidden(name).strip()
     # Windows drops trailing dots and spaces itself, so "a. ." would not be the name asked for.
     while windows and name != name.strip().strip("."):
         name = name.strip().strip(".")
@@ -43,6 +47,12 @@ def sanitize_filename(name: str | None, *, windows: bool | None = None) -> str |
     if not name or set(name) == {"."}:
         return None
     return _shorten(name)
+
+
+def _without_hidden(name: str) -> str:
+    if name.isprintable():  # the usual name: nothing to look up character by character
+        return name
+    return "".join(c for c in name if unicodedata.category(c) not in _HIDDEN)
 
 
 def _shorten(name: str) -> str:
