@@ -2,7 +2,9 @@
 
 Every expected failure ends as one line on stderr and a non-zero exit code, never a traceback:
 2 for bad input, 3 when another laden owns the state folder, 1 when a download failed, 130 when
-interrupted (the downloads are paused and saved; the same command resumes them).
+interrupted (the downloads are paused and saved; the same command resumes them). Everything
+printed passes through `printable` (see `terminal`): no server or address can send the
+terminal an escape sequence.
 """
 
 from __future__ import annotations
@@ -10,21 +12,23 @@ from __future__ import annotations
 import sys
 
 from ..engine.errors import LadenError
+from .terminal import printable_output
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _skip_httpx_cli()
-    try:
-        return _dispatch(argv)
-    except LadenError as exc:
-        print(f"laden: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("laden: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 1
+    with printable_output():
+        try:
+            return _dispatch(argv)
+        except LadenError as exc:
+            print(f"laden: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("laden: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            return 1
 
 
 def _skip_httpx_cli() -> None:

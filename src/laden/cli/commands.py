@@ -18,6 +18,7 @@ from ..engine.config import Config
 from ..engine.errors import InputError, LadenError
 from ..engine.info import DownloadInfo
 from ..engine.options import DownloadOptions
+from ..engine.printable import printable
 from ..engine.states import State
 from ..engine.units import format_size, parse_rate
 from . import progress
@@ -139,7 +140,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                                                                 else "     ?")
         name = os.path.basename(r.dest) if r.dest else r.url
         note = f"  ({r.message})" if r.message and r.state in ("failed", "paused") else ""
-        print(f"{r.id:>4}  {r.state:<11} {percent:>6}  {format_size(r.size):>10}  {name}{note}")
+        # One row per download, even for an address or a message holding a newline.
+        print(printable(f"{r.id:>4}  {r.state:<11} {percent:>6}  {format_size(r.size):>10}  "
+                        f"{name}{note}"))
     return 0
 
 

@@ -1,7 +1,9 @@
 """The log file: rotating, in the platform's log folder, and free of credentials.
 
 laden logs addresses only after `strip_credentials`, and never logs headers or options; the
-filter below is a second guard that masks anything shaped like a password in an address.
+filter below is a second guard that masks anything shaped like a password in an address. Every
+record is made printable, so `less laden.log` or `tail -f` never replays a server's escape
+sequences, and a newline in a message cannot forge a record of its own.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import logging
 import logging.handlers
 import os
 import re
+from typing import Any
 
 from ..engine.errors import InputError
+from ..engine.printable import printable
 
 _USERINFO = re.compile(r"(\w+://)[^/@\s:]+:[^/@\s]+@")
 LEVELS = ("debug", "info", "warning", "error")
@@ -24,6 +28,19 @@ class _MaskCredentials(logging.Filter):
         if masked != message:
             record.msg, record.args = masked, None
         return True
+
+
+class _PrintableFormatter(logging.Formatter):
+    """One line per record, escapes shown as text; a traceback keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return printable(super().formatException(ei), newlines=True)
+
+    def formatStack(self, stack_info: str) -> str:
+        return printable(super().formatStack(stack_info), newlines=True)
 
 
 def setup_logging(level: str | None) -> str | None:
@@ -41,7 +58,7 @@ def setup_logging(level: str | None) -> str | None:
                                                        encoding="utf-8")
     except OSError:
         return None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_MaskCredentials())
     logger = logging.getLogger("laden")
     logger.handlers[:] = [handler]

@@ -15,8 +15,10 @@ from typing import Any, TextIO
 
 from ..engine import events
 from ..engine.info import DownloadInfo
+from ..engine.printable import printable
 from ..engine.states import State
 from ..engine.units import format_eta, format_rate, format_size
+from . import terminal
 
 PLAIN_INTERVAL = 5.0
 
@@ -65,13 +67,15 @@ def plain_line(info: DownloadInfo) -> str:
         parts += [format_rate(info.speed), f"ETA {format_eta(info.eta)}"]
     if info.message and info.state in (State.FAILED, State.PAUSED, State.DONE):
         parts.append(f"- {info.message}")
-    return " ".join(p for p in parts if p)
+    # One line whatever a server put in the name or the message (the stream keeps newlines).
+    return printable(" ".join(p for p in parts if p))
 
 
 class RichDisplay(Display):
     shows_progress = True
 
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -92,12 +96,21 @@ class RichDisplay(Display):
             TextColumn("{task.fields[state]}"),
             transient=False,
             refresh_per_second=4,
+            # Its own escape sequences must reach the terminal, so it writes past the
+            # printable stream and makes each name printable itself (see `update`); nothing
+            # else is redirected into it, so all other output stays on the printable stream.
+            console=Console(file=terminal.real_stream(sys.stdout)),
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._tasks: dict[int, Any] = {}
         self._progress.start()
 
     def update(self, infos: Iterable[DownloadInfo]) -> None:
+        from rich.markup import escape
+
         for info in infos:
+            name = escape(printable(info.name))  # the name column is rich markup
             state = info.state.value if info.state is not State.DOWNLOADING else ""
             if info.state is State.FAILED:
                 state = "[red]failed[/]"
@@ -105,9 +118,9 @@ class RichDisplay(Display):
                 state = "[green]done[/]"
             task = self._tasks.get(info.id)
             if task is None:
-                task = self._progress.add_task("", total=info.size, name=info.name, state=state)
+                task = self._progress.add_task("", total=info.size, name=name, state=state)
                 self._tasks[info.id] = task
-            self._progress.update(task, completed=info.done, total=info.size, name=info.name,
+            self._progress.update(task, completed=info.done, total=info.size, name=name,
                                   state=state)
 
     def close(self) -> None:

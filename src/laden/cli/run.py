@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from ..engine.config import Config
 from ..engine.errors import InputError
 from ..engine.info import DownloadInfo
+from ..engine.printable import printable
 from ..engine.states import State
 from ..engine.units import format_rate, format_size
 from ..engine.urls import strip_credentials
@@ -216,10 +217,13 @@ def print_plan(planned: list[Any], args: argparse.Namespace) -> int:
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    # Printable before measuring: an escape is wider than the character it stands for, and a
+    # newline in a cell must not start a row of its own.
+    table = [[printable(str(cell)) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     widths[-1] = 0  # the last column (errors) is never padded
-    for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
               .rstrip())
 
 

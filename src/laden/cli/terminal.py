@@ -1,0 +1,56 @@
+"""The one way out of the command line: everything laden prints passes through `printable`.
+
+`main` swaps stdout and stderr for `PrintableStream`s while a command runs, so every message,
+progress line, `laden list` row and argparse error is made safe in one place instead of at each
+`print`: an ETag, a name or an address holding `ESC [2J`, U+009B or U+202E shows as `\\x1b[2J`,
+`\\x9b` or `\\u202e`. Only rich's live display writes to the real stream, since its own escape
+sequences are the point; it makes the text it shows printable itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from ..engine.printable import printable
+
+
+class PrintableStream:
+    """A text stream that writes to `stream` only what `printable` leaves, newlines kept."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(printable(text, newlines=True))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        # flush, isatty, fileno, encoding...: the real stream's.
+        return getattr(self.stream, name)
+
+
+def real_stream(stream: TextIO) -> TextIO:
+    """The stream under a `PrintableStream`, for a display that sends its own escapes."""
+    return stream.stream if isinstance(stream, PrintableStream) else stream
+
+
+@contextmanager
+def printable_output() -> Iterator[None]:
+    """Everything printed inside goes through `printable`."""
+    saved = sys.stdout, sys.stderr
+    # None: no console at all (pythonw), where print writes nothing anyway.
+    if sys.stdout is not None and not isinstance(sys.stdout, PrintableStream):
+        sys.stdout = PrintableStream(sys.stdout)  # type: ignore[assignment]
+    if sys.stderr is not None and not isinstance(sys.stderr, PrintableStream):
+        sys.stderr = PrintableStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
