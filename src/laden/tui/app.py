@@ -17,6 +17,7 @@ from typing import Any
 
 from textual.app import App
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from ..engine.config import Config
@@ -24,6 +25,7 @@ from ..engine.errors import LadenError, SettingsError, UnknownDownload
 from ..engine.info import DownloadInfo
 from ..engine.manager import DownloadManager, VerifyResult
 from ..engine.options import DownloadOptions
+from ..engine.printable import printable
 from ..engine.states import State
 from ..store import paths, settings
 from . import bindings
@@ -145,6 +147,21 @@ class LadenApp(App[int]):
     def on_download_notice(self, message: DownloadNotice) -> None:
         self.notify(message.text, title=message.title, severity=message.severity,
                     timeout=8 if message.severity == "error" else 4)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast, as Textual's, but made printable and not read as markup by default: every
+        toast of the app goes through here, and most carry a name, an address or a message
+        from a server."""
+        super().notify(printable(message, newlines=True), title=printable(title),
+                       severity=severity, timeout=timeout, markup=markup)
 
     def on_command_done(self, message: CommandDone) -> None:
         if message.callback is not None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from ...engine.printable import printable
 
 if TYPE_CHECKING:
     from ..app import LadenApp
@@ -80,7 +83,8 @@ class AddModal(ModalScreen[list[int] | None]):
 
     def show_error(self, message: str) -> None:
         self.query_one("#add-ok", Button).disabled = False
-        self.query_one("#add-error", Static).update(message)
+        # The engine's words, often quoting the address typed: text, never markup.
+        self.query_one("#add-error", Static).update(Text(printable(message)))
         self.query_one("#add-url", Input).focus()
 
     @on(Button.Pressed, "#add-cancel")

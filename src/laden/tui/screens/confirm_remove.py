@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
 
 from ...engine.info import DownloadInfo
+from ...engine.printable import printable
 from ...engine.states import State
 
 
@@ -36,10 +37,11 @@ class ConfirmRemove(ModalScreen[RemoveChoice | None]):
         info = self._info
         finished = info.state is State.DONE
         with Vertical(id="remove-dialog", classes="dialog"):
-            yield Label(f"Remove [b]{escape(info.name)}[/b] from the queue?",
+            yield Label(f"Remove [b]{escape(printable(info.name))}[/b] from the queue?",
                         classes="dialog-title")
             if finished:
-                yield Checkbox(f"Also delete the file {escape(info.dest)}", id="remove-file")
+                yield Checkbox(f"Also delete the file {escape(printable(info.dest))}",
+                               id="remove-file")
             else:
                 yield Static("The download stops and its partial file is deleted.",
                              classes="muted")

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from ...engine.info import DownloadInfo
+from ...engine.printable import printable
 from ...engine.states import State
 from ...engine.units import format_eta, format_rate
 from ..widgets.connection_table import ConnectionTable
@@ -21,7 +22,7 @@ from ..widgets.speed_graph import SpeedGraph
 
 def headline(info: DownloadInfo) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(info.name or info.url, "bold")
+    text.append(printable(info.name or info.url), "bold")
     text.append(f"   {info.state.value}")
     if info.fraction is not None:
         text.append(f"  {info.fraction * 100:.1f}%")

@@ -10,16 +10,19 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, cast
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
 
 from ...engine.config import CONFLICT_POLICIES, DIRECT_IO_MODES, Config, field_help
 from ...engine.errors import LadenError
+from ...engine.printable import printable
 from ..bindings import ACTIONS
 
 if TYPE_CHECKING:
@@ -44,6 +47,11 @@ def format_bytes(value: int | None) -> str:
     return str(value)
 
 
+def shown(message: str) -> Text:
+    """A message for a Static: printable, and never read as markup (it may quote a value)."""
+    return Text(printable(message, newlines=True))
+
+
 def _fields() -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(Config) if f.name != "extra"]
 
@@ -64,9 +72,10 @@ class SettingsScreen(Screen[bool]):
 
     def compose(self) -> ComposeResult:
         helps = field_help()
-        yield Static(f"Settings  [dim]{self._path}[/dim]", id="settings-title", markup=True)
+        yield Static(f"Settings  [dim]{escape(printable(self._path))}[/dim]",
+                     id="settings-title", markup=True)
         if self._problem:
-            yield Static(self._problem, id="settings-problem", classes="error")
+            yield Static(shown(self._problem), id="settings-problem", classes="error")
         with VerticalScroll(id="settings-body"):
             for field in _fields():
                 with Horizontal(classes="setting", id=f"setting-{field.name}"):
@@ -172,11 +181,11 @@ class SettingsScreen(Screen[bool]):
     def show_errors(self, errors: dict[str, str]) -> None:
         for field in _fields():
             label = self.query_one(f"#error-{field.name}", Static)
-            label.update(errors.get(field.name, ""))
+            label.update(shown(errors.get(field.name, "")))
             self.query_one(f"#setting-{field.name}").set_class(field.name in errors, "-invalid")
         status = self.query_one("#settings-status", Static)
-        status.update(errors.get(GENERAL) or
-                      (f"{len(errors)} setting(s) need fixing" if errors else ""))
+        status.update(shown(errors.get(GENERAL) or
+                            (f"{len(errors)} setting(s) need fixing" if errors else "")))
         first = next((f.name for f in _fields() if f.name in errors), None)
         if first is not None:
             self.query_one(f"#field-{first}").focus()
@@ -197,7 +206,7 @@ class SettingsScreen(Screen[bool]):
         app = cast("LadenApp", self.app)
         problem = app.save_settings(config)
         if problem is not None:
-            self.query_one("#settings-status", Static).update(problem)
+            self.query_one("#settings-status", Static).update(shown(problem))
             return
         self.dismiss(True)
 

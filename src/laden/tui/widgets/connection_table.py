@@ -12,6 +12,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from ...engine.info import ConnectionInfo, DownloadInfo
+from ...engine.printable import printable
 from ...engine.units import format_rate, format_size
 from .segment_map import PALETTE_SIZE, connection_class, connection_css
 from .styles import component_style
@@ -70,5 +71,6 @@ class ConnectionTable(DataTable[Text | str]):
             "bytes": format_size(connection.bytes),
             "speed": format_rate(connection.speed),
             "retries": str(connection.retries),
-            "status": Text(connection.last_status, no_wrap=True, overflow="ellipsis"),
+            "status": Text(printable(connection.last_status), no_wrap=True,
+                           overflow="ellipsis"),
         }

@@ -1,5 +1,9 @@
 """Everything known about one download as label / value lines: addresses, destination, size,
-validators, checksums, options, retries and the last errors with their times."""
+validators, checksums, options, retries and the last errors with their times.
+
+Nearly every value came from a server or was typed by someone, so each one is made printable
+and shown as text, never read as markup.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ...engine.info import ChecksumInfo, DownloadInfo
+from ...engine.printable import printable
 from ...engine.units import format_rate, format_size
 from .styles import component_style
 
@@ -56,7 +61,8 @@ class DownloadFacts(Widget):
         grid.add_column(style=self._style("label"), no_wrap=True)
         grid.add_column(overflow="fold")
         for label, value in self._rows(info):
-            grid.add_row(label, value)
+            # A str cell of a rich table is markup: "[" in an address would be read as a tag.
+            grid.add_row(label, value if isinstance(value, Text) else Text(printable(value)))
         return grid
 
     def _rows(self, info: DownloadInfo) -> list[tuple[str, Text | str]]:
@@ -70,12 +76,13 @@ class DownloadFacts(Widget):
         rows.append(("Size", f"{size}{exact}, {format_size(info.done)} on disk"))
         state = Text(info.state.value)
         if info.message:
-            state.append(f"  {info.message}", self._style("bad" if info.errors else "muted"))
+            state.append(f"  {printable(info.message)}",
+                         self._style("bad" if info.errors else "muted"))
         rows.append(("State", state))
         rows.append(("Source", f"{info.source}"
                                f"{'' if info.resumable else '  (cannot resume: no ranges)'}"))
-        rows.append(("ETag", Text(info.etag or "-", style="" if info.etag else muted)))
-        rows.append(("Last-Modified", Text(info.last_modified or "-",
+        rows.append(("ETag", Text(printable(info.etag or "-"), style="" if info.etag else muted)))
+        rows.append(("Last-Modified", Text(printable(info.last_modified or "-"),
                                            style="" if info.last_modified else muted)))
         rows.append(("Checksums", self._checksums(info.checksums)))
         rows.append(("Options", self._options(info)))
@@ -93,11 +100,12 @@ class DownloadFacts(Widget):
         for index, checksum in enumerate(checksums):
             if index:
                 text.append("\n")
-            text.append(f"{checksum.algorithm} {checksum.expected} ({checksum.origin}) ")
+            text.append(printable(f"{checksum.algorithm} {checksum.expected} "
+                                  f"({checksum.origin}) "))
             if checksum.verified is True:
                 text.append("✓ verified", self._style("good"))
             elif checksum.verified is False:
-                text.append(f"✗ mismatch: got {checksum.actual}", self._style("bad"))
+                text.append(printable(f"✗ mismatch: got {checksum.actual}"), self._style("bad"))
             else:
                 text.append("not checked yet", self._style("muted"))
         return text
@@ -108,7 +116,8 @@ class DownloadFacts(Widget):
             options["limit_rate"] = format_rate(options["limit_rate"])
         if not options:
             return Text("defaults", style=self._style("muted"))
-        return Text(", ".join(f"{key}={value}" for key, value in sorted(options.items())))
+        return Text(printable(", ".join(f"{key}={value}"
+                                        for key, value in sorted(options.items()))))
 
     def _errors(self, info: DownloadInfo) -> Text:
         if not info.errors:
@@ -119,7 +128,7 @@ class DownloadFacts(Widget):
             if index:
                 text.append("\n")
             text.append(format_time(error.time), self._style("muted"))
-            text.append(f"  {error.message}", self._style("bad"))
+            text.append(f"  {printable(error.message)}", self._style("bad"))
         if len(info.errors) > len(shown):
             text.append(f"\n… and {len(info.errors) - len(shown)} earlier",
                         self._style("muted"))

@@ -13,6 +13,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from ...engine.info import DownloadInfo
+from ...engine.printable import printable
 from ...engine.states import ACTIVE, State
 from ...engine.units import format_rate, format_size
 from .styles import component_style
@@ -114,7 +115,7 @@ class HeaderBar(Widget):
         if summary.free is not None:
             text.append("  free ", label)
             text.append(format_size(summary.free))
-            text.append(f" in {_short(summary.folder)}", label)
+            text.append(f" in {_short(printable(summary.folder))}", label)
         return text
 
 

@@ -17,6 +17,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from ...engine.info import DownloadInfo
+from ...engine.printable import printable
 from ...engine.states import State
 from ...engine.units import format_eta, format_rate, format_size
 from .styles import component_style
@@ -192,7 +193,7 @@ class QueueTable(DataTable[Text | str]):
         active = info.state in (State.DOWNLOADING, State.CONNECTING)
         return {
             "id": str(info.id),
-            "name": Text(info.name or info.url, no_wrap=True, overflow="ellipsis"),
+            "name": Text(printable(info.name or info.url), no_wrap=True, overflow="ellipsis"),
             "size": format_size(info.size) if info.size is not None else "?",
             "bar": self._bar(info),
             "percent": f"{fraction * 100:5.1f}%" if fraction is not None else "",
