@@ -71,6 +71,9 @@ class Faults:
     no_etag: bool = False
     # After N requests answer 403 (an expired signed URL).
     expire_after_requests: int | None = None
+    # A new ETag and a Last-Modified one second later on every response, content unchanged: a
+    # file rewritten all the time, whose every change is real (not a tokenized link).
+    change_every_request: bool = False
 
 
 @dataclass(frozen=True)

@@ -209,9 +209,11 @@ class FileHandler(BaseHTTPRequestHandler):
         with self.owner._lock:
             canned = f.status_sequence.pop(0) if f.status_sequence else None
             data, etag, last_modified = entry.data, entry.etag, entry.last_modified
-            if f.change_etag_every_request:
+            if f.change_etag_every_request or f.change_every_request:
                 entry.etag_serial += 1
                 etag = with_etag_suffix(etag, f"r{entry.etag_serial}")
+            if f.change_every_request:
+                last_modified += entry.etag_serial
         if canned is not None:
             self._send_simple(canned[0], canned[1], head)
             return
