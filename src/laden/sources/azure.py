@@ -7,8 +7,10 @@ registry routes here. Folders and globs as in `cloud`.
 The probe reads the blob's properties: size, ETag (the validator) and `Content-MD5`, which
 Azure keeps for the whole blob when it was uploaded in one request or set by the uploader. Each
 range is a `download_blob(offset, length)` pinned with the ETag and
-`MatchConditions.IfNotModified`: 412 means the blob changed. The SDK fetches a range in chunks
-of `CHUNK` bytes (it holds one chunk in memory per connection), so those are kept small.
+`MatchConditions.IfNotModified`: 412 means the blob changed, and every answer's ETag and total
+size are compared with the probe's as well (`versions`), in case something on the way ignores
+the condition. The SDK fetches a range in chunks of `CHUNK` bytes (it holds one chunk in
+memory per connection), so those are kept small.
 
 Credentials, first found wins: a connection string (`azure_connection_string[_file]`, then
 `AZURE_STORAGE_CONNECTION_STRING`); else the account URL (`azure_account_url`, the address
@@ -19,6 +21,7 @@ address's query); else anonymous access (public containers).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from collections.abc import Iterator
@@ -38,8 +41,9 @@ from ..engine.errors import (
 )
 from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
-from . import cloud
+from . import cloud, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
+from .http_headers import parse_content_range
 
 CHUNK = 4 * 1024 * 1024
 _CREDENTIAL_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo",
@@ -110,7 +114,8 @@ class AzureBlobSource(Source):
             checksums=tuple(checksums),
             version=props.etag,
             extra={"blob_type": str(props.blob_type),
-                   "content_type": props.content_settings.content_type or ""},
+                   "content_type": props.content_settings.content_type or "",
+                   **({"version_id": props.version_id} if props.version_id else {})},
         )
 
     # -- the bytes ---------------------------------------------------------------------------
@@ -128,6 +133,8 @@ class AzureBlobSource(Source):
         try:
             stream = client.download_blob(
                 offset=start, length=None if end is None else end - start, max_concurrency=1,
+                # Called for every response, the first and each later chunk's.
+                raw_response_hook=_AnswerCheck(remote, address),
                 **pinned,
             )
         except Exception as exc:  # noqa: BLE001 - classified in one place
@@ -242,6 +249,41 @@ class _BlobReader:
 
     def close(self) -> None:
         self._stream = None
+
+
+class _AnswerCheck:
+    """Compares each answer's ETag, version id and total size with the probe's.
+
+    The precondition asks Azure to refuse a changed blob; this catches a service, proxy or
+    emulator that ignores it, before any of the other version's bytes are read.
+    """
+
+    def __init__(self, remote: RemoteInfo, address: BlobAddress) -> None:
+        self._pinned = versions.Validators(
+            size=remote.size, etag=remote.etag, version=remote.extra.get("version_id"),
+            modified=remote.last_modified)
+        self._url = address.url_for(address.blob).split("?", 1)[0]  # never a SAS
+
+    def __call__(self, pipeline_response: Any) -> None:
+        response = pipeline_response.http_response
+        if response.status_code not in (200, 206):
+            return  # errors are classified by `_error` once the SDK raises them
+        headers = response.headers
+        parsed = parse_content_range(headers.get("content-range"))
+        if parsed is not None:
+            size = parsed[2]
+        else:
+            length = headers.get("content-length") or ""
+            size = int(length) if length.strip().isdigit() else None
+        answer = versions.Validators(
+            size=size, etag=headers.get("etag"), version=headers.get("x-ms-version-id"),
+            modified=headers.get("last-modified"))
+        try:
+            versions.check_answer(self._pinned, answer, self._url)
+        except RemoteChanged:
+            with contextlib.suppress(Exception):  # its body will never be read
+                response.internal_response.close()
+            raise
 
 
 def _account_name(account_url: str) -> str:

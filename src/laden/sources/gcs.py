@@ -6,7 +6,9 @@ composite objects) and `crc32c`. Each range is a media GET of that generation wi
 `ifGenerationMatch`, made on google-auth's `AuthorizedSession` (the transport the storage
 client uses itself) with `stream=True`, so the bytes are read with `readinto` from the
 underlying `http.client` response instead of through the client's in-memory downloads. A 404
-or 412 on a range means the generation is gone: the object changed.
+or 412 on a range means the generation is gone: the object changed. So does an answer whose
+`x-goog-generation`, total size or `x-goog-hash` differs from the probe's (`versions`): a proxy
+or emulator that ignores `ifGenerationMatch` must not get another generation into the file.
 
 `Accept-Encoding: gzip` asks for the stored bytes even when an object is kept gzip-encoded
 (no decompressive transcoding), so sizes, ranges and checksums describe the same bytes.
@@ -19,6 +21,7 @@ credentials file is given, so nothing looks for a metadata server.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 from collections.abc import Iterator
@@ -40,7 +43,7 @@ from ..engine.errors import (
 from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
 from ..engine.verify import normalise_digest
-from . import cloud
+from . import cloud, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
@@ -223,6 +226,8 @@ class GcsSource(Source):
 
 def _check(response: Any, remote: RemoteInfo, start: int, end: int | None, ranged: bool) -> None:
     status = response.status_code
+    if status in (200, 206):
+        versions.check_answer(_pinned(remote), _answer(response.headers, status), remote.url)
     if status == 206 and ranged:
         parsed = parse_content_range(response.headers.get("content-range"))
         want_end = end if end is not None else remote.size
@@ -238,6 +243,34 @@ def _check(response: Any, remote: RemoteInfo, start: int, end: int | None, range
         raise RemoteChanged(f"{remote.url} changed during the download (generation "
                             f"{remote.version} is gone)")
     raise _status_error(status, remote.url)
+
+
+def _pinned(remote: RemoteInfo) -> versions.Validators:
+    # The generation names the bytes; the object's ETag and update time also move when only
+    # its metadata changes, so they are not compared.
+    return versions.Validators(
+        size=remote.size, version=remote.version,
+        digests=tuple((c.algorithm, c.expected) for c in remote.checksums))
+
+
+def _answer(headers: Any, status: int) -> versions.Validators:
+    """The generation, total size and whole-object hashes an answer carries."""
+    size: int | None = None
+    if status == 206:
+        parsed = parse_content_range(headers.get("content-range"))
+        size = parsed[2] if parsed else None
+    else:
+        stored = headers.get("x-goog-stored-content-length") or headers.get("content-length")
+        size = int(stored) if stored and stored.strip().isdigit() else None
+    digests = []
+    for item in (headers.get("x-goog-hash") or "").split(","):
+        name, _, value = item.strip().partition("=")
+        algorithm = {"md5": "md5", "crc32c": "crc32c"}.get(name.strip().lower())
+        if algorithm and value:
+            with contextlib.suppress(InputError):  # not a digest at all: it proves nothing
+                digests.append((algorithm, normalise_digest(algorithm, value)))
+    return versions.Validators(size=size, version=headers.get("x-goog-generation"),
+                               digests=tuple(digests))
 
 
 def _status_error(status: int, url: str, detail: str = "") -> LadenError:

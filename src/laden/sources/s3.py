@@ -5,7 +5,9 @@ folders (see `cloud`). The probe is a HEAD with `ChecksumMode=ENABLED`, so full-
 checksums (SHA-256, SHA-1, CRC32C, CRC32) come back with the size and the ETag; without one,
 the ETag itself is checked: the MD5 of a single-part upload, or for a multipart upload the MD5
 of the parts' MD5s, whose part size two more HEADs (`PartNumber=1` and the last) establish.
-Every range is a GET pinned with `IfMatch` on the probed ETag: 412 means the object changed.
+Every range is a GET pinned with `IfMatch` on the probed ETag: 412 means the object changed. Each
+answer's ETag, VersionId and total size are compared with the probed ones too (`versions`), so
+a store or proxy that ignores `IfMatch` cannot slip another version's bytes into the file.
 
 Bytes: botocore's `StreamingBody` wraps a urllib3 response (`_raw_stream`) around an
 `http.client.HTTPResponse`. Reading that with `readinto` fills the engine's buffer in C with
@@ -42,8 +44,9 @@ from ..engine.errors import (
 from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
 from ..engine.verify import normalise_digest, s3_etag_algorithm
-from . import cloud
+from . import cloud, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
+from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
 
 _MD5_ETAG = re.compile(r'"?([0-9a-fA-F]{32})"?')
@@ -168,14 +171,11 @@ class S3Source(Source):
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise self._error(exc, remote.url, bucket, reading=True) from None
         body = response["Body"]
-        want_end = end if end is not None else remote.size
-        content_range = response.get("ContentRange")
-        if ranged and want_end is not None and content_range != (
-            f"bytes {start}-{want_end - 1}/{remote.size}"
-        ):
+        try:
+            _check_answer(response, remote, start, end, ranged)
+        except BaseException:
             body.close()
-            raise Retryable(f"S3 answered {content_range!r} to a request for bytes "
-                            f"{start}-{want_end - 1} of {remote.url}")
+            raise
         raw = getattr(body, "_raw_stream", None)
         if isinstance(getattr(raw, "_fp", None), http.client.HTTPResponse):
             return HttpRangeReader(raw)
@@ -300,6 +300,37 @@ class S3Source(Source):
         if isinstance(exc, bce.BotoCoreError):
             return Permanent(f"S3 error for {url}: {exc}")
         raise exc
+
+
+def _check_answer(
+    response: dict[str, Any], remote: RemoteInfo, start: int, end: int | None, ranged: bool
+) -> None:
+    """Refuse an answer of another version, or of other bytes than those asked for.
+
+    `IfMatch` alone would trust every store, proxy and cache on the way to honour it.
+    """
+    parsed = parse_content_range(response.get("ContentRange"))
+    if ranged:
+        total = parsed[2] if parsed else None
+    else:
+        length = response.get("ContentLength")
+        total = int(length) if isinstance(length, int) else None
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    versions.check_answer(_pinned(remote), versions.Validators(
+        size=total, etag=response.get("ETag"), version=response.get("VersionId"),
+        modified=headers.get("last-modified")), remote.url)
+    want_end = end if end is not None else remote.size
+    if ranged and want_end is not None and (
+        parsed is None or parsed[0] != start or parsed[1] != want_end
+    ):
+        raise Retryable(f"S3 answered {response.get('ContentRange')!r} to a request for bytes "
+                        f"{start}-{want_end - 1} of {remote.url}")
+
+
+def _pinned(remote: RemoteInfo) -> versions.Validators:
+    return versions.Validators(size=remote.size, etag=remote.etag,
+                               version=remote.extra.get("version_id"),
+                               modified=remote.last_modified)
 
 
 def _client_error(exc: Any, url: str, bucket: str, *, reading: bool) -> RemoteError | LadenError:
