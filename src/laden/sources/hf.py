@@ -32,7 +32,7 @@ from ..engine.config import Config
 from ..engine.errors import InputError, LadenError, Permanent, Retryable, SlowDown
 from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
-from . import cloud
+from . import cloud, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -136,13 +136,20 @@ class HfSource(Source):
         self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
     ) -> RangeReader:
         # The HTTP source sends the token only when the address it reads is on the same origin
-        # as `url` (the hub), so a CDN never sees it. Both addresses name content that cannot
-        # change (a commit, a content hash), so no If-Range validator is needed.
+        # as `url` (the hub), so a CDN never sees it. Both addresses name content that should
+        # not change (a commit, a content hash), but a hub or cache may not honour the commit:
+        # the hub's answers carry the pinned ETag, so the HTTP source pins and checks it. A
+        # CDN's ETag is its storage's own (not the hub's sha256), so there only the size and
+        # the address's content hash hold, and the published sha256 is checked at the end.
+        url = remote.extra.get("resolve_url") or remote.final_url
+        tag = _quoted(remote.etag) if remote.final_url == url else None
         web = RemoteInfo(
-            url=remote.extra.get("resolve_url") or remote.final_url,
+            url=url,
             final_url=remote.final_url,
             size=remote.size,
             supports_ranges=remote.supports_ranges,
+            etag=tag,
+            version=tag,
         )
         token = self._token(options)
         web_options = dataclasses.replace(
@@ -201,6 +208,12 @@ class HfSource(Source):
     def close(self) -> None:
         if self._http_source is not None:
             self._http_source.close()
+
+
+def _quoted(etag: str | None) -> str | None:
+    """The ETag as the hub sends it: huggingface_hub keeps it without quotes or `W/`."""
+    tag = versions.opaque_tag(etag)
+    return f'"{tag}"' if tag else None
 
 
 def _error(
