@@ -2,9 +2,11 @@
 
 `SIZE` gives the size and `MDTM` the validator; each range is a `REST offset` + `RETR` on its own
 control connection, read up to the range's end and then aborted, because FTP has no way to ask
-for an end. Logged-in control connections are kept in a small pool so segments and the files of
-a folder do not pay for a login each. Passive mode only; the data address is the control
-connection's host (never the one in the PASV reply, which is wrong behind NAT).
+for an end. FTP has no precondition either, so SIZE and MDTM are asked again on that connection
+before and after each `RETR` (`check_unchanged`). Logged-in control connections are kept in a
+small pool so segments and the files of a folder do not pay for a login each. Passive mode
+only; the data address is the control connection's host (never the one in the PASV reply,
+which is wrong behind NAT).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .base import ListedObject, RangeReader, RemoteInfo, Source
 from .cloud import compile_glob
 from .ftp_protocol import (
     NOT_IMPLEMENTED,
+    check_unchanged,
     classified,
     credentials,
     entries,
@@ -78,12 +81,7 @@ class FtpSource(Source):
         url, path = remote.url, server_path(remote.url)
         ftp = self._connect(url, options)
         try:
-            # FTP has no If-Range: compare size and MDTM on this connection before each range.
-            size = remote_size(ftp, url, path) if remote.size is not None else None
-            mdtm = remote_mdtm(ftp, path) if remote.extra.get("mdtm") else None
-            if size != remote.size or mdtm != remote.extra.get("mdtm"):
-                was = f"{remote.size} bytes, {remote.extra.get('mdtm')}"
-                raise RemoteChanged(f"the remote file changed ({was} -> {size} bytes, {mdtm})")
+            check_unchanged(ftp, remote, path)
             try:
                 data = ftp.transfercmd(f"RETR {path}", rest=start or None)
             except ftplib.error_perm as exc:
@@ -94,7 +92,7 @@ class FtpSource(Source):
         except BaseException as exc:
             ftp.close()
             raise classified(exc, url, "the download") from None
-        return FtpRangeReader(self, ftp, data, url, options, start, end, remote.size)
+        return FtpRangeReader(self, ftp, data, remote, options, start, end)
 
     # -- folders -----------------------------------------------------------------------------
 
@@ -238,14 +236,20 @@ class _Session:
 
 
 class FtpRangeReader:
-    """One `RETR` from an offset, read until the range ends, then stopped cleanly."""
+    """One `RETR` from an offset, read until the range ends, then stopped cleanly.
 
-    def __init__(self, source: FtpSource, ftp: ftplib.FTP, data: socket.socket, url: str,
-                 options: DownloadOptions, start: int, end: int | None, size: int | None) -> None:
+    SIZE and MDTM are compared with the probe's before the `RETR` and again after it: a file
+    rewritten in place while this range was read would otherwise leave bytes of two versions
+    in it, and when it is the last range no later check would see that.
+    """
+
+    def __init__(self, source: FtpSource, ftp: ftplib.FTP, data: socket.socket,
+                 remote: RemoteInfo, options: DownloadOptions, start: int,
+                 end: int | None) -> None:
         self._source, self._ftp, self._data = source, ftp, data
-        self._url, self._options = url, options
-        self._position, self._end, self._size = start, end, size
-        self._eof = False
+        self._remote, self._url, self._options = remote, remote.url, options
+        self._position, self._end, self._size = start, end, remote.size
+        self._eof = self._broken = False
 
     def readinto(self, buffer: memoryview) -> int:
         want = len(buffer) if self._end is None else min(len(buffer), self._end - self._position)
@@ -254,8 +258,10 @@ class FtpRangeReader:
         try:
             n = self._data.recv_into(buffer[:want])
         except TimeoutError:
+            self._broken = True
             raise Retryable("the connection stalled (no data before the stall timeout)") from None
         except OSError as exc:
+            self._broken = True
             raise Retryable(f"connection lost: {exc}") from None
         self._eof = n == 0
         self._position += n
@@ -280,9 +286,14 @@ class FtpRangeReader:
                         break
                 else:
                     raise ftplib.error_proto("no reply to NOOP after ABOR")
+            if not self._broken:  # a failed read is read again, and checked before that
+                check_unchanged(ftp, self._remote, server_path(self._url))
         except (ftplib.Error, OSError, EOFError):
             ftp.close()  # its state is unknown: never reuse it
             return
+        except (RemoteError, RemoteChanged):
+            self._source.release(self._url, self._options, ftp)  # the connection is fine
+            raise
         self._source.release(self._url, self._options, ftp)
 
 

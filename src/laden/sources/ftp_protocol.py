@@ -28,6 +28,8 @@ from ..engine.errors import (
     SlowDown,
 )
 from ..engine.options import DownloadOptions
+from . import versions
+from .base import RemoteInfo
 from .http import netrc_credentials
 
 GLOB_CHARS = "*?["
@@ -128,6 +130,17 @@ def remote_mdtm(ftp: ftplib.FTP, path: str) -> str | None:
     except ftplib.error_perm:
         return None
     return reply[4:].strip() or None
+
+
+def check_unchanged(ftp: ftplib.FTP, remote: RemoteInfo, path: str) -> None:
+    """FTP has no If-Range: SIZE and MDTM on this connection must still be the probe's.
+
+    Raises RemoteChanged otherwise; a server that has neither proves nothing either way.
+    """
+    size = remote_size(ftp, remote.url, path) if remote.size is not None else None
+    mdtm = remote_mdtm(ftp, path) if remote.extra.get("mdtm") else None
+    versions.check_answer(versions.Validators(size=remote.size, modified=remote.extra.get("mdtm")),
+                          versions.Validators(size=size, modified=mdtm), remote.url)
 
 
 def supports_rest(ftp: ftplib.FTP) -> bool:
