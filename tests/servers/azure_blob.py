@@ -175,6 +175,22 @@ class AzuriteServer(Emulator):
             )
         return dict(client.get_blob_properties())
 
+    def container_sas(self, container: str, *, expires_in: timedelta = timedelta(hours=1)) -> str:
+        """A read and list SAS for ``container``, signed with the account key.
+
+        A SAS lives in the query, so a relay may change the request's headers without breaking
+        it (a Shared Key signature covers If-Match and the other precondition headers).
+        """
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        return generate_container_sas(
+            account_name=self.account_name,
+            container_name=container,
+            account_key=self.account_key,
+            permission=ContainerSasPermissions(read=True, list=True),
+            expiry=datetime.now(UTC) + expires_in,
+        )
+
     def sas_url(
         self,
         container: str,

@@ -19,11 +19,12 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from ._httpd import QuietServer, RequestLog, serve_bytes
+from ._httpd import QuietServer, RecordedRequest, RequestLog, serve_bytes
 
 TOKEN = "hf_laden_test_token_0123456789"
 # /api/{plural}/... names the repo type; downloads use a prefix, except for models.
@@ -119,6 +120,13 @@ class HubServer:
     def __init__(self, *, page_size: int = 2, cdn_url_ttl: float = 3600.0) -> None:
         self.page_size = page_size
         self.cdn_url_ttl = cdn_url_ttl
+        self.ignore_commits = False
+        """Answer a resolve address with the branch's newest file, whatever commit it names
+        (a broken hub, or a cache keyed on the path alone)."""
+        self.ignore_if_range = False
+        """Answer a Range with 206 even when If-Range names another version."""
+        self.before_resolve: Callable[[RecordedRequest], None] | None = None
+        """Called with each resolve request before it is answered (to change a file midway)."""
         self.repos: dict[tuple[str, str], HubRepo] = {}
         self.hub_requests = RequestLog()
         self.cdn_requests = RequestLog()
@@ -299,10 +307,15 @@ class HubServer:
         serve_bytes(req, json.dumps(page).encode(), headers=headers, ranges=False, json_body=True)
 
     def _resolve(self, req: Any, kind: str, parts: list[str]) -> None:
+        if self.before_resolve is not None:
+            headers = {name.lower(): value for name, value in req.headers.items()}
+            self.before_resolve(RecordedRequest(req.command, req.path, headers))
         repo, rest = self._find_repo(req, kind, parts, "resolve")
         if len(rest) < 3:
             raise _HubError(404, None, "Not Found")
-        sha, files = self._commit_for(repo, rest[1])
+        sha, files = self._commit_for(repo, "main" if self.ignore_commits else rest[1])
+        if self.ignore_if_range:
+            del req.headers["If-Range"]
         file = files.get("/".join(rest[2:]))
         if file is None:
             raise _HubError(404, "EntryNotFound", "Entry not found", sha)
