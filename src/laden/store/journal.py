@@ -1,9 +1,14 @@
 """The session journal: every download, what is known about it, and which bytes are on disk.
 
 SQLite in WAL mode: each write is one atomic transaction, so a crash at any moment leaves either
-the old or the new record, never half of one. A journal that still cannot be read (truncated or
-overwritten by hand) is moved aside with a timestamp and a fresh one started; `recovered_from`
-tells the UI so it can say so.
+the old or the new record, never half of one. A file that is not a laden journal (truncated,
+overwritten by hand, or a database of other tables, views or triggers) is moved aside with a
+timestamp and a fresh one started; `recovered_from` tells the UI so it can say so. A file that
+merely cannot be used right now (busy, read-only, disk full) stays where it is.
+
+Every row is read as untrusted input: its JSON must have the shape of a `Record` and make sense
+(a known state, ranges inside the file). A row that does not is left out with a line in the
+log, costs that download alone, and is never written over, so a later laden may read it again.
 
 Finished downloads stay in the journal for good, so a start-up reads only the unfinished ones
 (`load_unfinished`, through an index on the state column); finished ones are read when asked
@@ -15,16 +20,23 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, NotRequired, Required, TypedDict
+from urllib.parse import urlsplit
+
+import msgspec
 
 from ..engine.errors import JournalError
+from ..engine.options import DownloadOptions
+from ..engine.states import State
+from ..engine.verify import algorithm_name
 
 log = logging.getLogger("laden")
 
@@ -90,15 +102,122 @@ class Record:
 
     @classmethod
     def from_row(cls, row_id: int, data: str, done: str) -> Record:
-        values = json.loads(data)
-        record = cls(**{k: v for k, v in values.items() if k in _RECORD_FIELDS})
+        """The record of one journal row, read as untrusted input: the file may have been
+        edited, damaged or written by anything. Keys it does not know are ignored, so a
+        record of a newer laden still reads.
+
+        Raises:
+            ValueError: one short line saying what is wrong, never the value in full.
+        """
+        values = _decode(data, _Stored, "data: ")
+        ranges = _decode(done, _Ranges, "done_ranges: ")
+        record = cls(**values)
         record.id = row_id
-        record.done_ranges = [(int(s), int(e)) for s, e in json.loads(done)]
+        record.done_ranges = ranges
+        _check(record)
         return record
 
 
-_RECORD_FIELDS = frozenset(f.name for f in fields(Record))
-"""Looked up once: per record, `fields()` was 7 % of opening a journal of 5,000 downloads."""
+_MAX_OFFSET = 2**63 - 1
+"""The largest file offset (and size) SQLite, `os.pwrite` and `os.truncate` all accept."""
+_MAX_NUMBER = 1e18
+"""Positions and times beyond this are not laden's (a time of 1e18 is 30 billion years away)."""
+_Offset = Annotated[int, msgspec.Meta(ge=0, le=_MAX_OFFSET)]
+_Range = tuple[_Offset, _Offset]
+_Ranges = list[_Range]
+"""Made once: msgspec caches what it learns of a type by the type object."""
+# The bounds keep out inf and nan, which sort and format as nothing else does.
+_Number = Annotated[float, msgspec.Meta(ge=-_MAX_NUMBER, le=_MAX_NUMBER)]
+_STATES = frozenset(state.value for state in State)
+
+
+class _Checksum(TypedDict):
+    """One entry of `Record.checksums`, as `ChecksumInfo(**entry)` needs it."""
+
+    algorithm: str
+    expected: str
+    origin: str
+    actual: NotRequired[str | None]
+    verified: NotRequired[bool | None]
+
+
+class _Error(TypedDict):
+    """One entry of `Record.errors`."""
+
+    time: _Number
+    message: str
+
+
+class _Stored(TypedDict, total=False):
+    """The shape of a record's JSON: every field of `Record` but `id` and `done_ranges` (which
+    have columns of their own), typed as tightly as JSON allows. A TypedDict, so that the
+    defaults stay in `Record` alone: what is missing takes them."""
+
+    url: Required[str]
+    source: Required[str]
+    dest_dir: Required[str]
+    state: Required[str]
+    filename: str | None
+    dest: str | None
+    size: _Offset | None
+    final_url: str | None
+    etag: str | None
+    last_modified: str | None
+    version: str | None
+    supports_ranges: bool | None
+    options: dict[str, Any]
+    checksums: list[_Checksum]
+    errors: list[_Error]
+    message: str
+    retries: Annotated[int, msgspec.Meta(ge=0, le=_MAX_OFFSET)]
+    position: _Number
+    created: _Number
+    finished: _Number | None
+    extra: dict[str, Any]
+    group: str | None
+    flushed_ranges: _Ranges
+    boot_id: str | None
+
+
+def _decode(text: str, shape: Any, column: str) -> Any:
+    """`text` as JSON converted to `shape`, or a ValueError of one short line."""
+    try:
+        return msgspec.convert(json.loads(text), type=shape, strict=True)
+    except (ValueError, TypeError, RecursionError) as exc:
+        # ValidationError is a ValueError and names the path ($.size), not the value.
+        raise ValueError(column + _cut(str(exc))) from None
+
+
+def _check(record: Record) -> None:
+    """What the shape cannot say: a state laden has, ranges inside the file, an address that
+    parses, checksums laden can compute and options a download can be made with."""
+    if record.state not in _STATES:
+        raise ValueError(f"unknown state {_cut(record.state)!r}")
+    for name in ("done_ranges", "flushed_ranges"):
+        for start, end in getattr(record, name):
+            if start >= end or (record.size is not None and end > record.size):
+                of = "unknown size" if record.size is None else f"{record.size} bytes"
+                raise ValueError(f"{name}: {start}-{end} is not a range in a file of {of}")
+    try:
+        urlsplit(record.url)
+        for checksum in record.checksums:
+            algorithm_name(checksum["algorithm"])
+    except ValueError as exc:  # InputError is one
+        raise ValueError(_cut(str(exc))) from None
+    if not record.options:  # most downloads keep none
+        return
+    try:
+        # The engine makes DownloadOptions of these for every download it holds: a bad value
+        # found there would stop every command, found here it costs this record alone.
+        msgspec.convert(record.options, type=DownloadOptions, strict=True)
+    except ValueError as exc:
+        raise ValueError("options: " + _cut(str(exc))) from None
+
+
+def _cut(text: str, limit: int = 120) -> str:
+    """`text` short enough for one line of the log: a hostile value can be megabytes."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def boot_id() -> str | None:
@@ -129,18 +248,21 @@ class Journal:
     def __init__(self, folder: str) -> None:
         self.path = os.path.join(folder, "journal.sqlite3")
         self.recovered_from: str | None = None
+        self.left_out: set[int] = set()
+        """Ids of the records that cannot be read: left out of every answer, never written."""
         self._opened: list[Record] | None = None
         self._lock = threading.Lock()
         try:
             os.makedirs(folder, exist_ok=True)
             try:
                 self._db = self._open()
-            except sqlite3.OperationalError as exc:
-                # Busy, locked, disk full, read-only, unreachable: says nothing about the file,
-                # which may be perfectly good, so it stays where it is.
-                raise JournalError(f"cannot open the journal {self.path}: {exc}") from None
             except sqlite3.DatabaseError as exc:
+                if _says_nothing_about_the_file(exc):
+                    # The file may be perfectly good, so it stays where it is.
+                    raise JournalError(f"cannot open the journal {self.path}: {exc}") from None
                 self.recovered_from = self._move_aside(str(exc))
+                log.warning("the journal %s is not one laden can use (%s); it was moved to %s",
+                            self.path, _cut(str(exc)), self.recovered_from)
                 try:
                     self._db = self._open()
                 except sqlite3.DatabaseError as again:
@@ -153,35 +275,29 @@ class Journal:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                              timeout=10)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a crash of laden loses nothing; a power cut may lose the last
-            # checkpoint, which only means re-downloading a second of data, never trusting it.
-            db.execute("PRAGMA synchronous=NORMAL")
+            # Checked before anything is written, so a file set aside is kept as it was found.
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise sqlite3.DatabaseError("integrity check failed")
-            db.executescript(_SCHEMA)
+                raise _NotAJournal("integrity check failed")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise JournalError(
                     f"the journal {self.path} was written by a newer laden; upgrade laden"
                 )
-            if "state" not in {row[1] for row in db.execute("PRAGMA table_info(downloads)")}:
-                _add_columns(db)
+            _check_shape(db)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a crash of laden loses nothing; a power cut may lose the last
+            # checkpoint, which only means re-downloading a second of data, never trusting it.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            if "state" not in _columns(db):
+                _add_columns(db, self.left_out)
             db.executescript(_INDEXES)
             if version != SCHEMA_VERSION:  # `laden list` beside a running laden: no write
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            # Every unfinished row must parse, or the journal is unreadable; they are kept for
-            # `load_unfinished`, so they are not parsed twice at start-up.
-            rows = db.execute(
+            # Kept for `load_unfinished`, so they are not parsed twice at start-up.
+            self._opened = _readable(db.execute(
                 f"SELECT {_COLUMNS} FROM downloads WHERE state != 'done' ORDER BY id"
-            ).fetchall()
-            self._opened = [Record.from_row(*row) for row in rows]
-        except sqlite3.OperationalError:
-            db.close()
-            raise
-        except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
-            db.close()
-            raise sqlite3.DatabaseError(str(exc)) from None
+            ).fetchall(), self.left_out)
         except BaseException:
             db.close()
             raise
@@ -207,14 +323,14 @@ class Journal:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM downloads WHERE state != 'done' ORDER BY id"
             ).fetchall()
-        return [Record.from_row(*row) for row in rows]
+        return _readable(rows, self.left_out)
 
     def load(self, download_id: int) -> Record | None:
         """One download, or None when there is none with this id (or it cannot be read)."""
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM downloads WHERE id = ?",
                                     (download_id,)).fetchall()
-        return next(iter(_readable(rows)), None)
+        return next(iter(_readable(rows, self.left_out)), None)
 
     def load_done(self, leave_out: Container[int] = ()) -> list[Record]:
         """The finished downloads, but those in `leave_out`."""
@@ -222,18 +338,26 @@ class Journal:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM downloads WHERE state = 'done' ORDER BY id"
             ).fetchall()
-        return _readable(row for row in rows if row[0] not in leave_out)
+        return _readable((row for row in rows if row[0] not in leave_out), self.left_out)
 
     def load_all(self) -> list[Record]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM downloads ORDER BY id").fetchall()
-        return _readable(rows)
+        return _readable(rows, self.left_out)
 
     def last_position(self) -> float:
         """The highest queue position given so far: a new download goes after it."""
         with self._lock:
-            return float(self._db.execute("SELECT max(position) FROM downloads").fetchone()[0]
-                         or 0.0)
+            highest = self._db.execute("SELECT max(position) FROM downloads").fetchone()[0]
+            if not isinstance(highest, int | float) or not math.isfinite(highest):
+                # Text sorts above every number, and inf above every finite one: a row edited
+                # by hand must not push every new download to an infinite position.
+                highest = self._db.execute(
+                    "SELECT max(position) FROM downloads WHERE typeof(position) IN "
+                    "('integer', 'real') AND position BETWEEN ? AND ?",
+                    (-_MAX_NUMBER, _MAX_NUMBER),
+                ).fetchone()[0]
+        return float(highest or 0.0)
 
     def insert(self, record: Record) -> int:
         with self._lock, self._writing():
@@ -283,15 +407,16 @@ class Journal:
             self._db.close()
 
 
-def _add_columns(db: sqlite3.Connection) -> None:
+def _add_columns(db: sqlite3.Connection, left_out: set[int]) -> None:
     """Bring a version 1 journal to version 2: every record's state and position copied into
-    their columns, in one transaction. A record that does not parse makes it unreadable."""
+    their columns, in one transaction. A record that cannot be read keeps the columns'
+    defaults: an unfinished state, so every start says in the log that it is left out."""
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute("ALTER TABLE downloads ADD COLUMN state TEXT NOT NULL DEFAULT ''")
         db.execute("ALTER TABLE downloads ADD COLUMN position REAL NOT NULL DEFAULT 0")
-        for row in db.execute(f"SELECT {_COLUMNS} FROM downloads").fetchall():
-            record = Record.from_row(*row)
+        rows = db.execute(f"SELECT {_COLUMNS} FROM downloads").fetchall()
+        for record in _readable(rows, left_out):
             db.execute("UPDATE downloads SET state = ?, position = ? WHERE id = ?",
                        (record.state, record.position, record.id))
         db.execute("COMMIT")
@@ -300,14 +425,97 @@ def _add_columns(db: sqlite3.Connection) -> None:
         raise
 
 
-def _readable(rows: Iterable[tuple[int, str, str]]) -> list[Record]:
-    """The records of `rows` that parse. A finished download's row is read only when asked for,
-    so one broken by hand costs that download alone, with a line in the log."""
+def _readable(rows: Iterable[tuple[int, str, str]], left_out: set[int]) -> list[Record]:
+    """The records of `rows` that can be read. One that cannot costs that download alone: it
+    is added to `left_out` with a line in the log (once per journal), and its row stays as it
+    is, for a later laden that may read it."""
     records = []
     for row in rows:
         try:
             records.append(Record.from_row(*row))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.warning("the journal's download %s cannot be read and is left out: %s",
-                        row[0], exc)
+        except ValueError as exc:
+            if row[0] not in left_out:
+                left_out.add(row[0])
+                log.warning("the journal's download %s cannot be read and is left out: %s",
+                            row[0], exc)
     return records
+
+
+class _NotAJournal(sqlite3.DatabaseError):
+    """The file is an SQLite database, but not a journal laden can use as it is."""
+
+
+_REQUIRED = ("id", "data", "done_ranges", "updated")
+_ADDED = ("state", "position")
+"""Columns of version 2, added to a version 1 journal when it is opened."""
+_NOT_ABOUT_THE_FILE = frozenset({
+    sqlite3.SQLITE_PERM, sqlite3.SQLITE_ABORT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_SCHEMA,
+    sqlite3.SQLITE_NOLFS, sqlite3.SQLITE_AUTH,
+})
+"""Primary result codes of SQLite that are about this moment, the disk or the permissions;
+every other one (SQLITE_ERROR "no such column", SQLITE_CORRUPT, SQLITE_NOTADB) is about what
+the file holds."""
+
+
+def _says_nothing_about_the_file(exc: sqlite3.DatabaseError) -> bool:
+    """Whether `exc` leaves the file as good as it was: then it must stay where it is, or every
+    download would vanish from the list for a lock another laden held for a moment."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # raised by Python, not SQLite: only an operational one may be passing
+        return isinstance(exc, sqlite3.OperationalError)
+    return code & 0xFF in _NOT_ABOUT_THE_FILE
+
+
+def _columns(db: sqlite3.Connection) -> dict[str, tuple[Any, ...]]:
+    """The columns of `downloads` by lower-case name, generated ones included (table_xinfo)."""
+    return {str(row[1]).lower(): row for row in db.execute("PRAGMA table_xinfo(downloads)")}
+
+
+def _check_shape(db: sqlite3.Connection) -> None:
+    """Raise _NotAJournal unless every write laden makes will work on this database and
+    touch nothing of anyone else's. Read-only: nothing is written before this passes."""
+    objects = db.execute("SELECT type, name FROM sqlite_master").fetchall()
+    triggers = [name for kind, name in objects if kind == "trigger"]
+    if triggers:  # laden never makes one, and one can refuse or change any write
+        raise _NotAJournal(f"it has a trigger ({_cut(triggers[0], 40)}), which laden never makes")
+    kind = next((kind for kind, name in objects if str(name).lower() == "downloads"), None)
+    if kind is None:
+        others = [name for kind, name in objects
+                  if kind == "table" and not str(name).startswith("sqlite_")]
+        if others:  # another program's database: laden's table does not belong in it
+            raise _NotAJournal(f"it holds other tables ({_cut(', '.join(others), 60)}) and no "
+                               "downloads")
+        return  # new, or a first start was stopped before its table was made
+    if kind != "table":
+        raise _NotAJournal(f"its downloads is {'an' if kind == 'index' else 'a'} {kind}, "
+                           "not a table")
+    columns = _columns(db)
+    missing = [name for name in _REQUIRED if name not in columns]
+    present = [name for name in _ADDED if name in columns]
+    if missing or len(present) == 1:
+        lacking = missing or [name for name in _ADDED if name not in columns]
+        raise _NotAJournal(f"its downloads table has no column {', '.join(lacking)}")
+    for name, row in columns.items():
+        generated = row[6] != 0
+        if name in _REQUIRED + _ADDED and generated:
+            raise _NotAJournal(f"its downloads column {name} is computed, so laden cannot "
+                               "write it")
+        if name not in _REQUIRED + _ADDED and row[3] and row[4] is None and not generated:
+            raise _NotAJournal(f"its downloads table needs a value for the column "
+                               f"{_cut(name, 40)}, which laden does not have")
+    id_column = columns["id"]
+    if str(id_column[2]).upper() != "INTEGER" or id_column[5] != 1 or sum(
+        1 for row in columns.values() if row[5]
+    ) != 1 or _without_rowid(db):
+        # Only an INTEGER PRIMARY KEY of a rowid table numbers new rows by itself.
+        raise _NotAJournal("its downloads table does not number its rows by itself")
+    if any(row[2] and row[3] != "pk" for row in db.execute("PRAGMA index_list(downloads)")):
+        raise _NotAJournal("its downloads table has a unique index, which laden never makes")
+
+
+def _without_rowid(db: sqlite3.Connection) -> bool:
+    # PRAGMA table_list is SQLite 3.37 or later; an older one answers no rows.
+    rows = db.execute("PRAGMA table_list(downloads)").fetchall()
+    return bool(rows) and bool(rows[0][4])
