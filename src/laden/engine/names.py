@@ -2,7 +2,7 @@
 
 Everything here treats its input as hostile: a name can never contain a path separator, be
 `.`/`..`, hold control characters or NUL, hold invisible characters that reorder or hide text
-(so `invoice\u202egpj.exe` cannot pass for a picture), exceed the file system's 255-byte limit,
+(so `invoice\\u202egpj.exe` cannot pass for a picture), exceed the file system's 255-byte limit,
 or (on Windows) be a reserved device name.
 """
 

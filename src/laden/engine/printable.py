@@ -2,7 +2,7 @@
 
 Names, addresses, ETags, status lines and error messages come from servers and from people, and
 a terminal obeys what it is sent: `ESC ] 0;title BEL` retitles the window, `ESC [2J` clears it,
-U+009B is the same CSI in one byte, and a bidi override (U+202E) shows `invoice\u202egpj.exe`
+U+009B is the same CSI in one byte, and a bidi override (U+202E) shows `invoice\\u202egpj.exe`
 as `invoiceexe.jpg`. `printable` turns every such character into a visible escape (`\\x1b`,
 `\\u202e`), so what reaches a person is exactly what was sent, and only ever text.
 """
@@ -10,10 +10,13 @@ as `invoiceexe.jpg`. `printable` turns every such character into a visible escap
 from __future__ import annotations
 
 import re
-import unicodedata
 
 _INVISIBLE_LETTERS = re.compile("[\u115f\u1160\u3164\uffa0]")
 """Hangul fillers: letters by category, yet they draw nothing, so they can hide text too."""
+_SPACES = frozenset("\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+                    "\u200a\u202f\u205f\u3000")
+"""Unicode's other spaces (category Zs): blank, but they neither move the cursor nor hide text.
+Listed rather than looked up, so showing a line never needs unicodedata's tables."""
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
@@ -44,7 +47,7 @@ def printable(text: str, *, newlines: bool = False) -> str:
 def _shown(char: str) -> str:
     if char.isprintable():
         return _escape(char) if _INVISIBLE_LETTERS.match(char) else char
-    return char if unicodedata.category(char) == "Zs" else _escape(char)
+    return char if char in _SPACES else _escape(char)
 
 
 def _escape(char: str) -> str:
