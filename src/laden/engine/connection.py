@@ -150,15 +150,21 @@ def _stream_segment(
             live.position = segment.position
             live.end = segment.end
             live.bytes += n
-            took = time.monotonic() - began
-            if took < FAST_READ_SECONDS and read_size < full:
-                read_size = min(full, read_size * 2)
-            elif took > SLOW_READ_SECONDS and read_size > MIN_READ // 4:
-                read_size //= 2
+            read_size = adapted(read_size, time.monotonic() - began, full)
             limits.consume(n, stop)
         return read_size
     finally:
         reader.close()
+
+
+def adapted(read_size: int, took: float, full: int) -> int:
+    """The next read's size: doubled after a fast read, up to the buffer, halved after a slow
+    one, so a slow server's bytes still show as progress and count for its speed."""
+    if took < FAST_READ_SECONDS and read_size < full:
+        return min(full, read_size * 2)
+    if took > SLOW_READ_SECONDS and read_size > MIN_READ // 4:
+        return read_size // 2
+    return read_size
 
 
 def _fill(reader: object, region: memoryview, began: float) -> int:
@@ -181,16 +187,18 @@ def run_single_stream(transfer: Transfer) -> None:
     ctx = transfer.ctx
     stop = transfer.stop_event
     live = transfer.connection(0)
-    read_size = ctx.config.buffer_size
-    view = aligned_buffer(read_size)
+    full = ctx.config.buffer_size
+    view = aligned_buffer(full)
     attempt = 0
     while not stop.is_set():
         position = 0
+        read_size = MIN_READ
         try:
             reader = transfer.source.open_range(transfer.remote, 0, None, transfer.download.options)
             try:
                 live.last_status = "200 reading"
                 while not stop.is_set():
+                    began = time.monotonic()
                     region = slot(view, position, transfer.limits.read_size(read_size))
                     n = reader.readinto(region)
                     if n == 0:
@@ -199,6 +207,7 @@ def run_single_stream(transfer: Transfer) -> None:
                     position += n
                     live.position = live.bytes = position
                     transfer.streamed = position
+                    read_size = adapted(read_size, time.monotonic() - began, full)
                     transfer.limits.consume(n, stop)
             finally:
                 reader.close()

@@ -50,6 +50,10 @@ def adopt(transfer: Transfer, remote: RemoteInfo) -> None:
     if record.extra.get("etag_is_a_token"):
         # See restarts.etag_is_a_token: this server's ETags say nothing, so they are not pinned.
         remote = transfer.remote = dataclasses.replace(remote, etag=None, version=None)
+    if record.extra.get("one_stream") and remote.supports_ranges:
+        # This server answered some ranges with the whole file (see restarts.restart_after): a
+        # probe that shows ranges again must not undo that.
+        remote = transfer.remote = dataclasses.replace(remote, supports_ranges=False)
     if record.done_ranges:
         before = RemoteInfo(
             url=record.url, final_url=record.final_url or record.url, size=record.size,

@@ -60,16 +60,35 @@ def etag_is_a_token(transfer: Transfer) -> bool:
 
 
 def restart_after(transfer: Transfer, exc: TransferError) -> bool:
-    """Go back to zero after `exc`; False when it has happened too often to try again."""
-    transfer._restarts += 1
+    """Go back to zero after `exc`; False when it has happened too often to try again.
+
+    A server that answers a range with the whole file is asked for one stream from then on,
+    for good (recorded in the journal): some servers and caches answer some ranges with 206 and
+    others with 200, and restarting with ranges again would only meet the next 200.
+
+    A checksum mismatch fails at once when the remote file is still the version that was
+    downloaded: fetching the same bytes again would give the same digest. It starts again only
+    when the remote changed meanwhile, or when the first bytes came from a file that was
+    already there (`--conflict resume`).
+    """
     record = transfer.download.record
     if isinstance(exc, RangeNotSupported):
-        record.supports_ranges = False
-    if transfer._restarts > (1 if isinstance(exc, ChecksumMismatch) else MAX_RESTARTS):
-        reason = str(exc) if isinstance(exc, ChecksumMismatch) else (
-            f"{exc}; it changed {transfer._restarts} times, giving up"
-        )
-        transfer._end(State.FAILED, reason)
+        with transfer.download.lock:
+            record.supports_ranges = False
+            record.extra["one_stream"] = True
+    elif isinstance(exc, ChecksumMismatch):
+        if record.extra.pop("adopted_file", None):
+            exc = ChecksumMismatch(exc.algorithm, exc.expected, exc.actual,
+                                   source=f"{exc.source}; the file that was already there is "
+                                          "not the start of this download")
+        elif not _changed_since(transfer):
+            transfer._end(State.FAILED, str(exc))
+            return False
+        transfer._restarts += 1
+    else:
+        transfer._restarts += 1
+    if transfer._restarts > MAX_RESTARTS:
+        transfer._end(State.FAILED, f"{exc}; it changed {transfer._restarts} times, giving up")
         return False
     wait_connections_gone(transfer)
     if transfer.stop_reason is not None:
@@ -78,6 +97,17 @@ def restart_after(transfer: Transfer, exc: TransferError) -> bool:
     transfer.stop_event.clear()
     reset(transfer, f"{exc}; starting again from the first byte")
     return True
+
+
+def _changed_since(transfer: Transfer) -> bool:
+    """True when a new probe shows another version of the remote file than was downloaded."""
+    try:
+        fresh = transfer.source.probe(transfer.download.record.url, transfer.download.options)
+    except LadenError:
+        return False
+    return not transfer.remote.same_version(fresh) and (
+        fresh.size != transfer.remote.size or bool(fresh.version or fresh.last_modified)
+    )
 
 
 def wait_connections_gone(transfer: Transfer) -> None:

@@ -21,7 +21,7 @@ import os
 import ssl
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -43,8 +43,14 @@ from ..engine.options import DownloadOptions, check_proxy
 from ..engine.retry import parse_retry_after
 from ..engine.urls import strip_credentials
 from .base import RangeReader, RemoteInfo, Source
-from .http_headers import parse_content_range, published_checksums
-from .http_reader import HttpRangeReader, short_reason
+from .http_connections import WATCHDOG, pool_classes
+from .http_headers import (
+    changed_version,
+    parse_content_length,
+    parse_content_range,
+    published_checksums,
+)
+from .http_reader import HttpRangeReader, short_reason, socket_of
 
 USER_AGENT = f"laden/{__version__}"
 PROBE_BODY = 1_000_000
@@ -65,6 +71,7 @@ class HttpSource(Source):
         self._redirecting: Any = None  # http_redirects.RedirectingProbe, made on first need
         self._pools: dict[tuple[Any, ...], urllib3.PoolManager] = {}
         self._env_proxies: dict[str, str] | None = None
+        self._pool_classes = pool_classes(self._config.connect_timeout)
 
     # -- the probe ---------------------------------------------------------------------------
 
@@ -76,6 +83,16 @@ class HttpSource(Source):
             "Range": PROBE_RANGE,
             "Accept-Encoding": "identity",
         }
+        try:
+            return self._probe_once(clean, headers, options)
+        except _RangeRefused:
+            # 416 to the first bytes, without saying the size: not "an empty file". Ask for the
+            # whole file instead; its answer says what there is.
+            del headers["Range"]
+            return self._probe_once(clean, headers, options)
+
+    def _probe_once(self, clean: str, headers: dict[str, str],
+                    options: DownloadOptions) -> RemoteInfo:
         direct_answer = self._probe_without_redirects(clean, headers, options)
         if direct_answer is not None:
             return direct_answer
@@ -111,8 +128,9 @@ class HttpSource(Source):
         try:
             if 300 <= response.status < 400:
                 return None
-            remote = self._remote_from(url, url, response.status, response.headers)
-            remote = self._with_body(remote, response.status, response.headers, response.read,
+            remote = self._remote_from(url, url, response.status, response.headers, headers)
+            remote = self._with_body(remote, response.status, response.headers,
+                                     lambda: self._read_whole(response),
                                      (urllib3.exceptions.HTTPError, OSError))
             whole = remote.body is not None
             return remote
@@ -133,6 +151,18 @@ class HttpSource(Source):
         except errors:
             return remote  # dropped or stalled: the connections fetch it, with retries
         return dataclasses.replace(remote, body=body) if len(body) == remote.size else remote
+
+    def _read_whole(self, response: Any) -> bytes:
+        """The probe's body, within the stall timeout in all: a body that trickles is left to
+        the connections, whose speed is judged (see `engine.health`)."""
+        sock = socket_of(response)
+        token = WATCHDOG.arm(sock, self._config.stall_timeout) if sock is not None else 0
+        try:
+            body: bytes = response.read()
+        finally:
+            if token and not WATCHDOG.disarm(token):
+                raise OSError("the probe's body came too slowly")
+        return body
 
     def _get(self, url: str, headers: dict[str, str], options: DownloadOptions) -> Any:
         """One GET through urllib3, redirects not followed, the body left unread."""
@@ -157,20 +187,22 @@ class HttpSource(Source):
         parsed = parse_content_range(headers.get("content-range"))
         return status == 206 and parsed is not None and parsed[:2] == (0, remote.size)
 
-    def _remote_from(self, url: str, final: str, status: int, headers: Any) -> RemoteInfo:
+    def _remote_from(self, url: str, final: str, status: int, headers: Any,
+                     asked: Mapping[str, str]) -> RemoteInfo:
         size: int | None
         if status == 206:
             parsed = parse_content_range(headers.get("content-range"))
             size = parsed[2] if parsed else None
             ranges = size is not None
         elif status == 200:
-            length = headers.get("content-length")
-            size = int(length) if length and length.isdigit() else None
+            size = parse_content_length(headers.get("content-length"))
             ranges = False
-        elif status == 416:
+        elif status == 416 and "Range" in asked:
+            # Only `bytes */0` proves an empty file: anything else says nothing of the size.
             parsed = parse_content_range(headers.get("content-range"))
-            size = parsed[2] if parsed and parsed[2] is not None else 0
-            ranges = size > 0
+            if parsed is None or parsed[2] != 0:
+                raise _RangeRefused
+            size, ranges = 0, False
         else:
             raise error_for_status(status, headers, final, redirected=final != url)
         etag = headers.get("etag")
@@ -227,6 +259,12 @@ class HttpSource(Source):
         status = response.status
         headers = {k.lower(): v for k, v in response.headers.items()}
         url = remote.final_url
+        if status in (200, 206) and ranged:
+            # A cache or server that ignores If-Range answers with whatever version it has:
+            # every answer's validators must be the pinned ones, or its bytes are not written.
+            changed = changed_version(remote.etag, remote.last_modified, headers)
+            if changed:
+                raise RemoteChanged(changed)
         if status == 206 and ranged:
             parsed = parse_content_range(headers.get("content-range"))
             want_end = end if end is not None else remote.size
@@ -239,10 +277,10 @@ class HttpSource(Source):
                 raise RemoteChanged(
                     f"the remote file changed size ({remote.size} -> {parsed[2]} bytes)"
                 )
-            length = headers.get("content-length")
+            length = parse_content_length(headers.get("content-length"))
             encoding = headers.get("content-encoding", "identity").strip().lower()
             if encoding != "identity" and (
-                length is None or want_end is None or int(length) != want_end - start
+                length is None or want_end is None or length != want_end - start
             ):
                 # Compressed on the fly although laden asked for identity: these are not the
                 # file's bytes at these offsets. (A length equal to the range's means the file
@@ -253,25 +291,19 @@ class HttpSource(Source):
                     f"(Content-Encoding: {encoding}) although laden asked for none; refusing "
                     "to write those bytes into the file"
                 )
-            if length is not None and want_end is not None and int(length) != want_end - start:
-                raise Retryable(
-                    f"{_host(url)} sent Content-Length {length} for a range of "
-                    f"{want_end - start} bytes"
+            if headers.get("content-length") is not None and (
+                length is None or (want_end is not None and length != want_end - start)
+            ):
+                # Not the range's length, or not a number: this server's ranged answers cannot
+                # be trusted, and the whole file in one stream is what is left.
+                raise RangeNotSupported(
+                    f"{_host(url)} sent Content-Length {headers['content-length'][:40]!r} "
+                    f"for a range of {(want_end or 0) - start} bytes"
                 )
             return HttpRangeReader(response, stall_timeout=self._config.stall_timeout)
         if status == 200:
             if not ranged:
                 return HttpRangeReader(response, stall_timeout=self._config.stall_timeout)
-            etag = headers.get("etag")
-            modified = headers.get("last-modified")
-            if (remote.etag and etag and etag != remote.etag) or (
-                remote.last_modified and modified and modified != remote.last_modified
-            ):
-                raise RemoteChanged(
-                    f"the remote file changed (ETag {remote.etag} -> {etag})"
-                    if etag != remote.etag else
-                    f"the remote file changed (Last-Modified {remote.last_modified} -> {modified})"
-                )
             raise RangeNotSupported(f"{_host(url)} ignored a Range request and sent the whole file")
         redirected = url != remote.url
         if 300 <= status < 400 or (redirected and status in (401, 403, 404, 410)):
@@ -305,6 +337,7 @@ class HttpSource(Source):
                 if options.insecure:
                     kwargs.update(cert_reqs="CERT_NONE", assert_hostname=False)
             pool = urllib3.ProxyManager(proxy, **kwargs) if proxy else urllib3.PoolManager(**kwargs)
+            pool.pool_classes_by_scheme = self._pool_classes
             with self._lock:
                 pool = self._pools.setdefault(key, pool)
         return pool
@@ -381,6 +414,10 @@ def proxy_for(url: str, options: DownloadOptions,
             raise Permanent(f"{exc} (from the {parts.scheme.upper()}_PROXY environment "
                             "variable)") from None
     return proxy
+
+
+class _RangeRefused(Exception):
+    """416 to the probe's range with no size: the probe asks again without a range."""
 
 
 def netrc_credentials(host: str) -> tuple[str | None, str | None]:

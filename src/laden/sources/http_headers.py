@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from ..engine.errors import InputError
 from ..engine.info import ChecksumInfo
 from ..engine.verify import algorithm_name, normalise_digest
+from .versions import opaque_tag
 
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)\s*/\s*(\d+|\*)\s*$", re.IGNORECASE)
+_DIGITS = re.compile(r"[0-9]+")
+_CONTENT_RANGE = re.compile(
+    r"^\s*bytes\s+(?:([0-9]{1,19})-([0-9]{1,19})|\*)\s*/\s*([0-9]{1,19}|\*)\s*$", re.IGNORECASE)
 
 
 def parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:
@@ -29,6 +32,35 @@ def parse_content_range(value: str | None) -> tuple[int | None, int | None, int 
     if start is not None and end is not None and end <= start:
         return None
     return start, end, (int(total) if total != "*" else None)
+
+
+def parse_content_length(value: str | None) -> int | None:
+    """A Content-Length of ASCII digits, or None. Repeated equal values (`10, 10`, which a
+    proxy may join) count as one; anything else (`abc`, `²`, two different lengths) is None."""
+    if not value:
+        return None
+    lengths = {part.strip() for part in value.split(",")}
+    if len(lengths) != 1:
+        return None
+    (length,) = lengths
+    if not _DIGITS.fullmatch(length) or len(length) > 19:
+        return None
+    return int(length)
+
+
+def changed_version(pinned_etag: str | None, pinned_modified: str | None,
+                    headers: Mapping[str, str]) -> str | None:
+    """Why an answer's validators show another version than the pinned ones, or None.
+
+    A validator the answer leaves out proves nothing either way; one it sends must match.
+    """
+    etag = headers.get("etag")
+    if pinned_etag and etag and opaque_tag(etag) != opaque_tag(pinned_etag):
+        return f"the remote file changed (ETag {pinned_etag} -> {etag})"
+    modified = headers.get("last-modified")
+    if pinned_modified and modified and modified.strip() != pinned_modified.strip():
+        return f"the remote file changed (Last-Modified {pinned_modified} -> {modified})"
+    return None
 
 
 def published_checksums(headers: Mapping[str, str], *, whole_body: bool) -> list[ChecksumInfo]:

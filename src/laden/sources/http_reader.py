@@ -50,7 +50,7 @@ class HttpRangeReader:
         self._pipe: tuple[int, int] | None = None
         self._calls = self._moved = 0
         self._buffered_taken = False
-        sock = _socket_of(response)
+        sock = socket_of(response)
         self.can_splice = bool(
             _CAN_SPLICE
             # Only a plain TCP socket: TLS (and TLS inside a proxy tunnel) is decrypted in
@@ -147,7 +147,7 @@ class HttpRangeReader:
         self._response.release_conn()
 
 
-def _socket_of(response: Any) -> socket.socket | None:
+def socket_of(response: Any) -> socket.socket | None:
     connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
     return getattr(connection, "sock", None)
 

@@ -10,6 +10,7 @@ then: httpx costs about 40 ms of start-up.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -40,11 +41,11 @@ class RedirectingProbe:
                 final = str(response.url)
                 _refuse_downgrade(clean, final)
                 remote = source._remote_from(clean, final, response.status_code,
-                                             response.headers)
+                                             response.headers, headers)
                 # An answer whose body is not read is closed unread on leaving the block.
                 return source._with_body(remote, response.status_code, response.headers,
-                                         lambda: b"".join(response.iter_raw()),
-                                         (httpx.TransportError,))
+                                         lambda: _read_within(response, source._config),
+                                         (httpx.TransportError, TimeoutError))
         except httpx.TooManyRedirects:
             raise Permanent(f"too many redirects from {clean}") from None
         except httpx.TimeoutException:
@@ -110,6 +111,18 @@ class LazyTransport(httpx.BaseTransport):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+def _read_within(response: httpx.Response, config: Any) -> bytes:
+    """The body, or TimeoutError when it takes longer than the stall timeout in all (each
+    chunk waits at most that long, so a trickle is noticed at the next chunk)."""
+    deadline = time.monotonic() + config.stall_timeout
+    chunks = []
+    for chunk in response.iter_raw():
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the probe's body came too slowly")
+    return b"".join(chunks)
 
 
 def _refuse_downgrade_hop(response: httpx.Response) -> None:

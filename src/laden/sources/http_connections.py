@@ -1,0 +1,134 @@
+"""urllib3's connections, with two things http.client does not do on its own.
+
+* Informational answers (`102 Processing`, `103 Early Hints`, ...) before the real one are
+  skipped; http.client skips only `100 Continue` and takes a 103 for the answer.
+* The answer's headers must be complete within a deadline. The socket's timeout bounds each
+  read, not their sum, so a server that sends a byte a second would keep the status line and
+  headers coming for hours; a watchdog shuts the socket down when the deadline passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import http.client
+import itertools
+import socket
+import threading
+import time
+from typing import Any
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+
+class _Response(http.client.HTTPResponse):
+    def _read_status(self) -> tuple[str, int, str]:  # type: ignore[override]
+        while True:
+            version, status, reason = super()._read_status()
+            if not 100 < status < 200 or status == 101:
+                return version, status, reason
+            # 102, 103 and the like: their headers are hints, the real answer follows. (100 is
+            # skipped by http.client itself, 101 ends HTTP on this connection.)
+            http.client._read_headers(self.fp)  # type: ignore[attr-defined]
+
+
+class Watchdog:
+    """One thread that shuts down sockets whose deadline has passed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        self._armed: dict[int, socket.socket] = {}
+        self._fired: set[int] = set()
+        self._tokens = itertools.count(1)
+        self._thread: threading.Thread | None = None
+
+    def arm(self, sock: socket.socket, seconds: float) -> int:
+        token = next(self._tokens)
+        with self._cond:
+            self._armed[token] = sock
+            heapq.heappush(self._heap, (time.monotonic() + seconds, token))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="laden-http-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            elif self._heap[0][1] == token:
+                self._cond.notify()
+        return token
+
+    def disarm(self, token: int) -> bool:
+        """False when the deadline had already passed and the socket was shut down."""
+        with self._cond:
+            self._armed.pop(token, None)
+            if token in self._fired:
+                self._fired.discard(token)
+                return False
+            return True
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)  # disarmed: forget it
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                due, token = self._heap[0]
+                left = due - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+                sock = self._armed.pop(token)
+                self._fired.add(token)
+                with contextlib.suppress(OSError):  # already closed: nothing waits on it
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+WATCHDOG = Watchdog()
+
+
+class HeadersTooSlow(TimeoutError):
+    """The answer's headers did not arrive within the deadline (urllib3 reports a read
+    timeout for it)."""
+
+
+class _DeadlineMixin:
+    header_deadline: float = 15.0
+    sock: Any
+
+    def getresponse(self) -> Any:
+        token = WATCHDOG.arm(self.sock, self.header_deadline) if self.sock is not None else 0
+        try:
+            response = super().getresponse()  # type: ignore[misc]
+        except BaseException:
+            if token and not WATCHDOG.disarm(token):
+                raise HeadersTooSlow(
+                    f"no complete answer within {self.header_deadline:g} s") from None
+            raise
+        if token and not WATCHDOG.disarm(token):
+            response.close()
+            raise HeadersTooSlow(f"no complete answer within {self.header_deadline:g} s")
+        return response
+
+
+def pool_classes(header_deadline: float) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose connections skip informational answers and give up on
+    headers that take longer than `header_deadline` seconds."""
+
+    class Plain(_DeadlineMixin, HTTPConnection):
+        response_class = _Response
+
+    class Secure(_DeadlineMixin, HTTPSConnection):
+        response_class = _Response
+
+    Plain.header_deadline = Secure.header_deadline = header_deadline
+
+    class PlainPool(HTTPConnectionPool):
+        ConnectionCls = Plain
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = Secure
+
+    return {"http": PlainPool, "https": SecurePool}
