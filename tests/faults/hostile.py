@@ -9,6 +9,7 @@ line, headers and body, or anything raw.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
 import threading
@@ -144,10 +145,8 @@ class HostileServer:
             return
         finally:
             reader.close()
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:

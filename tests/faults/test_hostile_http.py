@@ -6,6 +6,7 @@ not given, and ends each download in seconds with the right bytes or one clear e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from pathlib import Path
@@ -47,10 +48,7 @@ def _switching_server(validator: str, *, flip_every: int | None = None) -> Hosti
     `flip_every`, the versions keep alternating, so no restart can ever see one version."""
 
     def answer(request: Request, reply: Reply) -> None:
-        if flip_every is None:
-            new = request.number > 2
-        else:
-            new = (request.number // flip_every) % 2 == 1
+        new = request.number > 2 if flip_every is None else request.number // flip_every % 2 == 1
         data, tag = (V2, "v2") if new else (V1, "v1")
         headers = ({"ETag": f'"{tag}"'} if validator == "etag" else
                    {"Last-Modified": "Tue, 01 Dec 2026 10:00:0" + ("1" if new else "0")
@@ -136,10 +134,8 @@ def _sometimes_200(pattern: str) -> HostileServer:
             pattern == "first" and request.number == 2)
         if whole and status == 206:
             status, headers, body = 200, {"ETag": '"one"'}, V1
-        try:
+        with contextlib.suppress(OSError):
             reply.send(status, headers, body)
-        except OSError:
-            pass
 
     return HostileServer(answer)
 
