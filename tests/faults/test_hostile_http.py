@@ -257,3 +257,108 @@ def test_a_content_length_that_is_not_a_number(downloads: Path, length: str, ran
             assert _saved(downloads) == {"f.bin": V1}
         else:
             assert info.state is State.FAILED and _saved(downloads) == {}
+
+
+# -- 6. connections that trickle -------------------------------------------------------------
+
+TRICKLY = FAST.replace(stall_timeout=3.0, connect_timeout=3.0, lowest_speed=4096, retries=2)
+
+
+def test_a_trickling_connection_is_replaced(downloads: Path) -> None:
+    """One range's first answer sends a byte every 1.5 s (never a stall); the others are fast.
+    The slow connection is closed and a fresh one fetches its range."""
+    trickled: list[int] = []
+
+    def answer(request: Request, reply: Reply) -> None:
+        status, headers, body = ranged(V1, request, {"ETag": '"one"'})
+        asked = request.range
+        if asked and asked[0] > 0 and not trickled:
+            trickled.append(asked[0])
+            reply.head(status, {**headers, "Content-Length": str(len(body))})
+            reply.trickle(body, every=1.5)
+            reply.closed = True
+            return
+        reply.send(status, headers, body)
+
+    with scenario("one connection trickles"), HostileServer(answer) as server, \
+            manager(TRICKLY) as m:
+        began = time.monotonic()
+        info = m.wait(m.add(server.url("/f.bin"), str(downloads), connections=4), timeout=60)
+        assert info.state is State.DONE, info.message
+        assert time.monotonic() - began < 20
+        assert _saved(downloads) == {"f.bin": V1}
+        assert any("too slow" in e.message or "slower" in e.message for e in info.errors)
+
+
+def test_a_connection_far_behind_the_others_is_replaced(downloads: Path) -> None:
+    """One range crawls at 8 KiB/s (above any low-speed limit) while the others are fast."""
+    size = 4 << 20
+    data = (V1 * (size // SIZE + 1))[:size]
+    crawled: list[int] = []
+
+    def answer(request: Request, reply: Reply) -> None:
+        status, headers, body = ranged(data, request, {"ETag": '"one"'})
+        asked = request.range
+        if asked and asked[0] > 0 and not crawled:
+            crawled.append(asked[0])
+            reply.head(status, {**headers, "Content-Length": str(len(body))})
+            reply.trickle(body, every=0.25, piece=2048)
+            reply.closed = True
+            return
+        reply.head(status, {**headers, "Content-Length": str(len(body))})
+        reply.trickle(body, every=0.01, piece=64 << 10)  # about 6 MiB/s
+
+    config = TRICKLY.replace(lowest_speed=1024, min_segment_size=1 << 20)
+    with scenario("one connection far behind"), HostileServer(answer) as server, \
+            manager(config) as m:
+        began = time.monotonic()
+        info = m.wait(m.add(server.url("/f.bin"), str(downloads), connections=4), timeout=90)
+        assert info.state is State.DONE, info.message
+        took = time.monotonic() - began
+        assert took < 60, f"{took:.0f} s: the crawling range was waited for"
+        assert (downloads / "f.bin").read_bytes() == data
+        assert any("slower than the others" in e.message for e in info.errors)
+
+
+def test_one_stream_that_trickles_ends(downloads: Path) -> None:
+    """A server without ranges that trickles for ever: the low-speed limit ends each try, and
+    the retries end the download, in bounded time, with the reason."""
+
+    def answer(request: Request, reply: Reply) -> None:
+        reply.head(200, {"Content-Length": str(SIZE)})
+        reply.trickle(V1, every=1.5)
+        reply.closed = True
+
+    with scenario("one stream trickles"), HostileServer(answer) as server, \
+            manager(TRICKLY) as m:
+        began = time.monotonic()
+        info = m.wait(m.add(server.url("/f.bin"), str(downloads)), timeout=90)
+        assert info.state is State.FAILED
+        assert "too slow" in info.message
+        assert time.monotonic() - began < 45
+        assert _saved(downloads) == {}
+
+
+@pytest.mark.parametrize("where", ["status line", "headers"])
+def test_an_answer_whose_headers_trickle_times_out(downloads: Path, where: str) -> None:
+    """The first answer's head comes a byte every 1.5 s; the retry's comes at once."""
+
+    def answer(request: Request, reply: Reply) -> None:
+        if request.number == 1:
+            head = (b"HTTP/1.1 200 OK\r\n" if where == "headers" else b"") + \
+                b"X-Filler: " + b"a" * 200 + b"\r\n"
+            if where == "status line":
+                head = b"HTTP/1.1 200 OK" + b" " * 100
+            reply.trickle(head, every=1.5)
+            reply.closed = True
+            return
+        status, headers, body = ranged(V1, request, {"ETag": '"one"'})
+        reply.send(status, headers, body)
+
+    with scenario(f"headers trickle ({where})"), HostileServer(answer) as server, \
+            manager(TRICKLY) as m:
+        began = time.monotonic()
+        info = m.wait(m.add(server.url("/f.bin"), str(downloads)), timeout=60)
+        assert info.state is State.DONE, info.message
+        assert time.monotonic() - began < 15
+        assert _saved(downloads) == {"f.bin": V1}

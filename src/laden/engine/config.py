@@ -51,6 +51,10 @@ class Config:
     stall_timeout: float = 30.0
     """Seconds without a byte before a connection is closed and its range reopened."""
 
+    lowest_speed: int = 1024
+    """Bytes per second under which a connection counts as stalled, measured over the stall
+    timeout (e.g. 1K); it is closed and its range reopened. 0 turns this off."""
+
     connect_timeout: float = 15.0
     """Seconds to wait for a connection and the response headers."""
 
@@ -83,6 +87,7 @@ class Config:
         _check_int("retries", self.retries, 0, 1000)
         _check_int("min_segment_size", self.min_segment_size, 64 * 1024, 1 << 40)
         _check_int("buffer_size", self.buffer_size, 16 * 1024, 64 * 1024 * 1024)
+        _check_int("lowest_speed", self.lowest_speed, 0, 1 << 40)
         if self.limit_rate is not None:
             _check_int("limit_rate", self.limit_rate, 1, 1 << 50)
         if self.conflict not in CONFLICT_POLICIES:
@@ -122,7 +127,7 @@ class Config:
                     values[key] = parse_rate(value)
                 except InputError as exc:  # name the key, so the settings error finds its line
                     raise InputError(f"limit_rate: {exc}") from None
-            elif key in ("min_segment_size", "buffer_size"):
+            elif key in ("min_segment_size", "buffer_size", "lowest_speed"):
                 values[key] = parse_size(value, what=key)
             else:
                 values[key] = value

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from .download import Connection
     from .transfer import Transfer
 
-MIN_READ = 64 * 1024
+FIRST_READ = 16 * 1024
+SMALLEST_READ = 4 * 1024
+"""Reads start small and shrink on a slow connection: a read shows its bytes only once its
+buffer is full, and the connection's speed is judged by them (see `health`)."""
 FAST_READ_SECONDS = 0.05
 SLOW_READ_SECONDS = 0.5
 FILL_SECONDS = 0.1
@@ -42,7 +45,7 @@ def run_connection(transfer: Transfer, number: int) -> None:
         transfer.drop_connection(number)
         return
     view = aligned_buffer(ctx.config.buffer_size)
-    read_size = MIN_READ
+    read_size = FIRST_READ
     attempt = 0
     segment: Segment | None = None
     try:
@@ -55,6 +58,12 @@ def run_connection(transfer: Transfer, number: int) -> None:
             try:
                 read_size = _stream_segment(transfer, segment, view, read_size, live)
                 attempt = 0
+            except Replaced:
+                # Closed for being too slow: its range goes back, and this worker asks again on
+                # a fresh connection (it may take the same range, or another one may).
+                plan.release(segment)
+                segment = None
+                live.replaced = None
             except SlowDown as exc:
                 plan.release(segment)
                 segment = None
@@ -120,6 +129,9 @@ def _stream_segment(
     reader = transfer.source.open_range(
         transfer.remote, segment.position, segment.end, transfer.download.options
     )
+    live.abort = getattr(reader, "abort", None)
+    live.since = time.monotonic()
+    first = segment.position
     live.last_status = "206 reading"
     # Sources that can move bytes into the file inside the kernel say so per response; a direct
     # write moves them with one copy too, without filling the page cache.
@@ -153,8 +165,19 @@ def _stream_segment(
             read_size = adapted(read_size, time.monotonic() - began, full)
             limits.consume(n, stop)
         return read_size
+    except Exception:
+        if live.replaced:
+            raise Replaced(live.replaced) from None
+        raise
     finally:
+        if not live.replaced:
+            transfer.health.answer_read(segment.position - first, time.monotonic() - live.since)
+        live.since, live.abort = 0.0, None
         reader.close()
+
+
+class Replaced(Exception):
+    """The transfer closed this connection for being too slow; another one continues."""
 
 
 def adapted(read_size: int, took: float, full: int) -> int:
@@ -162,7 +185,7 @@ def adapted(read_size: int, took: float, full: int) -> int:
     one, so a slow server's bytes still show as progress and count for its speed."""
     if took < FAST_READ_SECONDS and read_size < full:
         return min(full, read_size * 2)
-    if took > SLOW_READ_SECONDS and read_size > MIN_READ // 4:
+    if took > SLOW_READ_SECONDS and read_size > SMALLEST_READ:
         return read_size // 2
     return read_size
 
@@ -192,9 +215,11 @@ def run_single_stream(transfer: Transfer) -> None:
     attempt = 0
     while not stop.is_set():
         position = 0
-        read_size = MIN_READ
+        read_size = FIRST_READ
         try:
             reader = transfer.source.open_range(transfer.remote, 0, None, transfer.download.options)
+            live.abort = getattr(reader, "abort", None)
+            live.since = time.monotonic()
             try:
                 live.last_status = "200 reading"
                 while not stop.is_set():
@@ -210,6 +235,7 @@ def run_single_stream(transfer: Transfer) -> None:
                     read_size = adapted(read_size, time.monotonic() - began, full)
                     transfer.limits.consume(n, stop)
             finally:
+                live.since, live.abort = 0.0, None
                 reader.close()
             if stop.is_set():
                 return
@@ -218,7 +244,9 @@ def run_single_stream(transfer: Transfer) -> None:
                 raise Retryable(f"the server sent {position} of {size} bytes")
             transfer.finish_stream(position)
             return
-        except Retryable as exc:
+        except Retryable:
+            if live.replaced:
+                exc, live.replaced = Retryable(live.replaced), None
             attempt += 1
             live.retries += 1
             transfer.download.add_error(f"{exc}; starting again from the first byte")

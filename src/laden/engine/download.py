@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,12 @@ class Connection:
     speed: float = 0.0
     retries: int = 0
     last_status: str = "starting"
+    since: float = 0.0
+    """When its current answer's body began (monotonic); 0 while it is not reading one."""
+    abort: Callable[[], None] | None = field(default=None, repr=False)
+    """Closes the answer being read, from another thread (see `health`)."""
+    replaced: str | None = None
+    """Why the transfer closed this connection for being too slow."""
     _sampled: tuple[float, int] = field(default=(0.0, 0), repr=False)
 
 

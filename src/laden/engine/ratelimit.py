@@ -60,6 +60,11 @@ class Limits:
     def __init__(self, *buckets: TokenBucket) -> None:
         self.buckets = buckets
 
+    @property
+    def limited(self) -> bool:
+        """True while any bandwidth limit is in force: slowness may be the limit's doing."""
+        return any(bucket.rate is not None for bucket in self.buckets)
+
     def read_size(self, wanted: int) -> int:
         for bucket in self.buckets:
             wanted = bucket.read_size(wanted)

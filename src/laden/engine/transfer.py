@@ -40,6 +40,7 @@ from .errors import (
 )
 from .finishing import announce_done, finish_download, mark_done, renamed_before_a_crash, verify
 from .hashing import TrailingHasher
+from .health import Health
 from .partfile import PART_SUFFIX, PartialFile, allocated_bytes, check_free_space, ensure_folder
 from .probing import adopt, probe
 from .ratelimit import Limits, TokenBucket
@@ -96,6 +97,7 @@ class Transfer:
         self.host = ""
         self.streamed = 0
         self.hasher: TrailingHasher | None = None
+        self.health = Health(ctx.config.lowest_speed, ctx.config.stall_timeout)
         self._stream_size: int | None = None
         self._lock = threading.Lock()
         self._restarts = 0
@@ -278,6 +280,7 @@ class Transfer:
 
     def _download(self) -> None:
         config = self.ctx.config
+        self.health = Health(config.lowest_speed, config.stall_timeout)  # judged per attempt
         plan = self.plan
         futures: list[Future[None]] = []
         body = self._probe_body()
@@ -332,10 +335,17 @@ class Transfer:
         download.start_sampling()
         last_checkpoint = last_flush = time.monotonic()
         pending = set(futures)
+        health = self.health
         while pending:
             _done, pending = wait(pending, timeout=TICK)
             now = time.monotonic()
             download.sample(now, streamed=self.streamed if self.plan is None else None)
+            if pending and not self.stop_event.is_set():
+                with download.lock:
+                    connections = dict(download.connections)
+                for number, reason in health.judge(connections, limited=self.limits.limited,
+                                                   now=now).items():
+                    self._replace_slow(connections[number], reason)
             if now - last_flush >= self.ctx.config.flush_interval:
                 checkpoint(self, flush=True)
                 last_flush = last_checkpoint = now
@@ -347,6 +357,19 @@ class Transfer:
             exc = future.exception()
             if exc is not None:
                 self.fail(exc)
+
+    def _replace_slow(self, live: Connection, reason: str) -> None:
+        """Close a connection judged too slow. With ranges, its worker gives its range back
+        and asks again on a fresh connection (see `connection.Replaced`); the one stream of a
+        server without ranges can only start again, and counts as a retry."""
+        abort = live.abort
+        if abort is None:
+            return
+        live.replaced = reason
+        if self.plan is not None:
+            self.download.add_error(f"{reason}; reconnecting")
+        log.info("download %s: %s", self.download.id, reason)
+        abort()
 
     def _drop_hasher(self, *, keep: bool = False) -> dict[str, str] | None:
         """Stop hashing along; with `keep`, first let it finish and return its digests."""

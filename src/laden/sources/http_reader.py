@@ -130,6 +130,14 @@ class HttpRangeReader:
         self._pipe = (read_end, write_end)
         return self._pipe
 
+    def abort(self) -> None:
+        """Shut the connection down from another thread: a read waiting on it returns at once
+        (the transfer replaces a connection that is too slow this way)."""
+        sock = socket_of(self._response)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         if self._pipe is not None:
             for fd in self._pipe:
