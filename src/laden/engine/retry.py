@@ -7,6 +7,7 @@ honours a server's `Retry-After`; the counting lives with the caller.
 from __future__ import annotations
 
 import random
+import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -33,17 +34,36 @@ class RetryPolicy:
         return attempt > self.attempts
 
 
+# Longer than any wait a policy honours (a year), short enough for a float to hold exactly.
+_LONGEST_RETRY_AFTER = 365 * 24 * 3600.0
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds, or an HTTP date."""
+    """Seconds from a Retry-After header: a number of seconds, or an HTTP date.
+
+    Anything else is None (the header is ignored, the usual backoff applies): a server's
+    header is not the user's input and never fails a download.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    # Only ASCII digits: str.isdigit() also takes "²" and "٣", which float() then refuses.
+    if _DIGITS.fullmatch(value):
+        digits = value.lstrip("0") or "0"
+        # A 400-digit number is "a very long time", not an overflow or an infinity.
+        return _LONGEST_RETRY_AFTER if len(digits) > 9 else min(float(digits),
+                                                                 _LONGEST_RETRY_AFTER)
+    if len(value) > 64:
+        return None  # no HTTP date is this long
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    try:
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    except (OverflowError, ValueError, OSError):  # year 9999 with an odd offset, say
+        return None
+    return min(max(0.0, seconds), _LONGEST_RETRY_AFTER)
