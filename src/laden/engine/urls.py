@@ -4,14 +4,49 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+SHOWN_ADDRESS = 120
+"""Characters of an address an error message repeats: a whole usual address, never a flood."""
+
 
 def strip_credentials(url: str) -> str:
-    """The address without `user:password@`, safe to show, log and journal."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    """The address without `user:password@`, safe to show, log and journal.
+
+    Never raises: a malformed address (`http://user:pw@[::1/x`, a port out of range) loses
+    its `user:password@` as text instead, so the message about it cannot hold the password.
+    """
+    if "://" not in url:
+        return _without_userinfo(url)
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return _without_userinfo(url)
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def shown_address(url: object) -> str:
+    """The address as an error message repeats it: without credentials, cut to a readable
+    length, quoted. Never raises, whatever `url` is."""
+    if not isinstance(url, str):
+        return f"a {type(url).__name__}, not an address"
+    text = _without_userinfo(url)  # as typed, so the message shows what is wrong with it
+    if len(text) > SHOWN_ADDRESS:
+        text = text[:SHOWN_ADDRESS] + "…"
+    return repr(text)
+
+
+def _without_userinfo(url: str) -> str:
+    """`url` with everything up to the last `@` of its authority removed, by text alone
+    (nothing to parse, so nothing to fail)."""
+    scheme, found, rest = url.partition("://")
+    if not found:
+        # Not an address laden takes, but `user:password@host/x` may still hold a password.
+        return url.rpartition("@")[2]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    return f"{scheme}://{authority.rpartition('@')[2]}{tail}"

@@ -7,7 +7,9 @@ import importlib
 import threading
 from urllib.parse import urlsplit
 
+from ..engine.adding import check_address
 from ..engine.errors import InputError, UnsupportedSource
+from ..engine.urls import shown_address
 from .base import Source
 
 # scheme -> (module, class)
@@ -35,24 +37,33 @@ def register(scheme: str, module: str, class_name: str) -> None:
 
 
 def scheme_of(url: str) -> str:
+    """The scheme of `url`, once the whole address is checked: every way in (the command line,
+    the app, a manifest, the engine) goes through here before anything is queued.
+
+    Raises:
+        InputError: a malformed address, in one line that never holds its password.
+        UnsupportedSource: a scheme no source handles.
+    """
     if not isinstance(url, str) or not url.strip():
         raise InputError("the address is empty")
+    shown = shown_address(url)
     if any(c in url for c in "\r\n\t\x00 "):
-        raise InputError(f"malformed address {url!r}: it contains spaces or control characters")
+        raise InputError(f"malformed address {shown}: it contains spaces or control characters")
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise InputError(f"malformed address {url!r}: {exc}") from None
+        raise InputError(f"malformed address {shown}: {exc}") from None
     scheme = parts.scheme.lower()
     if not scheme or "://" not in url:
-        raise InputError(f"malformed address {url!r}: expected something like https://host/file")
+        raise InputError(f"malformed address {shown}: expected something like https://host/file")
     if scheme not in _SOURCES:
         known = ", ".join(sorted(_SOURCES))
         raise UnsupportedSource(
-            f"unsupported address scheme {scheme!r} in {url!r} (known: {known})"
+            f"unsupported address scheme {scheme[:20]!r} in {shown} (known: {known})"
         )
     if not parts.netloc:
-        raise InputError(f"malformed address {url!r}: no host or bucket")
+        raise InputError(f"malformed address {shown}: no host or bucket")
+    check_address(url)  # the host and port, as the connections will read them
     return scheme
 
 
