@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -234,19 +235,62 @@ def secret(options: DownloadOptions, config: Config | None, name: str) -> str | 
     return read_secret_file(str(path), name) if path else None
 
 
+MAX_SECRET_BYTES = 64 * 1024
+"""The largest secret file read: far above any key, token or connection string."""
+
+
 def read_secret_file(path: str, name: str) -> str:
+    """The credential in the file at `path` (a `*_file` setting, a mounted secret).
+
+    Whatever the path names, this returns or raises promptly: a FIFO or a device is refused
+    without waiting on it, and at most `MAX_SECRET_BYTES` are read. One trailing newline is
+    dropped, as editors and `echo` add it; a NUL, CR or LF left inside is refused, since it
+    would end up in a header or a signature.
+
+    Raises:
+        InputError: naming the file (never its contents) and what is wrong with it.
+    """
     path = os.path.expanduser(path)
     what = name.replace("_", " ")
+    where = f"the {what} file {path if len(path) <= 200 else path[:200] + '…'}"
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = handle.read().strip()
+        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise InputError(f"cannot read the {what} file {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # after the open: no swapping in between
+            raise InputError(f"{where} is not a regular file")
+        data = _read_at_most(fd, MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SECRET_BYTES:
+        raise InputError(f"{where} is larger than {MAX_SECRET_BYTES // 1024} KiB: not a secret")
+    try:
+        value = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(f"the {what} file {path} is not UTF-8 text") from None
-    if not value:
-        raise InputError(f"the {what} file {path} is empty")
+        raise InputError(f"{where} is not UTF-8 text") from None
+    value = value.removesuffix("\n").removesuffix("\r")
+    if not value.strip():
+        raise InputError(f"{where} is empty")
+    if any(c in value for c in "\x00\r\n"):
+        raise InputError(f"{where} holds more than one line (or a NUL): a secret is one line")
     return value
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def flag(options: DownloadOptions, config: Config | None, name: str) -> bool:
