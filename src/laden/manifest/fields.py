@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 from typing import Any
 
 from ..engine.errors import LadenError
 from ..engine.units import parse_rate
 from ..engine.verify import parse_checksum
+from ..sources.cloud import read_secret_file
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
@@ -41,7 +43,9 @@ class Fields:
             return
         unknown = sorted(set(self.data) - known)
         if unknown:
-            problems.add(where, f"unknown field{'s' * (len(unknown) > 1)} {', '.join(unknown)} "
+            names = ", ".join(shown(name).strip("'\"") for name in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            problems.add(where, f"unknown field{'s' * (len(unknown) > 1)} {names}{more} "
                          f"(known here: {', '.join(sorted(known))})")
 
     def problem(self, key: str, message: str) -> None:
@@ -97,7 +101,9 @@ class Fields:
             return None
         path = os.path.abspath(os.path.expanduser(value))
         if not os.path.isfile(path):
-            self.problem(key, f"{value} does not exist")
+            # A FIFO or a device exists, but would hang or flood whoever reads it.
+            why = "is not a regular file" if os.path.exists(path) else "does not exist"
+            self.problem(key, f"{cut(value, PATH_SHOWN)} {why}")
             return None
         return path
 
@@ -106,7 +112,7 @@ class Fields:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.problem(key, f"must be a whole number from {low} to {high}, not {value!r}")
+            self.problem(key, f"must be a whole number from {low} to {high}, not {shown(value)}")
             return None
         return value
 
@@ -136,7 +142,7 @@ class Fields:
         if isinstance(value, bool) and value in aliases:
             return aliases[value]
         if not isinstance(value, str) or value not in choices:
-            self.problem(key, f"must be one of {', '.join(choices)}, not {value!r}")
+            self.problem(key, f"must be one of {', '.join(choices)}, not {shown(value)}")
             return None
         return str(value)
 
@@ -164,15 +170,39 @@ class Fields:
         if not isinstance(path, str) or not path.strip():
             self.problem(key, f"expected a file path, not {_kind(path)}")
             return None
-        full = os.path.expanduser(path.strip())
+        if not os.path.lexists(os.path.expanduser(path.strip())):
+            self.problem(key, f"{cut(path.strip(), PATH_SHOWN)} does not exist")
+            return None
         try:
-            with open(full, encoding="utf-8") as handle:
-                return handle.read().strip()
-        except FileNotFoundError:
-            self.problem(key, f"{path} does not exist")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problem(key, f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+            # The sources' reader: bounded, never waits on a FIFO, refuses a device.
+            return read_secret_file(path.strip(), key.removesuffix("_file"))
+        except LadenError as exc:
+            self.problem(key, str(exc))
         return None
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 40, 40
+_SHOWN = 60
+PATH_SHOWN = 200
+"""Paths are longer than other values, and their end is what tells them apart."""
+
+
+def shown(value: Any) -> str:
+    """`value` as a problem repeats it: quoted like repr(), cut to its first characters, so a
+    megabyte of text or a huge list in a manifest never becomes a megabyte of message."""
+    if isinstance(value, str):
+        return repr(cut(value))
+    try:
+        text = _REPR.repr(value)
+    except ValueError:  # repr() of an int of thousands of digits
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
+
+
+def cut(text: str, limit: int = _SHOWN) -> str:
+    """`text` as a problem repeats it unquoted (a path): its first `limit` characters."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _kind(value: Any) -> str:

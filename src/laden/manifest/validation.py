@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from ..engine.config import MAX_CONNECTIONS
 from ..engine.errors import LadenError
 from ..engine.options import DownloadOptions
-from ..engine.urls import strip_credentials
+from ..engine.urls import shown_address, strip_credentials
+from ..sources.registry import scheme_of
 from .addresses import (
     CONNECTION_FIELDS,
     CREDENTIAL_FIELDS,
@@ -27,7 +28,7 @@ from .addresses import (
     hf_address,
     object_address,
 )
-from .fields import Fields, Problems
+from .fields import PATH_SHOWN, Fields, Problems, cut, shown
 from .loading import ManifestError, read_document
 from .model import DEFAULT_POLICY, POLICIES, Item, Manifest, Target
 
@@ -42,6 +43,7 @@ SPECIFIC: dict[str, set[str]] = {
 ENTRY_FIELDS = {"file", "folder", "path", "target_path", "glob", "checksum"}
 DEFAULT_GLOB = "**/*"
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+MAX_PROBLEMS_SHOWN = 20
 
 
 def load_manifest(path: str, *, cwd: str | None = None) -> Manifest:
@@ -60,16 +62,22 @@ def load_manifest(path: str, *, cwd: str | None = None) -> Manifest:
         count = len(problems.lines)
         if count == 1:
             raise ManifestError(f"{path}: {problems.lines[0]}")
-        raise ManifestError(f"{path} has {count} problems:\n  " + "\n  ".join(problems.lines))
+        # Enough to fix in one round; a generated manifest with 100,000 broken items would
+        # otherwise print 100,000 lines.
+        lines = problems.lines[:MAX_PROBLEMS_SHOWN]
+        if count > MAX_PROBLEMS_SHOWN:
+            lines.append(f"... and {count - MAX_PROBLEMS_SHOWN} more")
+        raise ManifestError(f"{path} has {count} problems:\n  " + "\n  ".join(lines))
     return Manifest(path=path, download_root=root, items=tuple(items))
 
 
 def _item(index: int, data: Any, root: str, problems: Problems) -> Item:
-    name = str(data.get("name") or "") if isinstance(data, dict) else ""
-    where = f"item {index}" + (f" ({name!r})" if name else "")
+    raw_name = data.get("name") if isinstance(data, dict) else None
+    name = str(raw_name) if isinstance(raw_name, str | int | float) and raw_name else ""
+    where = f"item {index}" + (f" ({shown(name)})" if name else "")
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in TYPES:
-        what = "is missing" if kind is None else f"{kind!r} is not a known type"
+    if not isinstance(kind, str) or kind not in TYPES:
+        what = "is missing" if kind is None else f"{shown(kind)} is not a known type"
         problems.add(f"{where}, field type", f"{what} (known: {', '.join(TYPES)})")
         return Item(index, name, str(kind), ())
     secret_fields = {f"{k}_file" for k in CONNECTION_FIELDS[kind] if not k.endswith("_file")}
@@ -185,7 +193,7 @@ def _hf(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[
     revision = fields.text("revision") or "main"
     repo_type = fields.choice("repo_type", tuple(HF_REPO_TYPES), {}) or "model"
     if repo_id is not None and (not _REPO_ID.fullmatch(repo_id) or ".." in repo_id.split("/")):
-        fields.problem("repo_id", f"expected owner/name, not {repo_id!r}")
+        fields.problem("repo_id", f"expected owner/name, not {shown(repo_id)}")
         repo_id = None
     folder = _target_path(fields, root, default=repo_id or "", folder=True)
     files = fields.list("files")
@@ -199,7 +207,7 @@ def _hf(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[
         if not isinstance(path, str) or not path.strip() or ".." in path.split("/") \
                 or path.startswith("/"):
             fields.problem(f"files[{number}]", f"expected a path inside the repository, "
-                                               f"not {path!r}")
+                                               f"not {shown(path)}")
             continue
         dest = os.path.join(folder, *path.strip().split("/"))
         targets.append(Target(hf_address(repo_id, revision, path.strip(), repo_type), dest, options,
@@ -210,10 +218,16 @@ def _hf(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[
 def _url_item(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[Target]:
     url = fields.text("url", required=True)
     schemes = ("http", "https") if kind == "http" else ("ftp", "ftps")
-    if url is not None and urlsplit(url).scheme.lower() not in schemes:
+    if url is not None and url.partition("://")[0].lower() not in schemes:
         fields.problem("url", f"a {kind} item needs a {' or '.join(schemes)} address, "
-                              f"not {url!r}")
+                              f"not {shown_address(url)}")
         url = None
+    elif url is not None:
+        try:
+            scheme_of(url)  # the check every address goes through, done before any download
+        except LadenError as exc:
+            fields.problem("url", str(exc))
+            url = None
     glob = fields.text("glob")
     path = urlsplit(url).path if url else ""
     folder = kind == "ftp" and (path.endswith("/") or glob is not None
@@ -240,12 +254,12 @@ def _target_path(fields: Fields, root: str, *, required: bool = False, default: 
             return None
         text = default
     if any(ord(c) < 32 for c in text):
-        fields.problem("target_path", f"{text!r} holds control characters")
+        fields.problem("target_path", f"{shown(text)} holds control characters")
         return None
     given = os.path.expanduser(text)
     full = os.path.normpath(given if os.path.isabs(given) else os.path.join(root, given))
     if not os.path.isabs(given) and os.path.commonpath([root, full]) != root:
-        fields.problem("target_path", f"{text!r} is outside download_root {root}")
+        fields.problem("target_path", f"{shown(text)} is outside download_root {root}")
         return None
     if full == root and not (folder or text.endswith("/")):
         fields.problem("target_path", "names download_root itself; give a file name")
@@ -267,7 +281,8 @@ def _check_duplicates(items: list[Item], problems: Problems) -> None:
             other = seen.setdefault(target.dest, item)
             if other is not item:
                 problems.add(f"item {item.index}, field target_path",
-                             f"{target.dest} is also the target of item {other.index}")
+                             f"{cut(target.dest, PATH_SHOWN)} is also the target of item "
+                             f"{other.index}")
 
 
 _READERS = {**{kind: _object_store for kind in OBJECT_STORES},
