@@ -11,15 +11,16 @@ Options laden has no use for (BitTorrent, Metalink, RPC) are ignored, so existin
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import sys
+import zlib
 from typing import Any
 
 from ..engine.config import MAX_CONNECTIONS
 from ..engine.errors import InputError, LadenError
 from ..engine.units import parse_rate
+from ..engine.urls import shown_address
 from ..engine.verify import parse_checksum
 
 log = logging.getLogger("laden.cli")
@@ -48,7 +49,7 @@ def read_input_file(
             where = f"{path}, line {number}"
             name, found, value = line.strip().partition("=")
             if not found:
-                raise InputError(f"{where}: expected name=value, not {line.strip()!r}")
+                raise InputError(f"{where}: expected name=value, not {_cut(line.strip())!r}")
             _apply(entries[-1], raw[-1], name.strip(), value.strip(), where)
         else:
             url = next((u.strip() for u in line.split("\t") if u.strip()), "")
@@ -83,7 +84,7 @@ def _apply(
                              "user-agent": ("User-Agent", value),
                              "referer": ("Referer", url if value == "*" else value)}[name]
             if not header.strip():
-                raise InputError(f"header must look like 'Name: value', not {value!r}")
+                raise InputError(f"header must look like 'Name: value', not {_cut(value)!r}")
             # header is the one option aria2 lets you repeat: each line adds one.
             fields.setdefault("headers", {})[header.strip()] = value.strip()
         elif name in ("http-user", "ftp-user") and name[:3] == scheme[:3]:
@@ -111,7 +112,8 @@ def _place(
     sub, _, name = out.replace("\\", "/").rpartition("/")
     if sub:
         if os.path.isabs(sub) or ".." in sub.split("/"):
-            raise InputError(f"out={out!r} for {url} must stay inside the download folder")
+            raise InputError(f"out={_cut(out)!r} for {shown_address(url)} must stay inside the "
+                             "download folder")
         folder = os.path.join(folder or default_dir or ".", sub)
     if folder:
         fields["dest"] = os.path.expanduser(folder).rstrip(os.sep) + os.sep
@@ -119,16 +121,48 @@ def _place(
         fields["filename"] = name
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+"""The largest input file read, after decompression: about a million addresses."""
+
+
 def _read_lines(path: str) -> list[str]:
+    """The file's lines; bounded, so `-i /dev/zero` or a gzip bomb is refused, not a MemoryError."""
+    too_large = f"{path} is larger than {MAX_INPUT_BYTES // 1024 // 1024} MiB: not a list of URLs"
     try:
         if path == "-":
-            return sys.stdin.read().splitlines()
+            text = sys.stdin.read(MAX_INPUT_BYTES + 1)
+            if len(text) > MAX_INPUT_BYTES:
+                raise InputError(too_large)
+            return text.splitlines()
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(MAX_INPUT_BYTES + 1)
         if data[:2] == b"\x1f\x8b":  # aria2 reads gzip-compressed input files too
-            data = gzip.decompress(data)
+            data = _gunzip(data, path)
+        if len(data) > MAX_INPUT_BYTES:
+            raise InputError(too_large)
         return data.decode("utf-8-sig").splitlines()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a UTF-8 text file") from None
+
+
+def _gunzip(data: bytes, path: str) -> bytes:
+    """`data` decompressed, stopping one byte past MAX_INPUT_BYTES (the caller refuses that)."""
+    out = bytearray()
+    while data:
+        unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += unpack.decompress(data, MAX_INPUT_BYTES + 1 - len(out))
+        except zlib.error:
+            raise InputError(f"{path} is not a readable gzip file") from None
+        if len(out) > MAX_INPUT_BYTES:
+            break  # the caller refuses it; no need to unpack the rest
+        if not unpack.eof:
+            raise InputError(f"{path} is a gzip file that ends early")
+        data = unpack.unused_data.lstrip(b"\x00")  # gzip members may follow, or padding
+    return bytes(out)
