@@ -42,6 +42,10 @@ CASES = [
     (["--log-level", "loud", "get", "http://127.0.0.1:9/x"], 2, "--log-level must be one of"),
     (["get", "--log-level", "loud", "http://127.0.0.1:9/x"], 2, "--log-level must be one of"),
     (["--frobnicate"], 2, "unrecognized arguments"),
+    (["get", "http://☃..example/x"], 2, "empty part between dots"),
+    (["get", "http://" + "ä" * 64 + ".example/x"], 2, "longer than 63 characters"),
+    (["get", "http://[::1]]/x"], 2, "[address]:port"),
+    (["get", "--limit-rate", "1" + "0" * 400, "http://127.0.0.1:9/x"], 2, "too large"),
 ]
 
 
@@ -54,6 +58,17 @@ def test_bad_input(args: list[str], code: int, words: str, downloads: Path) -> N
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, result.stderr
         assert words in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("address", ["http://user:pa55word@[::1/x",
+                                     "http://user:pa55word@127.0.0.1:70000/x",
+                                     "http://user:pa55word@[::1]]/x",
+                                     "user:pa55word@example.com/x"])
+def test_malformed_address_never_prints_its_password(address: str, downloads: Path) -> None:
+    result = run_laden("get", address, timeout=30, cwd=downloads)
+    assert result.returncode == 2, result.stderr
+    assert "malformed address" in result.stderr and "Traceback" not in result.stderr
+    assert "pa55word" not in result.stdout + result.stderr
 
 
 def test_unwritable_folder(tmp_path: Path) -> None:
