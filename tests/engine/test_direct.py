@@ -140,7 +140,7 @@ def test_placed_writes_land_where_buffered_ones_would(tmp_path_factory, pieces) 
     folder = tmp_path_factory.mktemp("direct")
     size = 4 << 20
     part = PartialFile(str(folder / "f.laden-part"))
-    part.open(direct_io=True)
+    part.open(None, direct_io=True)
     part.preallocate(size)
     expected = bytearray(size)
     buffer = direct.aligned_buffer(1 << 20)

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from . import events
-from .partfile import PART_SUFFIX
+from .partfile import remove_partial
 from .states import ACTIVE, State
 
 if TYPE_CHECKING:
@@ -97,9 +97,7 @@ def remove(manager: DownloadManager, download_id: int, delete_file: bool = False
 
 
 def delete_partial(download: Download) -> None:
-    dest = download.record.dest
-    if dest and os.path.exists(dest + PART_SUFFIX):
-        try:
-            os.unlink(dest + PART_SUFFIX)
-        except OSError as exc:
-            log.warning("could not delete %s: %s", dest + PART_SUFFIX, exc)
+    try:
+        remove_partial(download.record)
+    except OSError as exc:
+        log.warning("could not delete the partial file of %s: %s", download.record.dest, exc)

@@ -9,18 +9,24 @@ journal records it, so a resume after a crash or power cut never trusts unwritte
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
+import stat
 import threading
 from typing import TYPE_CHECKING, Any
 
 from . import direct
-from .errors import DiskError, InputError
+from .errors import DestinationExists, DiskError, InputError
 
 if TYPE_CHECKING:
     from ..store.journal import Record
 
 PART_SUFFIX = ".laden-part"
+
+
+class PartialFileTaken(DestinationExists):
+    """The partial file's name is held by another download, process or program."""
 
 
 def describe_os_error(exc: OSError, path: str) -> str:
@@ -71,13 +77,62 @@ class PartialFile:
             raise DiskError(f"{self.path} is not open")
         return self._fd
 
-    def open(self, *, direct_io: bool = False) -> None:
+    def open(self, identity: list[int] | None, *, resumed: bool = False,
+             direct_io: bool = False) -> list[int]:
+        """Open the partial file for this download alone, and lock it while it is open.
+
+        `identity` is the (device, inode) the journal recorded when this download created its
+        partial file, None when it has none yet; the caller records what this returns before
+        writing. A partial file that is not this download's is never opened for writing:
+        another download, another laden with another state folder, or a program that made a
+        file of that name owns it (`PartialFileTaken`). `resumed`: the journal records bytes
+        in a file it made before identities were recorded, which is taken as this download's.
+        """
+        flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                fd = self._open_existing(flags, identity, resumed)
         except OSError as exc:
             raise disk_error(exc, self.path) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise PartialFileTaken(f"{self.path} is being written by another laden process; "
+                                   "wait for it to finish") from None
+        self._fd = fd
         if direct_io:
             self._direct_fd = direct.open_direct(self.path)
+        found = os.fstat(fd)
+        return [found.st_dev, found.st_ino]
+
+    def _open_existing(self, flags: int, identity: list[int] | None, resumed: bool) -> int:
+        try:
+            fd = os.open(self.path, flags)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise PartialFileTaken(f"{self.path} is a symbolic link; laden writes only "
+                                       "partial files it made itself") from None
+            raise
+        found = os.fstat(fd)
+        if identity is not None and [found.st_dev, found.st_ino] == list(identity):
+            return fd
+        if identity is None and resumed and stat.S_ISREG(found.st_mode):
+            return fd
+        if identity is None and found.st_size == 0 and stat.S_ISREG(found.st_mode):
+            # Empty: left by a laden stopped between creating it and recording it, this one
+            # or another. Nothing is lost by a new file in its place, and one recorded by
+            # nobody else (a stopped laden that recorded it will find another file and
+            # start again).
+            os.close(fd)
+            os.unlink(self.path)
+            return os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+        raise PartialFileTaken(
+            f"{self.path} belongs to another download (or another program); laden does not "
+            "write into it. Remove it, or give this download another name (--name)")
 
     @property
     def direct(self) -> bool:
@@ -193,6 +248,27 @@ class PartialFile:
             os.close(fd)
 
 
+def identity_of(path: str) -> list[int] | None:
+    """(device, inode) of a file, as `PartialFile.open` records it; None when there is none."""
+    try:
+        found = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return [found.st_dev, found.st_ino]
+
+
+def remove_partial(record: Record) -> None:
+    """Delete the download's partial file, if it is still the one this download made: a file
+    of that name made by another download or program is left alone."""
+    if not record.dest:
+        return
+    path = record.dest + PART_SUFFIX
+    recorded = record.extra.pop("part", None)
+    found = identity_of(path)
+    if found is not None and (recorded is None or list(recorded) == found):
+        os.unlink(path)
+
+
 def finish(part_path: str, dest: str, *, overwrite: bool, durable: bool = True) -> None:
     """Move the verified partial file to its final name in one atomic step.
 
@@ -204,6 +280,8 @@ def finish(part_path: str, dest: str, *, overwrite: bool, durable: bool = True) 
     """
     try:
         if overwrite:
+            if identity_of(dest) is not None and not stat.S_ISREG(os.lstat(dest).st_mode):
+                raise FileExistsError(dest)  # only a regular file is ever replaced
             os.replace(part_path, dest)
         elif not _rename_no_replace(part_path, dest):
             try:

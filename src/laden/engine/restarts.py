@@ -6,14 +6,13 @@ restart the download, a few times at most. A changed ETag from a tokenized link 
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
 from . import events
 from .checkpoints import checkpoint
 from .errors import ChecksumMismatch, LadenError, RangeNotSupported, TransferError
-from .partfile import PART_SUFFIX
+from .partfile import remove_partial
 from .states import State
 
 if TYPE_CHECKING:
@@ -128,9 +127,7 @@ def reset(transfer: Transfer, reason: str) -> None:
     transfer.plan = None
     transfer.failure = None
     transfer.part.close()
-    record = download.record
-    if record.dest and os.path.exists(record.dest + PART_SUFFIX):
-        os.unlink(record.dest + PART_SUFFIX)
+    remove_partial(download.record)
     download.add_error(reason)
     transfer.ctx.save(download)
     transfer.ctx.emit(events.Restarted(download.id, reason, download.info()))

@@ -41,7 +41,15 @@ from .errors import (
 from .finishing import announce_done, finish_download, mark_done, renamed_before_a_crash, verify
 from .hashing import TrailingHasher
 from .health import Health
-from .partfile import PART_SUFFIX, PartialFile, allocated_bytes, check_free_space, ensure_folder
+from .names import free_name
+from .partfile import (
+    PART_SUFFIX,
+    PartialFile,
+    PartialFileTaken,
+    allocated_bytes,
+    check_free_space,
+    ensure_folder,
+)
 from .probing import adopt, probe
 from .ratelimit import Limits, TokenBucket
 from .restarts import etag_is_a_token, reset, restart_after
@@ -265,9 +273,11 @@ class Transfer:
         if size is not None:
             check_free_space(os.path.dirname(record.dest),
                              max(0, size - allocated_bytes(part_path)))
-        self.part = PartialFile(part_path)
-        self.part.open(direct_io=direct.wanted(self.ctx.config.direct_io,
-                                               os.path.dirname(record.dest), size))
+        identity = self._open_part(size)
+        if record.extra.get("part") != identity:
+            with self.download.lock:
+                record.extra["part"] = identity
+            self.ctx.save(self.download)  # before any byte is written: this file is ours
         if size is not None and record.supports_ranges:
             if self._probe_body() is None:  # a file already in memory is written at once
                 self.part.preallocate(size)
@@ -277,6 +287,25 @@ class Transfer:
         else:
             self.part.truncate(0)
             self.plan = None
+
+    def _open_part(self, size: int | None) -> list[int]:
+        """Open this download's partial file. Under the rename policy, a name whose partial
+        file another laden process made a moment ago is given up for the next free one."""
+        record = self.download.record
+        assert record.dest is not None
+        direct_io = direct.wanted(self.ctx.config.direct_io, os.path.dirname(record.dest), size)
+        for _ in range(100):
+            self.part = PartialFile(record.dest + PART_SUFFIX)
+            try:
+                return self.part.open(record.extra.get("part"), resumed=bool(record.done_ranges),
+                                      direct_io=direct_io)
+            except PartialFileTaken:
+                if self._conflict_policy() != "rename" or record.done_ranges:
+                    raise
+            with self.ctx.choosing_name(self.download) as taken, self.download.lock:
+                record.dest = free_name(record.dest, taken)
+                record.filename = os.path.basename(record.dest)
+        raise PartialFileTaken(f"no free name for {record.dest} in 100 tries")
 
     def _download(self) -> None:
         config = self.ctx.config
