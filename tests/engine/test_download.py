@@ -110,7 +110,12 @@ def test_overwrite_and_resume_policies(http_server, downloads: Path) -> None:
     with manager() as m:
         over = m.wait(m.add(url, str(downloads), conflict="overwrite"))
         http_server.clear_log()
-        resumed = m.wait(m.add(url, str(downloads / "more"), conflict="resume"))
+        # A file laden did not write is continued only when a checksum will prove the result.
+        refused = m.wait(m.add(url, str(downloads / "more"), conflict="resume"))
+        assert refused.state is State.FAILED and "checksum" in refused.message
+        assert (downloads / "more" / "data.bin").read_bytes() == data[:400_000]
+        resumed = m.wait(m.add(url, str(downloads / "more"), conflict="resume",
+                               checksum=f"sha256:{sha256(data)}"))
     assert Path(over.dest).read_bytes() == data
     assert Path(resumed.dest) == downloads / "more" / "data.bin"
     assert Path(resumed.dest).read_bytes() == data

@@ -17,6 +17,7 @@ from .names import DEFAULT_NAME, free_name, sanitize_filename
 from .options import DownloadOptions
 from .partfile import PART_SUFFIX
 from .segments import merge_ranges
+from .verify import checksums_to_check
 
 if TYPE_CHECKING:
     from ..sources.base import RemoteInfo
@@ -37,33 +38,69 @@ def choose_destination(
         or sanitize_filename(remote.filename)
         or ("index.html" if "html" in str(remote.extra.get("content_type")) else DEFAULT_NAME)
     )
+    if name.endswith(PART_SUFFIX):
+        # A name of laden's own partial files would be taken for another download's.
+        name += "_"
     dest = os.path.join(record.dest_dir, name)
-    if os.path.lexists(dest):
-        if policy == "rename":
-            dest = free_name(dest, taken)
-        elif policy == "skip":
+    if policy == "rename":
+        dest = free_name(dest, taken)
+    elif dest in taken:
+        # The policy says what happens to a file already there, never that two downloads
+        # share one partial file.
+        raise DestinationExists(
+            f"another download is already saving to {dest}; wait for it to finish, or give "
+            "this one another name (--name)")
+    elif os.path.lexists(dest):
+        kind = _not_a_regular_file(dest)
+        if policy == "skip":
             record.dest = dest
             record.extra["skipped"] = True
             raise Skip(f"skipped: {dest} already exists")
-        elif policy == "resume":
+        if kind:
+            raise DestinationExists(f"{dest} is {kind}, not a regular file; laden replaces "
+                                    "or continues only regular files")
+        if policy == "resume":
             adopt_existing_file(record, dest, remote)
-    elif policy == "rename":
-        dest = free_name(dest, taken)
     record.filename = os.path.basename(dest)
     record.dest = dest
 
 
 def adopt_existing_file(record: Record, dest: str, remote: RemoteInfo) -> None:
-    """conflict = resume: the file already there becomes the first bytes of the partial file."""
+    """conflict = resume: the file already there becomes the first bytes of the partial file.
+
+    laden did not write that file, so nothing says its bytes are the start of this one: it is
+    continued only when a checksum (yours, or one the service publishes) will prove the whole
+    file at the end. A mismatch then starts the download again from zero (see `restarts`).
+    """
     have = os.path.getsize(dest)
     if remote.size is not None and have > remote.size:
         raise DestinationExists(
             f"{dest} is larger than the remote file ({have} > {remote.size} bytes); "
             "not resuming from it"
         )
-    if have and remote.supports_ranges:
-        os.replace(dest, dest + PART_SUFFIX)
-        record.done_ranges = [(0, have)]
+    if not have or not remote.supports_ranges:
+        return
+    if not checksums_to_check(record.checksums):
+        raise DestinationExists(
+            f"{dest} already exists, and without a checksum nothing can prove that its "
+            f"{have} bytes are the start of this download; give --checksum, or choose "
+            "--conflict rename or overwrite")
+    os.replace(dest, dest + PART_SUFFIX)
+    record.done_ranges = [(0, have)]
+    record.extra["adopted_file"] = True
+    record.message = (f"continuing from the {have} bytes already in {dest}; the checksum "
+                      "will prove the result")
+
+
+def _not_a_regular_file(path: str) -> str | None:
+    """What `path` is, in words, when it is not a regular file (never followed if a link)."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
+             (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")]
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
 
 
 def renamed_whole(record: Record, body: bytes | None = None) -> bool:
