@@ -362,3 +362,46 @@ def test_an_answer_whose_headers_trickle_times_out(downloads: Path, where: str) 
         assert info.state is State.DONE, info.message
         assert time.monotonic() - began < 15
         assert _saved(downloads) == {"f.bin": V1}
+
+
+# -- 8. weak validators are never sent in If-Range -------------------------------------------
+
+def test_weak_validators_never_reach_if_range(downloads: Path) -> None:
+    """Apache, for a file written in the same second: a weak ETag, and a Last-Modified equal to
+    the answer's Date (a weak date). Neither may go in If-Range (RFC 9110 13.1.5); a second
+    later Apache calls the same ETag strong, which is the same version."""
+    import email.utils
+
+    now = email.utils.formatdate(time.time(), usegmt=True)
+
+    def answer(request: Request, reply: Reply) -> None:
+        tag = 'W/"abc"' if request.number == 1 else '"abc"'
+        headers = {"ETag": tag, "Last-Modified": now, "Date": now, "Accept-Ranges": "bytes"}
+        if request.headers.get("if-range"):
+            status, extra, body = 200, headers, V1  # as Apache answers a weak If-Range
+        else:
+            status, extra, body = ranged(V1, request, headers)
+        reply.send(status, extra, body)
+
+    with scenario("weak ETag and date"), HostileServer(answer) as server, manager() as m:
+        info = m.wait(m.add(server.url("/fresh.bin"), str(downloads), connections=4), timeout=30)
+        assert info.state is State.DONE, info.message
+        assert _saved(downloads) == {"fresh.bin": V1}
+        assert not [r for r in server.requests if r.headers.get("if-range")]
+        assert not info.errors, [e.message for e in info.errors]
+
+
+def test_a_strong_date_is_sent_in_if_range(downloads: Path) -> None:
+    import email.utils
+
+    then = email.utils.formatdate(time.time() - 3600, usegmt=True)
+
+    def answer(request: Request, reply: Reply) -> None:
+        headers = {"Last-Modified": then, "Accept-Ranges": "bytes"}
+        status, extra, body = ranged(V1, request, headers)
+        reply.send(status, extra, body)
+
+    with scenario("strong date in If-Range"), HostileServer(answer) as server, manager() as m:
+        info = m.wait(m.add(server.url("/old.bin"), str(downloads), connections=4), timeout=30)
+        assert info.state is State.DONE, info.message
+        assert {r.headers.get("if-range") for r in server.requests[1:]} == {then}

@@ -49,6 +49,7 @@ from .http_headers import (
     parse_content_length,
     parse_content_range,
     published_checksums,
+    strong_validator,
 )
 from .http_reader import HttpRangeReader, short_reason, socket_of
 
@@ -206,7 +207,7 @@ class HttpSource(Source):
         else:
             raise error_for_status(status, headers, final, redirected=final != url)
         etag = headers.get("etag")
-        strong = etag if etag and not etag.startswith("W/") else None
+        modified = headers.get("last-modified")
         filename = filename_from_content_disposition(headers.get("content-disposition"))
         return RemoteInfo(
             url=url,
@@ -214,10 +215,10 @@ class HttpSource(Source):
             size=size,
             supports_ranges=ranges,
             etag=etag,
-            last_modified=headers.get("last-modified"),
+            last_modified=modified,
             filename=filename or filename_from_url(final) or filename_from_url(url),
             checksums=tuple(published_checksums(headers, whole_body=status == 200)),
-            version=strong,
+            version=strong_validator(etag, modified, headers.get("date")),
             extra={"content_type": headers.get("content-type", "")},
         )
 
@@ -233,9 +234,10 @@ class HttpSource(Source):
         ranged = remote.supports_ranges and (start > 0 or end is not None)
         if ranged:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-            validator = remote.version or remote.last_modified
-            if validator:
-                headers["If-Range"] = validator
+            if remote.version and not remote.version.startswith(("W/", "w/")):
+                # Only a strong validator may go in If-Range; without one, the answer's own
+                # validators are still compared with the pinned ones (`_check_response`).
+                headers["If-Range"] = remote.version
         try:
             response = self._get(url, headers, options)
         except urllib3.exceptions.SSLError as exc:

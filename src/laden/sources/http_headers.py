@@ -7,7 +7,9 @@ anything it does not understand instead of raising.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 
 from ..engine.errors import InputError
 from ..engine.info import ChecksumInfo
@@ -46,6 +48,23 @@ def parse_content_length(value: str | None) -> int | None:
     if not _DIGITS.fullmatch(length) or len(length) > 19:
         return None
     return int(length)
+
+
+def strong_validator(etag: str | None, modified: str | None, date: str | None) -> str | None:
+    """The validator a resume can pin and send in If-Range: a strong ETag, else a
+    Last-Modified at least a second older than the answer's Date (RFC 9110 8.8.2.2: a file
+    changed within the second it was served could change again unseen). None when there is
+    neither: Apache gives both weak for a file written in that second."""
+    if etag and not etag.lstrip().startswith(("W/", "w/")):
+        return etag
+    if not modified:
+        return None
+    try:
+        changed = parsedate_to_datetime(modified).timestamp()
+        served = parsedate_to_datetime(date).timestamp() if date else time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return modified if served - changed >= 1 else None
 
 
 def changed_version(pinned_etag: str | None, pinned_modified: str | None,
