@@ -294,6 +294,7 @@ class Transfer:
         record = self.download.record
         assert record.dest is not None
         direct_io = direct.wanted(self.ctx.config.direct_io, os.path.dirname(record.dest), size)
+        self.part.close()  # an earlier attempt's: its lock would refuse this one's
         for _ in range(100):
             self.part = PartialFile(record.dest + PART_SUFFIX)
             try:
