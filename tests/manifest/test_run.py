@@ -199,9 +199,11 @@ def test_resume_policy_continues_from_an_existing_partial_file(
     root.mkdir()
     (root / "r.bin").write_bytes(data[:250_000])  # left by another tool (like wget -c)
     url = http_server.add_file("/r.bin", data)
+    # A file laden did not write is continued only with a checksum to prove the result.
+    digest = hashlib.sha256(data).hexdigest()
     path = write_manifest(tmp_path / "m.yaml", {"download_root": str(root), "download_items": [
         {"type": "http", "url": url, "target_path": "r.bin", "overwrite": "resume",
-         "connections": 1}]})
+         "connections": 1, "checksum": f"sha256:{digest}"}]})
     assert main(["run", str(path), "--max-workers", "2"]) == 0, capsys.readouterr().err
     assert (root / "r.bin").read_bytes() == data
     assert [r.range for r in http_server.ranged_requests("/r.bin")][-1] == "bytes=250000-1199999"
