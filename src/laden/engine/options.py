@@ -14,15 +14,26 @@ from typing import Any
 
 from .config import CONFLICT_POLICIES, MAX_CONNECTIONS
 from .errors import InputError
+from .units import MAX_SIZE
 
-# Header names that carry credentials; any name containing one of these words is kept out of
-# the journal too ("X-Api-Key", "X-Auth-Token", ...).
-_SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "key", "auth", "password")
+HARMLESS_HEADERS = frozenset({"accept", "accept-charset", "accept-language", "cache-control",
+                              "pragma", "user-agent"})
+"""The only headers whose values the journal keeps. Any other may carry a credential under a
+name nobody can guess (`X-JFrog-Art-Api`, `X-Session`), so only its name is kept, and the
+download asks for it again (see `missing_headers`)."""
 
 
 def is_secret_header(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_HEADER_WORDS)
+    return name.lower() not in HARMLESS_HEADERS
+
+
+def _check_secret(what: str, value: object) -> None:
+    """A credential goes into a header line as it is: a line break or a control character in
+    it would end that line early. Refused without repeating the value."""
+    if value is not None and (not isinstance(value, str) or any(
+            ord(c) < 32 or ord(c) == 127 for c in value)):
+        raise InputError(f"the {what} holds a line break or another control character; "
+                         "check how it was pasted or read")
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,9 @@ class DownloadOptions:
     """Source-specific settings that are not secret (endpoint URL, region, glob, revision)."""
     secrets: dict[str, str] = field(default_factory=dict, metadata={"secret": True})
     """Source-specific credentials (keys, connection strings, tokens): never journalled."""
+    missing_headers: tuple[str, ...] = field(default=(), metadata={"secret": True})
+    """Headers given in an earlier session whose values were not kept (see HARMLESS_HEADERS):
+    the same command, run again, gives them back."""
 
     def __post_init__(self) -> None:
         if self.connections is not None and (
@@ -62,8 +76,17 @@ class DownloadOptions:
                 f"connections must be a whole number from 1 to {MAX_CONNECTIONS}, "
                 f"not {self.connections!r}"
             )
-        if self.limit_rate is not None and self.limit_rate <= 0:
-            raise InputError(f"limit_rate must be positive, not {self.limit_rate!r}")
+        if self.limit_rate is not None and (
+            isinstance(self.limit_rate, bool) or not isinstance(self.limit_rate, int)
+            or not 0 < self.limit_rate <= MAX_SIZE
+        ):
+            raise InputError(f"limit_rate must be a whole number of bytes per second from 1 "
+                             f"to {MAX_SIZE}, not {str(self.limit_rate)[:30]}")
+        _check_secret("password", self.password)
+        _check_secret("bearer token", self.bearer_token)
+        _check_secret("user name", self.username)
+        for name, value in self.secrets.items():
+            _check_secret(name.replace("_", " "), value)
         if self.conflict is not None and self.conflict not in CONFLICT_POLICIES:
             raise InputError(
                 f"conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {self.conflict!r}"
@@ -71,8 +94,8 @@ class DownloadOptions:
         if self.proxy is not None:
             check_proxy(self.proxy)
         for name, value in self.headers.items():
-            if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n"):
-                raise InputError(f"invalid header {name!r}: use 'Name: value' on one line")
+            if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n\0"):
+                raise InputError(f"invalid header {name[:40]!r}: use 'Name: value' on one line")
 
     def to_journal(self) -> dict[str, Any]:
         """The options that may be written to disk: no secrets, no credential headers."""
@@ -82,6 +105,10 @@ class DownloadOptions:
                 continue
             value = getattr(self, f.name)
             if f.name == "headers":
+                names = sorted({k for k in value if is_secret_header(k)}
+                               | set(self.missing_headers))
+                if names:
+                    data["header_names"] = names
                 value = {k: v for k, v in value.items() if not is_secret_header(k)}
             elif f.name == "proxy" and value:
                 from .urls import strip_credentials
@@ -94,13 +121,19 @@ class DownloadOptions:
 
     @classmethod
     def from_journal(cls, data: dict[str, Any]) -> DownloadOptions:
-        return cls(**{k: v for k, v in data.items() if k in OPTION_NAMES})
+        """The options a journal record kept; never a secret, even one written there by hand."""
+        kept = {k: v for k, v in data.items() if k in _JOURNALLED}
+        given = {k.lower() for k in kept.get("headers", {})}
+        missing = tuple(n for n in data.get("header_names", ()) if n.lower() not in given)
+        return cls(**kept, missing_headers=missing)
 
     def merged(self, newer: DownloadOptions) -> DownloadOptions:
         """These options with the credentials and headers of `newer` (a rerun of a command)."""
+        given = {k.lower() for k in newer.headers}
         return dataclasses.replace(
             self,
             headers={**self.headers, **newer.headers},
+            missing_headers=tuple(n for n in self.missing_headers if n.lower() not in given),
             username=newer.username or self.username,
             password=newer.password or self.password,
             bearer_token=newer.bearer_token or self.bearer_token,
@@ -120,6 +153,8 @@ PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(DownloadOptions))
 """Looked up once: per record, `fields()` was 7 % of opening a journal of 5,000 downloads."""
+_JOURNALLED = frozenset(f.name for f in dataclasses.fields(DownloadOptions)
+                        if not f.metadata.get("secret"))
 
 
 def check_proxy(proxy: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from .destination import choose_destination
 from .errors import Cancelled, Permanent, Retryable
 from .restarts import reset
+from .urls import strip_credentials
 
 if TYPE_CHECKING:
     from ..sources.base import RemoteInfo
@@ -27,6 +28,14 @@ def probe(transfer: Transfer) -> RemoteInfo:
             # 401 and 403 are sometimes passing (a token being rotated, a CDN warming up):
             # one more try before calling them final.
             if exc.status not in (401, 403) or attempt > 0:
+                missing = transfer.download.options.missing_headers
+                if exc.status in (401, 403) and missing:
+                    raise Permanent(
+                        f"{exc}; the header{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)} given in an earlier session "
+                        f"{'are' if len(missing) > 1 else 'is'} not kept (it may be a secret): "
+                        "run the same laden get command again to give it", status=exc.status,
+                    ) from None
                 raise
             attempt += 1
             transfer.download.add_error(str(exc))
@@ -70,7 +79,8 @@ def adopt(transfer: Transfer, remote: RemoteInfo) -> None:
             else:
                 reset(transfer, before.describe_change(remote))
     with download.lock:
-        record.final_url = remote.final_url
+        # A redirect to http://user:password@host/ keeps its password in memory only.
+        record.final_url = strip_credentials(remote.final_url)
         record.size = remote.size
         record.etag = remote.etag
         record.last_modified = remote.last_modified

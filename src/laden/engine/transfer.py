@@ -209,7 +209,10 @@ class Transfer:
             self._end(State.FAILED, str(exc))
         except Exception as exc:  # a bug must not take the whole program down
             log.exception("download %s failed unexpectedly", download.id)
-            self._end(State.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            # Only the kind of error: its text may hold anything the failing code held (a
+            # header line, a credential), and it goes to the journal and the screen.
+            self._end(State.FAILED, f"internal error ({type(exc).__name__}); the details "
+                                    "are in laden.log")
         finally:
             try:
                 self._drop_hasher()
