@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from .urls import without_signatures
+
 _INVISIBLE_LETTERS = re.compile("[\u115f\u1160\u3164\uffa0]")
 """Hangul fillers: letters by category, yet they draw nothing, so they can hide text too."""
 _SPACES = frozenset("\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
@@ -27,7 +29,8 @@ def printable(text: str, *, newlines: bool = False) -> str:
     and marks, zero-width characters, the byte order mark, ...), line and paragraph separators,
     lone surrogates, private-use and unassigned code points, and the invisible Hangul fillers:
     all that `str.isprintable` refuses, except spaces of every width. Nothing is dropped, so the
-    escapes show the user what a server sent.
+    escapes show the user what a server sent; only the signatures and tokens of signed
+    addresses are replaced (`urls.without_signatures`), since whoever reads them can use them.
 
     Args:
         text: Anything headed for a terminal, a toast or the log file.
@@ -36,6 +39,7 @@ def printable(text: str, *, newlines: bool = False) -> str:
     Returns:
         The text itself when it was already safe (the common case, checked at C speed).
     """
+    text = without_signatures(text)
     if newlines and "\n" in text:
         # Line by line keeps the fast path for each line of multi-line output.
         return "\n".join(printable(line) for line in text.split("\n"))
