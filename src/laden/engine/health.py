@@ -33,6 +33,9 @@ GRACE = 5.0
 """Seconds a connection reads before it is compared with the others."""
 BEHIND = 0.1
 """Far behind: under this share of the others' mean speed."""
+SHORTEST_WINDOW = 2.0
+"""A stall timeout shorter than this still judges speed over this long: a read in flight shows
+its bytes only when it ends, and reads may take half a second (see `connection.adapted`)."""
 MAX_REPLACED = 8
 """Replacements per download and attempt: a server that is slow on every connection is not
 reconnected for ever (the low-speed rule and the retries still end it)."""
@@ -41,7 +44,7 @@ reconnected for ever (the low-speed rule and the retries still end it)."""
 class Health:
     def __init__(self, lowest_speed: int, window: float) -> None:
         self.lowest_speed = lowest_speed
-        self.window = window
+        self.window = max(window, SHORTEST_WINDOW)
         self.replaced = 0
         self._samples: dict[tuple[int, float], deque[tuple[float, int]]] = {}
         self._ended: deque[float] = deque(maxlen=8)
