@@ -44,14 +44,17 @@ class PlainDisplay(Display):
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out or sys.stdout  # looked up now, not at import: it may be redirected
         self._states: dict[int, State] = {}
+        self._waits: dict[int, float | None] = {}
         self._last = 0.0
 
     def update(self, infos: Iterable[DownloadInfo]) -> None:
         now = time.monotonic()
         periodic = now - self._last >= PLAIN_INTERVAL
         for info in infos:
-            changed = self._states.get(info.id) is not info.state
+            changed = self._states.get(info.id) is not info.state or (
+                info.retry_at is not None and self._waits.get(info.id) != info.retry_at)
             self._states[info.id] = info.state
+            self._waits[info.id] = info.retry_at
             if changed or (periodic and info.state is State.DOWNLOADING):
                 self._out.write(plain_line(info) + "\n")
         if periodic:
@@ -65,7 +68,8 @@ def plain_line(info: DownloadInfo) -> str:
              f"{format_size(info.done)}/{format_size(info.size)}"]
     if info.state is State.DOWNLOADING:
         parts += [format_rate(info.speed), f"ETA {format_eta(info.eta)}"]
-    if info.message and info.state in (State.FAILED, State.PAUSED, State.DONE):
+    if info.message and (info.retry_at is not None
+                         or info.state in (State.FAILED, State.PAUSED, State.DONE)):
         parts.append(f"- {info.message}")
     # One line whatever a server put in the name or the message (the stream keeps newlines).
     return printable(" ".join(p for p in parts if p))
@@ -112,7 +116,9 @@ class RichDisplay(Display):
         for info in infos:
             name = escape(printable(info.name))  # the name column is rich markup
             state = info.state.value if info.state is not State.DOWNLOADING else ""
-            if info.state is State.FAILED:
+            if info.retry_at is not None:
+                state = f"[yellow]retry in {format_eta(info.retry_at - time.time())}[/]"
+            elif info.state is State.FAILED:
                 state = "[red]failed[/]"
             elif info.state is State.DONE:
                 state = "[green]done[/]"
@@ -141,6 +147,8 @@ class JsonPrinter:
             if now - self._last_progress.get(event.download_id, 0.0) < 1.0:
                 return
             self._last_progress[event.download_id] = now
+        if isinstance(event, events.Retrying) and event.wait < 1:
+            return  # a quick retry is in the errors; a wait worth telling is said
         line = json.dumps(event_json(event), separators=(",", ":"))
         with self._lock:
             self._out.write(line + "\n")
@@ -153,7 +161,7 @@ def event_json(event: events.Event) -> dict[str, Any]:
     info = getattr(event, "info", None)
     if info is not None:
         data.update(info_json(info, brief=True))
-    for key in ("reason", "message", "ok"):
+    for key in ("reason", "message", "ok", "wait", "attempt"):
         if hasattr(event, key):
             data[key] = getattr(event, key)
     return data
@@ -166,6 +174,8 @@ def info_json(info: DownloadInfo, *, brief: bool = False) -> dict[str, Any]:
         "speed": round(info.speed, 1), "eta": None if info.eta is None else round(info.eta, 1),
         "message": info.message,
     }
+    if info.retry_at is not None:
+        data["retry_at"] = round(info.retry_at, 3)
     if not brief:
         data.update(
             final_url=info.final_url, etag=info.etag, last_modified=info.last_modified,

@@ -68,6 +68,8 @@ class Download:
         self._last_history = 0.0
         self._bytes_done_cache = sum(e - s for s, e in record.done_ranges)
         self.finished_event = threading.Event()
+        self.retry_at: float | None = None
+        """While a connection or the probe waits before trying again (see Transfer.backoff)."""
 
     @classmethod
     def from_journal(cls, record: Record) -> Download:
@@ -173,6 +175,7 @@ class Download:
                 position=record.position,
                 speed_history=tuple(self.history),
                 group=record.group,
+                retry_at=self.retry_at,
             )
 
 

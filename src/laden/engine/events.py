@@ -60,6 +60,17 @@ class Restarted(Event):
 
 
 @dataclass(frozen=True)
+class Retrying(Event):
+    """A request failed and the download waits `wait` seconds before trying again (the
+    server's Retry-After, or backoff): said at once, so a long wait is never silent."""
+
+    reason: str
+    wait: float
+    attempt: int
+    info: DownloadInfo
+
+
+@dataclass(frozen=True)
 class Verified(Event):
     ok: bool
     info: DownloadInfo

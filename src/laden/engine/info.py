@@ -78,6 +78,8 @@ class DownloadInfo:
     speed_history: tuple[float, ...] = ()
     """Bytes per second, one sample a second, oldest first (the last five minutes)."""
     group: str | None = None
+    retry_at: float | None = None
+    """While waiting to try again: when (time.time()); `message` says why."""
     """The manifest or batch this download belongs to."""
 
     @property

@@ -139,10 +139,20 @@ class Transfer:
         policy = RetryPolicy(attempts=self.ctx.config.retries)
         if policy.exhausted(attempt):
             return False
-        with self.download.lock:
-            self.download.record.retries += 1
+        download = self.download
         retry_after = exc.retry_after if isinstance(exc, RemoteError) else None
-        self.stop_event.wait(policy.delay(attempt, retry_after))
+        wait = policy.delay(attempt, retry_after)
+        asked = " (the server asked for it)" if retry_after is not None else ""
+        message = f"{exc}; trying again in {wait:.0f} s{asked}" if wait >= 1 else str(exc)
+        with download.lock:
+            download.record.retries += 1
+            download.retry_at = time.time() + wait if wait >= 1 else None
+            download.record.message = message
+        log.info("download %s: %s (attempt %s)", download.id, message, attempt)
+        self.ctx.emit(events.Retrying(download.id, str(exc), wait, attempt, download.info()))
+        self.stop_event.wait(wait)
+        with download.lock:
+            download.retry_at = None
         return not self.stop_event.is_set()
 
     def connection(self, number: int) -> Connection:

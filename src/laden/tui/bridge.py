@@ -58,7 +58,7 @@ class EngineBridge:
         elif isinstance(event, events.Removed):
             self._target.post_message(DownloadRemoved(event.download_id))
         elif isinstance(event, events.StateChanged | events.Started | events.Paused
-                        | events.Resumed | events.Restarted | events.Completed
+                        | events.Resumed | events.Restarted | events.Retrying | events.Completed
                         | events.Failed | events.Verified):
             self._target.post_message(DownloadChanged(event.info))
             notice = _notice(event)

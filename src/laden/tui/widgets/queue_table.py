@@ -7,6 +7,7 @@ downloads costs a redraw of the visible rows, never a rebuild.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from rich.style import Style
@@ -199,10 +200,17 @@ class QueueTable(DataTable[Text | str]):
             "percent": f"{fraction * 100:5.1f}%" if fraction is not None else "",
             "speed": format_rate(info.speed) if active else "",
             "eta": format_eta(info.eta) if active and info.eta is not None else "",
-            "state": Text(info.state.value, style=self._style(f"state-{info.state.value}")),
+            "state": self._state(info),
             "source": info.source,
             "connections": str(len(info.connections)) if info.connections else "",
         }
+
+    def _state(self, info: DownloadInfo) -> Text:
+        """The state, or when it waits to try again, until when (the detail screen says why)."""
+        if info.retry_at is not None:
+            until = time.strftime("%H:%M", time.localtime(info.retry_at))
+            return Text(f"retry {until}", style=self._style("state-paused"))
+        return Text(info.state.value, style=self._style(f"state-{info.state.value}"))
 
     def _bar(self, info: DownloadInfo) -> Text:
         """A thin bar like rich's: heavy line for the bytes done, a faint one for the rest."""
