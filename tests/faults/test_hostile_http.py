@@ -405,3 +405,83 @@ def test_a_strong_date_is_sent_in_if_range(downloads: Path) -> None:
         info = m.wait(m.add(server.url("/old.bin"), str(downloads), connections=4), timeout=30)
         assert info.state is State.DONE, info.message
         assert {r.headers.get("if-range") for r in server.requests[1:]} == {then}
+
+
+# -- a long Retry-After is said, not waited out in silence -----------------------------------
+
+def test_a_long_retry_after_is_said_at_once(downloads: Path) -> None:
+    from laden.engine import events
+
+    def answer(request: Request, reply: Reply) -> None:
+        reply.send(503, {"Retry-After": "1000000000"}, b"busy")
+
+    seen: list[events.Retrying] = []
+    with scenario("Retry-After of 10^9"), HostileServer(answer) as server, manager() as m:
+        m.subscribe(lambda e: seen.append(e) if isinstance(e, events.Retrying) else None)
+        download_id = m.add(server.url("/f.bin"), str(downloads))
+        assert wait_until(lambda: bool(seen), timeout=10)
+        info = m.get(download_id)
+        assert info.retry_at is not None and info.retry_at - time.time() > 60
+        assert "server asked" in info.message and "503" in info.message
+        assert seen[0].wait == 300  # capped: a wait of 31 years is not waited for
+        m.pause(download_id)
+        assert m.get(download_id).state is State.PAUSED
+
+
+def test_a_long_retry_after_is_in_the_json_and_the_progress_line(downloads: Path) -> None:
+    """The command line says it as it starts waiting: an event in --json, a plain line."""
+    from engine.helpers import run_laden
+
+    asked: set[str] = set()
+
+    def answer(request: Request, reply: Reply) -> None:
+        if request.path not in asked:
+            asked.add(request.path)
+            reply.send(503, {"Retry-After": "3"}, b"busy")
+        else:
+            reply.send(*ranged(V1, request))
+
+    with HostileServer(answer) as server:
+        as_json = run_laden("get", "--json", "-o", str(downloads), server.url("/j.bin"))
+        plain = run_laden("get", "-o", str(downloads / "p"), server.url("/p.bin"))
+    assert as_json.returncode == 0 and plain.returncode == 0, as_json.stderr + plain.stderr
+    retrying = [line for line in as_json.stdout.splitlines() if '"event":"retrying"' in line]
+    assert retrying and '"wait":3' in retrying[0] and '"retry_at":' in retrying[0]
+    assert "trying again in 3 s (the server asked for it)" in plain.stdout
+
+
+# -- errors name the place that failed -------------------------------------------------------
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_redirect_to_a_closed_port_names_where_it_led(downloads: Path) -> None:
+    closed = _closed_port()
+
+    def answer(request: Request, reply: Reply) -> None:
+        reply.send(302, {"Location": f"http://127.0.0.1:{closed}/moved.bin"})
+
+    config = FAST.replace(retries=1)
+    with scenario("redirect to a closed port"), HostileServer(answer) as server, \
+            manager(config) as m:
+        info = m.wait(m.add(server.url("/f.bin"), str(downloads)), timeout=30)
+        assert info.state is State.FAILED
+        assert f"127.0.0.1:{closed}" in info.message and "refused" in info.message
+        assert f":{server.port}" not in info.message
+
+
+@pytest.mark.parametrize("size", [1000, SIZE])
+def test_a_dead_proxy_is_named_as_the_proxy(downloads: Path, size: int) -> None:
+    closed = _closed_port()
+    config = FAST.replace(retries=1)
+    with scenario("a dead proxy"), manager(config) as m:
+        info = m.wait(m.add("http://files.invalid/f.bin", str(downloads),
+                            proxy=f"http://127.0.0.1:{closed}"), timeout=30)
+        assert info.state is State.FAILED
+        assert f"proxy 127.0.0.1:{closed}" in info.message, info.message
+        assert "files.invalid refused" not in info.message

@@ -242,6 +242,10 @@ class HttpSource(Source):
             response = self._get(url, headers, options)
         except urllib3.exceptions.SSLError as exc:
             raise Permanent(f"TLS error talking to {_host(url)}: {exc}") from None
+        except urllib3.exceptions.ProxyError as exc:
+            proxy = proxy_for(url, options, self._environment_proxies()) or "the proxy"
+            raise Retryable(f"cannot reach the proxy {_host(proxy)}: "
+                            f"{_connect_reason(str(exc))}") from None
         except urllib3.exceptions.NameResolutionError:
             raise Retryable(f"cannot resolve host {_host(url)}") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -456,7 +460,11 @@ def error_for_status(
     return Permanent(where, status=status)
 
 
-def _connect_error(url: str, exc: Exception, options: DownloadOptions) -> RemoteError:
+def _connect_error(url: str, exc: Exception, options: DownloadOptions,
+                   proxy: str | None = None) -> RemoteError:
+    """The error for a connection that could not be made, naming what could not be reached:
+    the proxy when there is one (the address is its to reach), else the host of the hop that
+    failed (`url`: for a redirect, where it led)."""
     text = str(exc)
     host = _host(url)
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
@@ -464,6 +472,8 @@ def _connect_error(url: str, exc: Exception, options: DownloadOptions) -> Remote
         return Permanent(f"the TLS certificate of {host} is not trusted{hint}")
     if isinstance(exc.__cause__, ssl.SSLError) or "SSL" in text:
         return Permanent(f"TLS error talking to {host}: {text}")
+    if proxy is not None:
+        return Retryable(f"cannot reach the proxy {_host(proxy)}: {_connect_reason(text)}")
     if "Name or service not known" in text or "nodename nor servname" in text or (
         "Temporary failure in name resolution" in text
     ):
@@ -471,6 +481,14 @@ def _connect_error(url: str, exc: Exception, options: DownloadOptions) -> Remote
     if "Connection refused" in text:
         return Retryable(f"{host} refused the connection")
     return Retryable(f"cannot connect to {host}: {text}")
+
+
+def _connect_reason(text: str) -> str:
+    if "Connection refused" in text:
+        return "it refused the connection"
+    if "Name or service not known" in text or "Temporary failure in name resolution" in text:
+        return "its name does not resolve"
+    return short_reason(Exception(text))
 
 
 def _refuse_downgrade(url: str, final: str) -> None:

@@ -35,6 +35,7 @@ class RedirectingProbe:
 
     def probe(self, clean: str, headers: dict[str, str], options: DownloadOptions) -> RemoteInfo:
         source = self._source
+        proxy = proxy_for(clean, options, source._environment_proxies())
         client = self._client(clean, options)
         try:
             with client.stream("GET", clean, headers=headers) as response:
@@ -50,8 +51,8 @@ class RedirectingProbe:
             raise Permanent(f"too many redirects from {clean}") from None
         except httpx.TimeoutException:
             raise Retryable(f"timed out connecting to {_host(clean)}") from None
-        except httpx.ConnectError as exc:
-            raise _connect_error(clean, exc, options) from None
+        except (httpx.ConnectError, httpx.ProxyError) as exc:
+            raise _connect_error(_failed_hop(exc, clean), exc, options, proxy) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise Retryable(f"connection to {_host(clean)} failed: {exc}") from None
 
@@ -111,6 +112,14 @@ class LazyTransport(httpx.BaseTransport):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+def _failed_hop(exc: httpx.RequestError, first: str) -> str:
+    """The address of the request that failed: after a redirect, where it led."""
+    try:
+        return strip_credentials(str(exc.request.url))
+    except RuntimeError:  # no request attached
+        return first
 
 
 def _read_within(response: httpx.Response, config: Any) -> bytes:
