@@ -166,6 +166,14 @@ CASES: dict[str, Bad] = {
         ["run", "MANIFEST"], 2, "more than one line", hidden="s3cret",
         manifest=_http_item(username="u", password_file="TMP/two"),
         files={"two": lambda: b"s3cret\nmore\n"}),
+    "command line: S3 secret key file /dev/zero": Bad(
+        ["get", "--s3-secret-key-file", "/dev/zero", "s3://bucket/key"], 2,
+        "not a regular file"),
+    "command line: GCS credentials file a folder": Bad(
+        ["get", "--gcs-credentials-file", "/", "gs://bucket/key"], 2, "not a regular file"),
+    "settings: GCS credentials file /dev/zero": Bad(
+        ["get", "gs://bucket/key"], 1, "not a regular file",
+        settings='gcs_credentials_file = "/dev/zero"\n'),
     "settings: S3 secret key file /dev/zero": Bad(
         ["get", "s3://bucket/key"], 1, "not a regular file",
         settings='s3_secret_key_file = "/dev/zero"\ns3_access_key_id = "AKIAEXAMPLE"\n'

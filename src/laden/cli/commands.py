@@ -327,8 +327,10 @@ def source_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
             continue
         if metavar == "FILE":
             value = os.path.abspath(os.path.expanduser(value))  # resumed from anywhere
-            if not os.path.isfile(value):
+            if not os.path.exists(value):
                 raise InputError(f"{flag} {value}: no such file")
+            if not os.path.isfile(value):  # a FIFO or a device would hang or never end
+                raise InputError(f"{flag} {value}: not a regular file")
         settings[name] = value
     if getattr(args, "anonymous", False):
         settings["anonymous"] = True

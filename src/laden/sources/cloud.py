@@ -251,24 +251,8 @@ def read_secret_file(path: str, name: str) -> str:
         InputError: naming the file (never its contents) and what is wrong with it.
     """
     path = os.path.expanduser(path)
-    what = name.replace("_", " ")
-    where = f"the {what} file {path if len(path) <= 200 else path[:200] + '…'}"
-    try:
-        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
-                     | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # after the open: no swapping in between
-            raise InputError(f"{where} is not a regular file")
-        data = _read_at_most(fd, MAX_SECRET_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_SECRET_BYTES:
-        raise InputError(f"{where} is larger than {MAX_SECRET_BYTES // 1024} KiB: not a secret")
+    where = _where(path, name)
+    data = read_small_file(path, name, MAX_SECRET_BYTES)
     try:
         value = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -279,6 +263,36 @@ def read_secret_file(path: str, name: str) -> str:
     if any(c in value for c in "\x00\r\n"):
         raise InputError(f"{where} holds more than one line (or a NUL): a secret is one line")
     return value
+
+
+def _where(path: str, name: str) -> str:
+    return f"the {name.replace('_', ' ')} file {path if len(path) <= 200 else path[:200] + '…'}"
+
+
+def read_small_file(path: str, name: str, limit: int) -> bytes:
+    """The bytes of a small regular file (a secret, a credentials JSON), at most `limit`.
+
+    Returns or raises promptly whatever the path names: a FIFO or a device is refused without
+    waiting on it, and no more than `limit` bytes are ever read.
+    """
+    where = _where(path, name)
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # after the open: no swapping in between
+            raise InputError(f"{where} is not a regular file")
+        data = _read_at_most(fd, limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise InputError(f"{where} is larger than {limit // 1024} KiB")
+    return data
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:

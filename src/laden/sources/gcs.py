@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ from .http_reader import HttpRangeReader
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
+CREDENTIALS_LIMIT = 1 << 20
+"""A service account JSON is a few KiB: anything past this is not one."""
 
 
 @dataclass(frozen=True)
@@ -194,9 +197,14 @@ class GcsSource(Source):
         credentials: Any
         if credentials_file:
             path = os.path.expanduser(str(credentials_file))
+            # Read here, bounded: google-auth would read a FIFO or /dev/zero for ever.
+            data = cloud.read_small_file(path, "gcs_credentials", CREDENTIALS_LIMIT)
             try:
-                credentials, _ = google.auth.load_credentials_from_file(path, scopes=[READ_ONLY])
-            except (DefaultCredentialsError, OSError, ValueError) as exc:
+                info = json.loads(data)
+                if not isinstance(info, dict):
+                    raise ValueError("it is not a JSON object")
+                credentials, _ = google.auth.load_credentials_from_dict(info, scopes=[READ_ONLY])
+            except (DefaultCredentialsError, OSError, ValueError, RecursionError) as exc:
                 # google-auth wraps the reason: ("Failed to load ... from FILE", reason)
                 reason = exc.args[-1] if len(exc.args) > 1 else exc
                 raise InputError(f"the Google credentials file {path} cannot be used: "
