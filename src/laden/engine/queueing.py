@@ -12,7 +12,6 @@ from ..store.journal import Record
 from . import events
 from .adding import (
     build_options,
-    check_address,
     listed_target,
     resolve_destination,
     take_credentials,
@@ -107,8 +106,7 @@ def _checked(url: str, options: DownloadOptions | None, option_fields: dict[str,
     """The address checked and its credentials moved into the options (see `adding`)."""
     from ..sources.registry import scheme_of
 
-    scheme_of(url)
-    check_address(url)
+    scheme_of(url)  # checks the whole address too (`adding.check_address`)
     return take_credentials(url, build_options(options, option_fields))
 
 
