@@ -258,7 +258,7 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
         unsubscribe_changes()
     infos = [manager.get(i) for i in ids]
-    if interrupted:
+    if interrupted and any(i.state is not State.DONE for i in infos):  # some finished anyway
         print("laden: paused; run the same command again to resume", file=sys.stderr)
         return 130
     return summarise(infos, quiet=args.quiet or args.json)

@@ -78,32 +78,26 @@ def plain_line(info: DownloadInfo) -> str:
 class RichDisplay(Display):
     shows_progress = True
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         self._progress = Progress(
             TextColumn("[bold]{task.fields[name]}", justify="left"),
             BarColumn(bar_width=None),
             TaskProgressColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            # Sizes, speed and time left as the engine and the plain lines give them: rich's
+            # own speed column counts in decimal MB/s beside binary MiB, and guesses its own ETA.
+            TextColumn("{task.fields[amount]}", justify="right"),
+            TextColumn("{task.fields[speed]}", justify="right"),
+            TextColumn("{task.fields[eta]}", justify="right"),
             TextColumn("{task.fields[state]}"),
             transient=False,
             refresh_per_second=4,
             # Its own escape sequences must reach the terminal, so it writes past the
             # printable stream and makes each name printable itself (see `update`); nothing
             # else is redirected into it, so all other output stays on the printable stream.
-            console=Console(file=terminal.real_stream(sys.stdout)),
+            console=console or Console(file=terminal.real_stream(sys.stdout)),
             redirect_stdout=False,
             redirect_stderr=False,
         )
@@ -122,12 +116,16 @@ class RichDisplay(Display):
                 state = "[red]failed[/]"
             elif info.state is State.DONE:
                 state = "[green]done[/]"
+            running = info.state is State.DOWNLOADING
+            fields = dict(name=name, state=state,
+                          amount=f"{format_size(info.done)}/{format_size(info.size)}",
+                          speed=format_rate(info.speed) if running else "",
+                          eta=format_eta(info.eta) if running and info.eta is not None else "")
             task = self._tasks.get(info.id)
             if task is None:
-                task = self._progress.add_task("", total=info.size, name=name, state=state)
+                task = self._progress.add_task("", total=info.size, **fields)
                 self._tasks[info.id] = task
-            self._progress.update(task, completed=info.done, total=info.size, name=name,
-                                  state=state)
+            self._progress.update(task, completed=info.done, total=info.size, **fields)
 
     def close(self) -> None:
         self._progress.stop()

@@ -23,11 +23,26 @@ def pause(manager: DownloadManager, download_id: int) -> None:
         download.waiting_for_space = False  # paused by you now: stays paused
         if download.state in (State.PAUSED, State.DONE, State.CANCELLED, State.FAILED):
             return
+        if download.transfer is not None and _all_bytes_written(download):
+            # Only checking and renaming are left, all on this disk: a pause now would leave a
+            # complete `name.laden-part` waiting for a resume that has nothing to fetch.
+            log.info("download %s: every byte is written; finishing it instead of pausing",
+                     download.id)
+            return
         if download.transfer is not None:
             download.transfer.stop("pause")
         old = download.set_state(State.PAUSED, "paused")
         download.speed = 0.0
     _announce(manager, download, old, State.PAUSED, events.Paused)
+
+
+def _all_bytes_written(download: Download) -> bool:
+    """True once the transfer has every byte of the file (its probe is behind it)."""
+    if download.state is State.VERIFYING:
+        return True
+    size = download.record.size
+    return download.state is State.DOWNLOADING and size is not None and (
+        download.done_bytes() >= size)
 
 
 def resume(manager: DownloadManager, download_id: int) -> None:
