@@ -57,6 +57,33 @@ def test_folder_with_glob_from_the_command_line(ftp_server: FTPTestServer, downl
     assert (downloads / "nested" / "d.csv").read_bytes() == b"nested/d.csv"
 
 
+def test_folder_with_include_and_exclude_from_the_command_line(
+    ftp_server: FTPTestServer, downloads: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same selection as S3 and Azure make of the same flags (issue 21, item 2).
+    for name in ("config.json", "model.safetensors", "ckpt/optimizer.safetensors",
+                 "ckpt/step.safetensors", "README.md"):
+        ftp_server.write_file(f"filters/{name}", name.encode())
+    code = main(["get", "-q", "--include", "*.json", "--include", "*.safetensors",
+                 "--exclude", "*/optimizer*", "-o", str(downloads),
+                 f"{ftp_server.url}/filters/"])
+    assert code == 0, capsys.readouterr().err
+    found = sorted(str(p.relative_to(downloads)) for p in downloads.rglob("*") if p.is_file())
+    assert found == ["ckpt/step.safetensors", "config.json", "model.safetensors"]
+
+
+def test_an_ftp_folder_where_nothing_matches_says_so(
+    ftp_server: FTPTestServer, downloads: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ftp_server.write_file("filters-none/a.txt", b"a")
+    code = main(["get", "-q", "--include", "*.bin", "-o", str(downloads),
+                 f"{ftp_server.url}/filters-none/"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "nothing to download" in err and ftp_server.password not in err
+    assert not any(downloads.rglob("*.txt"))
+
+
 def test_kill_9_then_rerun_resumes_to_identical_bytes(
     slow_ftp_server: FTPTestServer, downloads: Path, laden_dirs: dict[str, Path]
 ) -> None:

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from engine.helpers import FAST, manager, sha256
+from laden.engine.options import DownloadOptions
 from laden.engine.states import State
-from laden.sources.ftp_protocol import entries, may_match_below, parse_list_line, split_glob
+from laden.sources import listing
+from laden.sources.ftp_protocol import entries, parse_list_line, split_glob
+from laden.sources.listing import may_match_below
 from servers.fixtures import random_bytes
 from servers.ftp import FTPTestServer
 
@@ -106,3 +109,17 @@ def test_glob_helpers() -> None:
     assert not may_match_below("*.txt", "sub")  # anchored: only the folder's own files
     assert may_match_below("**/*.txt", "a/b/c")
     assert may_match_below("a/**/x", "a/b")
+
+
+def test_walk_skips_only_folders_that_cannot_hold_a_wanted_file() -> None:
+    def chosen(key: str, **settings: object) -> listing.Selection:
+        return listing.selection(key, DownloadOptions(source_settings=settings))
+
+    assert not chosen("pub/*.iso").may_hold("sub")  # the address's glob: only pub's own files
+    assert chosen("pub/**/*.iso").may_hold("a/b")
+    assert chosen("pub/", glob="*.iso").may_hold("a/b")  # a bare name: any depth
+    assert not chosen("pub/", glob="iso/*.iso").may_hold("other")
+    assert chosen("pub/", include=["iso/*", "img/*"]).may_hold("img")
+    assert not chosen("pub/", include=["iso/*", "img/*"]).may_hold("doc")
+    assert chosen("pub/", include=["iso/*", "*.txt"]).may_hold("doc")  # *.txt: any depth
+    assert chosen("pub/", exclude=["doc/*"]).may_hold("doc")  # doc/x/y is not excluded

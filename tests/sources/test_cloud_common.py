@@ -13,7 +13,7 @@ from laden.cli.commands import download_options
 from laden.engine.errors import InputError, Permanent
 from laden.engine.options import DownloadOptions
 from laden.engine.verify import hash_file
-from laden.sources import cloud
+from laden.sources import cloud, listing
 from laden.sources.registry import SourceRegistry, source_scheme
 from servers.fixtures import random_bytes
 from servers.hf_hub import git_blob_sha1
@@ -36,11 +36,11 @@ GLOBS = [
 
 @pytest.mark.parametrize(("pattern", "path", "matches"), GLOBS)
 def test_glob_language(pattern: str, path: str, matches: bool) -> None:
-    assert bool(cloud.compile_glob(pattern).fullmatch(path)) is matches
+    assert bool(listing.compile_glob(pattern).fullmatch(path)) is matches
 
 
 def test_address_glob_selects_under_its_folder() -> None:
-    chosen = cloud.selection("data/**/*.csv", DownloadOptions())
+    chosen = listing.selection("data/**/*.csv", DownloadOptions())
     assert (chosen.prefix, chosen.base) == ("data/", "data/")
     keys = ["data/a.csv", "data/x/b.csv", "data/c.txt", "database/d.csv", "data/e/"]
     assert [k for k in keys if chosen.wants(k)] == ["data/a.csv", "data/x/b.csv"]
@@ -49,7 +49,7 @@ def test_address_glob_selects_under_its_folder() -> None:
 def test_include_and_exclude() -> None:
     options = DownloadOptions(source_settings={"include": ["*.json", "*.safetensors"],
                                                "exclude": "*/optimizer*"})
-    chosen = cloud.selection("", options)
+    chosen = listing.selection("", options)
     keys = ["config.json", "model.safetensors", "ckpt/optimizer.safetensors", "README.md"]
     assert [k for k in keys if chosen.wants(k)] == ["config.json", "model.safetensors"]
 
@@ -57,16 +57,16 @@ def test_include_and_exclude() -> None:
 @pytest.mark.parametrize("key", ["data/../../etc/passwd", "data/./x", "data//abs",
                                  "data/a\\..\\..\\b", "data/bell\x07"])
 def test_names_that_would_escape_the_destination_are_refused(key: str) -> None:
-    chosen = cloud.selection("data/", DownloadOptions())
+    chosen = listing.selection("data/", DownloadOptions())
     items = [("data/fine.bin", 1), (key, 1)]
     with pytest.raises(Permanent, match="outside the destination"):
-        list(cloud.expand("s3://b/data/", items, chosen, lambda k: f"s3://b/{k}"))
+        list(listing.expand("s3://b/data/", items, chosen, lambda k: f"s3://b/{k}"))
 
 
 def test_an_empty_selection_says_so() -> None:
-    chosen = cloud.selection("data/*.csv", DownloadOptions())
+    chosen = listing.selection("data/*.csv", DownloadOptions())
     with pytest.raises(Permanent, match="no files under s3://b/data/\\*.csv match"):
-        cloud.expand("s3://b/data/*.csv", [("data/a.txt", 1)], chosen, str)
+        listing.expand("s3://b/data/*.csv", [("data/a.txt", 1)], chosen, str)
 
 
 def test_keys_in_addresses_are_percent_decoded() -> None:

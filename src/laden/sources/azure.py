@@ -2,7 +2,7 @@
 
 Addresses: `az://container/blob` (the account comes from the connection string or account
 URL settings) and `https://ACCOUNT.blob.core.windows.net/container/blob[?SAS]`, which the
-registry routes here. Folders and globs as in `cloud`.
+registry routes here. Folders and globs as in `listing`.
 
 The probe reads the blob's properties: size, ETag (the validator) and `Content-MD5`, which
 Azure keeps for the whole blob when it was uploaded in one request or set by the uploader. Each
@@ -41,7 +41,7 @@ from ..engine.errors import (
 )
 from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
-from . import cloud, versions
+from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
 from .http_headers import parse_content_range
 
@@ -144,18 +144,18 @@ class AzureBlobSource(Source):
     # -- folders -----------------------------------------------------------------------------
 
     def is_folder(self, url: str, options: DownloadOptions) -> bool:
-        return cloud.is_folder_key(parse_address(url).blob, options)
+        return listing.is_folder_key(parse_address(url).blob, options)
 
     def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
         address = parse_address(url)
-        chosen = cloud.selection(address.blob, options)
+        chosen = listing.selection(address.blob, options)
         container = self._service(address, options).get_container_client(address.container)
         try:
             blobs = container.list_blobs(name_starts_with=chosen.prefix or None)
             items = [(b.name, b.size) for b in blobs]
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise _error(exc, url, address) from None
-        return cloud.expand(url, items, chosen, address.url_for)
+        return listing.expand(url, items, chosen, address.url_for)
 
     # -- clients and credentials -------------------------------------------------------------
 

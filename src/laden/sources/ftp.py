@@ -11,6 +11,7 @@ which is wrong behind NAT).
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import socket
 import threading
@@ -23,8 +24,8 @@ from ..engine.config import Config
 from ..engine.errors import Permanent, RangeNotSupported, RemoteChanged, RemoteError, Retryable
 from ..engine.options import DownloadOptions
 from ..engine.urls import strip_credentials
+from . import listing
 from .base import ListedObject, RangeReader, RemoteInfo, Source
-from .cloud import compile_glob
 from .ftp_protocol import (
     NOT_IMPLEMENTED,
     check_unchanged,
@@ -33,8 +34,6 @@ from .ftp_protocol import (
     entries,
     host_of,
     http_date,
-    join,
-    may_match_below,
     quit_quietly,
     remote_mdtm,
     remote_size,
@@ -112,35 +111,29 @@ class FtpSource(Source):
             return True
 
     def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
-        # Globs mean what they mean for the cloud sources (see `cloud`): one in the address is
-        # anchored at the folder, the `glob` setting matches a bare name at any depth.
-        folder, in_address = split_glob(server_path(url))
-        glob = options.source_settings.get("glob")
-        patterns = [compile_glob(in_address, anchored=True)] if in_address else []
-        patterns += [compile_glob(glob)] if glob else []
-        # Only anchored patterns can rule a folder out; a bare name may match at any depth.
-        anchored = [in_address] if in_address else []
-        anchored += [glob] if glob and "/" in glob.strip("/") else []
-        parts = urlsplit(url)
-        found: list[ListedObject] = []
+        path = server_path(url)
+        # `ftp://host//abs/dir/` names an absolute folder; the filter reads paths without it.
+        root = "/" if path.startswith("/") else ""
+        chosen = listing.selection(path[len(root):], options)
+        found: list[tuple[str, int | None]] = []
         with self._session(url, options) as ftp:
             pending = [""]
             while pending:
                 relative = pending.pop(0)
-                for name, is_dir, size in entries(ftp, join(folder, relative)):
+                for name, is_dir, size in entries(ftp, root + chosen.base + relative):
                     child = f"{relative}{name}"
-                    if is_dir and all(may_match_below(p, child) for p in anchored):
+                    if is_dir and chosen.may_hold(child):
                         pending.append(child + "/")
-                    elif not is_dir and all(p.fullmatch(child) for p in patterns):
-                        # The address keeps the folder's user:password@: `add` moves it into
-                        # the options again, and the journal never sees it.
-                        remote = "/" + quote(join(folder, child))
-                        found.append(ListedObject(
-                            url=urlunsplit((parts.scheme, parts.netloc, remote, "", "")),
-                            relative_path=child, size=size))
-        if not found:
-            raise Permanent(f"nothing to download: no files under {strip_credentials(url)} match")
-        yield from found
+                    elif not is_dir:
+                        found.append((chosen.base + child, size))
+        parts = urlsplit(url)
+
+        def file_url(key: str) -> str:
+            # The address keeps the folder's user:password@: `add` moves it into the options
+            # again, and the journal never sees it.
+            return urlunsplit((parts.scheme, parts.netloc, "/" + quote(root + key), "", ""))
+
+        return listing.expand(strip_credentials(url), found, chosen, file_url)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -263,9 +256,16 @@ class FtpRangeReader:
         except OSError as exc:
             self._broken = True
             raise Retryable(f"connection lost: {exc}") from None
-        self._eof = n == 0
+        self._eof = n == 0 and not self._broken
         self._position += n
         return n
+
+    def abort(self) -> None:
+        """Shut the data connection down from another thread (a connection judged too slow):
+        the read waiting on it returns, and `close` stops the transfer with ABOR."""
+        self._broken = True
+        with contextlib.suppress(OSError):
+            self._data.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         ftp = self._ftp

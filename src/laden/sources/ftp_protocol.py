@@ -15,7 +15,6 @@ import socket
 import ssl
 import time
 from email.utils import formatdate
-from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -37,18 +36,6 @@ NOT_IMPLEMENTED = ("500", "501", "502", "504")
 
 Entry = tuple[str, bool, int | None]
 """(name, is_folder, size)"""
-
-
-def may_match_below(pattern: str, folder: str) -> bool:
-    """False when no file under `folder` (a relative path) can match, so it is not listed."""
-    pat = [p for p in pattern.strip("/").split("/") if p]
-    parts = [p for p in folder.strip("/").split("/") if p]
-    for index, part in enumerate(parts):
-        if index >= len(pat) or pat[index] == "**":
-            return index < len(pat)
-        if not fnmatchcase(part, pat[index]):
-            return False
-    return len(pat) > len(parts)
 
 
 def split_glob(path: str) -> tuple[str, str | None]:

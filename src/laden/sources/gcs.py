@@ -1,6 +1,6 @@
 """Google Cloud Storage through google-cloud-storage and google-auth.
 
-`gs://bucket/object` is one object; `gs://bucket/prefix/` and globs are folders (see `cloud`).
+`gs://bucket/object` is one object; `gs://bucket/prefix/` and globs are folders (see `listing`).
 The probe reads the object's metadata: size, generation (the validator), `md5Hash` (absent for
 composite objects) and `crc32c`. Each range is a media GET of that generation with
 `ifGenerationMatch`, made on google-auth's `AuthorizedSession` (the transport the storage
@@ -44,7 +44,7 @@ from ..engine.errors import (
 from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
 from ..engine.verify import normalise_digest
-from . import cloud, versions
+from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
@@ -153,11 +153,11 @@ class GcsSource(Source):
     # -- folders -----------------------------------------------------------------------------
 
     def is_folder(self, url: str, options: DownloadOptions) -> bool:
-        return cloud.is_folder_key(cloud.split_address(url)[1], options)
+        return listing.is_folder_key(cloud.split_address(url)[1], options)
 
     def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
         bucket, key = cloud.split_address(url)
-        chosen = cloud.selection(key, options)
+        chosen = listing.selection(key, options)
         gcs = self._client(options)
         try:
             blobs = gcs.storage.list_blobs(bucket, prefix=chosen.prefix or None,
@@ -168,7 +168,7 @@ class GcsSource(Source):
             if getattr(error, "status", None) == 404:
                 error = Permanent(f"no such GCS bucket: {bucket}", status=404)
             raise error from None
-        return cloud.expand(url, items, chosen, lambda k: cloud.object_url("gs", bucket, k))
+        return listing.expand(url, items, chosen, lambda k: cloud.object_url("gs", bucket, k))
 
     # -- clients and credentials -------------------------------------------------------------
 

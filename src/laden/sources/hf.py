@@ -32,7 +32,7 @@ from ..engine.config import Config
 from ..engine.errors import InputError, LadenError, Permanent, Retryable, SlowDown
 from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
-from . import cloud, versions
+from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -159,14 +159,14 @@ class HfSource(Source):
     # -- folders and snapshots ---------------------------------------------------------------
 
     def is_folder(self, url: str, options: DownloadOptions) -> bool:
-        return cloud.is_folder_key(parse_address(url).path, options)
+        return listing.is_folder_key(parse_address(url).path, options)
 
     def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
         from huggingface_hub import HfApi
         from huggingface_hub.hf_api import RepoFile
 
         address = parse_address(url)
-        chosen = cloud.selection(address.path, options)
+        chosen = listing.selection(address.path, options)
         token = self._token(options)
         revision = self._revision(address, options)
         api = HfApi(endpoint=self._endpoint(options), token=token or False)
@@ -180,7 +180,7 @@ class HfSource(Source):
             items = [(e.path, e.size) for e in entries if isinstance(e, RepoFile)]
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise _error(exc, url, address, revision, token) from None
-        return cloud.expand(url, items, chosen, address.url_for)
+        return listing.expand(url, items, chosen, address.url_for)
 
     # -- settings ----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Amazon S3 and S3-compatible stores (MinIO, Ceph, R2, ...) through boto3.
 
 `s3://bucket/key` is one object; `s3://bucket/prefix/` and `s3://bucket/data/**/*.csv` are
-folders (see `cloud`). The probe is a HEAD with `ChecksumMode=ENABLED`, so full-object
+folders (see `listing`). The probe is a HEAD with `ChecksumMode=ENABLED`, so full-object
 checksums (SHA-256, SHA-1, CRC32C, CRC32) come back with the size and the ETag; without one,
 the ETag itself is checked: the MD5 of a single-part upload, or for a multipart upload the MD5
 of the parts' MD5s, whose part size two more HEADs (`PartNumber=1` and the last) establish.
@@ -44,7 +44,7 @@ from ..engine.errors import (
 from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
 from ..engine.verify import normalise_digest, s3_etag_algorithm
-from . import cloud, versions
+from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
@@ -184,11 +184,11 @@ class S3Source(Source):
     # -- folders -----------------------------------------------------------------------------
 
     def is_folder(self, url: str, options: DownloadOptions) -> bool:
-        return cloud.is_folder_key(cloud.split_address(url)[1], options)
+        return listing.is_folder_key(cloud.split_address(url)[1], options)
 
     def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
         bucket, key = cloud.split_address(url)
-        chosen = cloud.selection(key, options)
+        chosen = listing.selection(key, options)
         client = self._client(options)
         try:
             pages = client.get_paginator("list_objects_v2").paginate(
@@ -196,7 +196,7 @@ class S3Source(Source):
             items = [(o["Key"], o.get("Size")) for page in pages for o in page.get("Contents", ())]
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise self._error(exc, url, bucket) from None
-        return cloud.expand(url, items, chosen, lambda k: cloud.object_url("s3", bucket, k))
+        return listing.expand(url, items, chosen, lambda k: cloud.object_url("s3", bucket, k))
 
     # -- clients and credentials -------------------------------------------------------------
 
