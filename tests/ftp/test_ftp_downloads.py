@@ -157,3 +157,19 @@ def test_anonymous_login_when_no_credentials_are_known(
         info = m.wait(m.add(f"ftp://127.0.0.1:{ftp_server.port}/public/p.bin", str(downloads)))
     assert info.state is State.DONE, info.message
     assert set(ftp_commands.named("USER")) == {"anonymous"}
+
+
+def test_connections_judged_too_slow_are_replaced_without_harm(
+    slow_ftp_server: FTPTestServer, downloads: Path
+) -> None:
+    """Every data connection runs at 400 KB/s, under a lowest speed of 1 MiB/s: each is closed
+    (ABOR) and its range asked for again, a few times at most, and the file is still right."""
+    data = random_bytes(3 << 20, seed=77)
+    slow_ftp_server.write_file("slow/judged.bin", data)
+    config = FAST.replace(lowest_speed=1 << 20, stall_timeout=2.0, min_segment_size=1 << 20)
+    with manager(config) as m:
+        info = m.wait(m.add(f"{slow_ftp_server.url}/slow/judged.bin", str(downloads),
+                            connections=2), timeout=120)
+    assert info.state is State.DONE, info.message
+    assert sha256(Path(info.dest)) == sha256(data)
+    assert any("too slow" in e.message for e in info.errors)
