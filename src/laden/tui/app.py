@@ -235,6 +235,15 @@ class LadenApp(App[int]):
 
         self.run_command(add, action=f"add {request.url}", on_done=on_added, on_error=on_error)
 
+    # -- screenshots -------------------------------------------------------------------------
+
+    def export_screenshot(self, *, title: str | None = None, simplify: bool = False) -> str:
+        """Textual's SVG, with its white space kept as written: renderers that follow SVG's
+        default strip the spaces that open each run of text (rich writes them as no-break
+        spaces), so the header's "1 queued" came out as "1queued"."""
+        svg = super().export_screenshot(title=title, simplify=simplify)
+        return svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
+
     # -- settings ----------------------------------------------------------------------------
 
     def save_settings(self, config: Config) -> str | None:
