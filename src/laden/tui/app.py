@@ -8,6 +8,7 @@ order the keys were pressed, so the keys always answer at once.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from textual.app import App
+from textual import events
+from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -237,6 +239,27 @@ class LadenApp(App[int]):
 
     # -- screenshots -------------------------------------------------------------------------
 
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title == "Screenshot":
+                # Textual's own saves into the Downloads folder, among the user's downloads.
+                command = command._replace(
+                    help=f"Save an SVG picture of the screen in {screenshot_folder()}",
+                    callback=lambda: self.set_timer(0.1, self.action_screenshot))
+            yield command
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Save the screen as SVG where Textual's screenshots go: `TEXTUAL_SCREENSHOT_LOCATION`,
+        else the working folder (as `save_screenshot` and `textual run --screenshot`)."""
+        self.deliver_screenshot(filename, path or screenshot_folder())
+
+    def on_delivery_complete(self, event: events.DeliveryComplete) -> None:
+        if event.name == "screenshot":
+            # Textual's own toast is markup, which this app's toasts show as typed.
+            event.prevent_default()
+            where = str(event.path) if event.path is not None else "the browser"
+            self.notify(f"Saved to {where}", title="Screenshot")
+
     def export_screenshot(self, *, title: str | None = None, simplify: bool = False) -> str:
         """Textual's SVG, with its white space kept as written: renderers that follow SVG's
         default strip the spaces that open each run of text (rich writes them as no-break
@@ -365,6 +388,12 @@ class LadenApp(App[int]):
     def action_settings(self) -> None:
         self.push_screen(SettingsScreen(self.manager.config, paths.settings_path(),
                                         self.settings_problem))
+
+
+def screenshot_folder() -> str:
+    """Where the Screenshot command saves: Textual's `TEXTUAL_SCREENSHOT_LOCATION`, else the
+    working folder."""
+    return os.environ.get("TEXTUAL_SCREENSHOT_LOCATION") or os.getcwd()
 
 
 def open_app(urls: Iterable[str] = ()) -> LadenApp:
