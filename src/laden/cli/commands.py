@@ -110,6 +110,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from ..store import paths
     from ..store.journal import Journal
+    from ..store.lock import holder
 
     folder = paths.state_dir()
     if not os.path.exists(os.path.join(folder, "journal.sqlite3")):
@@ -123,16 +124,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         records = sorted(journal.load_all(), key=lambda r: r.position)
     finally:
         journal.close()
+    running = holder(folder)
+    states = {r.id: shown_state(r.state, running is not None) for r in records}
     if args.json:
         for r in records:
             done = sum(e - s for s, e in r.done_ranges)
             print(json.dumps({"id": r.id, "url": r.url, "dest": r.dest or r.dest_dir,
-                              "state": r.state, "size": r.size, "done": done,
+                              "state": states[r.id], "size": r.size, "done": done,
                               "message": r.message, "group": r.group}))
         return 0
     if not records:
         print("no downloads yet")
         return 0
+    if running:
+        print(f"another laden is at work here ({running}); its downloads show as running")
     print(f"{'ID':>4}  {'STATE':<11} {'DONE':>6}  {'SIZE':>10}  NAME")
     for r in records:
         done = sum(e - s for s, e in r.done_ranges)
@@ -141,9 +146,29 @@ def cmd_list(args: argparse.Namespace) -> int:
         name = os.path.basename(r.dest) if r.dest else r.url
         note = f"  ({r.message})" if r.message and r.state in ("failed", "paused") else ""
         # One row per download, even for an address or a message holding a newline.
-        print(printable(f"{r.id:>4}  {r.state:<11} {percent:>6}  {format_size(r.size):>10}  "
-                        f"{name}{note}"))
+        print(printable(f"{r.id:>4}  {states[r.id]:<11} {percent:>6}  "
+                        f"{format_size(r.size):>10}  {name}{note}"))
+    if "interrupted" in states.values():
+        print("interrupted: no laden is running them; laden resume --all (or the app) "
+              "continues them")
     return 0
+
+
+def shown_state(journalled: str, laden_running: bool) -> str:
+    """A download's state as `laden list` tells it: the journal's state is what the last laden
+    to hold the download wrote, and stays "downloading" after it quits or is killed.
+
+    Args:
+        journalled: The state in the journal.
+        laden_running: Another laden holds the state folder now (see `store.lock.holder`).
+            It journals a download it takes up at once, so an active state is its own.
+    """
+    if journalled not in ("queued", "connecting", "downloading", "verifying"):
+        return journalled
+    if not laden_running:
+        return "interrupted"
+    # It journals "connecting" but not every later step: the download is running, in it.
+    return "running" if journalled in ("connecting", "downloading") else journalled
 
 
 def cmd_settings(args: argparse.Namespace) -> int:

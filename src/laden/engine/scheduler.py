@@ -147,7 +147,8 @@ def load(manager: DownloadManager, resume_interrupted: bool) -> None:
     for record in manager.journal.load_unfinished():
         record.done_ranges = trusted_ranges(record)
         download = Download.from_journal(record)
-        if download.state in ACTIVE:
+        stale = download.state in ACTIVE
+        if stale:
             # It was running when laden stopped (quit, crash or kill -9).
             download.state = State.QUEUED
             record.state = State.QUEUED.value
@@ -155,3 +156,7 @@ def load(manager: DownloadManager, resume_interrupted: bool) -> None:
         elif download.state is State.QUEUED:
             download.held = not resume_interrupted
         manager._keep(download)
+        if stale:
+            # Journalled at once: `laden list` beside this laden takes an active state in the
+            # journal for one this laden is running.
+            manager.save(download)

@@ -20,6 +20,10 @@ except ImportError:  # Windows: no flock; one instance is not enforced there
     fcntl = None  # type: ignore[assignment]
 
 
+LOCK_PATIENCE = 0.3
+"""Seconds `acquire` keeps trying before it says another laden owns the folder."""
+
+
 class StateLock:
     def __init__(self, folder: str) -> None:
         self.path = os.path.join(folder, "laden.lock")
@@ -35,7 +39,7 @@ class StateLock:
                                f"{exc.strerror or exc}") from None
         if fcntl is not None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _flock_soon(fd)
             except OSError:
                 holder = _read_holder(fd)
                 os.close(fd)
@@ -60,9 +64,48 @@ class StateLock:
             os.close(fd)  # closing drops the flock
 
 
+def holder(folder: str) -> str | None:
+    """Who owns the state folder now ("pid 12: laden get, since ..."), None when no laden does.
+
+    Asked by `laden list`, which reads the journal beside a running laden: the states a running
+    laden journalled are live, those left by one that stopped are not. The shared lock taken to
+    ask is held for an instant; `acquire` waits out such an instant instead of failing.
+    """
+    path = os.path.join(folder, "laden.lock")
+    if fcntl is None:
+        return None  # nothing to ask: no laden can hold it either
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no laden ever ran here, or it is unreadable: none to name
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _read_holder(fd)
+    finally:
+        os.close(fd)  # closing drops the shared lock, if it was taken
+    return None
+
+
+def _flock_soon(fd: int) -> None:
+    """Take the lock, trying again for a moment: `holder` in another process may hold it
+    shared for an instant, and that must not look like another laden at work."""
+    deadline = time.monotonic() + LOCK_PATIENCE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _read_holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        if not info.get("pid"):
+            return "pid unknown"  # taken a moment ago; who took it is not written yet
         return f"pid {info.get('pid')}: {info.get('command', 'laden')}, since {info.get('since')}"
     except (OSError, ValueError):
         return "pid unknown"
