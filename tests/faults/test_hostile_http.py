@@ -485,3 +485,20 @@ def test_a_dead_proxy_is_named_as_the_proxy(downloads: Path, size: int) -> None:
         assert info.state is State.FAILED
         assert f"proxy 127.0.0.1:{closed}" in info.message, info.message
         assert "files.invalid refused" not in info.message
+
+
+def test_one_stream_dropped_midway_starts_again_and_finishes(downloads: Path) -> None:
+    """A server without ranges that drops the first answer halfway: the stream starts again
+    from the first byte, and the file is right."""
+
+    def answer(request: Request, reply: Reply) -> None:
+        reply.head(200, {"Content-Length": str(SIZE)})
+        reply.raw(V1[: SIZE // 2] if request.number <= 2 else V1)
+        reply.closed = request.number <= 2
+
+    with scenario("one stream dropped midway"), HostileServer(answer) as server, \
+            manager() as m:
+        info = m.wait(m.add(server.url("/f.bin"), str(downloads)), timeout=30)
+        assert info.state is State.DONE, info.message
+        assert _saved(downloads) == {"f.bin": V1}
+        assert any("starting again from the first byte" in e.message for e in info.errors)

@@ -244,9 +244,9 @@ def run_single_stream(transfer: Transfer) -> None:
                 raise Retryable(f"the server sent {position} of {size} bytes")
             transfer.finish_stream(position)
             return
-        except Retryable:
-            if live.replaced:
-                exc, live.replaced = Retryable(live.replaced), None
+        except Retryable as error:
+            exc = Retryable(live.replaced) if live.replaced else error
+            live.replaced = None
             attempt += 1
             live.retries += 1
             transfer.download.add_error(f"{exc}; starting again from the first byte")
