@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..store.journal import Record
 from .info import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord
@@ -95,9 +95,12 @@ class Download:
                 self.finished_event.clear()
             return old
 
-    def add_error(self, message: str) -> None:
+    def add_error(self, message: str, *, permanent: bool = False) -> None:
         with self.lock:
-            self.record.errors.append({"time": time.time(), "message": message})
+            error: dict[str, Any] = {"time": time.time(), "message": message}
+            if permanent:  # the journal only says so when it is true
+                error["permanent"] = True
+            self.record.errors.append(error)
             del self.record.errors[:-MAX_ERRORS]
             self.record.message = message
 
@@ -167,7 +170,8 @@ class Download:
                 last_modified=record.last_modified,
                 resumable=bool(record.supports_ranges) or done == 0,
                 retries=record.retries,
-                errors=tuple(ErrorRecord(e["time"], e["message"]) for e in record.errors),
+                errors=tuple(ErrorRecord(e["time"], e["message"], bool(e.get("permanent")))
+                             for e in record.errors),
                 message=record.message,
                 options=dict(record.options),
                 created=record.created,
@@ -176,6 +180,7 @@ class Download:
                 speed_history=tuple(self.history),
                 group=record.group,
                 retry_at=self.retry_at,
+                skipped=bool(record.extra.get("skipped")),
             )
 
 

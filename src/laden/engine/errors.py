@@ -11,7 +11,8 @@ LadenError                      base: one clear line for the user in str(exc)
 ├── TransferError               a download did not succeed
 │   ├── RemoteError             the server said no, or the network failed
 │   │   ├── Retryable           worth trying again (timeouts, resets, 5xx)
-│   │   │   └── SlowDown        too many requests (429/503): retry with fewer connections
+│   │   │   ├── SlowDown        too many requests (429/503): retry with fewer connections
+│   │   │   └── HostNotFound    the name does not resolve: one more try, for a DNS hiccup
 │   │   └── Permanent           trying again will not help (404, 410, 401/403 after retry)
 │   ├── RemoteChanged           the remote file changed under us: restart, never stitch
 │   ├── RangeNotSupported       the server ignored a Range request
@@ -22,7 +23,9 @@ LadenError                      base: one clear line for the user in str(exc)
 ```
 
 Only the user interfaces turn these into messages: the CLI prints `str(exc)` as one line and exits
-with `exc.exit_code`; the TUI shows it in the queue and the detail screen.
+with `exc.exit_code`; the TUI shows it in the queue and the detail screen. A download's failure
+is classified for schedulers by `exit_code_of`: 4 (`PERMANENT_EXIT`) when trying the same
+work again cannot succeed, 1 when it may.
 """
 
 from __future__ import annotations
@@ -103,6 +106,15 @@ class SlowDown(Retryable):
     """The server asked for fewer requests (429, 503): retry with fewer connections."""
 
 
+class HostNotFound(Retryable):
+    """The host's name does not resolve. One more try covers a DNS hiccup; five only make a
+    typo'd address take a quarter of a minute to say so."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"cannot resolve host {host}: no such name, or no DNS server answered")
+        self.host = host
+
+
 class Permanent(RemoteError):
     """Trying again will not help (not found, gone, forbidden)."""
 
@@ -148,3 +160,28 @@ class DestinationExists(TransferError):
 
 class Cancelled(LadenError):
     """The work stopped because the download was paused or cancelled."""
+
+
+PERMANENT_EXIT = 4
+"""A download failed in a way that running the same command again cannot fix (not found,
+forbidden, a checksum that does not match, a name the conflict policy keeps). 1 stays the code
+for a failure worth another try, so a Kubernetes `podFailurePolicy` can tell them apart."""
+
+
+def exit_code_of(error: BaseException) -> int:
+    """The exit code a failure means: the one table from error classes to exit codes.
+
+    2 (bad input) and 4 (`PERMANENT_EXIT`) are permanent, 3 (the state folder is busy) and 1
+    (timeouts, resets, 5xx after every retry, a remote file that kept changing, a bug) are
+    worth trying again.
+    """
+    if isinstance(error, Permanent | ChecksumMismatch | DestinationExists):
+        return PERMANENT_EXIT
+    if isinstance(error, LadenError):
+        return error.exit_code
+    return 1
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Trying again cannot help (see `exit_code_of`)."""
+    return exit_code_of(error) in (InputError.exit_code, PERMANENT_EXIT)

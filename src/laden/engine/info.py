@@ -42,6 +42,8 @@ class ConnectionInfo:
 class ErrorRecord:
     time: float
     message: str
+    permanent: bool = False
+    """Trying again cannot help (`errors.is_permanent`): not found, forbidden, mismatch."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class DownloadInfo:
     retry_at: float | None = None
     """While waiting to try again: when (time.time()); `message` says why."""
     """The manifest or batch this download belongs to."""
+    skipped: bool = False
+    """Done without downloading: the file was already there and the conflict policy is skip
+    (`dest` is that file, which laden did not write)."""
 
     @property
     def name(self) -> str:

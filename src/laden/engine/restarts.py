@@ -81,13 +81,14 @@ def restart_after(transfer: Transfer, exc: TransferError) -> bool:
                                    source=f"{exc.source}; the file that was already there is "
                                           "not the start of this download")
         elif not _changed_since(transfer):
-            transfer._end(State.FAILED, str(exc))
+            transfer._end(State.FAILED, str(exc), error=exc)
             return False
         transfer._restarts += 1
     else:
         transfer._restarts += 1
     if transfer._restarts > MAX_RESTARTS:
-        transfer._end(State.FAILED, f"{exc}; it changed {transfer._restarts} times, giving up")
+        transfer._end(State.FAILED, f"{exc}; it changed {transfer._restarts} times, giving up",
+                      error=exc)
         return False
     wait_connections_gone(transfer)
     if transfer.stop_reason is not None:

@@ -37,6 +37,7 @@ from .errors import (
     RemoteChanged,
     RemoteError,
     TransferError,
+    is_permanent,
 )
 from .finishing import announce_done, finish_download, mark_done, renamed_before_a_crash, verify
 from .hashing import TrailingHasher
@@ -137,16 +138,20 @@ class Transfer:
     def backoff(self, attempt: int, exc: BaseException) -> bool:
         """Wait before retry `attempt`; False when retries are used up or the transfer stops."""
         policy = RetryPolicy(attempts=self.ctx.config.retries)
-        if policy.exhausted(attempt):
+        if policy.exhausted(attempt, exc):
             return False
         download = self.download
         retry_after = exc.retry_after if isinstance(exc, RemoteError) else None
         wait = policy.delay(attempt, retry_after)
-        asked = " (the server asked for it)" if retry_after is not None else ""
-        message = f"{exc}; trying again in {wait:.0f} s{asked}" if wait >= 1 else str(exc)
+        asked = "the server asked for it, " if retry_after is not None else ""
+        # Every retry is said, however short its wait: silent ones made a refused connection
+        # look like a hang.
+        message = (f"{exc}; trying again in {wait:.0f} s" if wait >= 10 else
+                   f"{exc}; trying again in {wait:.1f} s") + \
+            f" ({asked}retry {attempt} of {policy.allowed(exc)})"
         with download.lock:
             download.record.retries += 1
-            download.retry_at = time.time() + wait if wait >= 1 else None
+            download.retry_at = time.time() + wait
             download.record.message = message
         log.info("download %s: %s (attempt %s)", download.id, message, attempt)
         self.ctx.emit(events.Retrying(download.id, str(exc), wait, attempt, download.info()))
@@ -216,7 +221,7 @@ class Transfer:
         except DiskError as exc:
             self._end(State.PAUSED, f"paused: {exc}", waiting_for_space=exc.no_space)
         except LadenError as exc:
-            self._end(State.FAILED, str(exc))
+            self._end(State.FAILED, str(exc), error=exc)
         except Exception as exc:  # a bug must not take the whole program down
             log.exception("download %s failed unexpectedly", download.id)
             # Only the kind of error: its text may hold anything the failing code held (a
@@ -435,7 +440,8 @@ class Transfer:
         if old is not state:
             self.ctx.emit(events.StateChanged(download.id, old, state, download.info()))
 
-    def _end(self, state: State, message: str, *, waiting_for_space: bool = False) -> None:
+    def _end(self, state: State, message: str, *, waiting_for_space: bool = False,
+             error: BaseException | None = None) -> None:
         download = self.download
         with download.lock:
             if self.stop_reason in ("pause", "cancel", "remove"):
@@ -443,7 +449,7 @@ class Transfer:
             # The manager resumes it once there is room again (see scheduler.schedule).
             download.waiting_for_space = waiting_for_space
             if state is State.FAILED:
-                download.add_error(message)
+                download.add_error(message, permanent=error is not None and is_permanent(error))
             old = download.set_state(state, message)
             download.speed = 0.0
         self.ctx.save(download)
