@@ -98,6 +98,17 @@ def test_broken_settings_file_names_file_and_line(laden_dirs) -> None:
     assert config.read_text() == "connections = = 8\n", "a broken file is never rewritten"
 
 
+def test_an_unknown_setting_is_refused_with_the_closest_name(laden_dirs) -> None:
+    config = laden_dirs["config"] / "config.toml"
+    config.write_text("conectionz = 4\n")
+    for command in (["settings"], ["get", "http://127.0.0.1:9/x"]):
+        result = run_laden(*command, timeout=30)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "conectionz: unknown setting, did you mean connections?" in result.stderr
+        assert f"{config}, line 1" in result.stderr
+
+
 def test_second_instance_names_the_first(http_server, downloads: Path) -> None:
     import subprocess
     import sys

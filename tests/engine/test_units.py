@@ -172,6 +172,42 @@ def test_settings_round_trip_and_errors(tmp_path: Path) -> None:
         settings_file.load(path)
 
 
+def test_an_unknown_setting_names_its_line_and_the_closest_one(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('connections = 4\nconectionz = 4\n')
+    with pytest.raises(SettingsError, match=r"config.toml, line 2: conectionz: unknown setting, "
+                                            r"did you mean connections\?"):
+        settings_file.load(str(path))
+    # The app's keys and the sources' keys are known, not unknown.
+    path.write_text('theme = "nord"\ns3_endpoint_url = "http://127.0.0.1:9"\n'
+                    'hf_token_file = "/run/hf"\n[keymap]\nadd = "n"\n')
+    assert settings_file.load(str(path)).extra["keymap"] == {"add": "n"}
+
+
+def test_every_cloud_option_can_be_a_setting() -> None:
+    from laden.cli.parser import CLOUD_OPTIONS, SECRET_CLOUD_OPTIONS
+    from laden.engine.config import EXTRA_SETTINGS
+
+    names = {flag[2:].replace("-", "_") for flag, _, _ in CLOUD_OPTIONS}
+    assert names - SECRET_CLOUD_OPTIONS <= EXTRA_SETTINGS
+
+
+def test_saving_keeps_sizes_as_the_user_wrote_them(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('limit_rate = "50M"\nmin_segment_size = "1.5M"\nconnections = 4\n')
+    config = settings_file.load(str(path))
+    assert config.limit_rate == 50 << 20
+    settings_file.save(config.replace(connections=6), str(path))
+    text = path.read_text()
+    assert 'limit_rate = "50M"' in text and 'min_segment_size = "1.5M"' in text
+    assert "connections = 6" in text and "52428800" not in text
+    settings_file.save(config.replace(limit_rate=8 << 20, buffer_size=1_000_000), str(path))
+    text = path.read_text()
+    assert 'limit_rate = "8M"' in text, "a changed size is written the way people write sizes"
+    assert "buffer_size = 1000000" in text  # no exact K, M or G: the number itself
+    assert settings_file.load(str(path)).limit_rate == 8 << 20
+
+
 @pytest.fixture(params=["renameat2", "hard link"])
 def final_move(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways a finished file takes its name: renameat2(RENAME_NOREPLACE), and the hard

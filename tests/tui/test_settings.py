@@ -36,7 +36,7 @@ async def test_saving_writes_toml_and_applies_to_the_engine(settings_file: Path)
         assert app.manager.config.max_active == 7
         assert app.theme == "nord"
     saved = tomllib.loads(settings_file.read_text())
-    assert saved["limit_rate"] == 5 * 1024 * 1024
+    assert saved["limit_rate"] == "5M", "a size is saved as the user typed it"
     assert saved["max_active"] == 7
     assert saved["conflict"] == "overwrite"
     assert saved["connections"] == 4, "untouched settings are kept"
@@ -97,3 +97,12 @@ async def test_an_invalid_value_in_the_file_names_its_line(
         await pilot.pause()
         shown = "\n".join(notifications(app))
         assert f"{path}, line 2" in shown and "connections" in shown
+
+
+async def test_an_unknown_setting_in_the_file_is_shown(laden_dirs: dict[str, Path]) -> None:
+    path = write_settings(laden_dirs, connections=4, conectionz=4)
+    app = open_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        shown = "\n".join(notifications(app))
+        assert f"{path}, line 2: conectionz: unknown setting, did you mean connections?" in shown

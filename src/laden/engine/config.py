@@ -8,15 +8,33 @@ the settings screen and in `laden --help`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
-from .units import parse_rate, parse_size
+from .printable import printable
+from .units import exact_size_text, parse_rate, parse_size
 
 CONFLICT_POLICIES = ("rename", "overwrite", "skip", "resume")
 MAX_CONNECTIONS = 32
 DIRECT_IO_MODES = ("auto", "on", "off")
+SIZE_SETTINGS = ("limit_rate", "min_segment_size", "buffer_size", "lowest_speed")
+"""Settings in bytes (or bytes per second) that a user writes as 5M or 512K."""
+EXTRA_SETTINGS = frozenset({
+    # The app's own (`extra`): its colours and its rebound keys.
+    "theme", "keymap",
+    # What the sources read from `extra` when a download does not set it (see sources.cloud);
+    # a credential only as the file holding it.
+    "anonymous", "revision",
+    "s3_endpoint_url", "s3_region", "s3_profile", "s3_access_key_id_file",
+    "s3_secret_key_file", "s3_session_token_file",
+    "gcs_endpoint_url", "gcs_credentials_file",
+    "azure_account_url", "azure_connection_string_file", "azure_account_key_file",
+    "azure_sas_token_file",
+    "hf_endpoint", "hf_token_file",
+})
+"""Keys of the settings file that are not `Config` fields but are known: kept in `extra`."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +133,18 @@ class Config:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Config:
-        """Build from settings-file values, converting sizes like "5M"; unknown keys go to extra."""
+        """Build from settings-file values, converting sizes like "5M".
+
+        The app's and the sources' keys (`EXTRA_SETTINGS`) go to `extra`.
+
+        Raises:
+            InputError: a value out of range, or a key laden does not know (a typo would
+                otherwise be ignored in silence); the message starts with the key.
+        """
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = [key for key in data if key not in known and key not in EXTRA_SETTINGS]
+        if unknown:
+            raise InputError("; ".join(_unknown(str(key), known) for key in unknown))
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
@@ -127,17 +155,21 @@ class Config:
                     values[key] = parse_rate(value)
                 except InputError as exc:  # name the key, so the settings error finds its line
                     raise InputError(f"limit_rate: {exc}") from None
-            elif key in ("min_segment_size", "buffer_size", "lowest_speed"):
+            elif key in SIZE_SETTINGS:
                 values[key] = parse_size(value, what=key)
             else:
                 values[key] = value
         return cls(**values, extra=extra)
 
     def to_mapping(self) -> dict[str, Any]:
-        """The values for the settings file (None left out: TOML has no null)."""
+        """The values for the settings file (None left out: TOML has no null), sizes in the
+        form people write them ("50M", not 52428800) whenever that form is exact."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.pop("extra")
         data = {k: v for k, v in data.items() if v is not None}
+        for name in SIZE_SETTINGS:
+            if name in data:
+                data[name] = exact_size_text(data[name])
         data.update(self.extra)
         return data
 
@@ -159,6 +191,13 @@ def field_help() -> dict[str, str]:
         ):
             helps[node.target.id] = str(after.value.value)
     return helps
+
+
+def _unknown(key: str, known: set[str]) -> str:
+    shown = printable(key if len(key) <= 40 else key[:40] + "…")  # a quoted key holds anything
+    close = difflib.get_close_matches(key, sorted(known | EXTRA_SETTINGS), n=1)
+    hint = f", did you mean {close[0]}?" if close else ""
+    return f"{shown}: unknown setting{hint}"
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:

@@ -69,6 +69,14 @@ def parse_rate(text: str | int | float | None) -> int | None:
     return value or None
 
 
+def exact_size_text(n: int) -> str | int:
+    """`n` bytes the way people write it when that is exact ("50M", "512K"), else `n`."""
+    for suffix, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n and n % factor == 0:
+            return f"{n // factor}{suffix}"
+    return n
+
+
 def format_size(n: float | None) -> str:
     if n is None:
         return "?"

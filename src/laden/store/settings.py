@@ -1,7 +1,10 @@
 """The settings file: config.toml, read with tomllib and written with tomli-w.
 
 A missing file means defaults. A broken one is an error naming the file and the line, and is
-never overwritten: `save` refuses to replace a file that does not parse.
+never overwritten: `save` refuses to replace a file that does not parse. A key laden does not
+know is such an error too ("conectionz: unknown setting, did you mean connections?"). A value
+`save` leaves unchanged keeps the form the user wrote it in ("1.5M" stays "1.5M"); a changed
+size is written as people write sizes ("50M").
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ def read_table(path: str) -> dict[str, Any]:
 def save(config: Config, path: str | None = None) -> str:
     """Write the settings atomically; returns the path."""
     path = path or paths.settings_path()
-    read_table(path)  # raises for a broken file: never overwrite what the user must fix
+    written = read_table(path)  # raises for a broken file: never overwrite what the user must fix
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    text = tomli_w.dumps(config.to_mapping())
+    text = tomli_w.dumps(_as_written(config, written))
     fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -61,6 +64,21 @@ def save(config: Config, path: str | None = None) -> str:
             os.unlink(tmp)
         raise
     return path
+
+
+def _as_written(config: Config, written: dict[str, Any]) -> dict[str, Any]:
+    """`config`'s values for the file, each unchanged one in the form the file had it."""
+    data = config.to_mapping()
+    for key, value in data.items():
+        if key not in written or written[key] == value or key in config.extra:
+            continue
+        try:
+            same = getattr(Config.from_mapping({key: written[key]}), key) == getattr(config, key)
+        except (InputError, TypeError, ValueError):
+            continue  # the file's value was not valid: the new one replaces it
+        if same:
+            data[key] = written[key]
+    return data
 
 
 def _line_of(path: str, message: str) -> str:
