@@ -12,6 +12,11 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from .errors import HostNotFound
+
+UNRESOLVED_RETRIES = 1
+"""Retries of a name that does not resolve: a DNS hiccup passes, a wrong name does not."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -30,8 +35,15 @@ class RetryPolicy:
         # Full jitter: connections that failed together do not come back together.
         return random.uniform(ceiling / 2, ceiling)
 
-    def exhausted(self, attempt: int) -> bool:
-        return attempt > self.attempts
+    def allowed(self, error: BaseException | None = None) -> int:
+        """Retries allowed after `error`: all of them, but one for a name that does not
+        resolve."""
+        if isinstance(error, HostNotFound):
+            return min(self.attempts, UNRESOLVED_RETRIES)
+        return self.attempts
+
+    def exhausted(self, attempt: int, error: BaseException | None = None) -> bool:
+        return attempt > self.allowed(error)
 
 
 # Longer than any wait a policy honours (a year), short enough for a float to hold exactly.

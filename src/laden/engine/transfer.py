@@ -143,12 +143,12 @@ class Transfer:
         download = self.download
         retry_after = exc.retry_after if isinstance(exc, RemoteError) else None
         wait = policy.delay(attempt, retry_after)
-        asked = "the server asked for it, " if retry_after is not None else ""
+        asked = " (the server asked for it)" if retry_after is not None else ""
         # Every retry is said, however short its wait: silent ones made a refused connection
         # look like a hang.
-        message = (f"{exc}; trying again in {wait:.0f} s" if wait >= 10 else
-                   f"{exc}; trying again in {wait:.1f} s") + \
-            f" ({asked}retry {attempt} of {policy.allowed(exc)})"
+        seconds = f"{wait:.0f}" if wait >= 10 or wait == int(wait) else f"{wait:.1f}"
+        message = (f"{exc}; retry {attempt} of {policy.allowed(exc)}, trying again in "
+                   f"{seconds} s{asked}")
         with download.lock:
             download.record.retries += 1
             download.retry_at = time.time() + wait

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..engine.errors import (
+    HostNotFound,
     Permanent,
     RangeNotSupported,
     RemoteChanged,
@@ -167,7 +168,7 @@ def classified(
     if isinstance(exc, ConnectionRefusedError):
         return Retryable(f"{host} refused the connection")
     if isinstance(exc, socket.gaierror):
-        return Retryable(f"cannot resolve host {host}")
+        return HostNotFound(host)
     if isinstance(exc, ftplib.Error | OSError | EOFError):
         return Retryable(f"connection to {host} failed: {text or type(exc).__name__}")
     return exc

@@ -30,6 +30,7 @@ import urllib3
 from .. import __version__
 from ..engine.config import Config
 from ..engine.errors import (
+    HostNotFound,
     InputError,
     Permanent,
     RangeNotSupported,
@@ -247,7 +248,7 @@ class HttpSource(Source):
             raise Retryable(f"cannot reach the proxy {_host(proxy)}: "
                             f"{_connect_reason(str(exc))}") from None
         except urllib3.exceptions.NameResolutionError:
-            raise Retryable(f"cannot resolve host {_host(url)}") from None
+            raise HostNotFound(_host(url)) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if "Connection refused" in str(exc):
                 raise Retryable(f"{_host(url)} refused the connection") from None
@@ -477,7 +478,7 @@ def _connect_error(url: str, exc: Exception, options: DownloadOptions,
     if "Name or service not known" in text or "nodename nor servname" in text or (
         "Temporary failure in name resolution" in text
     ):
-        return Retryable(f"cannot resolve host {host}")
+        return HostNotFound(host)
     if "Connection refused" in text:
         return Retryable(f"{host} refused the connection")
     return Retryable(f"cannot connect to {host}: {text}")
