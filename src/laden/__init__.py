@@ -1,7 +1,9 @@
 """laden: a terminal download manager.
 
 `from laden import DownloadManager` gives the engine as a Python API; the command line and the
-Textual app are built on the same object.
+Textual app are built on the same object. `DownloadManager.from_settings()` starts it with the
+values of the settings file, as they do; `DownloadManager()` (or `DownloadManager(Config(...))`)
+with the defaults (or the values given) and nothing from the file.
 """
 
 from __future__ import annotations

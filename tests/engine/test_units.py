@@ -208,6 +208,18 @@ def test_saving_keeps_sizes_as_the_user_wrote_them(tmp_path: Path) -> None:
     assert settings_file.load(str(path)).limit_rate == 8 << 20
 
 
+def test_the_python_api_reads_the_settings_file_when_asked(
+        laden_dirs: dict[str, Path]) -> None:
+    from laden import DownloadManager
+
+    (laden_dirs["config"] / "config.toml").write_text('connections = 3\nlimit_rate = "2M"\n')
+    with DownloadManager.from_settings() as manager:
+        assert (manager.config.connections, manager.config.limit_rate) == (3, 2 << 20)
+        assert manager.bandwidth.rate == 2 << 20
+    with DownloadManager() as manager:  # documented: the defaults, not the file
+        assert manager.config.connections == Config().connections
+
+
 @pytest.fixture(params=["renameat2", "hard link"])
 def final_move(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways a finished file takes its name: renameat2(RENAME_NOREPLACE), and the hard

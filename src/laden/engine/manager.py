@@ -46,7 +46,9 @@ class DownloadManager:
     """Owns the downloads, their threads and the journal of one state folder.
 
     Args:
-        config: engine settings; defaults when None (see `laden.store.settings.load`).
+        config: engine settings; the defaults when None. `DownloadManager()` does not
+            read the settings file; `DownloadManager.from_settings()` does, as the
+            command line and the app do.
         state_dir: journal folder; LADEN_STATE_DIR or the platform's state folder when None.
         persist: keep a journal (and hold the state folder's lock); False for throwaway use.
         resume_interrupted: start downloads that were running when laden last stopped.
@@ -99,6 +101,23 @@ class DownloadManager:
         self._scheduler = threading.Thread(target=scheduler.schedule, args=(self,),
                                            name="laden-queue", daemon=True)
         self._scheduler.start()
+
+    @classmethod
+    def from_settings(cls, path: str | None = None, **kwargs: Any) -> DownloadManager:
+        """A manager with the values of the settings file (`config.toml` in the platform's
+        config folder, or `LADEN_CONFIG_DIR`), the way `laden get` and the app start one.
+
+        Args:
+            path: another settings file; a missing file means the defaults.
+            **kwargs: passed on to `DownloadManager` (`state_dir`, `persist`, ...).
+
+        Raises:
+            SettingsError: the file cannot be read, or holds a value or a key that is wrong;
+                the message names the file and the line.
+        """
+        from ..store import settings
+
+        return cls(settings.load(path), **kwargs)
 
     # -- adding ------------------------------------------------------------------------------
 
