@@ -180,7 +180,6 @@ class Download:
                 speed_history=tuple(self.history),
                 group=record.group,
                 retry_at=self.retry_at,
-                skipped=bool(record.extra.get("skipped")),
             )
 
 
