@@ -104,7 +104,7 @@ async def test_quit_and_start_again_restores_the_session(
         await wait_for(pilot, lambda: state_of(app, held_id) is State.PAUSED)
         await wait_for(pilot, lambda: app.downloads[running_id].done > 256 * 1024,
                        what="some bytes of the running download")
-        await pilot.press("q")
+        await pilot.press("q", "q")  # the second q answers "quit while downloading?"
     assert app.return_code == 0
     assert not (downloads / "running.bin").exists()
 

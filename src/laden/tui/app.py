@@ -42,6 +42,7 @@ from .messages import (
     DownloadRemoved,
 )
 from .screens.add_modal import AddModal, AddRequest
+from .screens.confirm_quit import ConfirmQuit
 from .screens.confirm_remove import ConfirmRemove, RemoveChoice
 from .screens.detail import DetailScreen
 from .screens.queue import QueueScreen
@@ -384,6 +385,19 @@ class LadenApp(App[int]):
         info = self._selected()
         if info is not None and isinstance(self.screen, QueueScreen):
             self.push_screen(DetailScreen(info))
+
+    async def action_quit(self) -> None:
+        """Quit; while downloads run, ask first (every way to quit comes here: the key, ctrl+q
+        and the palette)."""
+        running = sum(1 for info in self.downloads.values() if info.state.is_active)
+        if not running:
+            self.exit()
+        elif not isinstance(self.screen, ConfirmQuit):
+            self.push_screen(ConfirmQuit(running), self._quit)
+
+    def _quit(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.exit()
 
     def action_settings(self) -> None:
         self.push_screen(SettingsScreen(self.manager.config, paths.settings_path(),
