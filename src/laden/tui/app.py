@@ -189,9 +189,21 @@ class LadenApp(App[int]):
 
     def _tick(self) -> None:
         self._bridge.flush()
-        folder = self.manager.config.download_dir or paths.default_download_dir()
+        self.refresh_summary()
+
+    def refresh_summary(self) -> None:
+        """The header's counts, and the free space where the selected download is saved."""
+        folder = self._selected_folder()
         self.queue_screen.summary = summarize(self.downloads.values(), folder,
                                               free_space(folder))
+
+    def _selected_folder(self) -> str:
+        # The folder that download fills, not the default one: downloads go anywhere.
+        download_id = self.queue_screen.download_id
+        info = self.downloads.get(download_id) if download_id is not None else None
+        if info is not None and info.dest:
+            return os.path.dirname(info.dest)
+        return self.manager.config.download_dir or paths.default_download_dir()
 
     # -- running engine calls off the app's thread -------------------------------------------
 

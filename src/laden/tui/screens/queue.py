@@ -61,6 +61,10 @@ class QueueScreen(Screen[None]):
     def _update_hint(self) -> None:
         self.query_one("#empty-hint").display = self.table.row_count == 0
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # The header's free space is the selected download's disk: follow the cursor.
+        cast("LadenApp", self.app).refresh_summary()
+
     async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         # Enter (the table's own key) or a click on the selected row opens the details.
         event.stop()

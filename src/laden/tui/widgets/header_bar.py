@@ -28,8 +28,9 @@ class Summary:
     done: int = 0
     failed: int = 0
     free: int | None = None
-    """Free bytes at the download folder (None: unknown)."""
+    """Free bytes on the disk of `folder` (None: unknown)."""
     folder: str = ""
+    """Where the selected download is saved (with none selected, the download folder)."""
 
 
 def summarize(infos: Iterable[DownloadInfo], folder: str, free: int | None) -> Summary:
