@@ -34,3 +34,13 @@ def test_the_progress_line_speaks_binary_units_only() -> None:
     assert "25.5 MiB/300.0 MiB" in text
     assert "9.8 MiB/s" in text
     assert "MB/s" not in text and " MB" not in text and "kB" not in text
+
+
+def test_a_retry_shows_its_reason_and_its_wait_on_the_terminal() -> None:
+    import time
+
+    from laden.engine.info import ErrorRecord
+
+    text = _rich_output(_info(state=State.CONNECTING, retry_at=time.time() + 3.2,
+                              errors=(ErrorRecord(0.0, "127.0.0.1:9 refused the connection"),)))
+    assert "127.0.0.1:9 refused the connection: retry in 3s" in text

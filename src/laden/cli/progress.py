@@ -45,30 +45,34 @@ class PlainDisplay(Display):
         self._out = out or sys.stdout  # looked up now, not at import: it may be redirected
         self._states: dict[int, State] = {}
         self._waits: dict[int, float | None] = {}
+        self._retries: dict[int, int] = {}
         self._last = 0.0
 
     def update(self, infos: Iterable[DownloadInfo]) -> None:
         now = time.monotonic()
         periodic = now - self._last >= PLAIN_INTERVAL
         for info in infos:
-            changed = self._states.get(info.id) is not info.state or (
+            # A retry whose short wait ended between two looks still gets its line.
+            retried = info.retries > self._retries.get(info.id, info.retries) or (
                 info.retry_at is not None and self._waits.get(info.id) != info.retry_at)
+            changed = self._states.get(info.id) is not info.state or retried
             self._states[info.id] = info.state
             self._waits[info.id] = info.retry_at
+            self._retries[info.id] = info.retries
             if changed or (periodic and info.state is State.DOWNLOADING):
-                self._out.write(plain_line(info) + "\n")
+                self._out.write(plain_line(info, retrying=retried) + "\n")
         if periodic:
             self._last = now
         self._out.flush()
 
 
-def plain_line(info: DownloadInfo) -> str:
+def plain_line(info: DownloadInfo, *, retrying: bool = False) -> str:
     percent = f"{info.fraction * 100:5.1f}%" if info.fraction is not None else "    ?%"
     parts = [f"[{info.id}]", info.name, info.state.value, percent,
              f"{format_size(info.done)}/{format_size(info.size)}"]
     if info.state is State.DOWNLOADING:
         parts += [format_rate(info.speed), f"ETA {format_eta(info.eta)}"]
-    if info.message and (info.retry_at is not None
+    if info.message and (retrying or info.retry_at is not None
                          or info.state in (State.FAILED, State.PAUSED, State.DONE)):
         parts.append(f"- {info.message}")
     # One line whatever a server put in the name or the message (the stream keeps newlines).
@@ -111,7 +115,9 @@ class RichDisplay(Display):
             name = escape(printable(info.name))  # the name column is rich markup
             state = info.state.value if info.state is not State.DOWNLOADING else ""
             if info.retry_at is not None:
-                state = f"[yellow]retry in {format_eta(info.retry_at - time.time())}[/]"
+                why = info.errors[-1].message if info.errors else ""
+                why = escape(printable(why if len(why) <= 48 else why[:47] + "…"))
+                state = f"[yellow]{why}: retry in {format_eta(info.retry_at - time.time())}[/]"
             elif info.state is State.FAILED:
                 state = "[red]failed[/]"
             elif info.state is State.DONE:
@@ -145,8 +151,6 @@ class JsonPrinter:
             if now - self._last_progress.get(event.download_id, 0.0) < 1.0:
                 return
             self._last_progress[event.download_id] = now
-        if isinstance(event, events.Retrying) and event.wait < 1:
-            return  # a quick retry is in the errors; a wait worth telling is said
         line = json.dumps(event_json(event), separators=(",", ":"))
         with self._lock:
             self._out.write(line + "\n")
@@ -162,6 +166,8 @@ def event_json(event: events.Event) -> dict[str, Any]:
     for key in ("reason", "message", "ok", "wait", "attempt"):
         if hasattr(event, key):
             data[key] = getattr(event, key)
+    if isinstance(event, events.Retrying):
+        data["wait"] = round(event.wait, 3)
     return data
 
 
