@@ -66,6 +66,9 @@ def test_aria2_options(tmp_path: Path) -> None:
     ("http://a/b\n  split=0\n", "line 2: split: must be a number from 1 to 32"),
     ("http://a/b\n  max-download-limit=fast\n", "line 2: max-download-limit:"),
     ("http://a/b\n  out=../../etc/passwd\n", "must stay inside the download folder"),
+    ("http://a/b\n  all-proxy=nonsense\n", "line 2: all-proxy: the proxy must be an address"),
+    # Refused by the options themselves: named by the line of the entry's address.
+    ("# list\nhttp://a/b\n  http-user=a\x7fb\n", "in.txt, line 2: the user name holds"),
 ])
 def test_bad_lines_are_named(tmp_path: Path, lines: str, expected: str) -> None:
     path = tmp_path / "in.txt"
@@ -93,3 +96,20 @@ def test_get_with_an_aria2_input_file(http_server: Any, downloads: Path,
     assert code == 0, capsys.readouterr().err
     assert (downloads / "renamed.bin").read_bytes() == one
     assert (downloads / "other" / "two.bin").read_bytes() == two
+
+
+def test_an_empty_all_proxy_means_no_proxy(http_server: Any, downloads: Path,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # aria2 takes `all-proxy=` (empty) as "no proxy for this file": the environment's proxy
+    # (a closed port here) is not used, and the file comes straight from the server.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    url = http_server.add_file("/direct.bin", b"direct" * 1000)
+    listing = downloads.parent / "list.txt"
+    listing.write_text(f"{url}\n  all-proxy=\n")
+    assert read_input_file(str(listing)) == [(url, {"proxy": ""})]
+    code = main(["get", "-q", "--retries", "0", "-o", str(downloads), "-i", str(listing)])
+    assert code == 0, capsys.readouterr().err
+    assert (downloads / "direct.bin").read_bytes() == b"direct" * 1000

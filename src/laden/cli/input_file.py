@@ -19,6 +19,7 @@ from typing import Any
 
 from ..engine.config import MAX_CONNECTIONS
 from ..engine.errors import InputError, LadenError
+from ..engine.options import DownloadOptions, check_proxy
 from ..engine.units import parse_rate
 from ..engine.urls import shown_address
 from ..engine.verify import parse_checksum
@@ -38,6 +39,7 @@ def read_input_file(
     lines = _read_lines(path)
     entries: list[tuple[str, dict[str, Any]]] = []
     raw: list[dict[str, str]] = []
+    starts: list[int] = []
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue
@@ -55,8 +57,13 @@ def read_input_file(
             url = next((u.strip() for u in line.split("\t") if u.strip()), "")
             entries.append((url, {}))
             raw.append({})
-    for (url, fields), given in zip(entries, raw, strict=True):
+            starts.append(number)
+    for (url, fields), given, number in zip(entries, raw, starts, strict=True):
         _place(url, fields, given, default_dir)
+        try:  # what the options refuse, refused here, where the file and the line are known
+            DownloadOptions(**{k: v for k, v in fields.items() if k != "dest"})
+        except LadenError as exc:
+            raise InputError(f"{path}, line {number}: {exc}") from None
     return entries
 
 
@@ -92,7 +99,8 @@ def _apply(
         elif name in ("http-passwd", "ftp-passwd") and name[:3] == scheme[:3]:
             fields["password"] = value
         elif name == "all-proxy":
-            fields["proxy"] = value
+            # Empty is aria2's way to say "no proxy" for this file, whatever else names one.
+            fields["proxy"] = check_proxy(value) if value else ""
         elif name == "no-netrc":
             fields["netrc"] = value.lower() not in _TRUE
         elif name in ("allow-overwrite", "continue") and value.lower() in _TRUE:

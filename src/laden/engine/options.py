@@ -52,7 +52,8 @@ class DownloadOptions:
     insecure: bool = False
     """Skip TLS certificate checks (never the default)."""
     proxy: str | None = None
-    """Proxy URL; None: the HTTP(S)_PROXY / NO_PROXY environment."""
+    """Proxy URL; None: the HTTP(S)_PROXY / NO_PROXY environment; "": none, even when the
+    environment names one (aria2's `all-proxy=`)."""
     checksum: str | None = None
     """Expected checksum as ALGORITHM:HEX (sha256:..., md5:...)."""
     conflict: str | None = None
@@ -91,7 +92,7 @@ class DownloadOptions:
             raise InputError(
                 f"conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {self.conflict!r}"
             )
-        if self.proxy is not None:
+        if self.proxy:
             check_proxy(self.proxy)
         for name, value in self.headers.items():
             if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n\0"):

@@ -403,10 +403,10 @@ def make_ssl_context(ca_bundle: str | None = None, *, insecure: bool = False) ->
 
 def proxy_for(url: str, options: DownloadOptions,
               proxies: dict[str, str] | None = None) -> str | None:
-    """The proxy for `url`: the option, else HTTP(S)_PROXY / ALL_PROXY unless NO_PROXY matches.
-    `proxies`: the environment's, when the caller has read them already."""
-    if options.proxy:
-        return options.proxy
+    """The proxy for `url`: the option ("" for none), else HTTP(S)_PROXY / ALL_PROXY unless
+    NO_PROXY matches. `proxies`: the environment's, when the caller has read them already."""
+    if options.proxy is not None:
+        return options.proxy or None
     parts = urlsplit(url)
     if proxies is None:
         proxies = urllib.request.getproxies_environment()
