@@ -18,6 +18,7 @@ from typing import Any
 
 from textual import events
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -45,6 +46,7 @@ from .screens.add_modal import AddModal, AddRequest
 from .screens.confirm_quit import ConfirmQuit
 from .screens.confirm_remove import ConfirmRemove, RemoveChoice
 from .screens.detail import DetailScreen
+from .screens.help import HelpScreen
 from .screens.queue import QueueScreen
 from .screens.settings import SettingsScreen
 from .widgets.header_bar import free_space, summarize
@@ -313,12 +315,20 @@ class LadenApp(App[int]):
     def keys_for(self, action_id: str) -> str:
         return self._keys.get(action_id) or bindings.BY_ID[action_id].key
 
+    def key_display(self, binding_id: str, default: str) -> str:
+        """The keys of a binding as the footer shows them ("?, f1"), through the keymap."""
+        keys = self._keys.get(binding_id) or default
+        return ", ".join(self.get_key_display(Binding(key.strip(), ""))
+                         for key in keys.split(",") if key.strip())
+
     # -- actions -----------------------------------------------------------------------------
 
     def action_available(self, action: str, screen: Screen[Any]) -> bool:
         spec = bindings.BY_ID.get(action)
         if spec is None:
             return True
+        if spec.everywhere:
+            return not isinstance(screen, HelpScreen)
         if isinstance(screen, QueueScreen):
             return True
         return isinstance(screen, DetailScreen) and spec.in_details
@@ -410,6 +420,9 @@ class LadenApp(App[int]):
     def _quit(self, confirmed: bool | None) -> None:
         if confirmed:
             self.exit()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
 
     def action_settings(self) -> None:
         self.push_screen(SettingsScreen(self.manager.config, paths.settings_path(),

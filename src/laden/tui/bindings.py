@@ -22,6 +22,8 @@ class Action:
     """Acts on the selected download (the one under the cursor, or the one in the details)."""
     in_details: bool = True
     """Works on the detail screen too."""
+    everywhere: bool = False
+    """Works on every screen, the settings and the dialogs included."""
 
     @property
     def binding(self) -> Binding:
@@ -48,6 +50,8 @@ ACTIONS: tuple[Action, ...] = (
            show=False, in_details=False),
     Action("move_down", "minus", "Down", "Move the selected download down the queue",
            show=False, in_details=False),
+    Action("help", "question_mark,f1", "Help", "Help: the keys and what each screen shows",
+           needs_download=False, everywhere=True),
     Action("quit", "q", "Quit", "Quit laden; unfinished downloads resume next time",
            needs_download=False),
 )
