@@ -421,6 +421,9 @@ class LadenApp(App[int]):
         if confirmed:
             self.exit()
 
+    def action_history(self) -> None:
+        self.queue_screen.set_show_history(not self.queue_screen.table.show_history)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 

@@ -50,6 +50,8 @@ ACTIONS: tuple[Action, ...] = (
            show=False, in_details=False),
     Action("move_down", "minus", "Down", "Move the selected download down the queue",
            show=False, in_details=False),
+    Action("history", "h", "History", "Show or hide the downloads finished in earlier sessions",
+           show=False, needs_download=False, in_details=False),
     Action("help", "question_mark,f1", "Help", "Help: the keys and what each screen shows",
            needs_download=False, everywhere=True),
     Action("quit", "q", "Quit", "Quit laden; unfinished downloads resume next time",

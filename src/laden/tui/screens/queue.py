@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -26,6 +27,7 @@ class QueueScreen(Screen[None]):
         yield HeaderBar().data_bind(QueueScreen.summary)
         yield QueueTable(id="queue")
         yield Static(EMPTY_HINT, id="empty-hint")
+        yield Static("", id="history-hint")
         yield Footer()
 
     @property
@@ -58,8 +60,22 @@ class QueueScreen(Screen[None]):
         # app exits, after this screen's widgets are gone but before it is unmounted.
         return self.is_mounted and self.is_attached
 
+    def set_show_history(self, show: bool) -> None:
+        if self._live:
+            self.table.set_show_history(show)
+            self._update_hint()
+
     def _update_hint(self) -> None:
-        self.query_one("#empty-hint").display = self.table.row_count == 0
+        table = self.table
+        self.query_one("#empty-hint").display = table.row_count == 0 and not table.folded
+        hint = self.query_one("#history-hint", Static)
+        hint.display = bool(table.folded)
+        if table.folded:
+            key = cast("LadenApp", self.app).key_display("history", "h")
+            one = table.folded == 1
+            count = f"{table.folded} download{'' if one else 's'} finished in earlier sessions"
+            hint.update(Text.assemble(f"{count} not shown; ", (key, "bold"),
+                                      f" shows {'it' if one else 'them'}"))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # The header's free space is the selected download's disk: follow the cursor.

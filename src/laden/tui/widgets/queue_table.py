@@ -3,6 +3,10 @@
 Rows are added and removed on the engine's Added and Removed events and otherwise only change
 through `update_cell`, and only the cells whose text changed, so a busy queue of a thousand
 downloads costs a redraw of the visible rows, never a rebuild.
+
+Downloads finished before this session began are history: folded away (no row) until asked
+for, so a long history never buries what is running. The rows that stay keep queue order, the
+order in which downloads start, and never jump while being watched.
 """
 
 from __future__ import annotations
@@ -92,6 +96,10 @@ class QueueTable(DataTable[Text | str]):
         self._last_position = float("-inf")
         """The highest position shown: a row that comes before it needs a sort."""
         self._name_width = 30
+        self._folded: dict[int, DownloadInfo] = {}
+        """History not shown: finished before `session_start`, while `show_history` is off."""
+        self.session_start = time.time()
+        self.show_history = False
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -117,6 +125,14 @@ class QueueTable(DataTable[Text | str]):
         if info.id in self._shown:
             self.update_download(info)
             return
+        if self._fold(info):
+            return
+        if self._add_row(info):
+            self._sort()
+
+    def _add_row(self, info: DownloadInfo) -> bool:
+        """Add the row at the end; whether it belongs further up (then the table needs a sort)."""
+        self._folded.pop(info.id, None)
         # Against the highest position, not every row: a pass over the rows per row made
         # opening a history of 4,400 downloads take seconds.
         out_of_order = info.position < self._last_position
@@ -125,13 +141,14 @@ class QueueTable(DataTable[Text | str]):
         self._shown[info.id] = cells
         self._infos[info.id] = info
         self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=str(info.id))
-        if out_of_order:
-            self._sort()
+        return out_of_order
 
     def update_download(self, info: DownloadInfo) -> None:
         shown = self._shown.get(info.id)
         if shown is None:
             self.add_download(info)
+            return
+        if self._fold(info):
             return
         cells = self._cells(info)
         row_key = RowKey(str(info.id))
@@ -146,10 +163,43 @@ class QueueTable(DataTable[Text | str]):
             self._sort()
 
     def remove_download(self, download_id: int) -> None:
+        self._folded.pop(download_id, None)
         if self._shown.pop(download_id, None) is None:
             return
         del self._infos[download_id]
         self.remove_row(str(download_id))
+
+    # -- history -----------------------------------------------------------------------------
+
+    @property
+    def folded(self) -> int:
+        """How many downloads of the history are not shown."""
+        return len(self._folded)
+
+    def is_history(self, info: DownloadInfo) -> bool:
+        return (info.state is State.DONE and info.finished is not None
+                and info.finished < self.session_start)
+
+    def _fold(self, info: DownloadInfo) -> bool:
+        """Fold `info` away (removing its row) when it is history not asked for; whether it was."""
+        if self.show_history or not self.is_history(info):
+            return False
+        if info.id in self._shown:
+            self.remove_download(info.id)
+        self._folded[info.id] = info
+        return True
+
+    def set_show_history(self, show: bool) -> None:
+        """Show the history among the other downloads, or fold it away again."""
+        self.show_history = show
+        if show:
+            folded = sorted(self._folded.values(), key=lambda i: i.position)
+            # One sort for all of them, not one per row.
+            if any([self._add_row(info) for info in folded]):
+                self._sort()
+        else:
+            for info in list(self._infos.values()):
+                self._fold(info)
 
     def select(self, download_id: int) -> None:
         if download_id in self._shown:
