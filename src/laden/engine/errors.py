@@ -11,7 +11,8 @@ LadenError                      base: one clear line for the user in str(exc)
 ├── TransferError               a download did not succeed
 │   ├── RemoteError             the server said no, or the network failed
 │   │   ├── Retryable           worth trying again (timeouts, resets, 5xx)
-│   │   │   └── SlowDown        too many requests (429/503): retry with fewer connections
+│   │   │   ├── SlowDown        too many requests (429/503): retry with fewer connections
+│   │   │   └── HostNotFound    the name does not resolve: one more try, for a DNS hiccup
 │   │   └── Permanent           trying again will not help (404, 410, 401/403 after retry)
 │   ├── RemoteChanged           the remote file changed under us: restart, never stitch
 │   ├── RangeNotSupported       the server ignored a Range request
@@ -103,6 +104,15 @@ class Retryable(RemoteError):
 
 class SlowDown(Retryable):
     """The server asked for fewer requests (429, 503): retry with fewer connections."""
+
+
+class HostNotFound(Retryable):
+    """The host's name does not resolve. One more try covers a DNS hiccup; five only make a
+    typo'd address take a quarter of a minute to say so."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"cannot resolve host {host}: no such name, or no DNS server answered")
+        self.host = host
 
 
 class Permanent(RemoteError):

@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from ..store.journal import Journal
-from . import controlling, events, queueing, scheduler
+from . import controlling, event_log, events, queueing, scheduler
 from .checking import VerifyResult, recheck
 from .claims import Claims
 from .config import MAX_CONNECTIONS, Config
@@ -353,6 +353,7 @@ class DownloadManager:
         return unsubscribe
 
     def emit(self, event: events.Event) -> None:
+        event_log.log_event(event)  # the log tells what the listeners are told
         for listener in list(self._listeners):
             try:
                 listener(event)

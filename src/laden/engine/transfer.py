@@ -138,16 +138,20 @@ class Transfer:
     def backoff(self, attempt: int, exc: BaseException) -> bool:
         """Wait before retry `attempt`; False when retries are used up or the transfer stops."""
         policy = RetryPolicy(attempts=self.ctx.config.retries)
-        if policy.exhausted(attempt):
+        if policy.exhausted(attempt, exc):
             return False
         download = self.download
         retry_after = exc.retry_after if isinstance(exc, RemoteError) else None
         wait = policy.delay(attempt, retry_after)
         asked = " (the server asked for it)" if retry_after is not None else ""
-        message = f"{exc}; trying again in {wait:.0f} s{asked}" if wait >= 1 else str(exc)
+        # Every retry is said, however short its wait: silent ones made a refused connection
+        # look like a hang.
+        seconds = f"{wait:.0f}" if wait >= 10 or wait == int(wait) else f"{wait:.1f}"
+        message = (f"{exc}; retry {attempt} of {policy.allowed(exc)}, trying again in "
+                   f"{seconds} s{asked}")
         with download.lock:
             download.record.retries += 1
-            download.retry_at = time.time() + wait if wait >= 1 else None
+            download.retry_at = time.time() + wait
             download.record.message = message
         log.info("download %s: %s (attempt %s)", download.id, message, attempt)
         self.ctx.emit(events.Retrying(download.id, str(exc), wait, attempt, download.info()))

@@ -44,6 +44,7 @@ from ..engine.options import DownloadOptions
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
 from .http_headers import parse_content_range
+from .requests_log import logged_request
 
 CHUNK = 4 * 1024 * 1024
 _CREDENTIAL_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo",
@@ -96,7 +97,9 @@ class AzureBlobSource(Source):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
         client = self._service(address, options).get_blob_client(address.container, address.blob)
         try:
-            props = client.get_blob_properties()
+            with logged_request("HEAD", url) as answer:
+                props = client.get_blob_properties()
+                answer.status = 200
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise _error(exc, url, address) from None
         checksums = []
@@ -131,12 +134,15 @@ class AzureBlobSource(Source):
         if remote.etag:
             pinned = {"etag": remote.etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            stream = client.download_blob(
-                offset=start, length=None if end is None else end - start, max_concurrency=1,
-                # Called for every response, the first and each later chunk's.
-                raw_response_hook=_AnswerCheck(remote, address),
-                **pinned,
-            )
+            with logged_request("GET", remote.url, start, end) as answer:
+                stream = client.download_blob(
+                    offset=start, length=None if end is None else end - start,
+                    max_concurrency=1,
+                    # Called for every response, the first and each later chunk's.
+                    raw_response_hook=_AnswerCheck(remote, address),
+                    **pinned,
+                )
+                answer.status = "opened"
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise _error(exc, remote.url, address, reading=True) from None
         return _BlobReader(stream, remote.url, address)

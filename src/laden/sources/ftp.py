@@ -43,6 +43,7 @@ from .ftp_protocol import (
     supports_rest,
 )
 from .http import make_ssl_context
+from .requests_log import logged_request
 
 IDLE_CHECK = 10.0  # seconds idle after which a pooled connection is checked with NOOP
 POOL_SIZE = 16
@@ -62,10 +63,11 @@ class FtpSource(Source):
 
     def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
         path = server_path(url)
-        with self._session(url, options) as ftp:
+        with logged_request("SIZE", url) as answer, self._session(url, options) as ftp:
             size = remote_size(ftp, url, path)
             mdtm = remote_mdtm(ftp, path)
             ranges = size is not None and supports_rest(ftp)
+            answer.status = f"{size} bytes, MDTM {mdtm}, REST {'yes' if ranges else 'no'}"
         clean = strip_credentials(url)
         return RemoteInfo(
             url=clean, final_url=clean, size=size, supports_ranges=ranges,
@@ -82,7 +84,9 @@ class FtpSource(Source):
         try:
             check_unchanged(ftp, remote, path)
             try:
-                data = ftp.transfercmd(f"RETR {path}", rest=start or None)
+                with logged_request("RETR", url, start, end) as answer:
+                    data = ftp.transfercmd(f"RETR {path}", rest=start or None)
+                    answer.status = "opened"
             except ftplib.error_perm as exc:
                 if start and str(exc)[:3] in NOT_IMPLEMENTED:
                     raise RangeNotSupported(f"{host_of(url)} refused REST {start}: {exc}") from None

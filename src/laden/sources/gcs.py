@@ -48,6 +48,7 @@ from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
+from .requests_log import logged_request
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
@@ -85,7 +86,9 @@ class GcsSource(Source):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
         gcs = self._client(options)
         try:
-            blob = gcs.storage.bucket(bucket).get_blob(key, timeout=self._timeout, retry=None)
+            with logged_request("GET metadata", url) as answer:
+                blob = gcs.storage.bucket(bucket).get_blob(key, timeout=self._timeout, retry=None)
+                answer.status = 404 if blob is None else 200
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise _error(exc, url) from None
         if blob is None:
@@ -136,8 +139,10 @@ class GcsSource(Source):
         if ranged:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         try:
-            response = gcs.session.request("GET", media, headers=headers, stream=True,
-                                           timeout=self._timeout)
+            with logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
+                response = gcs.session.request("GET", media, headers=headers, stream=True,
+                                               timeout=self._timeout)
+                answer.status = response.status_code
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise _error(exc, remote.url) from None
         try:

@@ -34,6 +34,7 @@ from ..engine.info import ChecksumInfo
 from ..engine.options import DownloadOptions
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
+from .requests_log import logged_request
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _TYPES = {"datasets": "dataset", "spaces": "space"}
@@ -99,11 +100,14 @@ class HfSource(Source):
         token = self._token(options)
         revision = self._revision(address, options)
         try:
-            meta = get_hf_file_metadata(
-                hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type,
-                           revision=revision, endpoint=endpoint),
-                token=token or False, timeout=self._config.connect_timeout, endpoint=endpoint,
-            )
+            with logged_request("HEAD", url) as answer:
+                meta = get_hf_file_metadata(
+                    hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type,
+                               revision=revision, endpoint=endpoint),
+                    token=token or False, timeout=self._config.connect_timeout,
+                    endpoint=endpoint,
+                )
+                answer.status = f"{meta.size} bytes at commit {meta.commit_hash}"
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise _error(exc, url, address, revision, token) from None
         commit = meta.commit_hash or revision

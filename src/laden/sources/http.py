@@ -53,6 +53,7 @@ from .http_headers import (
     strong_validator,
 )
 from .http_reader import HttpRangeReader, short_reason, socket_of
+from .requests_log import logged_request, range_of
 
 USER_AGENT = f"laden/{__version__}"
 PROBE_BODY = 1_000_000
@@ -168,12 +169,15 @@ class HttpSource(Source):
 
     def _get(self, url: str, headers: dict[str, str], options: DownloadOptions) -> Any:
         """One GET through urllib3, redirects not followed, the body left unread."""
-        return self._pool(url, options).urlopen(
-            "GET", url, headers=headers, preload_content=False, decode_content=False,
-            redirect=False, retries=False,
-            timeout=urllib3.Timeout(connect=self._config.connect_timeout,
-                                    read=self._config.stall_timeout),
-        )
+        with logged_request("GET", url, *range_of(headers.get("Range"))) as answer:
+            response = self._pool(url, options).urlopen(
+                "GET", url, headers=headers, preload_content=False, decode_content=False,
+                redirect=False, retries=False,
+                timeout=urllib3.Timeout(connect=self._config.connect_timeout,
+                                        read=self._config.stall_timeout),
+            )
+            answer.status = response.status
+        return response
 
     def _carries_whole_file(self, status: int, headers: Any, remote: RemoteInfo) -> bool:
         """True when the probe's answer is the whole file, as the file's own bytes, and the

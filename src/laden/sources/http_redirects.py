@@ -20,6 +20,7 @@ from ..engine.options import DownloadOptions
 from ..engine.urls import strip_credentials
 from .base import RemoteInfo
 from .http import USER_AGENT, _connect_error, _host, _refuse_downgrade, proxy_for
+from .requests_log import logged_request, range_of
 
 if TYPE_CHECKING:
     from .http import HttpSource
@@ -38,8 +39,11 @@ class RedirectingProbe:
         proxy = proxy_for(clean, options, source._environment_proxies())
         client = self._client(clean, options)
         try:
-            with client.stream("GET", clean, headers=headers) as response:
+            with logged_request("GET", clean, *range_of(headers.get("Range"))) as answer, \
+                    client.stream("GET", clean, headers=headers) as response:
                 final = str(response.url)
+                answer.status = response.status_code if final == clean else \
+                    f"{response.status_code} from {strip_credentials(final)}"
                 _refuse_downgrade(clean, final)
                 remote = source._remote_from(clean, final, response.status_code,
                                              response.headers, headers)

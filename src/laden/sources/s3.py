@@ -48,6 +48,7 @@ from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
+from .requests_log import logged_request
 
 _MD5_ETAG = re.compile(r'"?([0-9a-fA-F]{32})"?')
 _MULTIPART_ETAG = re.compile(r'"?([0-9a-fA-F]{32})-([1-9][0-9]*)"?')
@@ -86,7 +87,9 @@ class S3Source(Source):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
         client = self._client(options)
         try:
-            head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            with logged_request("HEAD", url) as answer:
+                head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+                answer.status = _status(head)
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise self._explain(exc, client, bucket, key) from None
         size = int(head["ContentLength"])
@@ -167,7 +170,9 @@ class S3Source(Source):
         if ranged:
             request["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         try:
-            response = client.get_object(**request)
+            with logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
+                response = client.get_object(**request)
+                answer.status = _status(response)
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise self._error(exc, remote.url, bucket, reading=True) from None
         body = response["Body"]
@@ -325,6 +330,10 @@ def _check_answer(
     ):
         raise Retryable(f"S3 answered {response.get('ContentRange')!r} to a request for bytes "
                         f"{start}-{want_end - 1} of {remote.url}")
+
+
+def _status(response: dict[str, Any]) -> object:
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def _pinned(remote: RemoteInfo) -> versions.Validators:
