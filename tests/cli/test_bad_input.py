@@ -28,6 +28,8 @@ CASES = [
     (["get", "--limit-rate=-5M", "http://127.0.0.1:9/x"], 2, "rate limit"),
     (["get", "-H", "NoColon", "http://127.0.0.1:9/x"], 2, "Name: value"),
     (["get", "--conflict", "merge", "http://127.0.0.1:9/x"], 2, "invalid choice"),
+    (["get", "--proxy", "socks5://u:pw@127.0.0.1:1080", "http://127.0.0.1:9/x"], 2,
+     "cannot use a SOCKS proxy ('socks5://127.0.0.1:1080'): give an HTTP proxy"),
     (["get", "--ca-bundle", "/nonexistent/ca.pem", "http://127.0.0.1:9/x"], 2, "does not exist"),
     (["get", "-i", "/nonexistent/list.txt"], 2, "cannot read"),
     (["get", "--name", "a", "http://127.0.0.1:9/x", "http://127.0.0.1:9/y"], 2, "one URL"),

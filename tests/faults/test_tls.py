@@ -209,3 +209,28 @@ def test_a_proxy_cannot_downgrade_an_https_redirect(https_server: FileServer,
                             proxy=f"http://127.0.0.1:{proxy.port}"))
     assert info.state is State.FAILED and "plain HTTP" in info.message, info.message
     assert not http_server.requests
+
+
+def test_insecure_says_once_that_certificates_are_not_checked(https_server: FileServer,
+                                                              downloads: Path) -> None:
+    url = https_server.add_file("/insecure.bin", random_bytes(8_000_000, seed=78))
+    got = run_laden("get", "-k", "-c", "8", "-o", str(downloads), url)  # several connections
+    assert got.returncode == 0, got.stderr
+    assert got.stderr.count("certificates are not checked") == 1, got.stderr
+    assert "InsecureRequestWarning" not in got.stderr and "warnings.warn" not in got.stderr
+    assert (downloads / "insecure.bin").stat().st_size == 8_000_000
+
+
+def test_requests_ca_bundle_is_trusted_like_ssl_cert_file(
+        https_server: FileServer, bundle: Path, downloads: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = https_server.add_file("/env-ca.bin", BODY)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    got = run_laden("get", "-q", "-o", str(downloads), url)
+    assert got.returncode == 0, got.stderr
+    assert sha256(downloads / "env-ca.bin") == sha256(BODY)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle.parent / "missing.pem"))
+    refused = run_laden("get", "-q", "-o", str(downloads / "again"), url)
+    assert refused.returncode != 0
+    assert "missing.pem (from REQUESTS_CA_BUNDLE) does not exist" in refused.stderr

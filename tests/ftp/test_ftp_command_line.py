@@ -108,3 +108,31 @@ def test_kill_9_then_rerun_resumes_to_identical_bytes(
     assert sha256(downloads / "k.bin") == sha256(data)
     assert part_files(downloads) == []
     assert slow_ftp_server.password not in again.stdout + again.stderr
+
+
+def test_resuming_without_the_password_says_it_was_never_stored(
+    slow_ftp_server: FTPTestServer, downloads: Path, laden_dirs: dict[str, Path]
+) -> None:
+    data = random_bytes(1_600_000, seed=21)
+    slow_ftp_server.write_file("private/p.bin", data)
+    url = f"{slow_ftp_server.url}/private/p.bin"  # ftp://laden:PASSWORD@127.0.0.1:PORT/...
+    process = subprocess.Popen([sys.executable, "-m", "laden", "get", "-q", "-c", "2", "-o",
+                                str(downloads), url], env=os.environ.copy())
+    try:
+        wait_for(lambda: journalled_bytes(laden_dirs["state"]) > 300_000)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    refused = subprocess.run([sys.executable, "-m", "laden", "resume", "--all", "-q"],
+                             env=os.environ.copy(), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1, refused.stderr
+    assert "as 'laden' failed: 530" in refused.stderr
+    assert "laden never stores credentials, not even for a resume" in refused.stderr
+    assert "-u USER:PASSWORD" in refused.stderr
+    resumed = subprocess.run(
+        [sys.executable, "-m", "laden", "resume", "--all", "-q", "-u",
+         f"{slow_ftp_server.user}:{slow_ftp_server.password}"],
+        env=os.environ.copy(), capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sha256(downloads / "p.bin") == sha256(data)
+    assert slow_ftp_server.password not in refused.stderr + resumed.stderr

@@ -22,6 +22,7 @@ from ..engine.printable import printable
 from ..engine.states import State
 from ..engine.units import format_size, parse_rate
 from . import progress
+from .credentials import user_and_password, warn_if_insecure
 from .logs import setup_logging
 from .run import cmd_run as cmd_run  # `laden run` lives in its own module
 
@@ -312,7 +313,8 @@ def download_options(args: argparse.Namespace) -> DownloadOptions:
         headers[name.strip()] = value.strip()
     username = password = None
     if args.user:
-        username, _, password = args.user.partition(":")
+        username, password = user_and_password(args.user)
+    warn_if_insecure(args.insecure, quiet=getattr(args, "quiet", False))
     fields: dict[str, Any] = dict(
         headers=headers, username=username, password=password, bearer_token=args.bearer,
         netrc=not args.no_netrc, ca_bundle=args.ca_bundle, insecure=args.insecure,

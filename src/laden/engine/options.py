@@ -149,7 +149,10 @@ class DownloadOptions:
         )
 
 
-PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
+PROXY_SCHEMES = ("http", "https")
+SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+"""Refused with a clear line: neither urllib3 nor httpx speaks SOCKS without an extra package
+(PySocks, socksio) that laden does not depend on."""
 
 
 OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(DownloadOptions))
@@ -159,7 +162,11 @@ _JOURNALLED = frozenset(f.name for f in dataclasses.fields(DownloadOptions)
 
 
 def check_proxy(proxy: str) -> str:
-    """`proxy` if it is an address a proxy can have (http://host:port, socks5://...)."""
+    """`proxy` if it is an address of a proxy laden can use (http://host:port, https://...).
+
+    Raises:
+        InputError: anything else; a SOCKS proxy (`SOCKS_SCHEMES`) said to be one.
+    """
     from urllib.parse import urlsplit
 
     try:
@@ -167,6 +174,11 @@ def check_proxy(proxy: str) -> str:
         parts.port  # noqa: B018 - parsing the port is part of the check
     except ValueError:
         parts = None
+    if parts is not None and parts.scheme.lower() in SOCKS_SCHEMES:
+        from .urls import shown_address
+
+        raise InputError(f"laden cannot use a SOCKS proxy ({shown_address(proxy)}): give an "
+                         "HTTP proxy (http://host:port), or leave the proxy out")
     if parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
         raise InputError(f"the proxy must be an address like http://host:port, not "
                          f"{proxy.split('@')[-1]!r}")

@@ -184,7 +184,8 @@ class FtpSource(Source):
             try:
                 ftp.login(user, password)
             except ftplib.error_perm as exc:
-                raise Permanent(f"FTP login to {host_of(url)} as {user!r} failed: {exc}") from None
+                raise Permanent(f"FTP login to {host_of(url)} as {user!r} failed: {exc}"
+                                f"{_login_hint(user, password)}") from None
             if isinstance(ftp, _TlsFtp):
                 ftp.prot_p()
             ftp.voidcmd("TYPE I")
@@ -211,6 +212,17 @@ class FtpSource(Source):
         for connections in idle.values():
             for _, ftp in connections:
                 quit_quietly(ftp)
+
+
+def _login_hint(user: str, password: str) -> str:
+    """What to do when a login without credentials failed: the usual case is a download
+    resumed (or a command run again) without them, and laden never stores a password."""
+    never = "laden never stores credentials, not even for a resume"
+    if user == "anonymous":
+        return f"; the server wants a login: give -u USER:PASSWORD or ~/.netrc ({never})"
+    if not password:
+        return f"; no password was given ({never}): give -u USER:PASSWORD or ~/.netrc"
+    return ""  # a password was given: the wrong one, and the server's reply says so
 
 
 class _Session:

@@ -21,6 +21,7 @@ import os
 import ssl
 import threading
 import urllib.request
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -385,13 +386,22 @@ class HttpSource(Source):
 
 
 def make_ssl_context(ca_bundle: str | None = None, *, insecure: bool = False) -> ssl.SSLContext:
+    """The TLS context of HTTPS and FTPS: trusting `ca_bundle`, else the bundle (a file or a
+    folder) REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names, as requests and curl read them, else
+    the system's store (which OpenSSL reads from SSL_CERT_FILE and SSL_CERT_DIR when set)."""
+    named = ""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        if not (ca_bundle or insecure) and os.environ.get(variable):
+            ca_bundle, named = os.environ[variable], f" (from {variable})"
     if ca_bundle:
-        if not os.path.isfile(ca_bundle):
-            raise InputError(f"CA bundle {ca_bundle} does not exist")
+        folder = os.path.isdir(ca_bundle)
+        if not folder and not os.path.isfile(ca_bundle):
+            raise InputError(f"CA bundle {ca_bundle}{named} does not exist")
         try:
-            context = ssl.create_default_context(cafile=ca_bundle)
+            context = ssl.create_default_context(cafile=None if folder else ca_bundle,
+                                                 capath=ca_bundle if folder else None)
         except ssl.SSLError as exc:
-            raise InputError(f"CA bundle {ca_bundle} holds no certificate laden can read "
+            raise InputError(f"CA bundle {ca_bundle}{named} holds no certificate laden can read "
                              f"({exc.reason or exc})") from None
     else:
         context = ssl.create_default_context()
@@ -402,6 +412,9 @@ def make_ssl_context(ca_bundle: str | None = None, *, insecure: bool = False) ->
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+        # Asked for (-k): urllib3 would warn again for every connection it opens; the command
+        # line says it once instead (cli.credentials).
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     return context
 
 
