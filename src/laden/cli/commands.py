@@ -24,6 +24,7 @@ from ..engine.units import format_size, parse_rate
 from . import progress
 from .credentials import user_and_password, warn_if_insecure
 from .logs import setup_logging
+from .resuming import tell_paused, tell_restarting
 from .run import cmd_run as cmd_run  # `laden run` lives in its own module
 
 SETTLED = (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED)
@@ -47,13 +48,29 @@ def cmd_get(args: argparse.Namespace) -> int:
         scheme_of(url)
     config = _config(args)
     options = download_options(args)
+    if args.force and options.conflict is None:
+        options = _with(options, {"conflict": "overwrite"})  # again, in place of the old copy
     with open_manager(config) as manager, json_events(manager, args):
         ids: list[int] = []
-        with manager.adding_many():
-            for url, extra in entries:
-                dest = extra.pop("dest", None) or _folder(args.output)
-                ids += manager.add_all(url, dest, options=_with(options, extra))
-        return watch(manager, ids, args)
+        found: dict[int, str] = {}
+        unsubscribe = manager.subscribe(lambda event: found.setdefault(
+            event.download_id, event.checked) if isinstance(event, events.AlreadyDownloaded)
+            else None)
+        try:
+            with manager.adding_many():
+                for url, extra in entries:
+                    dest = extra.pop("dest", None) or _folder(args.output)
+                    ids += manager.add_all(url, dest, options=_with(options, extra),
+                                           again=args.force, rehash=args.verify)
+                fetching = list(dict.fromkeys(i for i in ids if i not in found))
+                tell_restarting(manager.get(i) for i in fetching)
+        finally:
+            unsubscribe()
+        for download_id, checked in found.items():
+            if not (args.quiet or args.json):
+                print(f"already downloaded: {manager.get(download_id).dest} ({checked}); "
+                      "--force fetches it again")
+        return watch(manager, fetching, args) if fetching else 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -78,9 +95,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_pause(args: argparse.Namespace) -> int:
     with open_manager(_config(None)) as manager:
         for download_id in args.ids:
-            manager.pause(_id(download_id))
-            print(f"[{download_id}] paused")
+            info = manager.get(_id(download_id))
+            if manager.pause(info.id):
+                print(f"[{info.id}] {info.name}: paused")
+            else:
+                why = _NOT_PAUSED.get(info.state, info.state.value)
+                print(f"[{info.id}] {info.name}: not paused: {why}")
     return 0
+
+
+_NOT_PAUSED = {
+    State.DONE: "it is already done",
+    State.PAUSED: "it was paused already",
+    State.FAILED: "it failed and is not running (laden resume tries it again)",
+    State.CANCELLED: "it was cancelled",
+}
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -101,9 +130,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
             info = manager.find(target) if not target.isdigit() else manager.get(int(target))
             if info is None:
                 raise InputError(f"{target} is neither a download id nor a file laden downloaded")
-            result = manager.verify(info.id, expected=args.checksum)
+            result = manager.verify(info.id, expected=args.checksum, record=args.record or None)
             mark = "ok" if result.ok else "FAILED"
-            print(f"[{info.id}] {mark}: {result.path}: {result.message}")
+            where = f"{result.path}: " if result.path else ""
+            print(f"[{info.id}] {mark}: {where}{result.message}")
+            if not result.ok and args.checksum and not args.record and result.actual:
+                print(f"[{info.id}] its state is unchanged ({manager.state(info.id).value}); "
+                      "--record marks it failed")
             failed += not result.ok
     return 1 if failed else 0
 
@@ -285,7 +318,7 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
         unsubscribe_changes()
     infos = [manager.get(i) for i in ids]
     if interrupted and any(i.state is not State.DONE for i in infos):  # some finished anyway
-        print("laden: paused; run the same command again to resume", file=sys.stderr)
+        tell_paused(i for i in infos if i.state is not State.DONE)
         return 130
     return summarise(infos, quiet=args.quiet or args.json)
 
@@ -294,7 +327,12 @@ def summarise(infos: list[DownloadInfo], *, quiet: bool) -> int:
     code = 0
     for info in infos:
         if info.state is State.DONE:
-            if not quiet:
+            if quiet:
+                continue
+            if info.skipped:
+                print(f"skipped {info.dest}: a file is already there (--conflict skip); "
+                      "nothing was downloaded")
+            else:
                 print(f"saved {info.dest} ({format_size(info.size)})"
                       + (f": {info.message}" if info.message else ""))
         else:

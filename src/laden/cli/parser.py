@@ -56,6 +56,9 @@ def build() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="list what would be downloaded, the total size and whether it fits "
                           "on the disk, without downloading")
+    run.add_argument("--verify", action="store_true",
+                     help="hash the files an earlier run downloaded before keeping them "
+                          "(otherwise only their size is checked)")
     add_output_options(run)  # -q, --json, --log-level
 
     commands.add_parser("list", help="show the downloads in the journal",
@@ -83,7 +86,12 @@ def build() -> argparse.ArgumentParser:
         "Check a finished file's size and checksum against what the journal recorded (or "
         "against --checksum). The first check of a file with no known checksum records one."))
     verify.add_argument("targets", nargs="+", metavar="ID|PATH")
-    verify.add_argument("--checksum", metavar="ALGO:HEX", help="the checksum it must have")
+    verify.add_argument("--checksum", metavar="ALGO:HEX",
+                        help="the checksum it must have (reported; the download's state "
+                             "changes only with --record)")
+    verify.add_argument("--record", action="store_true",
+                        help="with --checksum: a mismatch marks the download failed (laden "
+                             "resume then fetches it again), a match marks it done")
 
     commands.add_parser("settings", help="show the settings in force",
                         description="Show the settings file's path and the values in force.")
@@ -110,6 +118,12 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
                        help="when the file exists: rename (default), overwrite, skip, or "
                             "resume from it")
     group.add_argument("--retries", type=int, metavar="N", help="retries after errors")
+    group.add_argument("--force", action="store_true",
+                       help="download again a file already downloaded there (rerunning "
+                            "a finished download otherwise keeps the file)")
+    group.add_argument("--verify", action="store_true",
+                       help="hash a file already downloaded there before keeping it, "
+                            "instead of checking its size only")
     group.add_argument("--glob", metavar="PATTERN",
                        help="for folder and prefix addresses: only files matching PATTERN "
                             "(* stays in a folder, ** crosses folders; no / matches any depth)")

@@ -163,7 +163,7 @@ def event_json(event: events.Event) -> dict[str, Any]:
     info = getattr(event, "info", None)
     if info is not None:
         data.update(info_json(info, brief=True))
-    for key in ("reason", "message", "ok", "wait", "attempt"):
+    for key in ("reason", "message", "ok", "wait", "attempt", "checked"):
         if hasattr(event, key):
             data[key] = getattr(event, key)
     if isinstance(event, events.Retrying):

@@ -24,6 +24,7 @@ from ..engine.units import format_rate, format_size
 from ..engine.urls import strip_credentials
 from . import progress
 from .logs import setup_logging
+from .resuming import tell_paused, tell_restarting
 
 DEFAULT_WORKERS = 8  # Kaiwo's default for --max-workers
 SETTLED = (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED)
@@ -50,12 +51,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return print_plan(planned, args)
     with open_manager(config) as manager, json_events(manager, args):
         planned = expand(manifest, manager.sources)
-        run = ManifestRun(manifest, planned, manager)
-        run.start()
+        run = ManifestRun(manifest, planned, manager, rehash=args.verify)
+        with manager.adding_many():  # nothing starts before the rerun's warnings are out
+            run.start()
+            tell_restarting(run.infos())
         interrupted = follow(run, args)
         results = run.results()
+        unfinished = [i for i in run.infos() if i.state is not State.DONE]
     if interrupted:
-        print("laden: paused; run the same command again to resume", file=sys.stderr)
+        tell_paused(unfinished)
         return 130
     return print_summary(results, args)
 

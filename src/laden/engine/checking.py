@@ -34,13 +34,17 @@ def recheck(
     (possibly long) hashing starts."""
     record = download.record
     path = record.dest or ""
-    if download.state not in (State.DONE, State.FAILED) or not os.path.isfile(path):
-        return VerifyResult(False, "", None, None, None,
-                            f"download {download.id} has no finished file to verify")
+    if download.state not in (State.DONE, State.FAILED) or not path:
+        return VerifyResult(False, path, None, None, None,
+                            f"download {download.id} is {download.state.value}: there is no "
+                            "finished file to verify yet")
+    if not os.path.isfile(path):
+        return VerifyResult(False, path, None, None, None,
+                            "the file is gone: deleted or moved since it was downloaded")
     size = os.path.getsize(path)
     if record.size is not None and size != record.size:
         return VerifyResult(False, path, None, str(record.size), str(size),
-                            f"{path} has {size} bytes, the download had {record.size}")
+                            f"it has {size} bytes, the download had {record.size}")
     wanted: list[dict[str, Any]]
     if expected:
         written = expected if ":" in expected or "=" in expected else (

@@ -17,23 +17,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("laden")
 
 
-def pause(manager: DownloadManager, download_id: int) -> None:
+def pause(manager: DownloadManager, download_id: int) -> bool:
+    """Pause a queued or running download; False when it is not paused (done, failed, paused
+    already, or finishing)."""
     download = manager._get(download_id)
     with download.lock:
         download.waiting_for_space = False  # paused by you now: stays paused
         if download.state in (State.PAUSED, State.DONE, State.CANCELLED, State.FAILED):
-            return
+            return False
         if download.transfer is not None and _all_bytes_written(download):
             # Only checking and renaming are left, all on this disk: a pause now would leave a
             # complete `name.laden-part` waiting for a resume that has nothing to fetch.
             log.info("download %s: every byte is written; finishing it instead of pausing",
                      download.id)
-            return
+            return False
         if download.transfer is not None:
             download.transfer.stop("pause")
         old = download.set_state(State.PAUSED, "paused")
         download.speed = 0.0
     _announce(manager, download, old, State.PAUSED, events.Paused)
+    return True
 
 
 def _all_bytes_written(download: Download) -> bool:

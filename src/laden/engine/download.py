@@ -180,6 +180,8 @@ class Download:
                 speed_history=tuple(self.history),
                 group=record.group,
                 retry_at=self.retry_at,
+                supports_ranges=record.supports_ranges,
+                skipped=bool(record.extra.get("skipped")),
             )
 
 

@@ -25,6 +25,17 @@ class Added(Event):
 
 
 @dataclass(frozen=True)
+class AlreadyDownloaded(Event):
+    """`add` found the file an earlier download saved there and kept it (see `reruns`);
+    `checked` says how it was checked ("size checked, not hashed again", ...) and `hashed`
+    with which algorithm it was hashed just now (None: not hashed)."""
+
+    checked: str
+    hashed: str | None
+    info: DownloadInfo
+
+
+@dataclass(frozen=True)
 class Started(Event):
     info: DownloadInfo
 

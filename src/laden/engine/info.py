@@ -83,6 +83,12 @@ class DownloadInfo:
     retry_at: float | None = None
     """While waiting to try again: when (time.time()); `message` says why."""
     """The manifest or batch this download belongs to."""
+    supports_ranges: bool | None = None
+    """Whether the server answers byte ranges (None: not asked yet). Without them a paused
+    download starts again from zero."""
+    skipped: bool = False
+    """Done without downloading: the file was already there and the conflict policy is skip
+    (`dest` is that file, which laden did not write)."""
 
     @property
     def name(self) -> str:

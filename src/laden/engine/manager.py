@@ -35,6 +35,7 @@ from .hosts import HostLimiter
 from .info import DownloadInfo
 from .options import DownloadOptions
 from .ratelimit import TokenBucket
+from .reruns import FinishedCopy, FinishedIndex
 from .states import State
 from .transfer import Transfer
 from .units import parse_rate
@@ -83,6 +84,8 @@ class DownloadManager:
         self._downloads: dict[int, Download] = {}
         self._by_address: dict[tuple[str, str], list[Download]] = {}
         self._claims = Claims(self._downloads)
+        self._finished_index: FinishedIndex | None = None
+        """Earlier sessions' finished downloads, read at the first add (see `reruns`)."""
         self._last_position = 0.0
         self._listeners: list[events.Listener] = []
         self._memory_ids = iter(range(1, 1 << 62))
@@ -129,16 +132,21 @@ class DownloadManager:
         options: DownloadOptions | None = None,
         group: str | None = None,
         start: bool = True,
+        again: bool = False,
+        rehash: bool = False,
         **option_fields: Any,
     ) -> int:
         """Queue one download and return its id.
 
         `dest` is a folder (an existing one, or a path ending in a separator) or a file path.
         Running the same address to the same place again continues the unfinished download
-        instead of starting a second one. Keyword options are `DownloadOptions` fields.
+        instead of starting a second one, and returns the finished one whose file is still
+        there (an `AlreadyDownloaded` event says so, and what was checked; see `reruns`).
+        `again`: download it anyway. `rehash`: hash such a file before keeping it, instead of
+        trusting its size. Keyword options are `DownloadOptions` fields.
         """
         return queueing.add(self, url, dest, options=options, group=group, start=start,
-                            option_fields=option_fields)
+                            again=again, rehash=rehash, option_fields=option_fields)
 
     def add_all(
         self,
@@ -148,11 +156,26 @@ class DownloadManager:
         options: DownloadOptions | None = None,
         group: str | None = None,
         start: bool = True,
+        again: bool = False,
+        rehash: bool = False,
         **option_fields: Any,
     ) -> list[int]:
         """Like `add`, but a folder or prefix address becomes one download per file in it."""
         return queueing.add_all(self, url, dest, options=options, group=group, start=start,
-                                option_fields=option_fields)
+                                again=again, rehash=rehash, option_fields=option_fields)
+
+    def find_finished(
+        self,
+        url: str,
+        dest: str | None = None,
+        *,
+        options: DownloadOptions | None = None,
+        rehash: bool = False,
+    ) -> FinishedCopy | None:
+        """The finished download `add(url, dest)` would return instead of fetching again, or
+        None (see `reruns`). Ask before adding to offer a choice, as the app does."""
+        return queueing.find_finished(self, url, dest, options or DownloadOptions(),
+                                      rehash=rehash)
 
     @contextlib.contextmanager
     def adding_many(self) -> Iterator[None]:
@@ -194,8 +217,10 @@ class DownloadManager:
 
     # -- controlling -------------------------------------------------------------------------
 
-    def pause(self, download_id: int) -> None:
-        controlling.pause(self, download_id)
+    def pause(self, download_id: int) -> bool:
+        """Pause a queued or running download; False when it is not paused (it is done,
+        failed, cancelled, paused already, or has every byte and is finishing)."""
+        return controlling.pause(self, download_id)
 
     def resume(self, download_id: int) -> None:
         controlling.resume(self, download_id)
@@ -311,32 +336,56 @@ class DownloadManager:
         return await loop.run_in_executor(None, self.wait, download_id, timeout)
 
     def verify(
-        self, download_id: int, algorithm: str | None = None, expected: str | None = None
+        self, download_id: int, algorithm: str | None = None, expected: str | None = None,
+        *, record: bool | None = None,
     ) -> VerifyResult:
         """Check a finished file again: its size, and its checksum against `expected`, against
-        what the journal recorded, or (the first time) record one for later checks."""
+        what the journal recorded, or (the first time) record one for later checks.
+
+        `record`: let the result change the download's state (a mismatch fails it, so a
+        resume fetches it again). By default only a check against what the journal recorded
+        does; a checksum you typed is reported and changes nothing, since it may be the
+        wrong one.
+        """
         download = self._get(download_id)
+        record = expected is None if record is None else record
+        with download.lock:
+            before = download.state, download.record.message
 
         def verifying() -> None:
             old = download.set_state(State.VERIFYING)
             self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
 
-        result = recheck(download, algorithm, expected, verifying)
-        if result.path and os.path.isfile(result.path):
-            self._verified(download, result)
+        try:
+            result = recheck(download, algorithm, expected, verifying)
+        except BaseException:
+            self._settle(download, *before)
+            raise
+        checked = bool(result.path) and os.path.isfile(result.path)
+        if checked and record:
+            return self._verified(download, result)
+        self._settle(download, *before)  # back from verifying, as it was
+        if checked:
+            self.emit(events.Verified(download.id, result.ok, download.info()))
         return result
 
     def _verified(self, download: Download, result: VerifyResult) -> VerifyResult:
+        new = State.DONE if result.ok else State.FAILED
         with download.lock:
-            new = State.DONE if result.ok else State.FAILED
-            old = download.set_state(new, result.message if not result.ok else "")
             if not result.ok:
                 download.add_error(result.message)
-        self.save(download)
-        info = download.info()
-        self.emit(events.StateChanged(download.id, old, new, info))
-        self.emit(events.Verified(download.id, result.ok, info))
+        self._settle(download, new, result.message if not result.ok else "")
+        self.emit(events.Verified(download.id, result.ok, download.info()))
         return result
+
+    def _settle(self, download: Download, state: State, message: str) -> None:
+        """End a verification in `state` (the one before it, when the result changes nothing)."""
+        with download.lock:
+            if download.state is state:
+                return
+            old = download.set_state(state, message)
+        self.save(download)
+        self.emit(events.StateChanged(download.id, old, state, download.info()))
 
     # -- events ------------------------------------------------------------------------------
 

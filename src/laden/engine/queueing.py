@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..store.journal import Record
-from . import events
+from . import events, reruns
 from .adding import (
     build_options,
     listed_target,
@@ -34,10 +34,23 @@ def add(
     options: DownloadOptions | None,
     group: str | None,
     start: bool,
+    again: bool = False,
+    rehash: bool = False,
     option_fields: dict[str, Any],
 ) -> int:
     url, options = _checked(url, options, option_fields)
-    return _queue(manager, url, dest, options, group, start, manager.sources.for_url(url))
+    return _queue(manager, url, dest, options, group, start, manager.sources.for_url(url),
+                  again=again, rehash=rehash)
+
+
+def find_finished(
+    manager: DownloadManager, url: str, dest: str | None, options: DownloadOptions, *,
+    rehash: bool,
+) -> reruns.FinishedCopy | None:
+    """The finished copy `add` would return for these arguments (see `reruns`)."""
+    url, options = _checked(url, options, {})
+    folder, filename = _resolve(manager, dest, options)
+    return reruns.find(manager, url, folder, filename, options, rehash=rehash)
 
 
 def _queue(
@@ -48,9 +61,23 @@ def _queue(
     group: str | None,
     start: bool,
     source: Source,
+    *,
+    again: bool = False,
+    rehash: bool = False,
 ) -> int:
-    """Queue a checked address (see `_checked`), or continue its unfinished download."""
+    """Queue a checked address (see `_checked`), continue its unfinished download, or return
+    its finished copy (unless `again`)."""
     folder, filename = _resolve(manager, dest, options)
+    if not again:
+        with manager._lock:
+            unfinished = _find_unfinished(manager, url, folder, filename)
+        # Hashing (rehash, or a checksum given) is done outside the manager's lock.
+        copy = None if unfinished else reruns.find(manager, url, folder, filename, options,
+                                                   rehash=rehash)
+        if copy is not None:
+            manager.emit(events.AlreadyDownloaded(copy.info.id, copy.checked, copy.hashed,
+                                                  copy.info))
+            return copy.info.id
     checksums = []
     if options.checksum:
         algorithm, digest = parse_checksum(options.checksum)
@@ -87,17 +114,21 @@ def add_all(
     options: DownloadOptions | None,
     group: str | None,
     start: bool,
+    again: bool = False,
+    rehash: bool = False,
     option_fields: dict[str, Any],
 ) -> list[int]:
     url, options = _checked(url, options, option_fields)
     source = manager.sources.for_url(url)
     if not source.SUPPORTS_LISTING or not source.is_folder(url, options):
-        return [_queue(manager, url, dest, options, group, start, source)]  # checked above
+        return [_queue(manager, url, dest, options, group, start, source,  # checked above
+                       again=again, rehash=rehash)]
     folder, _ = _resolve(manager, dest if dest is None else dest.rstrip("/") + "/", options)
     # Every name is checked before any download is added: a bad one refuses the listing.
     targets = [(item.url, listed_target(folder, item.relative_path, item.url))
                for item in source.list(url, options)]
-    return [manager.add(item_url, target, options=options, group=group, start=start)
+    return [manager.add(item_url, target, options=options, group=group, start=start,
+                        again=again, rehash=rehash)
             for item_url, target in targets]
 
 

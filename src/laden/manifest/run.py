@@ -1,23 +1,23 @@
 """Running a planned manifest on a `DownloadManager`, and what became of each item.
 
 A run is a set of journal entries in the manifest's group, like any other downloads. Running the
-same manifest again therefore continues it: unfinished files are found by the manager's `add`
-(same address, same place) and resume; files the journal finished in an earlier run, and that
-are still on disk at their size, are not downloaded again.
+same manifest again therefore continues it: the manager's `add` finds each file by its address
+and place, resumes an unfinished one and keeps a finished one that is still on disk at its size
+(hashed first with `rehash`, `laden run --verify`; see `engine.reruns`), so the summary can say
+what was checked.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.errors import LadenError
+from ..engine.events import AlreadyDownloaded
 from ..engine.info import DownloadInfo
 from ..engine.states import State
-from ..engine.urls import strip_credentials
 from .model import Manifest
 from .plan import PlannedItem
 
@@ -36,7 +36,9 @@ class ItemResult:
     bytes: int = 0
     seconds: float | None = None
     verified: str = "-"
-    """yes (every file), partly, no (a mismatch), or - (no checksum known)."""
+    """yes (every file's checksum matched, in this run), partly, no (a mismatch), size only
+    (files kept from an earlier run, their size checked but not hashed again), or - (no
+    checksum known)."""
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -45,48 +47,45 @@ class ItemResult:
 
 
 class ManifestRun:
-    def __init__(self, manifest: Manifest, planned: list[PlannedItem], manager: Any) -> None:
+    def __init__(self, manifest: Manifest, planned: list[PlannedItem], manager: Any, *,
+                 rehash: bool = False) -> None:
         self.manifest = manifest
         self.planned = planned
         self.manager = manager
+        self.rehash = rehash
+        """Hash the files an earlier run finished before keeping them (`--verify`)."""
         self.ids: list[int] = []
         self._item_of: dict[int, int] = {}
-        self._earlier: dict[int, list[DownloadInfo]] = {}
+        self._earlier: dict[int, list[tuple[DownloadInfo, bool]]] = {}
+        """Per item: the files kept from an earlier run, and whether they were hashed now."""
         self._started: dict[int, float] = {}
         self._ended: dict[int, float] = {}
 
     def start(self) -> None:
         """Queue every file (or find it finished or unfinished in the journal)."""
-        finished = self._finished_earlier()
-        for number, entry in enumerate(self.planned):
-            for planned_file in entry.files:
-                earlier = finished.get((strip_credentials(planned_file.url), planned_file.dest))
-                if earlier is not None:
-                    self._earlier.setdefault(number, []).append(earlier)
-                    continue
-                try:
-                    download_id = self.manager.add(
-                        planned_file.url, planned_file.dest, options=planned_file.options,
-                        group=self.manifest.group)
-                except LadenError as exc:
-                    entry.errors.append(f"{planned_file.label}: {exc}")
-                    continue
-                self.ids.append(download_id)
-                self._item_of[download_id] = number
-
-    def _finished_earlier(self) -> dict[tuple[str, str], DownloadInfo]:
-        found = {}
-        for info in self.manager.list():
-            if info.group != self.manifest.group or info.state is not State.DONE:
-                continue
-            if not os.path.isfile(info.dest) or (
-                    info.size is not None and os.path.getsize(info.dest) != info.size):
-                continue  # deleted or changed since: download it again
-            # A file target is matched by its path, a folder target (server-chosen name) by
-            # the folder it went into.
-            found[(info.url, info.dest)] = info
-            found[(info.url, os.path.dirname(info.dest) + os.sep)] = info
-        return found
+        kept: dict[int, AlreadyDownloaded] = {}
+        unsubscribe = self.manager.subscribe(
+            lambda event: kept.setdefault(event.download_id, event)
+            if isinstance(event, AlreadyDownloaded) else None)
+        try:
+            for number, entry in enumerate(self.planned):
+                for planned_file in entry.files:
+                    try:
+                        download_id = self.manager.add(
+                            planned_file.url, planned_file.dest, options=planned_file.options,
+                            group=self.manifest.group, rehash=self.rehash)
+                    except LadenError as exc:
+                        entry.errors.append(f"{planned_file.label}: {exc}")
+                        continue
+                    if download_id in kept:
+                        event = kept[download_id]
+                        self._earlier.setdefault(number, []).append(
+                            (event.info, event.hashed is not None))
+                        continue
+                    self.ids.append(download_id)
+                    self._item_of[download_id] = number
+        finally:
+            unsubscribe()
 
     def observe(self, infos: list[DownloadInfo]) -> None:
         """Note when each download started and settled (called by the display loop)."""
@@ -109,16 +108,20 @@ class ManifestRun:
             mine = [infos[i] for i, n in self._item_of.items() if n == number]
             earlier = self._earlier.get(number, [])
             result.earlier = len(earlier)
-            checks = []
-            for info in mine + earlier:
+            verdicts = []
+            for info in mine:
                 if info.state is State.DONE:
                     result.done += 1
                     result.bytes += info.size or 0
-                    result.skipped += info.message.startswith("skipped")
-                elif info.state is not State.DONE:
+                    result.skipped += info.skipped
+                else:
                     result.errors.append(f"{info.name}: {info.message or info.state.value}")
-                checks.append([c.verified for c in info.checksums if c.verified is not None])
-            result.verified = _verified(checks)
+                verdicts.append(_checked(info))
+            for info, hashed in earlier:
+                result.done += 1
+                result.bytes += info.size or 0
+                verdicts.append("hashed" if hashed else "size")
+            result.verified = _verified(verdicts)
             starts = [self._started[i.id] for i in mine if i.id in self._started]
             ends = [self._ended[i.id] for i in mine if i.id in self._ended]
             if starts and ends:
@@ -127,10 +130,21 @@ class ManifestRun:
         return results
 
 
-def _verified(checks: list[list[bool]]) -> str:
-    if any(False in c for c in checks):
+def _checked(info: DownloadInfo) -> str:
+    """What this run proved of a file it downloaded: hashed, mismatch, or none."""
+    checks = [c.verified for c in info.checksums if c.verified is not None]
+    if False in checks:
+        return "mismatch"
+    return "hashed" if checks else "none"
+
+
+def _verified(verdicts: list[str]) -> str:
+    """One word for an item's files (see `ItemResult.verified`)."""
+    if "mismatch" in verdicts:
         return "no"
-    proven = sum(1 for c in checks if c and all(c))
-    if not proven:
-        return "-"
-    return "yes" if proven == len(checks) else "partly"
+    hashed = verdicts.count("hashed")
+    if verdicts and hashed == len(verdicts):
+        return "yes"
+    if hashed:
+        return "partly"
+    return "size only" if "size" in verdicts else "-"

@@ -1,0 +1,135 @@
+"""Finished copies: the same address to the same place again keeps the file already saved.
+
+A download manager's rerun is idempotent. When the journal finished this address into this
+folder (under this name, if one is given) and the file is still there at its size, `add`
+returns that download instead of fetching a second copy (`name.1.bin`). A checksum given with
+the rerun, or `rehash`, is checked by hashing the file; otherwise only its size is, and
+`FinishedCopy.checked` says so. `again=True` (`--force`) skips the question.
+
+Files laden skipped (`--conflict skip`) are not copies: laden never wrote them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import UnknownDownload
+from .info import DownloadInfo
+from .states import State
+from .verify import hash_file, parse_checksum
+
+if TYPE_CHECKING:
+    from ..store.journal import Journal, Record
+    from .manager import DownloadManager
+    from .options import DownloadOptions
+
+
+@dataclass(frozen=True)
+class FinishedCopy:
+    """A file an earlier download saved, found unchanged on disk."""
+
+    info: DownloadInfo
+    hashed: str | None = None
+    """The algorithm the file was hashed with just now; None when only its size was checked."""
+    note: str = ""
+    """Why it was not hashed, when that is worth saying (no checksum is known)."""
+
+    @property
+    def checked(self) -> str:
+        """What was checked, in the user's words."""
+        if self.hashed:
+            return f"size and {self.hashed} checked now"
+        return "size checked, not hashed again" + (f": {self.note}" if self.note else "")
+
+
+class FinishedIndex:
+    """Finished downloads of earlier sessions by (address, folder), read once.
+
+    Downloads finished in this session are held by the manager and found there; the index
+    only spares each `add` a pass over the journal's whole history.
+    """
+
+    def __init__(self, journal: Journal | None) -> None:
+        self._by_address: dict[tuple[str, str], list[Record]] = {}
+        for record in journal.load_done() if journal is not None else ():
+            self._by_address.setdefault((record.url, record.dest_dir), []).append(record)
+
+    def records(self, url: str, folder: str) -> list[Record]:
+        return self._by_address.get((url, folder), [])
+
+
+def find(
+    manager: DownloadManager,
+    url: str,
+    folder: str,
+    filename: str | None,
+    options: DownloadOptions,
+    *,
+    rehash: bool = False,
+) -> FinishedCopy | None:
+    """The newest finished copy of `url` in `folder` (named `filename`, if given), or None.
+
+    `url` and `folder` are as `add` settles them (credentials out, folder absolute).
+    """
+    with manager._lock:
+        if manager._finished_index is None:
+            manager._finished_index = FinishedIndex(manager.journal)
+        # A download held this session speaks for its record: it may have changed since the
+        # index was read (verified, removed, finished).
+        candidates: dict[int, Record] = {
+            r.id: r for r in manager._finished_index.records(url, folder)
+            if r.id not in manager._downloads}
+        candidates.update((d.id, d.record) for d in manager._by_address.get((url, folder), ()))
+    for record in sorted(candidates.values(), key=lambda r: r.finished or 0.0, reverse=True):
+        if not _same_file(record, filename):
+            continue
+        copy = _check(record, options, rehash)
+        if copy is None:
+            continue
+        try:
+            return FinishedCopy(manager.get(record.id), *copy)
+        except UnknownDownload:
+            continue  # removed since the index was read
+    return None
+
+
+def _same_file(record: Record, filename: str | None) -> bool:
+    if record.state != State.DONE.value or not record.dest or record.extra.get("skipped"):
+        return False
+    if filename is not None and os.path.basename(record.dest) != filename:
+        return False
+    try:
+        size = os.path.getsize(record.dest) if os.path.isfile(record.dest) else None
+    except OSError:
+        return False
+    return size is not None and (record.size is None or size == record.size)
+
+
+def _check(record: Record, options: DownloadOptions, rehash: bool
+           ) -> tuple[str | None, str] | None:
+    """None when the file is not the one recorded (a checksum differs); else (the algorithm
+    it was hashed with now, or None when only its size was checked, and a note saying why)."""
+    known = [c for c in record.checksums if c.get("expected")]
+    if options.checksum:
+        algorithm, digest = parse_checksum(options.checksum)
+        proven = any(c["algorithm"] == algorithm and c["expected"] == digest
+                     and c.get("verified") for c in known)
+        if proven and not rehash:
+            return None, f"its {algorithm} matched when it was downloaded"
+        wanted = [(algorithm, digest)]
+    elif rehash:
+        if not known:
+            return None, "no checksum is known for it"
+        wanted = [(known[0]["algorithm"], known[0]["expected"])]
+    else:
+        return None, ""
+    algorithm, digest = wanted[0]
+    try:
+        actual = hash_file(record.dest or "", [algorithm])
+    except OSError:
+        return None
+    if next(iter(actual.values())) != digest:
+        return None
+    return algorithm, ""
