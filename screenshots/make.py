@@ -4,7 +4,9 @@
 
 A local test file server (127.0.0.1 only) caps each connection's rate so the downloads are
 still running when the pictures are taken. State, settings and downloads go to a temporary
-folder, never to yours. Writes screenshots/queue.svg, detail.svg and settings.svg.
+folder, never to yours; it stands in as the home folder, so the pictures show `~/Downloads`
+rather than a temporary path. Writes screenshots/queue.svg, detail.svg, settings.svg and
+help.svg.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ async def shoot(root: Path) -> None:
     from servers.fixtures import random_bytes
     from servers.http_server import Faults, FileServer
 
-    folder = root / "Downloads"
-    folder.mkdir()
-    (root / "config").mkdir()
-    (root / "config" / "config.toml").write_text(
-        f'download_dir = "{folder}"\nconnections = 8\nmax_active = 3\n', encoding="utf-8")
+    (root / "home" / "Downloads").mkdir(parents=True)
+    config = Path(os.environ["LADEN_CONFIG_DIR"])
+    config.mkdir(parents=True)
+    # No download_dir: the default, the Downloads folder of the stand-in home.
+    (config / "config.toml").write_text("connections = 8\nmax_active = 3\n", encoding="utf-8")
 
     with FileServer() as server:
         def serve(name: str, size: int, seed: int, rate: int | None = None) -> str:
@@ -62,6 +64,9 @@ async def shoot(root: Path) -> None:
             await pilot.press("escape", "s")
             await pilot.pause(0.6)
             app.save_screenshot("settings.svg", str(HERE))
+            await pilot.press("escape", "question_mark")
+            await pilot.pause(0.6)
+            app.save_screenshot("help.svg", str(HERE))
             await pilot.press("escape")
 
 
@@ -78,10 +83,12 @@ def main() -> int:
     sys.path.insert(0, str(HERE.parent / "tests"))
     with tempfile.TemporaryDirectory(prefix="laden-shots-") as tmp:
         root = Path(tmp)
-        for name in ("state", "config", "logs"):
+        for name in ("state", "logs"):
             os.environ[f"LADEN_{name.upper()}_DIR"] = str(root / name)
+        os.environ["HOME"] = str(root / "home")
+        os.environ["LADEN_CONFIG_DIR"] = str(root / "home" / ".config" / "laden")
         asyncio.run(shoot(root))
-    for name in ("queue", "detail", "settings"):
+    for name in ("queue", "detail", "settings", "help"):
         print(HERE / f"{name}.svg")
     return 0
 

@@ -1,14 +1,17 @@
-"""The header line: free space where the selected download is saved."""
+"""The header line: free space where the selected download is saved; paths under home as ~."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from laden.engine.states import State
 from laden.tui import app as app_module
 from laden.tui.app import open_app
+from laden.tui.widgets.download_facts import DownloadFacts
 from laden.tui.widgets.header_bar import HeaderBar
 from servers.fixtures import random_bytes
 from servers.http_server import FileServer
@@ -48,3 +51,25 @@ async def test_free_space_follows_the_selected_downloads_folder(
         await wait_for(pilot, lambda: "free 3.0 GiB in" in header(),
                        what="the free space of downloads/")
         assert header().endswith("/downloads")
+
+
+async def test_folders_under_home_are_shown_with_a_tilde(
+    http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = tmp_path / "isos"
+    folder.mkdir()
+    url = http_server.add_file("/a.iso", random_bytes(10_000, seed=53))
+    app = open_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.manager.add(url, str(folder))
+        await wait_for(pilot, lambda: state_of(app, 1) is State.DONE, what="done")
+        await wait_for(pilot, lambda: app.queue_screen.query_one(HeaderBar).render().plain
+                       .endswith(" in ~/isos"), what="~/isos in the header")
+        await pilot.press("enter")
+        facts = app.screen.query_one(DownloadFacts).render()
+        console = Console(width=SIZE[0], record=True, file=io.StringIO())
+        console.print(facts)
+        destination = next(line for line in console.export_text().splitlines()
+                           if line.startswith("Destination"))
+        assert destination.split()[1:] == ["~/isos/a.iso"]

@@ -24,6 +24,7 @@ from ...engine.config import CONFLICT_POLICIES, DIRECT_IO_MODES, Config, field_h
 from ...engine.errors import LadenError
 from ...engine.printable import printable
 from ..bindings import ACTIONS
+from ..widgets.shown_path import home_relative
 
 if TYPE_CHECKING:
     from ..app import LadenApp
@@ -72,7 +73,7 @@ class SettingsScreen(Screen[bool]):
 
     def compose(self) -> ComposeResult:
         helps = field_help()
-        yield Static(f"Settings  [dim]{escape(printable(self._path))}[/dim]",
+        yield Static(f"Settings  [dim]{escape(printable(home_relative(self._path)))}[/dim]",
                      id="settings-title", markup=True)
         if self._problem:
             yield Static(shown(self._problem), id="settings-problem", classes="error")

@@ -19,6 +19,7 @@ from textual.widget import Widget
 from ...engine.info import ChecksumInfo, DownloadInfo
 from ...engine.printable import printable
 from ...engine.units import format_rate, format_size
+from .shown_path import home_relative
 from .styles import component_style
 
 MAX_ERRORS_SHOWN = 8
@@ -70,7 +71,7 @@ class DownloadFacts(Widget):
         rows: list[tuple[str, Text | str]] = [("URL", info.url)]
         if info.final_url and info.final_url != info.url:
             rows.append(("Final URL", info.final_url))
-        rows.append(("Destination", info.dest))
+        rows.append(("Destination", home_relative(info.dest)))
         size = format_size(info.size) if info.size is not None else "unknown"
         exact = f" ({info.size:,} bytes)" if info.size else ""
         rows.append(("Size", f"{size}{exact}, {format_size(info.done)} on disk"))

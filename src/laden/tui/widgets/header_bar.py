@@ -16,6 +16,7 @@ from ...engine.info import DownloadInfo
 from ...engine.printable import printable
 from ...engine.states import ACTIVE, State
 from ...engine.units import format_rate, format_size
+from .shown_path import home_relative
 from .styles import component_style
 
 
@@ -122,7 +123,5 @@ class HeaderBar(Widget):
 
 def _short(folder: str, width: int = 26) -> str:
     """The folder with ~ for home, cut from the left when long: the end names it best."""
-    home = os.path.expanduser("~")
-    if home != os.sep and (folder == home or folder.startswith(home + os.sep)):
-        folder = "~" + folder[len(home):]
+    folder = home_relative(folder)
     return folder if len(folder) <= width else "…" + folder[-(width - 1):]
