@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,21 @@ def test_messages_say_what_happened(http_server, downloads: Path) -> None:
     assert skipped.returncode == 0, skipped.stderr
     assert f"skipped {downloads / 'p.bin'}: a file is already there" in skipped.stdout
     assert "saved" not in skipped.stdout
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["lsit"], "'lsit' is neither a command nor an address; did you mean laden list?"),
+    (["upload", "x"], "'upload' is neither a command nor an address; the commands are get, "),
+    (["verfy", "1"], "did you mean laden verify?"),
+])
+def test_a_mistyped_command_is_a_usage_error(argv: list[str], said: str) -> None:
+    result = run_laden(*argv, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and result.stdout == ""
+    assert said in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["http://127.0.0.1:9/x.bin"], []])
+def test_the_app_never_starts_without_a_terminal(argv: list[str]) -> None:
+    result = run_laden(*argv, stdin=subprocess.DEVNULL, timeout=20)
+    assert result.returncode == 2 and result.stdout == ""  # no escape codes in the pipe
+    assert "the app needs a terminal" in result.stderr and "laden get" in result.stderr

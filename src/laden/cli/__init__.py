@@ -49,6 +49,8 @@ def _dispatch(argv: list[str]) -> int:
 
     first = _first_word(argv)
     wants_help = any(a in ("-h", "--help", "--version") for a in argv)
+    if first is not None and first not in grammar.COMMANDS and "://" not in first:
+        return _not_a_command(first, grammar.COMMANDS)
     if (first is None and not wants_help and not argv) or (
         first is not None and first not in grammar.COMMANDS and not wants_help
     ):
@@ -74,6 +76,30 @@ def _first_word(argv: list[str]) -> str | None:
     return None
 
 
+def _not_a_command(word: str, commands: tuple[str, ...]) -> int:
+    """A first word that is neither a command nor an address: a usage error, not the app
+    with an address it cannot add."""
+    import difflib
+
+    from ..engine.printable import printable
+
+    close = difflib.get_close_matches(word, commands, n=1, cutoff=0.5)
+    hint = (f"did you mean laden {close[0]}?" if close
+            else f"the commands are {', '.join(commands)}")
+    shown = printable(word if len(word) <= 40 else word[:40] + "…")
+    print(f"laden: error: {shown!r} is neither a command nor an address; {hint} (see laden "
+          "--help)", file=sys.stderr)
+    return 2
+
+
+def _has_terminal() -> bool:
+    """The app draws on stdout and reads keys from stdin: both must be a terminal."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
 def _app(argv: list[str]) -> int:
     from .logs import setup_logging
 
@@ -90,6 +116,13 @@ def _app(argv: list[str]) -> int:
             return 2
         else:
             urls.append(arg)
+    if not _has_terminal():
+        # Without one the app would draw escape codes into a pipe, spinning, for ever.
+        what = "laden get URL... downloads them headless" if urls else (
+            "laden get URL... downloads headless, laden list shows the downloads")
+        print(f"laden: error: the app needs a terminal (stdin and stdout are not one); {what}",
+              file=sys.stderr)
+        return 2
     setup_logging(log_level)
     from ..tui.app import run_app
 
