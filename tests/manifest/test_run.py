@@ -286,3 +286,28 @@ def test_sigterm_pauses_and_the_same_command_resumes(
                            timeout=60)
     assert again.returncode == 0, again.stderr
     assert (root / "slow.bin").read_bytes() == data
+
+
+def test_kaiwo_test_manifest_form_downloads(s3_server: Any, s3_bucket: str, secrets_dir: Path,
+                                            tmp_path: Path, laden_dirs: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A manifest in the form of Kaiwo's own test manifest (a list per type at the top,
+    `folders`/`files` with `path`, secrets as `{file: ...}`) runs as it is."""
+    data = {"top.txt": b"top", "sub/a.md": b"# a", "sub/b.txt": b"b"}
+    for key, body in data.items():
+        s3_server.put_object(s3_bucket, f"kaiwo/{key}", body)
+    path = write_manifest(tmp_path / "kaiwo.yaml", {
+        "download_root": str(tmp_path / "out"),
+        "s3": [{"name": "Test Minio",
+                "endpoint_url": {"file": secret(secrets_dir, "endpoint", s3_server.endpoint_url),
+                                 "secret_name": "s3-secret", "secret_key": "endpoint"},
+                "access_key_id": {"file": secret(secrets_dir, "id", s3_server.access_key)},
+                "secret_key": {"file": secret(secrets_dir, "key", s3_server.secret_key)},
+                "buckets": [{"name": s3_bucket,
+                             "folders": [{"path": "kaiwo/sub", "target_path": "s3/sub"}],
+                             "files": [{"path": "kaiwo/top.txt",
+                                        "target_path": "s3/single.txt"}]}]}]})
+    code = main(["run", str(path), "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert _files_under(tmp_path / "out") == {"s3/sub/a.md": b"# a", "s3/sub/b.txt": b"b",
+                                              "s3/single.txt": b"top"}

@@ -214,3 +214,75 @@ def test_invalid_manifest_downloads_nothing(http_server: Any, tmp_path: Path,
     assert "item 2 ('broken'), buckets[0].items[0], field target_path" in err
     assert http_server.requests == []
     assert not (tmp_path / "root").exists()
+
+
+def test_kaiwo_test_manifest_form_one_list_per_type(tmp_path: Path, secrets_dir: Path) -> None:
+    """The form of Kaiwo's own test manifest (python/test/): a list per type at the top, in the
+    order Kaiwo runs them, buckets with `folders`/`files` of `path`, secrets as
+    `{file: ..., secret_name: ..., secret_key: ...}` (the last two are for Kubernetes)."""
+    def reference(name: str, value: str) -> dict[str, str]:
+        return {"file": secret(secrets_dir, name, value), "secret_name": "s", "secret_key": name}
+
+    path = write_manifest(tmp_path / "kaiwo-test.yaml", {
+        "download_root": str(tmp_path / "out"),
+        "hf": [{"name": "hub", "repo_id": "owner/model", "files": ["README.md"]}],
+        "gcs": [{"name": "gcs", "project": "p", "application_credentials": {
+                    "file": secret(secrets_dir, "gcs.json", "{}")},
+                 "buckets": [{"name": "g", "folders": [
+                     {"path": ".", "target_path": "gcs/all"},
+                     {"path": ".", "glob": "**/*.md", "target_path": "gcs/md"}]}]}],
+        "s3": [{"name": "minio", "endpoint_url": reference("endpoint", "http://minio:9000"),
+                "access_key_id": reference("key_id", "AKIA"),
+                "secret_key": reference("secret_key", "s3cr3t"),
+                "buckets": [{"name": "b", "folders": [{"path": "sub", "target_path": "s3/sub"}],
+                             "files": [{"path": "sub/f.txt", "target_path": "s3/f.txt"}]}]}],
+        "azureBlob": [{"name": "azure", "connectionString": reference("azure", "AccountName=x"),
+                       "containers": [{"name": "c", "files": [
+                           {"path": "f.txt", "targetPath": "azure/f.txt"}]}]}],
+    })
+    manifest = load_manifest(str(path))
+    out = str(tmp_path / "out")
+    assert [item.name for item in manifest.items] == ["minio", "gcs", "azure", "hub"]
+    s3, gcs, azure, hub = manifest.items
+    assert sorted((t.url, t.dest) for t in s3.targets) == [
+        ("s3://b/sub/", os.path.join(out, "s3", "sub") + os.sep),
+        ("s3://b/sub/f.txt", os.path.join(out, "s3", "f.txt"))]
+    assert s3.targets[0].options.source_settings["s3_endpoint_url"] == "http://minio:9000"
+    assert s3.targets[0].options.secrets == {"s3_access_key_id": "AKIA",
+                                             "s3_secret_key": "s3cr3t"}
+    assert [(t.url, t.glob) for t in gcs.targets] == [("gs://g/", "**/*"), ("gs://g/", "**/*.md")]
+    assert gcs.targets[0].options.source_settings["gcs_credentials_file"] == str(
+        secrets_dir / "gcs.json")
+    assert azure.targets[0].options.secrets == {"azure_connection_string": "AccountName=x"}
+    assert [t.url for t in hub.targets] == ["hf://owner/model@main/README.md"]
+
+
+def test_kaiwo_older_items_of_buckets_form(tmp_path: Path, secrets_dir: Path) -> None:
+    """Kaiwo's first form: `items: - bucket: NAME` (`- container: NAME` for Azure), each with
+    `items` of `folder`/`file`, secrets as `*_file` fields (the endpoint too)."""
+    old = tmp_path / "old.yaml"
+    path = write_manifest(old, {"download_root": str(tmp_path), "download_items": [
+        {"type": "s3", "name": "minio",
+         "endpoint_url_file": secret(secrets_dir, "endpoint", "http://minio:9000"),
+         "access_key_id_file": secret(secrets_dir, "key_id", "AKIA"),
+         "secret_key_file": secret(secrets_dir, "secret_key", "s3cr3t"),
+         "items": [{"bucket": "b", "items": [{"folder": ".", "target_path": "all"}]},
+                   {"bucket": "b", "items": [{"file": "sub/f.txt", "target_path": "f.txt"}]}]},
+        {"type": "azure-blob",
+         "connection_string_file": secret(secrets_dir, "azure", "AccountName=x"),
+         "items": [{"container": "c", "items": [{"file": "a.txt", "target_path": "a.txt"}]}]},
+    ]})
+    s3, azure = load_manifest(str(path)).items
+    assert [t.url for t in s3.targets] == ["s3://b/", "s3://b/sub/f.txt"]
+    assert s3.targets[0].options.source_settings["s3_endpoint_url"] == "http://minio:9000"
+    assert [t.url for t in azure.targets] == ["az://c/a.txt"]
+    broken = write_manifest(tmp_path / "broken.yaml", {"download_items": [
+        {"type": "gcs", "items": [{"items": [{"file": "x", "target_path": "x"}]},
+                                  {"bucket": "g", "items": [{"file": "y"}]}]},
+        {"type": "git", "name": "code", "repository": "https://example.invalid/r.git"}]})
+    with pytest.raises(ManifestError) as refused:
+        load_manifest(str(broken))
+    message = str(refused.value)
+    assert "item 1, items[0], field bucket: is missing" in message
+    assert "item 1, items[1].items[0], field target_path: is missing" in message
+    assert "item 2 ('code'), field type: git repositories are not something laden" in message

@@ -3,6 +3,13 @@
 A manifest with an unknown type, a missing field, both `file` and `folder`, a secret file that
 does not exist or a target path outside `download_root` is rejected as a whole, every problem
 named by item and field. Nothing touches the network here.
+
+Every form Kaiwo's downloader has read is read here too: `download_items` with a `type` each
+(its README), or one list per type at the top (`s3`, `gcs`, `azure_blob`, `hf`: its own test
+manifest); buckets and containers as `buckets`/`containers` with `name`, or as the older
+`items: - bucket: NAME` / `- container: NAME`; their entries as `items` of `file`/`folder`, or as
+`files`/`folders` with `path`; secrets as values, `FIELD_file`, or `{value: ...}`/`{file: ...}`;
+and camelCase names (`targetPath`, `downloadRoot`, `azureBlob`) as well as snake_case.
 """
 
 from __future__ import annotations
@@ -33,9 +40,13 @@ from .loading import ManifestError, read_document
 from .model import DEFAULT_POLICY, POLICIES, Item, Manifest, Target
 
 TYPES = (*OBJECT_STORES, "hf", "http", "ftp")
+KAIWO_LISTS = {"s3": "s3", "gcs": "gcs", "azure_blob": "azure-blob", "hf": "hf", "git": "git"}
+"""Kaiwo's form with one list of items per type at the top, in the order Kaiwo runs them."""
+OLD_CONTAINER_NAME = {"buckets": "bucket", "containers": "container"}
+"""Kaiwo's older `items: - bucket: NAME` (`- container: NAME` for Azure)."""
 COMMON = {"type", "name", "checksum", "connections", "limit_rate", "overwrite"}
 SPECIFIC: dict[str, set[str]] = {
-    **{kind: {store.containers} for kind, store in OBJECT_STORES.items()},
+    **{kind: {store.containers, "items"} for kind, store in OBJECT_STORES.items()},
     "hf": {"repo_id", "files", "revision", "repo_type", "target_path"},
     "http": {"url", "target_path", "headers", "ca_bundle", *CREDENTIAL_FIELDS},
     "ftp": {"url", "target_path", "glob", "ca_bundle", "username", "password"},
@@ -51,9 +62,11 @@ def load_manifest(path: str, *, cwd: str | None = None) -> Manifest:
     path = os.path.abspath(path)
     document = read_document(path)
     problems = Problems()
-    top = Fields(document, "", problems, {"download_root", "download_items"})
+    top = Fields(document, "", problems, {"download_root", "download_items", *KAIWO_LISTS})
     root = os.path.abspath(os.path.expanduser(top.text("download_root") or cwd or os.getcwd()))
-    raw_items = top.list("download_items", required=True)
+    by_type = [{"type": kind, **entry} if isinstance(entry, dict) else entry
+               for key, kind in KAIWO_LISTS.items() for entry in top.list(key)]
+    raw_items = top.list("download_items", required=not by_type) + by_type
     if top.has("download_items") and not raw_items:
         problems.add("download_items", "is empty: nothing to download")
     items = [_item(index, data, root, problems) for index, data in enumerate(raw_items, 1)]
@@ -76,10 +89,16 @@ def _item(index: int, data: Any, root: str, problems: Problems) -> Item:
     name = str(raw_name) if isinstance(raw_name, str | int | float) and raw_name else ""
     where = f"item {index}" + (f" ({shown(name)})" if name else "")
     kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "git":
+        problems.add(f"{where}, field type", "git repositories are not something laden "
+                     "downloads: clone them with git")
+        return Item(index, name, kind, ())
     if not isinstance(kind, str) or kind not in TYPES:
         what = "is missing" if kind is None else f"{shown(kind)} is not a known type"
         problems.add(f"{where}, field type", f"{what} (known: {', '.join(TYPES)})")
         return Item(index, name, str(kind), ())
+    if kind == "gcs":
+        data = _gcs_credentials(data)
     secret_fields = {f"{k}_file" for k in CONNECTION_FIELDS[kind] if not k.endswith("_file")}
     secret_fields |= {f"{k}_file" for k in CREDENTIAL_FIELDS if k in SPECIFIC[kind]}
     fields = Fields(data, where, problems,
@@ -135,10 +154,14 @@ def _options(kind: str, fields: Fields) -> DownloadOptions:
 def _object_store(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[Target]:
     store = OBJECT_STORES[kind]
     targets: list[Target] = []
-    for number, raw in enumerate(fields.list(store.containers, required=True)):
-        where = f"{fields.where}, {store.containers}[{number}]"
-        container = Fields(raw, where, fields.problems, {"name", "items", "files", "folders"})
-        name = container.text("name", required=True)
+    old = OLD_CONTAINER_NAME[store.containers]
+    listed = [(f"{store.containers}[{n}]", raw, "name") for n, raw in
+              enumerate(fields.list(store.containers, required=not fields.has("items")))]
+    listed += [(f"items[{n}]", raw, old) for n, raw in enumerate(fields.list("items"))]
+    for label, raw, name_field in listed:
+        where = f"{fields.where}, {label}"
+        container = Fields(raw, where, fields.problems, {name_field, "items", "files", "folders"})
+        name = container.text(name_field, required=True)
         entries: list[tuple[str, Any, str | None]] = [
             (f"items[{i}]", e, None) for i, e in enumerate(container.list("items"))]
         entries += [(f"files[{i}]", e, "file") for i, e in enumerate(container.list("files"))]
@@ -186,6 +209,22 @@ def _entry(entry: Fields, form: str | None, store: ObjectStore, container: str, 
     target = Target(object_address(store, container, key, folder=False), dest, options,
                     label=f"{container}/{key}")
     return _with_checksum(target, checksum) if checksum else target
+
+
+def _gcs_credentials(data: Any) -> Any:
+    """Kaiwo's `application_credentials: {file: F}` (or `{value: PATH}`, or a path) as laden's
+    `application_credentials_file`: the service-account JSON the GCS source reads."""
+    if not isinstance(data, dict):
+        return data
+    key = next((k for k in ("application_credentials", "applicationCredentials") if k in data),
+               None)
+    if key is None or "application_credentials_file" in data:
+        return data  # nothing to read, or both given: the unknown field is named
+    value = data[key]
+    if isinstance(value, dict):
+        value = value.get("file") or value.get("value")
+    rest = {k: v for k, v in data.items() if k != key}
+    return {**rest, "application_credentials_file": value}
 
 
 def _hf(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[Target]:
