@@ -29,6 +29,7 @@ from ..engine.info import DownloadInfo
 from ..engine.manager import DownloadManager, VerifyResult
 from ..engine.options import DownloadOptions
 from ..engine.printable import printable
+from ..engine.reruns import FinishedCopy
 from ..engine.states import State
 from ..store import paths, settings
 from . import bindings
@@ -242,13 +243,16 @@ class LadenApp(App[int]):
         self,
         request: AddRequest,
         *,
-        on_added: Callable[[list[int]], None],
+        on_added: Callable[[list[int] | FinishedCopy], None],
         on_error: Callable[[str], None],
     ) -> None:
-        def add() -> list[int]:
+        def add() -> list[int] | FinishedCopy:
             # Built on the command thread too, so a bad value comes back through on_error.
             options = DownloadOptions(connections=request.connections)
-            return self.manager.add_all(request.url, request.dest, options=options)
+            found = None if request.again else self.manager.find_finished(
+                request.url, request.dest, options=options)
+            return found or self.manager.add_all(request.url, request.dest, options=options,
+                                                 again=request.again)
 
         self.run_command(add, action=f"add {request.url}", on_done=on_added, on_error=on_error)
 

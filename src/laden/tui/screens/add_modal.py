@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from ...engine.printable import printable
+from ...engine.reruns import FinishedCopy
 
 if TYPE_CHECKING:
     from ..app import LadenApp
@@ -28,6 +29,8 @@ class AddRequest:
     url: str
     dest: str | None
     connections: int | None
+    again: bool = False
+    """Download it even if it was downloaded there already."""
 
 
 class AddModal(ModalScreen[list[int] | None]):
@@ -37,6 +40,9 @@ class AddModal(ModalScreen[list[int] | None]):
         super().__init__()
         self._default_folder = default_folder
         self._default_connections = default_connections
+        self._sent: AddRequest | None = None
+        self._offered: AddRequest | None = None
+        """The request found already downloaded: Add again means download it again."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="add-dialog", classes="dialog"):
@@ -63,7 +69,9 @@ class AddModal(ModalScreen[list[int] | None]):
         connections = int(text) if text.lstrip("-").isdigit() else None
         if text and connections is None:
             return f"Connections must be a whole number, not {text!r}."
-        return AddRequest(url, dest, connections)
+        request = AddRequest(url, dest, connections)
+        return AddRequest(url, dest, connections, again=True) if request == self._offered \
+            else request
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#add-ok")
@@ -72,14 +80,23 @@ class AddModal(ModalScreen[list[int] | None]):
         if isinstance(request, str):
             self.show_error(request)
             return
+        self._sent = request
         self.query_one("#add-error", Static).update("Adding…")
         self.query_one("#add-ok", Button).disabled = True
         cast("LadenApp", self.app).add_downloads(
             request, on_added=self._added, on_error=self.show_error
         )
 
-    def _added(self, ids: list[int]) -> None:
-        self.dismiss(ids)
+    def _added(self, result: list[int] | FinishedCopy) -> None:
+        if not isinstance(result, FinishedCopy):
+            self.dismiss(result)
+            return
+        # Offer the choice: Cancel keeps the file, Add once more downloads it again.
+        self._offered = self._sent
+        self.query_one("#add-ok", Button).disabled = False
+        self.query_one("#add-ok", Button).label = "Download again"
+        self.query_one("#add-error", Static).update(Text(printable(
+            f"Already downloaded: {result.info.dest} ({result.checked}).")))
 
     def show_error(self, message: str) -> None:
         self.query_one("#add-ok", Button).disabled = False
