@@ -246,3 +246,21 @@ def test_the_final_move_finishes_a_link_left_by_a_crash(tmp_path: Path, final_mo
     os.link(part, dest)  # laden was stopped between the link and the unlink
     partfile.finish(str(part), str(dest), overwrite=False)
     assert dest.read_bytes() == b"data" and not part.exists()
+
+
+def test_a_download_folder_under_home_is_expanded(http_server, tmp_path, monkeypatch) -> None:
+    """`download_dir = "~/Downloads"`, as the README shows it, is the home's Downloads (not a
+    folder called `~` in the working folder)."""
+    from laden.engine.config import Config
+    from laden.engine.manager import DownloadManager
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    config = Config.from_mapping({"download_dir": "~/Downloads"})
+    url = http_server.add_file("/home.bin", b"h" * 1000)
+    with DownloadManager(config) as m:
+        info = m.wait(m.add(url), timeout=30)
+    assert info.dest == str(tmp_path / "Downloads" / "home.bin")
+    assert (tmp_path / "Downloads" / "home.bin").read_bytes() == b"h" * 1000
+    assert not (tmp_path / "~").exists()
+    assert config.to_mapping()["download_dir"] == "~/Downloads"  # saved as written

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,12 @@ class Config:
                 raise InputError(f"{name} must be a positive number of seconds, not {value!r}")
         if not isinstance(self.download_dir, str):
             raise InputError(f"download_dir must be a folder path, not {self.download_dir!r}")
+
+    @property
+    def download_folder(self) -> str:
+        """`download_dir` as a folder path: `~/Downloads` in the settings file means the home's
+        (the setting itself keeps what the user wrote)."""
+        return os.path.expanduser(self.download_dir) if self.download_dir else ""
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed and validated; None values are ignored."""

@@ -147,7 +147,7 @@ def _resolve(
     from ..store import paths
 
     # Only looked up when needed: platformdirs reads the XDG user-dirs file every time.
-    default = manager.config.download_dir or (paths.default_download_dir() if dest is None
+    default = manager.config.download_folder or (paths.default_download_dir() if dest is None
                                               else "")
     return resolve_destination(dest, options, default)
 

@@ -206,7 +206,7 @@ class LadenApp(App[int]):
         info = self.downloads.get(download_id) if download_id is not None else None
         if info is not None and info.dest:
             return os.path.dirname(info.dest)
-        return self.manager.config.download_dir or paths.default_download_dir()
+        return self.manager.config.download_folder or paths.default_download_dir()
 
     # -- running engine calls off the app's thread -------------------------------------------
 
@@ -351,7 +351,7 @@ class LadenApp(App[int]):
             self.run_command(partial(call, info.id), action=f"{name} {info.name}")
 
     def action_add(self) -> None:
-        folder = self.manager.config.download_dir or paths.default_download_dir()
+        folder = self.manager.config.download_folder or paths.default_download_dir()
         self.push_screen(AddModal(folder, self.manager.config.connections), self._added)
 
     def _added(self, ids: list[int] | None) -> None:
