@@ -159,7 +159,7 @@ def test_summary_and_exit_code_when_one_item_fails(
     ]})
     code = main(["run", str(path)])
     out, err = capsys.readouterr()
-    assert code == 1
+    assert code == 4  # a 404: permanent, another try cannot help
     rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
     assert "1/1" in rows["good"] and "200 B" in rows["good"]
     assert "0/1" in rows["gone"] and "HTTP 404" in rows["gone"]

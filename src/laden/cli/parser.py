@@ -59,6 +59,15 @@ def build() -> argparse.ArgumentParser:
     run.add_argument("--verify", action="store_true",
                      help="hash the files an earlier run downloaded before keeping them "
                           "(otherwise only their size is checked)")
+    run.add_argument("--shard", metavar="I/N",
+                     help="download only shard I of N (0-based): the objects whose target path "
+                          "hashes to I, folders included")
+    run.add_argument("--shards", type=int, metavar="N",
+                     help="split into N shards; this one is $JOB_COMPLETION_INDEX "
+                          "(a Kubernetes Indexed Job) or $AWS_BATCH_JOB_ARRAY_INDEX")
+    run.add_argument("--status", action="store_true",
+                     help="with --shards N: read the shards' result files and say whether the "
+                          "whole job is complete (exit 0), failed for good (4) or not yet (1)")
     add_output_options(run)  # -q, --json, --log-level
 
     commands.add_parser("list", help="show the downloads in the journal",

@@ -22,7 +22,7 @@ from ..engine.printable import printable
 from ..engine.states import State
 from ..engine.units import format_rate, format_size
 from ..engine.urls import strip_credentials
-from . import progress
+from . import progress, run_shards
 from .logs import setup_logging
 from .resuming import tell_paused, tell_restarting
 
@@ -34,9 +34,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..manifest import load_manifest
     from ..manifest.plan import expand, measure
     from ..manifest.run import ManifestRun
+    from ..manifest.shard_results import failures_of
     from .commands import json_events, open_manager
 
     setup_logging(getattr(args, "log_level", None))
+    shard = run_shards.chosen(args)  # --shard I/N, or --shards N and the job's index
+    if args.status:
+        return run_shards.print_status(args, shard)
     manifest = load_manifest(args.manifest)  # every problem is reported before any transfer
     config = _config(args)
     if args.dry_run:
@@ -44,24 +48,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         registry = SourceRegistry({"config": config})
         try:
-            planned = expand(manifest, registry)
+            planned, _ = run_shards.plan(expand(manifest, registry), manifest, shard)
             measure(planned, registry)
         finally:
             registry.close()
         return print_plan(planned, args)
     with open_manager(config) as manager, json_events(manager, args):
-        planned = expand(manifest, manager.sources)
+        planned, present = run_shards.plan(expand(manifest, manager.sources), manifest, shard,
+                                           manager)
         run = ManifestRun(manifest, planned, manager, rehash=args.verify)
         with manager.adding_many():  # nothing starts before the rerun's warnings are out
             run.start()
             tell_restarting(run.infos())
         interrupted = follow(run, args)
         results = run.results()
+        failures = failures_of(run)
         unfinished = [i for i in run.infos() if i.state is not State.DONE]
+    code = run_shards.ended(manifest, shard, results, failures, present, interrupted)
     if interrupted:
         tell_paused(unfinished)
         return 130
-    return print_summary(results, args)
+    summary = print_summary(results, args)
+    return code or summary
 
 
 def _config(args: argparse.Namespace) -> Config:

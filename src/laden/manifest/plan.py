@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ..engine.errors import LadenError
+from ..engine.errors import InputError, LadenError, is_permanent
 from ..engine.names import sanitize_filename
 from ..engine.options import DownloadOptions
 from ..engine.urls import strip_credentials
@@ -41,6 +41,8 @@ class PlannedItem:
     item: Item
     files: list[PlannedFile] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    permanent: bool = False
+    """One of `errors` is one that trying again cannot fix (`errors.is_permanent`)."""
 
 
 def expand(manifest: Manifest, sources: Any) -> list[PlannedItem]:
@@ -58,6 +60,7 @@ def expand(manifest: Manifest, sources: Any) -> list[PlannedItem]:
                 entry.files += _listed(target, sources)
             except LadenError as exc:
                 entry.errors.append(f"{target.label}: {exc}")
+                entry.permanent = entry.permanent or is_permanent(exc)
             except Exception as exc:  # a source's bug must not hide the other items
                 log.exception("listing %s failed", strip_credentials(target.url))
                 entry.errors.append(f"{target.label}: cannot list: {type(exc).__name__}: {exc}")
@@ -86,7 +89,7 @@ def _listed(target: Target, sources: Any) -> list[PlannedFile]:
     return files
 
 
-class _NothingMatched(LadenError):
+class _NothingMatched(InputError):  # the manifest names nothing there: another try is the same
     pass
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.errors import LadenError
+from ..engine.errors import LadenError, is_permanent
 from ..engine.events import AlreadyDownloaded
 from ..engine.info import DownloadInfo
 from ..engine.states import State
@@ -76,6 +76,7 @@ class ManifestRun:
                             group=self.manifest.group, rehash=self.rehash)
                     except LadenError as exc:
                         entry.errors.append(f"{planned_file.label}: {exc}")
+                        entry.permanent = entry.permanent or is_permanent(exc)
                         continue
                     if download_id in kept:
                         event = kept[download_id]
