@@ -7,6 +7,7 @@ through a counting proxy (counting_proxy.py), which also shuffles their listings
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -271,3 +272,28 @@ def test_exit_codes_and_shard_choice_are_checked(
     monkeypatch.delenv("AWS_BATCH_JOB_ARRAY_INDEX")
     assert main(["run", str(job["manifest"]), "--shards", "4"]) == 2
     assert "JOB_COMPLETION_INDEX" in capsys.readouterr().err
+
+
+def test_a_shard_whose_journal_is_lost_keeps_files_whose_checksum_matches(
+    http_server: Any, tmp_path: Path, laden_dirs: dict[str, Path],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replaced pod with a fresh state folder, on the same data volume."""
+    files = {f"c-{n}.txt": f"checked file {n}\n".encode() for n in range(6)}
+    items = [{"type": "http", "name": name, "url": http_server.add_file(f"/c/{name}", data),
+              "target_path": name, "checksum": f"sha256:{hashlib.sha256(data).hexdigest()}"}
+             for name, data in files.items()]
+    items.append({"type": "http", "name": "unchecked",
+                  "url": http_server.add_file("/c/plain.txt", b"plain\n"),
+                  "target_path": "plain.txt"})
+    manifest = write_manifest(tmp_path / "m.yaml", {"download_root": str(tmp_path / "root"),
+                                                    "download_items": items})
+    assert main(["run", str(manifest), "--shard", "0/1", "-q"]) == 0
+    http_server.clear_log()
+    (tmp_path / "root" / "c-0.txt").write_bytes(b"changed\n")  # must be fetched again
+    monkeypatch.setenv("LADEN_STATE_DIR", str(tmp_path / "fresh-state"))
+    assert main(["run", str(manifest), "--shard", "0/1", "-q"]) == 0
+    assert "5 files already complete at their destination" in capsys.readouterr().err
+    fetched = {r.path for r in http_server.requests if r.method == "GET"}
+    assert fetched == {"/c/c-0.txt", "/c/plain.txt"}  # no checksum: not trusted
+    assert (tmp_path / "root" / "c-0.txt").read_bytes() == files["c-0.txt"]

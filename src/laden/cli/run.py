@@ -1,7 +1,9 @@
 """`laden run MANIFEST`: every item of a manifest, headless, with a summary and an exit code.
 
-Exit codes: 0 when every item succeeded, 1 when one failed (or, with --dry-run, when something
-cannot be resolved or does not fit on the disk), 2 for an invalid manifest, 130 when interrupted
+Exit codes: 0 when every item succeeded, 1 when one failed and another try may succeed (or, with
+--dry-run, when something cannot be resolved or does not fit on the disk), 4 when one failed for
+good (not found, forbidden, a checksum mismatch: see `errors.exit_code_of`; with --shard, see
+`run_shards`), 2 for an invalid manifest, 130 when interrupted
 (Ctrl-C or SIGTERM: the downloads are paused and saved, and the same command resumes them).
 """
 

@@ -121,8 +121,8 @@ def share(planned: list[PlannedItem], manifest: Manifest, shard: Shard) -> list[
 
 def complete_at_destination(planned: list[PlannedItem], journalled: set[str]) -> int:
     """Take out the files that are already whole at their destination although the journal
-    does not know them (a replaced pod whose journal was on its own disk): same size as the
-    listing says and the manifest's checksum. Returns how many were taken out.
+    does not know them (a replaced pod whose journal was on its own disk): the manifest's
+    checksum, and the size the listing gives. Returns how many were taken out.
 
     Without a checksum a file of the right size is not trusted: it is downloaded again.
     Files in `journalled` (their destinations) are left to the journal, which already knows
@@ -142,11 +142,12 @@ def complete_at_destination(planned: list[PlannedItem], journalled: set[str]) ->
 
 def _whole(planned_file: PlannedFile) -> bool:
     dest, expected = planned_file.dest, planned_file.options.checksum
-    if planned_file.size is None or not expected or dest.endswith(os.sep):
+    if not expected or dest.endswith(os.sep):
         return False
     try:
-        if not os.path.isfile(dest) or os.path.getsize(dest) != planned_file.size:
-            return False
+        if not os.path.isfile(dest) or planned_file.size not in (None, os.path.getsize(dest)):
+            return False  # a file target's size is known only by asking the server: the
+            # checksum alone decides then
         algorithm, digest = parse_checksum(expected)
         return hash_file(dest, [algorithm]).get(algorithm) == digest
     except (OSError, LadenError):
