@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from servers.sdk_env import isolate_sdk_environment  # noqa: E402
 
 isolate_sdk_environment()
 
+from faults import figures  # noqa: E402
 from servers.cloud_fixtures import *  # noqa: E402,F403
 from servers.fixtures import http_server, random_bytes  # noqa: E402,F401
 
@@ -39,3 +41,35 @@ def laden_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
 @pytest.fixture
 def downloads(laden_dirs: dict[str, Path]) -> Path:
     return laden_dirs["downloads"]
+
+
+# -- the trust suite's figures, gathered from every xdist worker --------------------------------
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_FiguresFromWorkers(), "laden-trust-figures")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:  # an xdist worker: its figures go back to the controller
+        output["laden_figures"] = dict(figures.FIGURES)
+        output["laden_failed"] = list(figures.FAILED_SCENARIOS)
+        output["laden_notes"] = list(figures.NOTES)
+
+
+class _FiguresFromWorkers:
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {})
+        figures.FIGURES.update(output.get("laden_figures", {}))
+        figures.FAILED_SCENARIOS.extend(output.get("laden_failed", ()))
+        figures.NOTES.extend(n for n in output.get("laden_notes", ()) if n not in figures.NOTES)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = figures.summary_lines()
+    if lines:
+        terminalreporter.section("laden trust figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -6,19 +6,8 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from .figures import summary_lines
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    lines = summary_lines()
-    if lines:
-        terminalreporter.section("laden trust figures")
-        for line in lines:
-            terminalreporter.write_line(line)
 
 
 def _mount_tmpfs(folder: Path, size: str) -> str | None:

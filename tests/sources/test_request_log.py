@@ -14,15 +14,32 @@ from .conftest import manager
 from .stores import S3Store
 
 
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_s3_requests_are_logged(s3_store: S3Store, downloads: Path,
                                 caplog: pytest.LogCaptureFixture) -> None:
     server, bucket = s3_store.server, s3_store.bucket
     data = random_bytes(300_000, seed=2142)
     server.put_object(bucket, "logged.bin", data)
     url = s3_store.url("logged.bin")
-    with caplog.at_level(logging.DEBUG, logger="laden.requests"), manager() as m:
-        info = m.wait(m.add(url, str(downloads), **s3_store.options()))
+    # A handler of its own: a command line run in this process earlier (the in-process bad
+    # input tests) may have set the "laden" logger not to propagate to caplog's.
+    logger = logging.getLogger("laden.requests")
+    handler = _Keep()
+    logger.addHandler(handler)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="laden.requests"), manager() as m:
+            info = m.wait(m.add(url, str(downloads), **s3_store.options()))
+    finally:
+        logger.removeHandler(handler)
     assert info.state is State.DONE, info.message
-    lines = [r.getMessage() for r in caplog.records if r.name == "laden.requests"]
+    lines = [r.getMessage() for r in handler.records]
     assert any(line.startswith(f"HEAD {url} -> 200 in ") for line in lines), lines
     assert any(line.startswith(f"GET {url}") and "-> 20" in line for line in lines), lines
