@@ -16,11 +16,15 @@ from .states import State
 
 @dataclass(frozen=True)
 class Event:
+    """Base class of every event: which download it is about."""
+
     download_id: int
 
 
 @dataclass(frozen=True)
 class Added(Event):
+    """`add` queued a new download (not sent for one it continued or kept)."""
+
     info: DownloadInfo
 
 
@@ -37,16 +41,24 @@ class AlreadyDownloaded(Event):
 
 @dataclass(frozen=True)
 class Started(Event):
+    """The server answered and the partial file is ready: bytes start arriving."""
+
     info: DownloadInfo
 
 
 @dataclass(frozen=True)
 class Progress(Event):
+    """Bytes arrived, or something shown changed (queue place, limit): a few a second per
+    download at most, never one per chunk."""
+
     info: DownloadInfo
 
 
 @dataclass(frozen=True)
 class StateChanged(Event):
+    """The download went from `old` to `new` (see `states`); `info.message` says why when
+    there is a reason worth telling."""
+
     old: State
     new: State
     info: DownloadInfo
@@ -54,11 +66,16 @@ class StateChanged(Event):
 
 @dataclass(frozen=True)
 class Paused(Event):
+    """The download stopped, its bytes kept on disk: `pause` did it, or a full disk
+    (`info.message` says which; a download paused for space resumes once there is room)."""
+
     info: DownloadInfo
 
 
 @dataclass(frozen=True)
 class Resumed(Event):
+    """`resume` put the download back in the queue."""
+
     info: DownloadInfo
 
 
@@ -83,24 +100,33 @@ class Retrying(Event):
 
 @dataclass(frozen=True)
 class Verified(Event):
+    """A finished file was checked again (`verify`); `ok` is False for a mismatch or a size
+    that differs."""
+
     ok: bool
     info: DownloadInfo
 
 
 @dataclass(frozen=True)
 class Completed(Event):
+    """The file is at its final name (`info.dest`), its checksums matched; or, with the
+    conflict policy skip, the file already there was kept (`info.skipped`)."""
+
     info: DownloadInfo
 
 
 @dataclass(frozen=True)
 class Failed(Event):
+    """The download failed for good, or after its retries; `message` says why."""
+
     message: str
     info: DownloadInfo
 
 
 @dataclass(frozen=True)
 class Removed(Event):
-    pass
+    """`remove` forgot the download: its id is unknown from now on."""
 
 
 Listener = Callable[[Event], None]
+"""What `DownloadManager.subscribe` takes: called with each event, on an engine thread."""

@@ -14,12 +14,16 @@ from .states import State
 
 @dataclass(frozen=True)
 class ChecksumInfo:
+    """One checksum a download is checked against, and what the check found."""
+
     algorithm: str
+    """sha256, md5, crc32c, ... (the names `--checksum` takes)."""
     expected: str
     """Hex digest (or the service's own form, such as an S3 multipart ETag)."""
     origin: str
     """Who promised it: "you", "Repr-Digest", "Content-MD5", "S3 ChecksumSHA256", ..."""
     actual: str | None = None
+    """The digest of the bytes on disk, once computed."""
     verified: bool | None = None
     """None: not checked yet; True: matched; False: mismatch."""
 
@@ -30,17 +34,26 @@ class ConnectionInfo:
 
     number: int
     start: int
+    """First byte of the range this connection works on."""
     end: int
+    """End of that range (exclusive)."""
     position: int
+    """The next byte it will write."""
     bytes: int
+    """Bytes it has received."""
     speed: float
+    """Bytes per second."""
     retries: int
     last_status: str
+    """The server's latest answer on it (an HTTP status, ...)."""
 
 
 @dataclass(frozen=True)
 class ErrorRecord:
+    """An error a download met, kept in its history (`DownloadInfo.errors`)."""
+
     time: float
+    """When (time.time())."""
     message: str
     permanent: bool = False
     """Trying again cannot help (`errors.is_permanent`): not found, forbidden, mismatch."""
@@ -48,41 +61,57 @@ class ErrorRecord:
 
 @dataclass(frozen=True)
 class DownloadInfo:
+    """A download as it was at one moment: what `get`, `wait` and `list` return and every
+    event carries. Frozen: it never changes under the reader."""
+
     id: int
+    """The number `add` returned; it stays the same across sessions."""
     url: str
     """The address as given, with any password removed."""
     final_url: str | None
+    """Where redirects led, when they did."""
     source: str
     """http, ftp, s3, gs, az, hf."""
     dest: str
     """Full path of the finished file."""
     state: State
     size: int | None
+    """Bytes in the whole file (None: the server has not said)."""
     done: int
+    """Bytes on disk."""
     speed: float
+    """Bytes per second now."""
     eta: float | None
+    """Seconds left at the current speed (None: not known)."""
     done_ranges: tuple[tuple[int, int], ...] = ()
     """Byte ranges [start, end) that are on disk."""
     connections: tuple[ConnectionInfo, ...] = ()
     checksums: tuple[ChecksumInfo, ...] = ()
     etag: str | None = None
+    """The remote file's version: a resume only continues the same one."""
     last_modified: str | None = None
     resumable: bool = True
+    """False when a pause would start the download again from zero (no byte ranges, or no
+    way to tell the remote file is unchanged)."""
     retries: int = 0
+    """Times the whole download was tried again (each connection counts its own)."""
     errors: tuple[ErrorRecord, ...] = ()
     message: str = ""
     """The latest thing worth telling the user: why it failed, why it restarted."""
     options: dict[str, Any] = field(default_factory=dict)
+    """Its `DownloadOptions` as the journal keeps them: never a secret."""
     created: float = 0.0
+    """When it was added (time.time())."""
     finished: float | None = None
+    """When it was done (time.time())."""
     position: float = 0.0
     """Place in the queue (smaller starts first)."""
     speed_history: tuple[float, ...] = ()
     """Bytes per second, one sample a second, oldest first (the last five minutes)."""
     group: str | None = None
+    """The manifest or batch this download belongs to."""
     retry_at: float | None = None
     """While waiting to try again: when (time.time()); `message` says why."""
-    """The manifest or batch this download belongs to."""
     supports_ranges: bool | None = None
     """Whether the server answers byte ranges (None: not asked yet). Without them a paused
     download starts again from zero."""
@@ -92,12 +121,14 @@ class DownloadInfo:
 
     @property
     def name(self) -> str:
+        """The finished file's name, without its folder."""
         import os.path
 
         return os.path.basename(self.dest)
 
     @property
     def fraction(self) -> float | None:
+        """How much is done, from 0.0 to 1.0 (None: the size is not known yet)."""
         if not self.size:
             return 1.0 if self.state is State.DONE else None
         return min(1.0, self.done / self.size)

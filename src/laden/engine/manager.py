@@ -223,13 +223,17 @@ class DownloadManager:
         return controlling.pause(self, download_id)
 
     def resume(self, download_id: int) -> None:
+        """Queue a paused, failed or cancelled download again; it goes on from the bytes on
+        disk when the remote file is unchanged. Nothing happens to a done or running one."""
         controlling.resume(self, download_id)
 
     def pause_all(self) -> None:
+        """Pause every queued and running download."""
         for download in self._snapshot():
             self.pause(download.id)
 
     def resume_all(self) -> None:
+        """Resume every download that is not done."""
         for download in self._snapshot():
             if download.state is not State.DONE:
                 self.resume(download.id)
@@ -290,6 +294,11 @@ class DownloadManager:
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, download_id: int) -> DownloadInfo:
+        """A snapshot of the download: state, size, bytes done, speed, checksums, errors.
+
+        Raises:
+            UnknownDownload: no download has that id (every method taking an id raises it).
+        """
         return self._get(download_id).info()
 
     def state(self, download_id: int) -> State:

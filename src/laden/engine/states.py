@@ -10,21 +10,33 @@ from enum import StrEnum
 
 
 class State(StrEnum):
+    """Where a download is; its value is the word the command line and `--json` show."""
+
     QUEUED = "queued"
+    """Waiting for its turn (`Config.max_active` downloads run at a time)."""
     CONNECTING = "connecting"
+    """Asking the server for the file's size and version."""
     DOWNLOADING = "downloading"
+    """Bytes are arriving."""
     PAUSED = "paused"
+    """Stopped with its bytes kept; `resume` goes on."""
     VERIFYING = "verifying"
+    """Every byte is there and the file is being hashed."""
     DONE = "done"
+    """The file is at its final name."""
     FAILED = "failed"
+    """Stopped by an error (`DownloadInfo.message` says which); `resume` tries again."""
     CANCELLED = "cancelled"
+    """Stopped for good, its partial file deleted."""
 
     @property
     def is_active(self) -> bool:
+        """Connecting, downloading or verifying: a transfer is working on it."""
         return self in ACTIVE
 
     @property
     def is_finished(self) -> bool:
+        """Done, failed or cancelled: nothing happens until someone asks for it."""
         return self in (State.DONE, State.FAILED, State.CANCELLED)
 
 
@@ -56,5 +68,10 @@ class IllegalTransition(RuntimeError):
 
 
 def check_transition(current: State, new: State) -> None:
+    """Refuse a state change the engine never makes.
+
+    Raises:
+        IllegalTransition: `new` cannot follow `current`.
+    """
     if new is not current and new not in _ALLOWED[current]:
         raise IllegalTransition(f"a download cannot go from {current.value} to {new.value}")
