@@ -36,7 +36,31 @@ def test_rerun_of_a_finished_get_keeps_the_file(http_server, downloads: Path) ->
     as_json = run_laden("get", "--json", "-o", str(downloads), url)
     (event,) = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert event["event"] == "alreadydownloaded" and event["dest"] == str(downloads / "1m.bin")
-    assert event["checked"] == "size checked, not hashed again"
+    assert event["checked"] == "size checked, not hashed again; the remote is unchanged"
+    heads = [r for r in http_server.requests if r.method == "HEAD" and r.path == "/1m.bin"]
+    assert len(heads) == 2  # one question per rerun, never the bytes
+
+
+def test_a_rerun_after_the_remote_changed_fetches_the_new_version(http_server,
+                                                                  downloads: Path) -> None:
+    url = http_server.add_file("/v.bin", b"version one" * 1000)
+    assert run_laden("get", "-q", "-o", str(downloads), url).returncode == 0
+    http_server.set_content("/v.bin", b"version two, longer" * 1000)
+    again = run_laden("get", "-o", str(downloads), url)
+    assert again.returncode == 0, again.stderr
+    assert "already downloaded" not in again.stdout
+    assert sorted(p.name for p in downloads.iterdir()) == ["v.bin"]  # in place, no v.1.bin
+    assert (downloads / "v.bin").read_bytes() == b"version two, longer" * 1000
+
+
+def test_a_rerun_that_cannot_ask_the_remote_keeps_the_file(http_server, downloads: Path) -> None:
+    url = http_server.add_file("/gone.bin", b"kept" * 1000)
+    assert run_laden("get", "-q", "-o", str(downloads), url).returncode == 0
+    http_server.stop()
+    again = run_laden("get", "-o", str(downloads), url)
+    assert again.returncode == 0, again.stderr
+    assert "already downloaded" in again.stdout and "could not be asked" in again.stdout
+    assert (downloads / "gone.bin").read_bytes() == b"kept" * 1000
 
 
 def test_force_fetches_again_in_place(http_server, downloads: Path) -> None:

@@ -6,6 +6,7 @@ starting a second one. `adding` checks what is given before anything here runs.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..store.journal import Record
@@ -50,7 +51,8 @@ def find_finished(
     """The finished copy `add` would return for these arguments (see `reruns`)."""
     url, options = _checked(url, options, {})
     folder, filename = _resolve(manager, dest, options)
-    return reruns.find(manager, url, folder, filename, options, rehash=rehash)
+    found = reruns.find(manager, url, folder, filename, options, rehash=rehash)
+    return found if isinstance(found, reruns.FinishedCopy) else None  # a stale copy is fetched
 
 
 def _queue(
@@ -74,6 +76,11 @@ def _queue(
         # Hashing (rehash, or a checksum given) is done outside the manager's lock.
         copy = None if unfinished else reruns.find(manager, url, folder, filename, options,
                                                    rehash=rehash)
+        if isinstance(copy, reruns.Stale):
+            # Downloaded again in place of the old copy, as --force would (wget -N does too).
+            if options.conflict is None:
+                options = dataclasses.replace(options, conflict="overwrite")
+            copy = None
         if copy is not None:
             manager.emit(events.AlreadyDownloaded(copy.info.id, copy.checked, copy.hashed,
                                                   copy.info))

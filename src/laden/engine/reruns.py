@@ -1,10 +1,13 @@
 """Finished copies: the same address to the same place again keeps the file already saved.
 
 A download manager's rerun is idempotent. When the journal finished this address into this
-folder (under this name, if one is given) and the file is still there at its size, `add`
+folder (under this name, if one is given), the file is still there at its size, and the remote
+file is still the version that was downloaded (one metadata request: a HEAD for HTTP), `add`
 returns that download instead of fetching a second copy (`name.1.bin`). A checksum given with
 the rerun, or `rehash`, is checked by hashing the file; otherwise only its size is, and
-`FinishedCopy.checked` says so. `again=True` (`--force`) skips the question.
+`FinishedCopy.checked` says so. A remote that changed since is downloaded again in place
+(`Stale`); one that cannot be asked keeps the file, and the note says so. `again=True`
+(`--force`) skips the question.
 
 Files laden skipped (`--conflict skip`) are not copies: laden never wrote them.
 """
@@ -15,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import UnknownDownload
+from .errors import LadenError, UnknownDownload
 from .info import DownloadInfo
 from .states import State
 from .verify import hash_file, parse_checksum
@@ -36,12 +39,25 @@ class FinishedCopy:
     note: str = ""
     """Why it was not hashed, when that is worth saying (no checksum is known)."""
 
+    remote: str = ""
+    """What asking the remote showed ("the remote is unchanged", or why it could not be asked)."""
+
     @property
     def checked(self) -> str:
         """What was checked, in the user's words."""
         if self.hashed:
-            return f"size and {self.hashed} checked now"
-        return "size checked, not hashed again" + (f": {self.note}" if self.note else "")
+            local = f"size and {self.hashed} checked now"
+        else:
+            local = "size checked, not hashed again" + (f": {self.note}" if self.note else "")
+        return f"{local}; {self.remote}" if self.remote else local
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A file an earlier download saved, whose remote file has changed since."""
+
+    info: DownloadInfo
+    reason: str
 
 
 class FinishedIndex:
@@ -68,7 +84,7 @@ def find(
     options: DownloadOptions,
     *,
     rehash: bool = False,
-) -> FinishedCopy | None:
+) -> FinishedCopy | Stale | None:
     """The newest finished copy of `url` in `folder` (named `filename`, if given), or None.
 
     `url` and `folder` are as `add` settles them (credentials out, folder absolute).
@@ -89,10 +105,35 @@ def find(
         if copy is None:
             continue
         try:
-            return FinishedCopy(manager.get(record.id), *copy)
+            info = manager.get(record.id)
         except UnknownDownload:
             continue  # removed since the index was read
+        changed, remote = _remote_change(manager, record, options)
+        if changed is not None:
+            return Stale(info, changed)
+        return FinishedCopy(info, *copy, remote=remote)
     return None
+
+
+def _remote_change(manager: DownloadManager, record: Record, options: DownloadOptions
+                   ) -> tuple[str | None, str]:
+    """(why the remote file is not the version downloaded, or None; what was found)."""
+    from ..sources.versions import Validators, difference
+
+    try:
+        now = manager.sources.for_url(record.url).current_version(record.url, options)
+    except LadenError as exc:
+        return None, f"the remote could not be asked ({exc})"
+    before = Validators(size=record.size, etag=record.etag, version=record.version,
+                        modified=record.last_modified)
+    after = Validators(size=now.size, etag=now.etag, version=now.version,
+                       modified=now.last_modified)
+    reason = difference(before, after)
+    if reason is not None:
+        return f"the remote file changed since it was downloaded ({reason})", ""
+    if not (before.etag or before.version or before.modified):
+        return None, "the remote has the same size (it gives no ETag or date to compare)"
+    return None, "the remote is unchanged"
 
 
 def _same_file(record: Record, filename: str | None) -> bool:

@@ -105,6 +105,12 @@ class Source(ABC):
         Raises RemoteChanged when the remote file is no longer that version.
         """
 
+    def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """What the remote file is now (size and validators), as cheaply as the service allows:
+        a rerun asks this before it keeps a file downloaded earlier. The probe by default (a
+        metadata request for the object stores, SIZE and MDTM for FTP)."""
+        return self.probe(url, options)
+
     def is_folder(self, url: str, options: DownloadOptions) -> bool:
         """True when the address names a folder or prefix to expand with `list`."""
         return False

@@ -156,6 +156,28 @@ class HttpSource(Source):
             return remote  # dropped or stalled: the connections fetch it, with retries
         return dataclasses.replace(remote, body=body) if len(body) == remote.size else remote
 
+    def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """A HEAD, not the probe: the probe of a small file brings the whole file back."""
+        clean = strip_credentials(url)
+        headers = {**options.headers, **self._auth_headers(url, options),
+                   "Accept-Encoding": "identity", "User-Agent": USER_AGENT}
+        try:
+            with logged_request("HEAD", clean) as answer:
+                response = self._pool(clean, options).urlopen(
+                    "HEAD", clean, headers=headers, preload_content=False, redirect=True,
+                    retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
+                                          redirect=10),
+                    timeout=urllib3.Timeout(connect=self._config.connect_timeout,
+                                            read=self._config.stall_timeout))
+                answer.status = response.status
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Retryable(f"cannot reach {_host(clean)}: {short_reason(exc)}") from None
+        try:
+            final = response.geturl() or clean
+            return self._remote_from(clean, final, response.status, response.headers, {})
+        finally:
+            response.release_conn()
+
     def _read_whole(self, response: Any) -> bytes:
         """The probe's body, within the stall timeout in all: a body that trickles is left to
         the connections, whose speed is judged (see `engine.health`)."""
