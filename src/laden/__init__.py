@@ -13,10 +13,31 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .engine import errors, events, states
     from .engine.config import Config
+    from .engine.info import DownloadInfo
     from .engine.manager import DownloadManager
+    from .engine.options import DownloadOptions
 
-__all__ = ["Config", "DownloadManager", "__version__"]
+__all__ = [
+    "Config",
+    "DownloadInfo",
+    "DownloadManager",
+    "DownloadOptions",
+    "__version__",
+    "errors",
+    "events",
+    "states",
+]
+
+_PUBLIC = {
+    "DownloadInfo": ("engine.info", "DownloadInfo"),
+    "DownloadOptions": ("engine.options", "DownloadOptions"),
+    "errors": ("engine.errors", None),
+    "events": ("engine.events", None),
+    "states": ("engine.states", None),
+}
+"""The rest of the public API: name -> (module, attribute; None for the module itself)."""
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +50,10 @@ def __getattr__(name: str) -> Any:
         from .engine.config import Config
 
         return Config
+    if name in _PUBLIC:
+        import importlib
+
+        module_name, attribute = _PUBLIC[name]
+        module = importlib.import_module(f".{module_name}", __name__)
+        return module if attribute is None else getattr(module, attribute)
     raise AttributeError(name)

@@ -1,0 +1,131 @@
+"""The documentation in `docs/` builds in strict mode, offline, and its examples use real names.
+
+The build is the README's command (`mkdocs build --strict -f docs/mkdocs.yml`) into a temporary
+folder: a docstring the reference cannot render, a cross-reference to a name that is gone or a
+link to a missing page is a warning, and strict mode makes every warning fail the build.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = DOCS / "pages"
+PUBLIC = ("DownloadManager", "Config", "DownloadOptions", "DownloadInfo", "events", "errors",
+          "states")
+
+
+def _build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    # Any fetch from the network (an inventory, a theme's asset) would meet a closed port on
+    # this machine and fail the build, instead of passing here and breaking offline.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        env[name] = "http://127.0.0.1:9"
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    # Never --quiet: it hides the warnings from the count that strict mode fails on.
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
+         "-d", str(site)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+    )
+
+
+def _page(site: Path, name: str) -> str:
+    return (site / name).read_text(encoding="utf-8")
+
+
+def test_the_docs_build_in_strict_mode(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    result = _build(DOCS / "mkdocs.yml", site)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The reference is read from the docstrings: a field's attribute docstring, a method's
+    # Args section and the error tree of a module docstring are all on their pages.
+    config = _page(site, "reference/config.html")
+    assert "Connections per download (1 to 32)" in config
+    manager = _page(site, "reference/manager.html")
+    assert "from_settings" in manager and "settings file" in manager
+    assert "transfer_ended" not in manager  # the engine's own hooks stay out
+    assert "UnknownDownload" in _page(site, "reference/errors.html")
+    assert "Bytes on disk." in _page(site, "reference/info.html")
+    assert "StateChanged" in _page(site, "reference/events.html")
+    assert "getting-started.html" in _page(site, "index.html")
+
+
+def test_a_broken_reference_fails_the_build(tmp_path: Path) -> None:
+    """The strict build is worth running: a gone name and a wrong docstring fail it."""
+    module = tmp_path / "src" / "broken_module.py"
+    module.parent.mkdir()
+    module.write_text(
+        '"""A module whose docstring names a parameter its function does not have."""\n\n\n'
+        "def fetch(url: str) -> None:\n"
+        '    """Fetch it.\n\n    Args:\n        address: not a parameter of fetch.\n    """\n',
+        encoding="utf-8",
+    )
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "index.md").write_text(
+        "# Broken\n\nSee [a method that is gone][laden.DownloadManager.no_such_method].\n\n"
+        "::: broken_module\n",
+        encoding="utf-8",
+    )
+    config = yaml.safe_load((DOCS / "mkdocs.yml").read_text(encoding="utf-8"))
+    config["docs_dir"] = str(pages)
+    config["nav"] = ["index.md"]
+    for plugin in config["plugins"]:
+        if isinstance(plugin, dict) and "mkdocstrings" in plugin:
+            python = plugin["mkdocstrings"]["handlers"]["python"]
+            python["paths"] = [str(ROOT / "src"), str(module.parent)]
+    broken = tmp_path / "mkdocs.yml"
+    broken.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    result = _build(broken, tmp_path / "site")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "no_such_method" in output
+    assert "address" in output
+
+
+def _examples() -> list[tuple[str, str]]:
+    blocks = []
+    for page in sorted(PAGES.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for code in re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M):
+            blocks.append((str(page.relative_to(DOCS)), code))
+    return blocks
+
+
+def test_every_example_is_python_and_imports_what_laden_has() -> None:
+    examples = _examples()
+    assert len(examples) >= 8
+    for where, code in examples:
+        tree = compile(code, where, "exec", ast.PyCF_ONLY_AST)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("laden"):
+                module = importlib.import_module(node.module or "laden")
+                for alias in node.names:
+                    assert hasattr(module, alias.name), (
+                        f"{where}: 'from {node.module} import {alias.name}': no such name")
+
+
+def test_the_public_names_import_from_laden_lazily() -> None:
+    import laden
+
+    for name in PUBLIC:
+        assert name in laden.__all__
+        assert getattr(laden, name) is not None
+    # `import laden` alone loads none of the engine: `laden --help` stays fast.
+    code = "import sys, laden\nprint(sorted(m for m in sys.modules if m.startswith('laden.')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert result.stdout.strip() == "[]"
