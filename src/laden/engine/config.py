@@ -40,6 +40,14 @@ EXTRA_SETTINGS = frozenset({
 
 @dataclass(frozen=True)
 class Config:
+    """Every tunable of the engine, checked when built: a wrong value raises
+    `errors.InputError` naming the field. Frozen: `replace` makes a changed copy, and
+    `DownloadManager.apply_config` puts it in force.
+
+    The settings file maps onto it one to one (`from_mapping`, `to_mapping`); each field's
+    docstring is its help text on the settings screen.
+    """
+
     download_dir: str = ""
     """Folder for downloads when no destination is given (empty: your Downloads folder)."""
 

@@ -38,17 +38,30 @@ def _check_secret(what: str, value: object) -> None:
 
 @dataclass(frozen=True)
 class DownloadOptions:
+    """What one download sets for itself, over the manager's `Config`; None means the
+    manager's value. Checked when built: a wrong value raises `errors.InputError`.
+
+    The fields marked secret (passwords, tokens, `secrets`) and any header that may carry a
+    credential are never written to the journal (see `to_journal`).
+    """
+
     connections: int | None = None
     """Connections for this download (None: the manager's setting)."""
     limit_rate: int | None = None
     """Bandwidth limit for this download in bytes per second."""
     headers: dict[str, str] = field(default_factory=dict)
+    """Extra request headers, name to value (HTTP sources)."""
     username: str | None = None
+    """User name for HTTP basic auth or FTP (also read from the address, user@host)."""
     password: str | None = field(default=None, metadata={"secret": True})
+    """Password for that user; secret."""
     bearer_token: str | None = field(default=None, metadata={"secret": True})
+    """Sent as `Authorization: Bearer ...`; secret."""
     netrc: bool = True
     """Look up credentials for the host in ~/.netrc (or $NETRC) when none are given."""
     ca_bundle: str | None = None
+    """A PEM file (or folder) of the certificate authorities to trust instead of the
+    system's."""
     insecure: bool = False
     """Skip TLS certificate checks (never the default)."""
     proxy: str | None = None
@@ -57,6 +70,7 @@ class DownloadOptions:
     checksum: str | None = None
     """Expected checksum as ALGORITHM:HEX (sha256:..., md5:...)."""
     conflict: str | None = None
+    """When the file exists: rename, overwrite, skip or resume (None: `Config.conflict`)."""
     filename: str | None = None
     """Name of the finished file, instead of the server's or the address's."""
     source_settings: dict[str, Any] = field(default_factory=dict)
