@@ -18,7 +18,8 @@ laden: a terminal download manager.
   laden resume ID|--all      continue paused or interrupted downloads headless
   laden pause ID             mark a download paused
   laden remove ID            forget a download (--delete-file deletes its file too)
-  laden verify ID|PATH       check a finished file against its recorded checksum
+  laden verify ID|PATH       check a finished file against its recorded checksum (and a
+                             model file's structure)
   laden settings             show the settings file and the values in force
 """
 
@@ -79,6 +80,7 @@ def build() -> argparse.ArgumentParser:
         "never stored: give them again (options, ~/.netrc or the environment)."))
     resume.add_argument("ids", nargs="*", metavar="ID")
     resume.add_argument("--all", action="store_true", help="every unfinished download")
+    resume.add_argument(*NO_FORMAT_CHECK, **NO_FORMAT_CHECK_HELP)
     add_credential_options(resume)
     add_output_options(resume)
 
@@ -107,6 +109,14 @@ def build() -> argparse.ArgumentParser:
     return parser
 
 
+NO_FORMAT_CHECK = ("--no-format-check",)
+NO_FORMAT_CHECK_HELP = dict(
+    action="store_true", dest="no_format_check",
+    help="do not check the structure of model files (.safetensors, .gguf, .pt, .pth, .bin, "
+         ".npz, .npy, .onnx) before their final rename; a file that failed the check is kept "
+         "by resuming it with this")
+
+
 def add_download_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("download options")
     group.add_argument("-o", "--output", "--dir", dest="output", metavar="DIR",
@@ -133,6 +143,7 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify", action="store_true",
                        help="hash a file already downloaded there before keeping it, "
                             "instead of checking its size only")
+    group.add_argument(*NO_FORMAT_CHECK, **NO_FORMAT_CHECK_HELP)
     group.add_argument("--glob", metavar="PATTERN",
                        help="for folder and prefix addresses: only files matching PATTERN "
                             "(* stays in a folder, ** crosses folders; no / matches any depth)")

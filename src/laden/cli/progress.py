@@ -163,7 +163,7 @@ def event_json(event: events.Event) -> dict[str, Any]:
     info = getattr(event, "info", None)
     if info is not None:
         data.update(info_json(info, brief=True))
-    for key in ("reason", "message", "ok", "wait", "attempt", "checked"):
+    for key in ("reason", "message", "ok", "wait", "attempt", "checked", "kind"):
         if hasattr(event, key):
             data[key] = getattr(event, key)
     if isinstance(event, events.Retrying):
@@ -186,6 +186,7 @@ def info_json(info: DownloadInfo, *, brief: bool = False) -> dict[str, Any]:
             checksums=[c.__dict__ for c in info.checksums], retries=info.retries,
             errors=[{"time": e.time, "message": e.message} for e in info.errors],
             group=info.group,
+            format_check=info.format_check.to_journal() if info.format_check else None,
         )
     return data
 

@@ -104,6 +104,11 @@ class Config:
     writes are slow, and memory stays free. auto (files of 64 MiB or more on ext4, XFS or
     btrfs), on (wherever the file system allows it) or off."""
 
+    format_check: bool = True
+    """Check the structure of model files (.safetensors, .gguf, PyTorch .pt/.pth/.bin, .npz,
+    .npy, .onnx) before they take their final name: a file cut short or damaged fails with
+    what is wrong. Reads the headers only, never the tensors."""
+
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     """Settings the engine does not use itself (theme, keymap): kept so a save round-trips them."""
 
@@ -129,6 +134,8 @@ class Config:
             raise InputError(f"verify must be true or false, not {self.verify!r}")
         if not isinstance(self.flush_on_finish, bool):
             raise InputError(f"flush_on_finish must be true or false, not {self.flush_on_finish!r}")
+        if not isinstance(self.format_check, bool):
+            raise InputError(f"format_check must be true or false, not {self.format_check!r}")
         for name in ("stall_timeout", "connect_timeout", "checkpoint_interval", "flush_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..store.journal import Record
+from .formats import FormatReport
 from .info import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord
 from .options import DownloadOptions
 from .segments import SegmentPlan, merge_ranges
@@ -182,6 +183,7 @@ class Download:
                 retry_at=self.retry_at,
                 supports_ranges=record.supports_ranges,
                 skipped=bool(record.extra.get("skipped")),
+                format_check=FormatReport.from_journal(record.extra.get("format_check")),
             )
 
 

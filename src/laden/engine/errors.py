@@ -17,6 +17,7 @@ LadenError                      base: one clear line for the user in str(exc)
 │   ├── RemoteChanged           the remote file changed under us: restart, never stitch
 │   ├── RangeNotSupported       the server ignored a Range request
 │   ├── ChecksumMismatch        the bytes on disk are not what was promised
+│   ├── FormatError             a model file is cut short or damaged (see `formats`)
 │   ├── DiskError               the local disk refused a write (full, read-only, gone)
 │   └── DestinationExists       the final name is taken and the conflict policy says stop
 └── Cancelled                   the download was cancelled or paused while waiting
@@ -140,6 +141,20 @@ class ChecksumMismatch(TransferError):
         self.source = source
 
 
+class FormatError(TransferError):
+    """A model file's structure is broken: a `.safetensors` tensor past the end of the file,
+    a zip checkpoint without its central directory, ... The bytes are the ones the server
+    sent (their size and any checksum matched), so fetching them again cannot help.
+
+    Attributes:
+        kind: what the file was checked as ("safetensors", "GGUF", ...).
+    """
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class DiskError(TransferError):
     """The local disk refused a write: full, read-only, or the folder is gone.
 
@@ -175,7 +190,7 @@ def exit_code_of(error: BaseException) -> int:
     (timeouts, resets, 5xx after every retry, a remote file that kept changing, a bug) are
     worth trying again.
     """
-    if isinstance(error, Permanent | ChecksumMismatch | DestinationExists):
+    if isinstance(error, Permanent | ChecksumMismatch | FormatError | DestinationExists):
         return PERMANENT_EXIT
     if isinstance(error, LadenError):
         return error.exit_code

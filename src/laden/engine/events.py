@@ -108,6 +108,17 @@ class Verified(Event):
 
 
 @dataclass(frozen=True)
+class FormatChecked(Event):
+    """A model file's structure was checked before its final rename (see `formats`): `kind`
+    is what it was checked as, `message` what was found or, when not `ok`, what is wrong."""
+
+    kind: str
+    ok: bool
+    message: str
+    info: DownloadInfo
+
+
+@dataclass(frozen=True)
 class Completed(Event):
     """The file is at its final name (`info.dest`), its checksums matched; or, with the
     conflict policy skip, the file already there was kept (`info.skipped`)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .formats import FormatReport
 from .states import State
 
 
@@ -118,6 +119,9 @@ class DownloadInfo:
     skipped: bool = False
     """Done without downloading: the file was already there and the conflict policy is skip
     (`dest` is that file, which laden did not write)."""
+    format_check: FormatReport | None = None
+    """The verdict of the model-file check (see `formats`); None when the file was not
+    checked (not a model file, the check turned off, or not finished yet)."""
 
     @property
     def name(self) -> str:

@@ -31,11 +31,11 @@ from .claims import Claims
 from .config import MAX_CONNECTIONS, Config
 from .download import Download
 from .errors import JournalError, LadenError, UnknownDownload
+from .format_check import after_recheck
 from .hosts import HostLimiter
 from .info import DownloadInfo
 from .options import DownloadOptions
 from .ratelimit import TokenBucket
-from .repair import RepairResult, repair_file
 from .reruns import FinishedCopy, FinishedIndex
 from .states import State
 from .transfer import Transfer
@@ -350,7 +350,8 @@ class DownloadManager:
         *, record: bool | None = None,
     ) -> VerifyResult:
         """Check a finished file again: its size, and its checksum against `expected`, against
-        what the journal recorded, or (the first time) record one for later checks.
+        what the journal recorded, or (the first time) record one for later checks. A model
+        file's structure is checked too (see `formats`), whatever the `format_check` setting.
 
         `record`: let the result change the download's state (a mismatch fails it, so a
         resume fetches it again). By default only a check against what the journal recorded
@@ -368,6 +369,7 @@ class DownloadManager:
 
         try:
             result = recheck(download, algorithm, expected, verifying)
+            result = after_recheck(download, result)  # a model file's structure too
         except BaseException:
             self._settle(download, *before)
             raise
@@ -377,36 +379,6 @@ class DownloadManager:
         self._settle(download, *before)  # back from verifying, as it was
         if checked:
             self.emit(events.Verified(download.id, result.ok, download.info()))
-        return result
-
-    def repair(self, download_id: int) -> RepairResult:
-        """Fetch again only the damaged pieces of a finished file, then check it whole.
-
-        The piece hashes recorded while it downloaded say which 4 MiB pieces are damaged.
-        When the remote file is still that version (size and validators, compared as a resume
-        compares them), each is fetched with one range request, checked against its hash and
-        written in place; then the whole file is checked against its checksum (or its piece
-        hashes when it has none), and the download is done or failed by that verdict.
-        `RepairResult.message` says what was done, or why nothing could be: a download
-        journalled without piece hashes (by an older laden) cannot be repaired.
-        """
-        download = self._get(download_id)
-        with download.lock:
-            before = download.state, download.record.message
-
-        def verifying() -> None:
-            old = download.set_state(State.VERIFYING)
-            self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
-
-        try:
-            result = repair_file(download, self.sources, verifying)
-        except BaseException:
-            self._settle(download, *before)
-            raise
-        if result.checked:
-            self._verified(download, result)
-        else:
-            self._settle(download, *before)
         return result
 
     def _verified(self, download: Download, result: VerifyResult) -> VerifyResult:

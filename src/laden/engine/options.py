@@ -77,6 +77,9 @@ class DownloadOptions:
     """Source-specific settings that are not secret (endpoint URL, region, glob, revision)."""
     secrets: dict[str, str] = field(default_factory=dict, metadata={"secret": True})
     """Source-specific credentials (keys, connection strings, tokens): never journalled."""
+    format_check: bool | None = None
+    """Check the structure of a model file before its final rename (None: the manager's
+    `Config.format_check`); False for `--no-format-check`."""
     missing_headers: tuple[str, ...] = field(default=(), metadata={"secret": True})
     """Headers given in an earlier session whose values were not kept (see HARMLESS_HEADERS):
     the same command, run again, gives them back."""
@@ -108,6 +111,9 @@ class DownloadOptions:
             )
         if self.proxy:
             check_proxy(self.proxy)
+        if self.format_check is not None and not isinstance(self.format_check, bool):
+            raise InputError(f"format_check must be true, false or None, not "
+                             f"{str(self.format_check)[:30]!r}")
         for name, value in self.headers.items():
             if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n\0"):
                 raise InputError(f"invalid header {name[:40]!r}: use 'Name: value' on one line")
@@ -160,6 +166,8 @@ class DownloadOptions:
             limit_rate=newer.limit_rate or self.limit_rate,
             connections=newer.connections or self.connections,
             checksum=newer.checksum or self.checksum,
+            format_check=self.format_check if newer.format_check is None
+            else newer.format_check,
         )
 
 

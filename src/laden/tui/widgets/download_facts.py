@@ -1,5 +1,6 @@
 """Everything known about one download as label / value lines: addresses, destination, size,
-validators, checksums, options, retries and the last errors with their times.
+validators, checksums, a model file's structure, options, retries and the last errors with
+their times.
 
 Nearly every value came from a server or was typed by someone, so each one is made printable
 and shown as text, never read as markup.
@@ -16,6 +17,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from ...engine.formats import FormatReport
 from ...engine.info import ChecksumInfo, DownloadInfo
 from ...engine.printable import printable
 from ...engine.units import format_rate, format_size
@@ -86,6 +88,8 @@ class DownloadFacts(Widget):
         rows.append(("Last-Modified", Text(printable(info.last_modified or "-"),
                                            style="" if info.last_modified else muted)))
         rows.append(("Checksums", self._checksums(info.checksums)))
+        if info.format_check is not None:
+            rows.append(("Structure", self._structure(info.format_check)))
         rows.append(("Options", self._options(info)))
         rows.append(("Added", format_time(info.created)))
         if info.finished:
@@ -109,6 +113,16 @@ class DownloadFacts(Widget):
                 text.append(printable(f"✗ mismatch: got {checksum.actual}"), self._style("bad"))
             else:
                 text.append("not checked yet", self._style("muted"))
+        return text
+
+    def _structure(self, report: FormatReport) -> Text:
+        """The model-file check's verdict (see `engine.formats`)."""
+        if report.ok:
+            text = Text(printable(f"{report.kind}, {report.detail} "))
+            text.append("✓ checked", self._style("good"))
+            return text
+        text = Text(printable(f"{report.kind}: "))
+        text.append(printable(f"✗ {report.detail}"), self._style("bad"))
         return text
 
     def _options(self, info: DownloadInfo) -> Text:
