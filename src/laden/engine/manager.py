@@ -26,6 +26,7 @@ from typing import Any
 
 from ..store.journal import Journal
 from . import controlling, event_log, events, queueing, scheduler
+from .callbacks import CallbackDispatcher, InfoCallback, dispatcher
 from .checking import VerifyResult, recheck
 from .claims import Claims
 from .config import MAX_CONNECTIONS, Config
@@ -89,6 +90,8 @@ class DownloadManager:
         """Earlier sessions' finished downloads, read at the first add (see `reruns`)."""
         self._last_position = 0.0
         self._listeners: list[events.Listener] = []
+        self._callbacks: CallbackDispatcher | None = None
+        """Calls the callbacks given to `add`; started with the first one (see `callbacks`)."""
         self._memory_ids = iter(range(1, 1 << 62))
         self.journal: Journal | None = None
         self._state_lock: StateLock | None = None
@@ -135,6 +138,8 @@ class DownloadManager:
         start: bool = True,
         again: bool = False,
         rehash: bool = False,
+        on_progress: InfoCallback | None = None,
+        on_done: InfoCallback | None = None,
         **option_fields: Any,
     ) -> int:
         """Queue one download and return its id.
@@ -145,9 +150,18 @@ class DownloadManager:
         there (an `AlreadyDownloaded` event says so, and what was checked; see `reruns`).
         `again`: download it anyway. `rehash`: hash such a file before keeping it, instead of
         trusting its size. Keyword options are `DownloadOptions` fields.
+
+        `on_progress(info)` and `on_done(info)` are called with a `DownloadInfo` on the
+        manager's callback thread ("laden-callbacks"), never on the threads that move bytes:
+        `on_progress` at most four times a second, with the newest snapshot; `on_done` once,
+        when the download is done, failed or cancelled (`info.state` says which), at once
+        when it already is. An exception in one is logged and changes nothing else.
         """
-        return queueing.add(self, url, dest, options=options, group=group, start=start,
-                            again=again, rehash=rehash, option_fields=option_fields)
+        download_id = queueing.add(self, url, dest, options=options, group=group, start=start,
+                                   again=again, rehash=rehash, option_fields=option_fields)
+        if on_progress is not None or on_done is not None:
+            dispatcher(self).watch(download_id, on_progress, on_done)
+        return download_id
 
     def add_all(
         self,
@@ -159,11 +173,19 @@ class DownloadManager:
         start: bool = True,
         again: bool = False,
         rehash: bool = False,
+        on_progress: InfoCallback | None = None,
+        on_done: InfoCallback | None = None,
         **option_fields: Any,
     ) -> list[int]:
-        """Like `add`, but a folder or prefix address becomes one download per file in it."""
-        return queueing.add_all(self, url, dest, options=options, group=group, start=start,
-                                again=again, rehash=rehash, option_fields=option_fields)
+        """Like `add`, but a folder or prefix address becomes one download per file in it;
+        the callbacks are called for each of them."""
+        download_ids = queueing.add_all(self, url, dest, options=options, group=group,
+                                        start=start, again=again, rehash=rehash,
+                                        option_fields=option_fields)
+        if on_progress is not None or on_done is not None:
+            for download_id in download_ids:
+                dispatcher(self).watch(download_id, on_progress, on_done)
+        return download_ids
 
     def find_finished(
         self,
@@ -467,6 +489,8 @@ class DownloadManager:
             transfer.stop("shutdown")
         for transfer in transfers:
             transfer.join(30)
+        if self._callbacks is not None:  # after the transfers: their last events are told
+            self._callbacks.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.sources.close()
         if self.journal is not None:
