@@ -37,6 +37,7 @@ from .hosts import HostLimiter
 from .info import DownloadInfo
 from .options import DownloadOptions
 from .ratelimit import TokenBucket
+from .repair import RepairResult, repair_file
 from .reruns import FinishedCopy, FinishedIndex
 from .states import State
 from .transfer import Transfer
@@ -401,6 +402,36 @@ class DownloadManager:
         self._settle(download, *before)  # back from verifying, as it was
         if checked:
             self.emit(events.Verified(download.id, result.ok, download.info()))
+        return result
+
+    def repair(self, download_id: int) -> RepairResult:
+        """Fetch again only the damaged pieces of a finished file, then check it whole.
+
+        The piece hashes recorded while it downloaded say which 4 MiB pieces are damaged.
+        When the remote file is still that version (size and validators, compared as a resume
+        compares them), each is fetched with one range request, checked against its hash and
+        written in place; then the whole file is checked against its checksum (or its piece
+        hashes when it has none), and the download is done or failed by that verdict.
+        `RepairResult.message` says what was done, or why nothing could be: a download
+        journalled without piece hashes (by an older laden) cannot be repaired.
+        """
+        download = self._get(download_id)
+        with download.lock:
+            before = download.state, download.record.message
+
+        def verifying() -> None:
+            old = download.set_state(State.VERIFYING)
+            self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
+
+        try:
+            result = repair_file(download, self.sources, verifying)
+        except BaseException:
+            self._settle(download, *before)
+            raise
+        if result.checked:
+            self._verified(download, result)
+        else:
+            self._settle(download, *before)
         return result
 
     def _verified(self, download: Download, result: VerifyResult) -> VerifyResult:
