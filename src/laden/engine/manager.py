@@ -37,7 +37,6 @@ from .hosts import HostLimiter
 from .info import DownloadInfo
 from .options import DownloadOptions
 from .ratelimit import TokenBucket
-from .repair import RepairResult, repair_file
 from .reruns import FinishedCopy, FinishedIndex
 from .states import State
 from .transfer import Transfer
@@ -349,11 +348,7 @@ class DownloadManager:
         download = self._get(download_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with download.lock:
-                settled = download.state in (
-                    State.DONE, State.FAILED, State.CANCELLED, State.PAUSED
-                ) or (download.state is State.QUEUED and download.held)
-            if settled and download.transfer is None:
+            if settled(download):
                 return download.info()
             if download_id not in self._downloads:
                 raise UnknownDownload(f"download {download_id} was removed")
@@ -363,10 +358,11 @@ class DownloadManager:
             download.finished_event.wait(0.2 if remaining is None else min(0.2, remaining))
 
     async def wait_async(self, download_id: int, timeout: float | None = None) -> DownloadInfo:
-        import asyncio  # only for callers that use it: asyncio costs 15 ms at start-up
+        """`wait` for asyncio code: the event loop goes on meanwhile, and cancelling this
+        leaves the download running. `AsyncDownloadManager` has the whole API that way."""
+        from .aio_events import wait  # only for callers that use it: asyncio costs 15 ms
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.wait, download_id, timeout)
+        return await wait(self, download_id, timeout)
 
     def verify(
         self, download_id: int, algorithm: str | None = None, expected: str | None = None,
@@ -402,36 +398,6 @@ class DownloadManager:
         self._settle(download, *before)  # back from verifying, as it was
         if checked:
             self.emit(events.Verified(download.id, result.ok, download.info()))
-        return result
-
-    def repair(self, download_id: int) -> RepairResult:
-        """Fetch again only the damaged pieces of a finished file, then check it whole.
-
-        The piece hashes recorded while it downloaded say which 4 MiB pieces are damaged.
-        When the remote file is still that version (size and validators, compared as a resume
-        compares them), each is fetched with one range request, checked against its hash and
-        written in place; then the whole file is checked against its checksum (or its piece
-        hashes when it has none), and the download is done or failed by that verdict.
-        `RepairResult.message` says what was done, or why nothing could be: a download
-        journalled without piece hashes (by an older laden) cannot be repaired.
-        """
-        download = self._get(download_id)
-        with download.lock:
-            before = download.state, download.record.message
-
-        def verifying() -> None:
-            old = download.set_state(State.VERIFYING)
-            self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
-
-        try:
-            result = repair_file(download, self.sources, verifying)
-        except BaseException:
-            self._settle(download, *before)
-            raise
-        if result.checked:
-            self._verified(download, result)
-        else:
-            self._settle(download, *before)
         return result
 
     def _verified(self, download: Download, result: VerifyResult) -> VerifyResult:
@@ -571,6 +537,16 @@ class DownloadManager:
             earlier = self.journal.load_done(self._downloads) if self.journal else []
         held += (Download.from_journal(r) for r in earlier)
         return sorted(held, key=lambda d: d.record.position)
+
+
+def settled(download: Download) -> bool:
+    """True once `wait` returns for it: done, failed, cancelled, paused, or held from an
+    earlier session, and its transfer's thread has let go of it."""
+    with download.lock:
+        state = download.state
+        held = state is State.QUEUED and download.held
+        return (state in (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED) or held) and (
+            download.transfer is None)
 
 
 __all__ = ["DownloadManager", "LadenError", "VerifyResult"]
