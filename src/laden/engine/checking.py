@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import pieces
 from .download import Download
 from .errors import ChecksumMismatch
 from .states import State
-from .verify import hash_file, parse_checksum
+from .verify import hash_file, new_hasher, parse_checksum
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class VerifyResult:
     expected: str | None
     actual: str | None
     message: str
+    damaged: tuple[tuple[int, int], ...] = ()
+    """Byte ranges [start, end) whose bytes do not match the piece hashes recorded when the
+    file was downloaded (see `pieces`); `repair` fetches them again."""
 
 
 def recheck(
@@ -56,7 +60,20 @@ def recheck(
                   and (algorithm is None or c["algorithm"] == algorithm)]
     algo = wanted[0]["algorithm"] if wanted else (algorithm or "sha256")
     verifying()
-    actual = hash_file(path, [algo])[algo]
+    hashes, _ = pieces.of_record(record)
+    if hashes is None:
+        actual, damaged = hash_file(path, [algo])[algo], []
+    else:
+        actual, damaged = _with_pieces(path, algo, hashes, size)
+    if damaged:  # never recorded as the file's checksum, nor called a match
+        assert hashes is not None
+        for checksum in wanted:
+            if checksum["algorithm"] == algo:
+                checksum["actual"], checksum["verified"] = actual, actual == checksum["expected"]
+        mismatch = f"{algo} mismatch ({wanted[0]['origin']}); " if wanted else ""
+        return VerifyResult(False, path, algo, wanted[0]["expected"] if wanted else None, actual,
+                            mismatch + pieces.describe(damaged, hashes, size),
+                            tuple(pieces.ranges_of(damaged, hashes, size)))
     if not wanted:
         record.checksums.append({"algorithm": algo, "expected": actual, "origin": "laden",
                                  "actual": actual, "verified": True})
@@ -70,3 +87,15 @@ def recheck(
     message = f"{algo} matches ({target['origin']})" if ok else str(
         ChecksumMismatch(algo, target["expected"], actual, source=target["origin"]))
     return VerifyResult(ok, path, algo, target["expected"], actual, message)
+
+
+def _with_pieces(path: str, algorithm: str, hashes: pieces.PieceHashes,
+                 size: int) -> tuple[str, list[int]]:
+    """The file's `algorithm` digest and its damaged pieces, in one read pass."""
+    whole = new_hasher(algorithm, size=size)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        damaged = pieces.check(fd, hashes, size, [whole])
+    finally:
+        os.close(fd)
+    return whole.hexdigest(), damaged

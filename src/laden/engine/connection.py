@@ -140,6 +140,8 @@ def _stream_segment(
         splice = None
     # With a checksum to check, bytes the hash will reach soon are read into the hasher's ring.
     hasher = transfer.hasher
+    # Piece hashes are taken from the bytes as written, while they are still in memory.
+    pieces = transfer.pieces.stream() if transfer.pieces is not None else None
     try:
         while not stop.is_set():
             want = plan.reserve(segment, limits.read_size(read_size))
@@ -156,6 +158,8 @@ def _stream_segment(
                     part.write(region[:n], segment.position, placed=True)
                     if place is not None:
                         hasher.keep(segment.position, n)  # type: ignore[union-attr]
+                    if pieces is not None:
+                        pieces.feed(segment.position, region[:n])
             if n == 0:
                 raise Retryable("the server closed the connection before the range ended")
             plan.advance(segment, n)
@@ -216,6 +220,7 @@ def run_single_stream(transfer: Transfer) -> None:
     while not stop.is_set():
         position = 0
         read_size = FIRST_READ
+        pieces = transfer.pieces.stream() if transfer.pieces is not None else None
         try:
             reader = transfer.source.open_range(transfer.remote, 0, None, transfer.download.options)
             live.abort = getattr(reader, "abort", None)
@@ -229,6 +234,8 @@ def run_single_stream(transfer: Transfer) -> None:
                     if n == 0:
                         break
                     transfer.part.write(region[:n], position, placed=True)
+                    if pieces is not None:
+                        pieces.feed(position, region[:n])
                     position += n
                     live.position = live.bytes = position
                     transfer.streamed = position

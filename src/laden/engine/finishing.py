@@ -6,6 +6,7 @@ and the journal's record of it.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import TYPE_CHECKING
@@ -15,11 +16,14 @@ from .destination import renamed_whole
 from .errors import Cancelled, DestinationExists, Retryable
 from .format_check import check_before_rename
 from .partfile import finish
+from .pieces import PieceRecorder
 from .states import State
 from .verify import checksums_to_check, hash_file, record_digests
 
 if TYPE_CHECKING:
     from .transfer import Transfer
+
+log = logging.getLogger("laden.transfer")
 
 
 def verify(transfer: Transfer) -> None:
@@ -56,6 +60,7 @@ def finish_download(transfer: Transfer) -> None:
     download = transfer.download
     record = download.record
     assert record.dest is not None
+    keep_piece_hashes(transfer)
     policy = transfer._conflict_policy()
     with download.lock:
         if transfer.stop_event.is_set():
@@ -77,6 +82,24 @@ def finish_download(transfer: Transfer) -> None:
                 record.filename = os.path.basename(record.dest)
         mark_done(transfer)  # under the same lock hold as the rename: no pause in between
     announce_done(transfer)
+
+
+def keep_piece_hashes(transfer: Transfer) -> None:
+    """Hash the pieces the connections could not (see `pieces`), and keep them all with the
+    record, so a later `verify` names damaged ranges and `repair` fetches only those."""
+    record = transfer.download.record
+    if record.size is None:
+        return
+    recorder = transfer.pieces
+    if recorder is None or recorder.size != record.size:  # a stream of unknown size
+        recorder = PieceRecorder(record.size)
+    try:
+        hashes = recorder.complete(transfer.part.path, transfer._probe_body())
+    except OSError as exc:  # the file is whole and checked: only a later repair is lost
+        log.warning("download %s: no piece hashes: %s", transfer.download.id, exc)
+        return
+    with transfer.download.lock:
+        record.pieces = hashes.to_journal()
 
 
 def mark_done(transfer: Transfer) -> None:

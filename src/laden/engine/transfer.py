@@ -51,6 +51,7 @@ from .partfile import (
     check_free_space,
     ensure_folder,
 )
+from .pieces import PieceRecorder
 from .probing import adopt, probe
 from .ratelimit import Limits, TokenBucket
 from .restarts import etag_is_a_token, reset, restart_after
@@ -106,6 +107,8 @@ class Transfer:
         self.host = ""
         self.streamed = 0
         self.hasher: TrailingHasher | None = None
+        self.pieces: PieceRecorder | None = None
+        """The piece hashes the connections compute as they write (see `pieces`)."""
         self.health = Health(ctx.config.lowest_speed, ctx.config.stall_timeout)
         self._stream_size: int | None = None
         self._lock = threading.Lock()
@@ -244,6 +247,7 @@ class Transfer:
             # Bytes written from now on belong to this boot; `_adopt` saves it before any
             # progress is recorded (progress records carry only the ranges).
             download.record.boot_id = boot_id()
+            download.record.pieces = None  # they describe the finished file: it is written anew
         self._set(State.CONNECTING)
         self.source = self.ctx.sources.for_url(download.record.url)
         self.host = urlsplit(download.record.url).hostname or ""
@@ -332,6 +336,8 @@ class Transfer:
         self.health = Health(config.lowest_speed, config.stall_timeout)  # judged per attempt
         plan = self.plan
         futures: list[Future[None]] = []
+        size = self.download.record.size
+        self.pieces = PieceRecorder(size) if size is not None else None
         body = self._probe_body()
         if body is not None:
             self._write_probe_body(body)

@@ -51,6 +51,9 @@ class Record:
     """Ranges last forced to disk: all that survives a power cut."""
     boot_id: str | None = None
     """The kernel boot during which `done_ranges` were written (see `trusted_ranges`)."""
+    pieces: dict[str, Any] | None = None
+    """The finished file's piece hashes (`engine.pieces.PieceHashes.to_journal`); None when it
+    was journalled by a laden that did not record them."""
     id: int = 0
 
     def to_json(self) -> str:
@@ -109,6 +112,16 @@ class _Error(TypedDict):
     message: str
 
 
+class _Pieces(TypedDict):
+    """`Record.pieces`. Whether the digests fit the file's size is asked when they are used
+    (`engine.pieces.of_record`): hashes that do not fit cost the repair, not the record."""
+
+    algorithm: Annotated[str, msgspec.Meta(max_length=40)]
+    piece_size: Annotated[int, msgspec.Meta(ge=1 << 16, le=1 << 40)]
+    """64 KiB to 1 TiB: laden writes 4 MiB."""
+    digests: Annotated[str, msgspec.Meta(max_length=1 << 40)]
+
+
 class _Stored(TypedDict, total=False):
     """The shape of a record's JSON: every field of `Record` but `id` and `done_ranges` (which
     have columns of their own), typed as tightly as JSON allows. A TypedDict, so that the
@@ -138,6 +151,7 @@ class _Stored(TypedDict, total=False):
     group: str | None
     flushed_ranges: _Ranges
     boot_id: str | None
+    pieces: _Pieces | None
 
 
 def _decode(text: str, shape: Any, column: str) -> Any:
