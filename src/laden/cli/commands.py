@@ -47,7 +47,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     for url, _ in entries:
         scheme_of(url)
     config = _config(args)
-    options = with_retry(download_options(args), config, args)
+    options = download_options(args)
     if args.force and options.conflict is None:
         options = _with(options, {"conflict": "overwrite"})  # again, in place of the old copy
     with open_manager(config) as manager, json_events(manager, args):
@@ -140,8 +140,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if not result.ok and args.checksum and not args.record and result.actual:
                 print(f"[{info.id}] its state is unchanged ({manager.state(info.id).value}); "
                       "--record marks it failed")
-            if result.damaged:
-                print(f"[{info.id}] laden repair {info.id} fetches only the damaged bytes again")
             failed += not result.ok
     return 1 if failed else 0
 
@@ -159,23 +157,6 @@ def check_model_file(path: str) -> bool:
     mark = "ok" if report.ok else "FAILED"
     print(printable(f"{mark}: {report.message(path)}"))
     return report.ok
-
-
-def cmd_repair(args: argparse.Namespace) -> int:
-    failed = 0
-    credentials = download_options(args)
-    with open_manager(_config(None)) as manager:
-        for target in args.targets:
-            info = manager.find(target) if not target.isdigit() else manager.get(int(target))
-            if info is None:
-                raise InputError(f"{target} is neither a download id nor a file laden downloaded")
-            manager.update_credentials(info.id, credentials)
-            result = manager.repair(info.id)
-            mark = "repaired" if result.ok and result.fetched else "ok" if result.ok else "FAILED"
-            where = f"{result.path}: " if result.path else ""
-            print(f"[{info.id}] {mark}: {where}{result.message}")
-            failed += not result.ok
-    return 1 if failed else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -448,7 +429,7 @@ def _config(args: argparse.Namespace | None) -> Config:
     if args is None:
         return config
     changes: dict[str, Any] = {}
-    for name in ("connections", "max_active", *RETRY_OPTIONS):
+    for name in ("connections", "max_active", "retries"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
@@ -465,19 +446,6 @@ def _config(args: argparse.Namespace | None) -> Config:
         raise
     except (TypeError, ValueError) as exc:
         raise InputError(str(exc)) from None
-
-
-RETRY_OPTIONS = ("retries", "retry_backoff", "retry_max_backoff", "max_retry_after", "retry_on")
-"""Command-line options that are `Config` retry settings, by their names there."""
-
-
-def with_retry(options: DownloadOptions, config: Config,
-               args: argparse.Namespace) -> DownloadOptions:
-    """`options` carrying the retry policy in force when a retry option was given: kept with
-    each download, so a resume in another session retries the same way."""
-    if all(getattr(args, name, None) is None for name in RETRY_OPTIONS):
-        return options
-    return _with(options, {"retry": config.retry_policy})
 
 
 def _folder(output: str | None) -> str | None:

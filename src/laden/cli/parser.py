@@ -6,8 +6,7 @@ import argparse
 
 from .. import __version__
 
-COMMANDS = ("get", "run", "list", "resume", "pause", "remove", "verify", "repair",
-            "settings")
+COMMANDS = ("get", "run", "list", "resume", "pause", "remove", "verify", "settings")
 
 DESCRIPTION = """\
 laden: a terminal download manager.
@@ -21,7 +20,6 @@ laden: a terminal download manager.
   laden remove ID            forget a download (--delete-file deletes its file too)
   laden verify ID|PATH       check a finished file against its recorded checksum (and a
                              model file's structure)
-  laden repair ID|PATH       fetch again only the damaged pieces of a finished file
   laden settings             show the settings file and the values in force
 """
 
@@ -106,13 +104,6 @@ def build() -> argparse.ArgumentParser:
                         help="with --checksum: a mismatch marks the download failed (laden "
                              "resume then fetches it again), a match marks it done")
 
-    repair = commands.add_parser("repair", help="mend damaged finished files", description=(
-        "Find the damaged 4 MiB pieces of a finished file by the piece hashes recorded while it "
-        "downloaded, fetch only those again (when the remote file is unchanged), write them in "
-        "place, and check the whole file against its checksum."))
-    repair.add_argument("targets", nargs="+", metavar="ID|PATH")
-    add_credential_options(repair)
-
     commands.add_parser("settings", help="show the settings in force",
                         description="Show the settings file's path and the values in force.")
     return parser
@@ -146,16 +137,6 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
                        help="when the file exists: rename (default), overwrite, skip, or "
                             "resume from it")
     group.add_argument("--retries", type=int, metavar="N", help="retries after errors")
-    group.add_argument("--retry-backoff", type=float, metavar="SECONDS",
-                       help="wait before the first retry, doubling after each (default 0.5)")
-    group.add_argument("--retry-max-backoff", type=float, metavar="SECONDS",
-                       help="longest wait between two retries (default 30)")
-    group.add_argument("--max-retry-after", type=float, metavar="SECONDS",
-                       help="longest wait a server's Retry-After is honoured for (default 300)")
-    group.add_argument("--retry-on", metavar="KINDS",
-                       help="errors worth a retry, e.g. timeout,refused,dropped,server-error,"
-                            "slow-down,unresolved (default all); the retry options are kept "
-                            "with the download, so a resume keeps them")
     group.add_argument("--force", action="store_true",
                        help="download again a file already downloaded there (rerunning "
                             "a finished download otherwise keeps the file)")

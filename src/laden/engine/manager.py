@@ -26,6 +26,7 @@ from typing import Any
 
 from ..store.journal import Journal
 from . import controlling, event_log, events, queueing, scheduler
+from .callbacks import CallbackDispatcher, InfoCallback, dispatcher
 from .checking import VerifyResult, recheck
 from .claims import Claims
 from .config import MAX_CONNECTIONS, Config
@@ -90,6 +91,8 @@ class DownloadManager:
         """Earlier sessions' finished downloads, read at the first add (see `reruns`)."""
         self._last_position = 0.0
         self._listeners: list[events.Listener] = []
+        self._callbacks: CallbackDispatcher | None = None
+        """Calls the callbacks given to `add`; started with the first one (see `callbacks`)."""
         self._memory_ids = iter(range(1, 1 << 62))
         self.journal: Journal | None = None
         self._state_lock: StateLock | None = None
@@ -136,6 +139,8 @@ class DownloadManager:
         start: bool = True,
         again: bool = False,
         rehash: bool = False,
+        on_progress: InfoCallback | None = None,
+        on_done: InfoCallback | None = None,
         **option_fields: Any,
     ) -> int:
         """Queue one download and return its id.
@@ -146,9 +151,18 @@ class DownloadManager:
         there (an `AlreadyDownloaded` event says so, and what was checked; see `reruns`).
         `again`: download it anyway. `rehash`: hash such a file before keeping it, instead of
         trusting its size. Keyword options are `DownloadOptions` fields.
+
+        `on_progress(info)` and `on_done(info)` are called with a `DownloadInfo` on the
+        manager's callback thread ("laden-callbacks"), never on the threads that move bytes:
+        `on_progress` at most four times a second, with the newest snapshot; `on_done` once,
+        when the download is done, failed or cancelled (`info.state` says which), at once
+        when it already is. An exception in one is logged and changes nothing else.
         """
-        return queueing.add(self, url, dest, options=options, group=group, start=start,
-                            again=again, rehash=rehash, option_fields=option_fields)
+        download_id = queueing.add(self, url, dest, options=options, group=group, start=start,
+                                   again=again, rehash=rehash, option_fields=option_fields)
+        if on_progress is not None or on_done is not None:
+            dispatcher(self).watch(download_id, on_progress, on_done)
+        return download_id
 
     def add_all(
         self,
@@ -160,11 +174,19 @@ class DownloadManager:
         start: bool = True,
         again: bool = False,
         rehash: bool = False,
+        on_progress: InfoCallback | None = None,
+        on_done: InfoCallback | None = None,
         **option_fields: Any,
     ) -> list[int]:
-        """Like `add`, but a folder or prefix address becomes one download per file in it."""
-        return queueing.add_all(self, url, dest, options=options, group=group, start=start,
-                                again=again, rehash=rehash, option_fields=option_fields)
+        """Like `add`, but a folder or prefix address becomes one download per file in it;
+        the callbacks are called for each of them."""
+        download_ids = queueing.add_all(self, url, dest, options=options, group=group,
+                                        start=start, again=again, rehash=rehash,
+                                        option_fields=option_fields)
+        if on_progress is not None or on_done is not None:
+            for download_id in download_ids:
+                dispatcher(self).watch(download_id, on_progress, on_done)
+        return download_ids
 
     def find_finished(
         self,
@@ -327,11 +349,7 @@ class DownloadManager:
         download = self._get(download_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with download.lock:
-                settled = download.state in (
-                    State.DONE, State.FAILED, State.CANCELLED, State.PAUSED
-                ) or (download.state is State.QUEUED and download.held)
-            if settled and download.transfer is None:
+            if settled(download):
                 return download.info()
             if download_id not in self._downloads:
                 raise UnknownDownload(f"download {download_id} was removed")
@@ -341,10 +359,11 @@ class DownloadManager:
             download.finished_event.wait(0.2 if remaining is None else min(0.2, remaining))
 
     async def wait_async(self, download_id: int, timeout: float | None = None) -> DownloadInfo:
-        import asyncio  # only for callers that use it: asyncio costs 15 ms at start-up
+        """`wait` for asyncio code: the event loop goes on meanwhile, and cancelling this
+        leaves the download running. `AsyncDownloadManager` has the whole API that way."""
+        from .aio_events import wait  # only for callers that use it: asyncio costs 15 ms
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.wait, download_id, timeout)
+        return await wait(self, download_id, timeout)
 
     def verify(
         self, download_id: int, algorithm: str | None = None, expected: str | None = None,
@@ -498,6 +517,8 @@ class DownloadManager:
             transfer.stop("shutdown")
         for transfer in transfers:
             transfer.join(30)
+        if self._callbacks is not None:  # after the transfers: their last events are told
+            self._callbacks.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.sources.close()
         if self.journal is not None:
@@ -547,6 +568,16 @@ class DownloadManager:
             earlier = self.journal.load_done(self._downloads) if self.journal else []
         held += (Download.from_journal(r) for r in earlier)
         return sorted(held, key=lambda d: d.record.position)
+
+
+def settled(download: Download) -> bool:
+    """True once `wait` returns for it: done, failed, cancelled, paused, or held from an
+    earlier session, and its transfer's thread has let go of it."""
+    with download.lock:
+        state = download.state
+        held = state is State.QUEUED and download.held
+        return (state in (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED) or held) and (
+            download.transfer is None)
 
 
 __all__ = ["DownloadManager", "LadenError", "VerifyResult"]
