@@ -106,3 +106,25 @@ async def test_an_unknown_setting_in_the_file_is_shown(laden_dirs: dict[str, Pat
         await pilot.pause()
         shown = "\n".join(notifications(app))
         assert f"{path}, line 2: conectionz: unknown setting, did you mean connections?" in shown
+
+
+async def test_the_retry_settings_are_edited_as_people_write_them(settings_file: Path) -> None:
+    app = open_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        screen = app.screen
+        kinds = screen.query_one("#field-retry_on", Input)
+        assert kinds.value == "timeout, refused, dropped, server-error, slow-down, unresolved"
+        kinds.value = "timeout, bogus"
+        await pilot.press("ctrl+s")
+        assert "'bogus' is not an error kind" in str(
+            screen.query_one("#error-retry_on", Static).content)
+        kinds.value = "timeout, 5xx"
+        screen.query_one("#field-retry_backoff", Input).value = "2"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is app.queue_screen, what="the screen closing")
+        assert app.manager.config.retry_policy.retry_on == ("timeout", "server-error")
+        assert app.manager.config.retry_policy.backoff == 2
+    saved = tomllib.loads(settings_file.read_text())
+    assert saved["retry_on"] == ["timeout", "server-error"]
+    assert saved["retry_backoff"] == 2

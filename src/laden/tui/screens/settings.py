@@ -120,6 +120,8 @@ class SettingsScreen(Screen[bool]):
         if name in SIZE_FIELDS:
             placeholder = "unlimited" if name == "limit_rate" else ""
             return Input(format_bytes(value), placeholder=placeholder, compact=True, id=widget_id)
+        if isinstance(value, tuple):  # retry_on: names, read back by `retry.parse_kinds`
+            return Input(", ".join(value), placeholder="none", compact=True, id=widget_id)
         if isinstance(value, int):
             return Input(str(value), type="integer", compact=True, id=widget_id)
         if isinstance(value, float):
