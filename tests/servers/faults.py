@@ -6,6 +6,7 @@ pulling in the socket machinery.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 
@@ -86,3 +87,5 @@ class RequestRecord:
     status: int
     range: str | None  # the Range header as sent, if any
     client_port: int
+    at: float = field(default_factory=time.monotonic)
+    """When the request was answered (time.monotonic()): the gaps between retries."""

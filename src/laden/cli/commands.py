@@ -47,7 +47,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     for url, _ in entries:
         scheme_of(url)
     config = _config(args)
-    options = download_options(args)
+    options = with_retry(download_options(args), config, args)
     if args.force and options.conflict is None:
         options = _with(options, {"conflict": "overwrite"})  # again, in place of the old copy
     with open_manager(config) as manager, json_events(manager, args):
@@ -429,7 +429,7 @@ def _config(args: argparse.Namespace | None) -> Config:
     if args is None:
         return config
     changes: dict[str, Any] = {}
-    for name in ("connections", "max_active", "retries"):
+    for name in ("connections", "max_active", *RETRY_OPTIONS):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
@@ -446,6 +446,19 @@ def _config(args: argparse.Namespace | None) -> Config:
         raise
     except (TypeError, ValueError) as exc:
         raise InputError(str(exc)) from None
+
+
+RETRY_OPTIONS = ("retries", "retry_backoff", "retry_max_backoff", "max_retry_after", "retry_on")
+"""Command-line options that are `Config` retry settings, by their names there."""
+
+
+def with_retry(options: DownloadOptions, config: Config,
+               args: argparse.Namespace) -> DownloadOptions:
+    """`options` carrying the retry policy in force when a retry option was given: kept with
+    each download, so a resume in another session retries the same way."""
+    if all(getattr(args, name, None) is None for name in RETRY_OPTIONS):
+        return options
+    return _with(options, {"retry": config.retry_policy})
 
 
 def _folder(output: str | None) -> str | None:

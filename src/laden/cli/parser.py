@@ -137,6 +137,16 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
                        help="when the file exists: rename (default), overwrite, skip, or "
                             "resume from it")
     group.add_argument("--retries", type=int, metavar="N", help="retries after errors")
+    group.add_argument("--retry-backoff", type=float, metavar="SECONDS",
+                       help="wait before the first retry, doubling after each (default 0.5)")
+    group.add_argument("--retry-max-backoff", type=float, metavar="SECONDS",
+                       help="longest wait between two retries (default 30)")
+    group.add_argument("--max-retry-after", type=float, metavar="SECONDS",
+                       help="longest wait a server's Retry-After is honoured for (default 300)")
+    group.add_argument("--retry-on", metavar="KINDS",
+                       help="errors worth a retry, e.g. timeout,refused,dropped,server-error,"
+                            "slow-down,unresolved (default all); the retry options are kept "
+                            "with the download, so a resume keeps them")
     group.add_argument("--force", action="store_true",
                        help="download again a file already downloaded there (rerunning "
                             "a finished download otherwise keeps the file)")

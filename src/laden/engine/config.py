@@ -15,6 +15,15 @@ from typing import Any
 
 from .errors import InputError
 from .printable import printable
+from .retry import (
+    ERROR_KINDS,
+    LONGEST_BACKOFF,
+    LONGEST_WAIT,
+    RetryPolicy,
+    check_attempts,
+    check_seconds,
+    parse_kinds,
+)
 from .units import exact_size_text, parse_rate, parse_size
 
 CONFLICT_POLICIES = ("rename", "overwrite", "skip", "resume")
@@ -66,6 +75,21 @@ class Config:
     retries: int = 5
     """Attempts after a network or server error before a download fails."""
 
+    retry_backoff: float = 0.5
+    """Seconds before the first retry; each further retry waits up to twice as long."""
+
+    retry_max_backoff: float = 30.0
+    """The longest wait between two retries, in seconds, however many came before."""
+
+    max_retry_after: float = 300.0
+    """The longest wait a server's Retry-After is honoured for, in seconds; a server asking
+    for more is tried again after this long."""
+
+    retry_on: tuple[str, ...] = ERROR_KINDS
+    """Errors worth another attempt: timeout, refused, dropped (a connection broken or cut
+    short), server-error (5xx), slow-down (429, 503), unresolved (a host name; one retry).
+    The others fail at once."""
+
     conflict: str = "rename"
     """When the file already exists: rename (name.1.ext), overwrite, skip, or resume from it."""
 
@@ -116,7 +140,12 @@ class Config:
         _check_int("connections", self.connections, 1, MAX_CONNECTIONS)
         _check_int("max_active", self.max_active, 1, 1000)
         _check_int("per_host_connections", self.per_host_connections, 1, 256)
-        _check_int("retries", self.retries, 0, 1000)
+        check_attempts("retries", self.retries)
+        check_seconds("retry_backoff", self.retry_backoff, LONGEST_BACKOFF)
+        check_seconds("retry_max_backoff", self.retry_max_backoff, LONGEST_WAIT)
+        check_seconds("max_retry_after", self.max_retry_after, LONGEST_WAIT)
+        # Frozen: a list or a string of names is kept as the kinds' tuple, in their order.
+        object.__setattr__(self, "retry_on", parse_kinds(self.retry_on, "retry_on"))
         _check_int("min_segment_size", self.min_segment_size, 64 * 1024, 1 << 40)
         _check_int("buffer_size", self.buffer_size, 16 * 1024, 64 * 1024 * 1024)
         _check_int("lowest_speed", self.lowest_speed, 0, 1 << 40)
@@ -148,6 +177,13 @@ class Config:
         """`download_dir` as a folder path: `~/Downloads` in the settings file means the home's
         (the setting itself keeps what the user wrote)."""
         return os.path.expanduser(self.download_dir) if self.download_dir else ""
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry settings as the value a download uses (unless it carries its own)."""
+        return RetryPolicy(attempts=self.retries, backoff=self.retry_backoff,
+                           max_backoff=self.retry_max_backoff,
+                           max_retry_after=self.max_retry_after, retry_on=self.retry_on)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed and validated; None values are ignored."""
@@ -192,6 +228,7 @@ class Config:
         for name in SIZE_SETTINGS:
             if name in data:
                 data[name] = exact_size_text(data[name])
+        data["retry_on"] = list(self.retry_on)
         data.update(self.extra)
         return data
 
@@ -211,7 +248,8 @@ def field_help() -> dict[str, str]:
             and isinstance(node.target, ast.Name)
             and isinstance(after.value, ast.Constant)
         ):
-            helps[node.target.id] = str(after.value.value)
+            # One paragraph: a docstring's line breaks and indentation are not the help's.
+            helps[node.target.id] = " ".join(str(after.value.value).split())
     return helps
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import CONFLICT_POLICIES, MAX_CONNECTIONS
 from .errors import InputError
+from .retry import RetryPolicy
 from .units import MAX_SIZE
 
 HARMLESS_HEADERS = frozenset({"accept", "accept-charset", "accept-language", "cache-control",
@@ -77,6 +78,9 @@ class DownloadOptions:
     """Source-specific settings that are not secret (endpoint URL, region, glob, revision)."""
     secrets: dict[str, str] = field(default_factory=dict, metadata={"secret": True})
     """Source-specific credentials (keys, connection strings, tokens): never journalled."""
+    retry: RetryPolicy | None = None
+    """When and how long to wait before trying again after an error (None: the manager's
+    policy, from its `Config`); journalled with the download, so a resume keeps it."""
     format_check: bool | None = None
     """Check the structure of a model file before its final rename (None: the manager's
     `Config.format_check`); False for `--no-format-check`."""
@@ -114,6 +118,9 @@ class DownloadOptions:
         if self.format_check is not None and not isinstance(self.format_check, bool):
             raise InputError(f"format_check must be true, false or None, not "
                              f"{str(self.format_check)[:30]!r}")
+        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
+            # A table (a manifest item's, the journal's) becomes the value; frozen, hence this.
+            object.__setattr__(self, "retry", RetryPolicy.from_mapping(self.retry))
         for name, value in self.headers.items():
             if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n\0"):
                 raise InputError(f"invalid header {name[:40]!r}: use 'Name: value' on one line")
@@ -135,6 +142,8 @@ class DownloadOptions:
                 from .urls import strip_credentials
 
                 value = strip_credentials(value)  # http://user:password@proxy: the address only
+            elif f.name == "retry" and value is not None:
+                value = value.to_mapping()
             if value in (None, {}, ()):
                 continue
             data[f.name] = value
@@ -144,6 +153,11 @@ class DownloadOptions:
     def from_journal(cls, data: dict[str, Any]) -> DownloadOptions:
         """The options a journal record kept; never a secret, even one written there by hand."""
         kept = {k: v for k, v in data.items() if k in _JOURNALLED}
+        if "retry" in kept:
+            try:
+                kept["retry"] = RetryPolicy.from_mapping(kept["retry"])
+            except (InputError, TypeError):
+                del kept["retry"]  # a record edited by hand: the manager's policy applies
         given = {k.lower() for k in kept.get("headers", {})}
         missing = tuple(n for n in data.get("header_names", ()) if n.lower() not in given)
         return cls(**kept, missing_headers=missing)
@@ -168,6 +182,7 @@ class DownloadOptions:
             checksum=newer.checksum or self.checksum,
             format_check=self.format_check if newer.format_check is None
             else newer.format_check,
+            retry=newer.retry or self.retry,
         )
 
 

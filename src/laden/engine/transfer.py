@@ -138,9 +138,14 @@ class Transfer:
                 self.failure = exc
         self.stop_event.set()
 
+    def retry_policy(self) -> RetryPolicy:
+        """The download's own policy, else the manager's: read at each error, so settings
+        saved in the app apply to the downloads running."""
+        return self.download.options.retry or self.ctx.config.retry_policy
+
     def backoff(self, attempt: int, exc: BaseException) -> bool:
         """Wait before retry `attempt`; False when retries are used up or the transfer stops."""
-        policy = RetryPolicy(attempts=self.ctx.config.retries)
+        policy = self.retry_policy()
         if policy.exhausted(attempt, exc):
             return False
         download = self.download

@@ -21,8 +21,10 @@ The format is the Kaiwo downloader's, accepted as it is::
         repo_id: owner/repo
         files: [config.json]             # empty or missing: the whole repository
 
-Every item may add `checksum`, `connections`, `limit_rate` and `overwrite` (`overwrite`, `skip`
-an existing file, or `resume` from it). See `addresses.py` for how fields map onto the sources.
+Every item may add `checksum`, `connections`, `limit_rate`, `overwrite` (`overwrite`, `skip`
+an existing file, or `resume` from it) and `retry` (a table of `RetryPolicy`'s fields, such as
+`{attempts: 10, backoff: 2, retry_on: [timeout, 5xx]}`). See `addresses.py` for how fields map
+onto the sources.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ KAIWO_LISTS = {"s3": "s3", "gcs": "gcs", "azure_blob": "azure-blob", "hf": "hf",
 """Kaiwo's form with one list of items per type at the top, in the order Kaiwo runs them."""
 OLD_CONTAINER_NAME = {"buckets": "bucket", "containers": "container"}
 """Kaiwo's older `items: - bucket: NAME` (`- container: NAME` for Azure)."""
-COMMON = {"type", "name", "checksum", "connections", "limit_rate", "overwrite"}
+COMMON = {"type", "name", "checksum", "connections", "limit_rate", "overwrite", "retry"}
 SPECIFIC: dict[str, set[str]] = {
     **{kind: {store.containers, "items"} for kind, store in OBJECT_STORES.items()},
     "hf": {"repo_id", "files", "revision", "repo_type", "target_path"},
@@ -145,6 +145,7 @@ def _options(kind: str, fields: Fields) -> DownloadOptions:
             ca_bundle=ca_bundle, source_settings=settings, secrets=secrets,
             username=credentials.get("username"), password=credentials.get("password"),
             bearer_token=credentials.get("bearer_token"),
+            retry=fields.data.get("retry"),  # a table of RetryPolicy's fields, checked there
         )
     except LadenError as exc:
         fields.problems.add(fields.where, str(exc))
