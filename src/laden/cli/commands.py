@@ -140,6 +140,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if not result.ok and args.checksum and not args.record and result.actual:
                 print(f"[{info.id}] its state is unchanged ({manager.state(info.id).value}); "
                       "--record marks it failed")
+            if result.damaged:
+                print(f"[{info.id}] laden repair {info.id} fetches only the damaged bytes again")
             failed += not result.ok
     return 1 if failed else 0
 
@@ -157,6 +159,23 @@ def check_model_file(path: str) -> bool:
     mark = "ok" if report.ok else "FAILED"
     print(printable(f"{mark}: {report.message(path)}"))
     return report.ok
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    failed = 0
+    credentials = download_options(args)
+    with open_manager(_config(None)) as manager:
+        for target in args.targets:
+            info = manager.find(target) if not target.isdigit() else manager.get(int(target))
+            if info is None:
+                raise InputError(f"{target} is neither a download id nor a file laden downloaded")
+            manager.update_credentials(info.id, credentials)
+            result = manager.repair(info.id)
+            mark = "repaired" if result.ok and result.fetched else "ok" if result.ok else "FAILED"
+            where = f"{result.path}: " if result.path else ""
+            print(f"[{info.id}] {mark}: {where}{result.message}")
+            failed += not result.ok
+    return 1 if failed else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

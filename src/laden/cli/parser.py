@@ -6,7 +6,8 @@ import argparse
 
 from .. import __version__
 
-COMMANDS = ("get", "run", "list", "resume", "pause", "remove", "verify", "settings")
+COMMANDS = ("get", "run", "list", "resume", "pause", "remove", "verify", "repair",
+            "settings")
 
 DESCRIPTION = """\
 laden: a terminal download manager.
@@ -20,6 +21,7 @@ laden: a terminal download manager.
   laden remove ID            forget a download (--delete-file deletes its file too)
   laden verify ID|PATH       check a finished file against its recorded checksum (and a
                              model file's structure)
+  laden repair ID|PATH       fetch again only the damaged pieces of a finished file
   laden settings             show the settings file and the values in force
 """
 
@@ -103,6 +105,13 @@ def build() -> argparse.ArgumentParser:
     verify.add_argument("--record", action="store_true",
                         help="with --checksum: a mismatch marks the download failed (laden "
                              "resume then fetches it again), a match marks it done")
+
+    repair = commands.add_parser("repair", help="mend damaged finished files", description=(
+        "Find the damaged 4 MiB pieces of a finished file by the piece hashes recorded while it "
+        "downloaded, fetch only those again (when the remote file is unchanged), write them in "
+        "place, and check the whole file against its checksum."))
+    repair.add_argument("targets", nargs="+", metavar="ID|PATH")
+    add_credential_options(repair)
 
     commands.add_parser("settings", help="show the settings in force",
                         description="Show the settings file's path and the values in force.")
