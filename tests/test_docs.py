@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from engine.model_files import safetensors
+from servers.faults import Faults
 from servers.fixtures import random_bytes
 from servers.http_server import FileServer
 
@@ -136,6 +137,7 @@ RUNNABLE = {
                 "damage big.iso",
                 ("getting-started.md", "Repair only what is damaged")],
                "damaged: ((0, 300000),)\nrepaired: True fetched again: ((0, 300000),)"),
+    "retries": ([("getting-started.md", "Retries and backoff")], "done"),
     "model": ([("getting-started.md", "Model files")],
               "checked as safetensors broken\nfailed tensor 'w' ends at byte"),
 }
@@ -153,6 +155,8 @@ def test_the_examples_run_as_written(example: str, http_server: FileServer, tmp_
         http_server.add_file(f"/{name}", data)
     model = safetensors()
     http_server.add_file("/model.safetensors", model[:-10])
+    if example == "retries":  # its first answer is a 500, which the policy retries
+        http_server.set_faults("/a.bin", Faults(status_sequence=[(500, {})]))
     monkeypatch.chdir(tmp_path)
     for step in sections:
         if step == "damage big.iso":  # a disk's bit flip, between two programs
@@ -166,6 +170,9 @@ def test_the_examples_run_as_written(example: str, http_server: FileServer, tmp_
         exec(compile(code, f"{page}: {heading}", "exec"), {"__name__": "__main__"})
     assert printed in capsys.readouterr().out
     fetched = [name for name in files if (tmp_path / "downloads" / name).exists()]
+    if example == "retries":
+        answers = [r.status for r in http_server.requests if r.path == "/a.bin"]
+        assert answers[0] == 500 and len(answers) > 1
     if example == "model":
         assert not fetched and not (tmp_path / "models" / "model.safetensors").exists()
         return
