@@ -150,7 +150,9 @@ def test_the_event_loop_never_waits_for_the_engine(http_server, downloads: Path)
     beats, info, verified, seen = asyncio.run(main())
     assert beats[-1] - beats[0] > 1.0, "the download should take a while"
     longest = max(b - a for a, b in zip(beats, beats[1:], strict=False))
-    assert longest < 0.25, f"the event loop stood still for {longest:.3f} s"
+    # Idle, a beat comes every 10 ms, and under a loaded machine's GIL up to 150 ms apart; a
+    # wait that blocked the loop stood it still for the whole download (2.2 s).
+    assert longest < 0.5, f"the event loop stood still for {longest:.3f} s"
     assert info.state is State.DONE and verified
     assert seen >= 2, "the events were read while the download ran"
 
