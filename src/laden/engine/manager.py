@@ -71,6 +71,7 @@ class DownloadManager:
         from ..store.lock import StateLock
 
         self.config = config or Config()
+        """The settings in force (`apply_config` changes them)."""
         self.hosts = HostLimiter(self.config.per_host_connections)
         self.bandwidth = TokenBucket(self.config.limit_rate)
         self.sources = SourceRegistry({"config": self.config})
@@ -97,6 +98,7 @@ class DownloadManager:
         self.journal: Journal | None = None
         self._state_lock: StateLock | None = None
         self.state_dir = state_dir or paths.state_dir()
+        """The folder of the journal (and of its lock, while this manager holds it)."""
         if persist:
             self._state_lock = StateLock(self.state_dir)
             self._state_lock.acquire()
