@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .engine.info import DownloadInfo
     from .engine.manager import DownloadManager
     from .engine.options import DownloadOptions
+    from .engine.retry import RetryPolicy
 
 __all__ = [
     "AsyncDownloadManager",
@@ -27,6 +28,7 @@ __all__ = [
     "DownloadInfo",
     "DownloadManager",
     "DownloadOptions",
+    "RetryPolicy",
     "__version__",
     "errors",
     "events",
@@ -36,6 +38,7 @@ __all__ = [
 _PUBLIC = {
     "DownloadInfo": ("engine.info", "DownloadInfo"),
     "DownloadOptions": ("engine.options", "DownloadOptions"),
+    "RetryPolicy": ("engine.retry", "RetryPolicy"),
     "errors": ("engine.errors", None),
     "events": ("engine.events", None),
     "states": ("engine.states", None),
