@@ -36,6 +36,7 @@ class LadenError(Exception):
     """Base class: `str(exc)` is one line a person can act on."""
 
     exit_code = 1
+    """The command line's exit status for this error (see `exit_code_of`)."""
 
 
 class InputError(LadenError, ValueError):

@@ -41,6 +41,7 @@ class State(StrEnum):
 
 
 ACTIVE = frozenset({State.CONNECTING, State.DOWNLOADING, State.VERIFYING})
+"""The states in which a transfer is working on the download."""
 
 _ALLOWED: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.CONNECTING, State.PAUSED, State.CANCELLED, State.FAILED}),
