@@ -130,8 +130,6 @@ RUNNABLE = {
     "verify": ([("getting-started.md", "Download a file"),
                 ("getting-started.md", "Verify a finished file")],
                "True no checksum was known; recorded sha256"),
-    # The server's model.safetensors is cut short: the check fails it, and it never takes
-    # its final name.
     "repair": ([("getting-started.md", "Download a file"),
                 ("getting-started.md", "Verify a finished file"),
                 "damage big.iso",
@@ -141,6 +139,10 @@ RUNNABLE = {
     "asyncio": ([("async.md", "Three files at once, with progress")],
                 "a.bin done \nb.bin done \nc.bin done \n"),
     "retries": ([("getting-started.md", "Retries and backoff")], "done"),
+    "settings": ([("settings.md", "In Python")], "16\n5242880\n"),
+    "errors": ([("getting-started.md", "Errors")], "unsupported address scheme 'gopher'"),
+    # The server's model.safetensors is cut short: the check fails it, and it never takes
+    # its final name.
     "model": ([("getting-started.md", "Model files")],
               "checked as safetensors broken\nfailed tensor 'w' ends at byte"),
 }
@@ -176,7 +178,7 @@ def test_the_examples_run_as_written(example: str, http_server: FileServer, tmp_
     if example == "retries":
         answers = [r.status for r in http_server.requests if r.path == "/a.bin"]
         assert answers[0] == 500 and len(answers) > 1
-    if example == "model":
+    if example in ("model", "settings", "errors"):  # nothing to download, or refused
         assert not fetched and not (tmp_path / "models" / "model.safetensors").exists()
         return
     assert fetched, "the example downloaded nothing"
