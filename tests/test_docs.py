@@ -123,7 +123,9 @@ def _examples() -> list[tuple[str, str]]:
 
 RUNNABLE = {
     # The whole programs on the pages, run as written against the local server, one after
-    # the other (the later ones need the earlier ones' files), and what they print.
+    # the other (the later ones need the earlier ones' files), and what they print. Not run:
+    # the options example (its proxy is a made-up host) and the async functions that
+    # nothing calls.
     "download": ([("getting-started.md", "Download a file")], "saved"),
     "several": ([("getting-started.md", "Several downloads at once")], "a.bin: "),
     "events": ([("getting-started.md", "Events")], "big.iso: done"),
@@ -139,6 +141,7 @@ RUNNABLE = {
     "asyncio": ([("async.md", "Three files at once, with progress")],
                 "a.bin done \nb.bin done \nc.bin done \n"),
     "retries": ([("getting-started.md", "Retries and backoff")], "done"),
+    "pause": ([("getting-started.md", "Pause, resume, cancel, remove")], ""),
     "settings": ([("settings.md", "In Python")], "16\n5242880\n"),
     "errors": ([("getting-started.md", "Errors")], "unsupported address scheme 'gopher'"),
     # The server's model.safetensors is cut short: the check fails it, and it never takes
@@ -178,7 +181,9 @@ def test_the_examples_run_as_written(example: str, http_server: FileServer, tmp_
     if example == "retries":
         answers = [r.status for r in http_server.requests if r.path == "/a.bin"]
         assert answers[0] == 500 and len(answers) > 1
-    if example in ("model", "settings", "errors"):  # nothing to download, or refused
+    if example == "pause":  # removed: neither the file nor its partial file stays
+        assert not list(tmp_path.glob("downloads/*"))
+    if example in ("model", "settings", "errors", "pause"):  # nothing kept, or refused
         assert not fetched and not (tmp_path / "models" / "model.safetensors").exists()
         return
     assert fetched, "the example downloaded nothing"
