@@ -16,12 +16,20 @@ from .verify import hash_file, new_hasher, parse_checksum
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """What `DownloadManager.verify` found."""
+
     ok: bool
+    """The file is whole: its size, checksum and structure are what they should be."""
     path: str
+    """The file checked."""
     algorithm: str | None
+    """The checksum's algorithm (None: no checksum was computed)."""
     expected: str | None
+    """The digest it was checked against (or the expected size, when the size differs)."""
     actual: str | None
+    """The file's digest (or its size)."""
     message: str
+    """One line for a person: what matched, or what differs."""
     damaged: tuple[tuple[int, int], ...] = ()
     """Byte ranges [start, end) whose bytes do not match the piece hashes recorded when the
     file was downloaded (see `pieces`); `repair` fetches them again."""

@@ -76,6 +76,7 @@ class DownloadInfo:
     dest: str
     """Full path of the finished file."""
     state: State
+    """Where the download is (see `states.State`)."""
     size: int | None
     """Bytes in the whole file (None: the server has not said)."""
     done: int
@@ -87,16 +88,20 @@ class DownloadInfo:
     done_ranges: tuple[tuple[int, int], ...] = ()
     """Byte ranges [start, end) that are on disk."""
     connections: tuple[ConnectionInfo, ...] = ()
+    """Its live connections, while it runs."""
     checksums: tuple[ChecksumInfo, ...] = ()
+    """Every checksum it is checked against, with the verdicts so far."""
     etag: str | None = None
     """The remote file's version: a resume only continues the same one."""
     last_modified: str | None = None
+    """The remote file's Last-Modified: the version mark when there is no ETag."""
     resumable: bool = True
     """False when a pause would start the download again from zero (no byte ranges, or no
     way to tell the remote file is unchanged)."""
     retries: int = 0
     """Times the whole download was tried again (each connection counts its own)."""
     errors: tuple[ErrorRecord, ...] = ()
+    """The errors it met, oldest first."""
     message: str = ""
     """The latest thing worth telling the user: why it failed, why it restarted."""
     options: dict[str, Any] = field(default_factory=dict)

@@ -147,18 +147,31 @@ class DownloadManager:
     ) -> int:
         """Queue one download and return its id.
 
-        `dest` is a folder (an existing one, or a path ending in a separator) or a file path.
         Running the same address to the same place again continues the unfinished download
         instead of starting a second one, and returns the finished one whose file is still
         there (an `AlreadyDownloaded` event says so, and what was checked; see `reruns`).
-        `again`: download it anyway. `rehash`: hash such a file before keeping it, instead of
-        trusting its size. Keyword options are `DownloadOptions` fields.
 
         `on_progress(info)` and `on_done(info)` are called with a `DownloadInfo` on the
         manager's callback thread ("laden-callbacks"), never on the threads that move bytes:
         `on_progress` at most four times a second, with the newest snapshot; `on_done` once,
         when the download is done, failed or cancelled (`info.state` says which), at once
         when it already is. An exception in one is logged and changes nothing else.
+
+        Args:
+            url: the address: http(s), ftp(s), s3, gs, az or hf.
+            dest: a folder (an existing one, or a path ending in a separator) or a file
+                path; None: `Config.download_dir`, or your Downloads folder.
+            options: this download's options, as one object.
+            group: the manifest or batch it belongs to (`DownloadInfo.group`).
+            start: False adds it paused.
+            again: download it even when a finished copy is there.
+            rehash: hash a finished copy before keeping it, instead of trusting its size.
+            on_progress: called with the newest snapshot while it runs.
+            on_done: called once with the final snapshot.
+            **option_fields: `DownloadOptions` fields, instead of `options` or over it.
+
+        Raises:
+            InputError: the address or an option is wrong; nothing was queued.
         """
         download_id = queueing.add(self, url, dest, options=options, group=group, start=start,
                                    again=again, rehash=rehash, option_fields=option_fields)
