@@ -155,7 +155,7 @@ def test_kill_9_around_the_final_rename(http_server: FileServer, tmp_path: Path,
                     if r["dest_dir"] == str(folder) and r["state"] == "done"]
         if finished:
             # It was all over but the exit: the file is complete and the journal knows it
-            # (running the command again would fetch a second copy, `end.1.bin`, by design).
+            # (running the command again keeps it: "already downloaded").
             assert [p.name for p in finished_files(folder)] == ["end.bin"]
             assert (folder / "end.bin").read_bytes() == data and part_files(folder) == []
             continue
