@@ -162,6 +162,7 @@ def check_model_file(path: str) -> bool:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)  # the download's story goes to laden.log, not the terminal
     failed = 0
     credentials = download_options(args)
     with open_manager(_config(None)) as manager:
