@@ -92,9 +92,7 @@ def adopt(transfer: Transfer, remote: RemoteInfo) -> None:
         record.checksums = mine + (published if transfer.ctx.config.verify else [])
         if record.dest is None:
             _choose_destination(transfer, remote)
-    # Saved by the caller once the partial file is open (`Transfer._prepare_file`), or when a
-    # skip, a refusal or a crash's finished rename ends the attempt: one journal write less
-    # per file.
+    transfer.ctx.save(download)
 
 
 def _choose_destination(transfer: Transfer, remote: RemoteInfo) -> None:

@@ -301,11 +301,10 @@ class Transfer:
             check_free_space(os.path.dirname(record.dest),
                              max(0, size - allocated_bytes(part_path)))
         identity = self._open_part(size)
-        with self.download.lock:
-            record.extra["part"] = identity
-        # One save for what the probe settled (`probing.adopt`) and the partial file's
-        # identity, before any byte is written: this file is ours.
-        self.ctx.save(self.download)
+        if record.extra.get("part") != identity:
+            with self.download.lock:
+                record.extra["part"] = identity
+            self.ctx.save(self.download)  # before any byte is written: this file is ours
         if size is not None and record.supports_ranges:
             if self._probe_body() is None:  # a file already in memory is written at once
                 self.part.preallocate(size)
