@@ -24,7 +24,7 @@ from ..engine.printable import printable
 from ..engine.states import State
 from ..engine.units import format_rate, format_size
 from ..engine.urls import strip_credentials
-from . import progress, run_shards
+from . import progress
 from .logs import setup_logging
 from .resuming import tell_paused, tell_restarting
 
@@ -37,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..manifest.plan import expand, measure
     from ..manifest.run import ManifestRun
     from ..manifest.shard_results import failures_of
+    from . import run_shards  # here, like the manifest: `laden get` pays for neither
     from .commands import json_events, open_manager
 
     setup_logging(getattr(args, "log_level", None))
