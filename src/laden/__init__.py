@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
 if TYPE_CHECKING:
-    from .engine import errors, events, states
+    from .core import errors, states
+    from .core.config import Config
+    from .core.options import DownloadOptions
+    from .core.retry import RetryPolicy
+    from .core.snapshots import DownloadInfo
+    from .engine import events
     from .engine.aio import AsyncDownloadManager
-    from .engine.config import Config
-    from .engine.info import DownloadInfo
     from .engine.manager import DownloadManager
-    from .engine.options import DownloadOptions
-    from .engine.retry import RetryPolicy
 
 __all__ = [
     "AsyncDownloadManager",
@@ -36,12 +37,12 @@ __all__ = [
 ]
 
 _PUBLIC = {
-    "DownloadInfo": ("engine.info", "DownloadInfo"),
-    "DownloadOptions": ("engine.options", "DownloadOptions"),
-    "RetryPolicy": ("engine.retry", "RetryPolicy"),
-    "errors": ("engine.errors", None),
+    "DownloadInfo": ("core.snapshots", "DownloadInfo"),
+    "DownloadOptions": ("core.options", "DownloadOptions"),
+    "RetryPolicy": ("core.retry", "RetryPolicy"),
+    "errors": ("core.errors", None),
     "events": ("engine.events", None),
-    "states": ("engine.states", None),
+    "states": ("core.states", None),
 }
 """The rest of the public API: name -> (module, attribute; None for the module itself)."""
 
@@ -57,7 +58,7 @@ def __getattr__(name: str) -> Any:
 
         return DownloadManager
     if name == "Config":
-        from .engine.config import Config
+        from .core.config import Config
 
         return Config
     if name in _PUBLIC:

@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 
 from laden.cli.progress import RichDisplay
-from laden.engine.info import DownloadInfo
-from laden.engine.states import State
+from laden.core.snapshots import DownloadInfo
+from laden.core.states import State
 
 
 def _info(**changes: object) -> DownloadInfo:
@@ -39,7 +39,7 @@ def test_the_progress_line_speaks_binary_units_only() -> None:
 def test_a_retry_shows_its_reason_and_its_wait_on_the_terminal() -> None:
     import time
 
-    from laden.engine.info import ErrorRecord
+    from laden.core.snapshots import ErrorRecord
 
     text = _rich_output(_info(state=State.CONNECTING, retry_at=time.time() + 3.2,
                               errors=(ErrorRecord(0.0, "127.0.0.1:9 refused the connection"),)))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from laden.engine.config import Config
+from laden.core.config import Config
 from laden.engine.manager import DownloadManager
 from servers.fixtures import wait_for as wait_for  # shared with the other test folders
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from laden import AsyncDownloadManager, DownloadManager
+from laden.core.snapshots import DownloadInfo
+from laden.core.states import State
 from laden.engine import events
-from laden.engine.info import DownloadInfo
-from laden.engine.states import State
 from servers.fixtures import random_bytes
 from servers.http_server import Faults
 

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from pathlib import Path
 
-from laden.engine.states import State
+from laden.core.states import State
 from servers.fixtures import random_bytes
 
 from .helpers import manager, part_files, sha256

@@ -6,11 +6,11 @@ import threading
 import time
 from pathlib import Path
 
+from laden.core.names import free_name
+from laden.core.options import DownloadOptions
+from laden.core.states import State
 from laden.engine.claims import Claims
 from laden.engine.download import Download
-from laden.engine.names import free_name
-from laden.engine.options import DownloadOptions
-from laden.engine.states import State
 from laden.store.journal import Record
 
 

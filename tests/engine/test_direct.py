@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from laden.core.states import State
 from laden.engine import direct
 from laden.engine.partfile import PartialFile
-from laden.engine.states import State
 from servers.fixtures import random_bytes
 from servers.http_server import Faults
 

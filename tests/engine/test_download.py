@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from laden.engine.errors import InputError, StateDirBusy
+from laden.core.errors import InputError, StateDirBusy
+from laden.core.states import State
 from laden.engine.manager import DownloadManager
-from laden.engine.states import State
 from laden.sources.http import PROBE_RANGE
 from servers.http_server import Faults
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from laden.core.errors import PERMANENT_EXIT, exit_code_of
 from laden.engine import events
-from laden.engine.errors import PERMANENT_EXIT, exit_code_of
 from laden.engine.formats import check_file, kind_of
 
 from . import model_files as mf
@@ -267,7 +267,7 @@ def test_a_checksum_mismatch_comes_before_the_structure(http_server, downloads: 
 
 
 def test_a_format_error_is_a_permanent_failure() -> None:
-    from laden.engine.errors import FormatError
+    from laden.core.errors import FormatError
 
     assert exit_code_of(FormatError("tensor 'w' ends ...", kind="safetensors")) == PERMANENT_EXIT
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from laden.core.states import State
 from laden.engine import direct, finishing, hashing, transfer
-from laden.engine.states import State
 from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from laden.engine.errors import UnknownDownload
-from laden.engine.states import State
+from laden.core.errors import UnknownDownload
+from laden.core.states import State
 from laden.store.journal import Journal, Record
 from servers.fixtures import random_bytes
 from servers.http_server import Faults

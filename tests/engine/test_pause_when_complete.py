@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from laden.core.states import State
 from laden.engine import events
-from laden.engine.states import State
 from servers.fixtures import random_bytes
 
 from .helpers import manager, part_files, sha256

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import xxhash
 
+from laden.core.states import State
 from laden.engine import pieces
 from laden.engine.pieces import PIECE_SIZE, PieceRecorder
-from laden.engine.states import State
 from laden.sources.http import PROBE_RANGE
 from laden.store.records import Record
 from servers.fixtures import random_bytes

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from laden.core.states import State
 from laden.engine import events, scheduler
 from laden.engine.manager import DownloadManager
-from laden.engine.states import State
 from servers.http_server import Faults
 
 from .helpers import FAST, manager, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from laden.engine.states import State
+from laden.core.states import State
 from servers.fixtures import random_bytes
 from servers.http_server import Faults
 

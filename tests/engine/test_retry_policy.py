@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from laden.engine.config import Config
-from laden.engine.errors import (
+from laden.core.config import Config
+from laden.core.errors import (
     HostNotFound,
     InputError,
     Permanent,
     Retryable,
     SlowDown,
 )
-from laden.engine.options import DownloadOptions
-from laden.engine.retry import ERROR_KINDS, RetryPolicy, error_kind
-from laden.engine.states import State
+from laden.core.options import DownloadOptions
+from laden.core.retry import ERROR_KINDS, RetryPolicy, error_kind
+from laden.core.states import State
 from laden.store import settings
 from servers.fixtures import random_bytes
 from servers.http_server import Faults

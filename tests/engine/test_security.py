@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trustme
 
-from laden.engine.states import State
+from laden.core.states import State
 from servers.http_server import FileServer
 
 from .helpers import manager, run_laden

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from laden.engine.states import State
+from laden.core.states import State
 from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from laden.engine import partfile
-from laden.engine.config import Config
-from laden.engine.errors import InputError, SettingsError
-from laden.engine.names import (
+from laden.core.checksums import parse_checksum
+from laden.core.config import Config
+from laden.core.errors import InputError, SettingsError
+from laden.core.names import (
     filename_from_content_disposition,
     free_name,
     sanitize_filename,
 )
+from laden.engine import partfile
 from laden.engine.segments import SegmentPlan, merge_ranges
-from laden.engine.verify import parse_checksum
 from laden.store import settings as settings_file
 from laden.store.journal import Journal, Record
 
@@ -186,7 +186,7 @@ def test_an_unknown_setting_names_its_line_and_the_closest_one(tmp_path: Path) -
 
 def test_every_cloud_option_can_be_a_setting() -> None:
     from laden.cli.parser import CLOUD_OPTIONS, SECRET_CLOUD_OPTIONS
-    from laden.engine.config import EXTRA_SETTINGS
+    from laden.core.config import EXTRA_SETTINGS
 
     names = {flag[2:].replace("-", "_") for flag, _, _ in CLOUD_OPTIONS}
     assert names - SECRET_CLOUD_OPTIONS <= EXTRA_SETTINGS
@@ -251,7 +251,7 @@ def test_the_final_move_finishes_a_link_left_by_a_crash(tmp_path: Path, final_mo
 def test_a_download_folder_under_home_is_expanded(http_server, tmp_path, monkeypatch) -> None:
     """`download_dir = "~/Downloads"`, as the README shows it, is the home's Downloads (not a
     folder called `~` in the working folder)."""
-    from laden.engine.config import Config
+    from laden.core.config import Config
     from laden.engine.manager import DownloadManager
 
     monkeypatch.setenv("HOME", str(tmp_path))

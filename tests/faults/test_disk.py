@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from engine.helpers import FAST, manager, run_laden, sha256
+from laden.core.states import State
 from laden.engine.manager import DownloadManager
-from laden.engine.states import State
 from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults, FileServer

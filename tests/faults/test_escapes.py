@@ -25,9 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from laden.cli import main
-from laden.engine.names import sanitize_filename
-from laden.engine.printable import printable
-from laden.engine.states import State
+from laden.core.names import sanitize_filename
+from laden.core.printable import printable
+from laden.core.states import State
 from servers.http_server import Faults, FileServer
 
 from . import figures

@@ -23,8 +23,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from laden.engine.errors import LadenError
-from laden.engine.names import MAX_NAME_BYTES, filename_from_content_disposition, sanitize_filename
+from laden.core.errors import LadenError
+from laden.core.names import MAX_NAME_BYTES, filename_from_content_disposition, sanitize_filename
 from laden.engine.segments import Segment, SegmentPlan
 
 # -- Content-Disposition ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.helpers import FAST, manager
-from laden.engine.states import State
+from laden.core.states import State
 from laden.sources.http import PROBE_RANGE
 
 from .hostile import HostileServer, Reply, Request, ranged, wait_until

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 from engine.helpers import manager, run_laden
-from laden.engine.errors import LadenError
-from laden.engine.names import (
+from laden.core.errors import LadenError
+from laden.core.names import (
     MAX_NAME_BYTES,
     filename_from_content_disposition,
     filename_from_url,
     sanitize_filename,
 )
-from laden.engine.states import State
+from laden.core.states import State
 from servers.http_server import FileServer
 
 BODY = b"hostile but harmless\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.helpers import run_laden
-from laden.engine.errors import JournalError
+from laden.core.errors import JournalError
 from laden.store.journal import Journal, Record
 from servers.http_server import FileServer
 

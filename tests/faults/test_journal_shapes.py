@@ -18,8 +18,8 @@ import pytest
 from engine.helpers import FAST, run_laden
 from laden.cli import main
 from laden.cli.logs import setup_logging
-from laden.engine.errors import JournalError, UnknownDownload
-from laden.engine.states import State
+from laden.core.errors import JournalError, UnknownDownload
+from laden.core.states import State
 from laden.store.journal import Journal, Record
 from servers.http_server import FileServer
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from engine.helpers import FAST, manager, sha256
-from laden.engine.config import Config
-from laden.engine.info import DownloadInfo
-from laden.engine.states import State
+from laden.core.config import Config
+from laden.core.snapshots import DownloadInfo
+from laden.core.states import State
 from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults, FileServer

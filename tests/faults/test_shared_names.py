@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.helpers import FAST, manager, run_laden, sha256
-from laden.engine.states import State
+from laden.core.states import State
 from servers.http_server import Faults
 
 from .helpers import laden_command

@@ -35,10 +35,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 
 from engine.helpers import FAST, manager
-from laden.engine.errors import RemoteChanged
-from laden.engine.info import DownloadInfo
-from laden.engine.options import DownloadOptions
-from laden.engine.states import State
+from laden.core.errors import RemoteChanged
+from laden.core.options import DownloadOptions
+from laden.core.snapshots import DownloadInfo
+from laden.core.states import State
 from laden.sources.versions import Validators, difference, opaque_tag
 from servers.fixtures import random_bytes
 from servers.ftp import FTPTestServer

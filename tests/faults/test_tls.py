@@ -16,7 +16,7 @@ import pytest
 import trustme
 
 from engine.helpers import manager, run_laden, sha256
-from laden.engine.states import State
+from laden.core.states import State
 from servers.fixtures import random_bytes
 from servers.http_server import FileServer
 

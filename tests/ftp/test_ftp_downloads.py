@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.helpers import FAST, manager, part_files, sha256
-from laden.engine.options import DownloadOptions
-from laden.engine.states import State
+from laden.core.options import DownloadOptions
+from laden.core.states import State
 from servers.fixtures import random_bytes
 from servers.ftp import FTPTestServer
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.helpers import FAST, manager, sha256
-from laden.engine.options import DownloadOptions
-from laden.engine.states import State
+from laden.core.options import DownloadOptions
+from laden.core.states import State
 from laden.sources import listing
 from laden.sources.ftp_protocol import entries, parse_list_line, split_glob
 from laden.sources.listing import may_match_below

@@ -12,7 +12,7 @@ import pytest
 
 from laden.cli import main
 from laden.cli.input_file import read_input_file
-from laden.engine.errors import InputError
+from laden.core.errors import InputError
 
 
 def test_plain_list_with_comments_and_blank_lines(tmp_path: Path) -> None:

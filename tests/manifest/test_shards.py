@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pytest
 
 from laden.cli import main
-from laden.engine.errors import PERMANENT_EXIT, Permanent, exit_code_of
+from laden.core.errors import PERMANENT_EXIT, Permanent, exit_code_of
 from laden.manifest.shards import chosen, shard_of, target_key
 from servers.fixtures import wait_for
 

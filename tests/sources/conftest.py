@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from laden.engine.config import Config
+from laden.core.config import Config
 from laden.engine.manager import DownloadManager
 from laden.sources.base import RangeReader
 from servers.fixtures import wait_for as wait_for  # shared with the other test folders

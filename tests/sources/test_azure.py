@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from laden.engine.states import State
+from laden.core.states import State
 from servers.fixtures import random_bytes
 
 from .conftest import manager

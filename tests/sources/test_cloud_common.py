@@ -10,8 +10,8 @@ import pytest
 
 from laden.cli import parser as grammar
 from laden.cli.commands import download_options
-from laden.engine.errors import InputError, Permanent
-from laden.engine.options import DownloadOptions
+from laden.core.errors import InputError, Permanent
+from laden.core.options import DownloadOptions
 from laden.engine.verify import hash_file
 from laden.sources import cloud, listing
 from laden.sources.registry import SourceRegistry, source_scheme

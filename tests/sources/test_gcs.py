@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from laden.engine.config import Config
-from laden.engine.options import DownloadOptions
-from laden.engine.states import State
+from laden.core.config import Config
+from laden.core.options import DownloadOptions
+from laden.core.states import State
 from laden.sources.gcs import GcsSource
 from servers.fixtures import random_bytes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from laden.engine.states import State
+from laden.core.states import State
 from servers.cloud_fixtures import unique_name
 from servers.fixtures import random_bytes
 from servers.hf_hub import HubServer, git_blob_sha1

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from laden.engine.config import Config
-from laden.engine.errors import RemoteChanged
-from laden.engine.options import DownloadOptions
-from laden.engine.states import State
+from laden.core.config import Config
+from laden.core.errors import RemoteChanged
+from laden.core.options import DownloadOptions
+from laden.core.states import State
 from servers.fixtures import random_bytes
 
 from .conftest import (

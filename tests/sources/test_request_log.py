@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from laden.engine.states import State
+from laden.core.states import State
 from servers.fixtures import random_bytes
 
 from .conftest import manager

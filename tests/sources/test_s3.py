@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from laden.engine.config import Config
-from laden.engine.options import DownloadOptions
-from laden.engine.states import State
+from laden.core.config import Config
+from laden.core.options import DownloadOptions
+from laden.core.states import State
 from laden.sources.s3 import S3Source
 from servers.fixtures import random_bytes
 

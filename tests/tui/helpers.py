@@ -10,8 +10,8 @@ from pathlib import Path
 import tomli_w
 from textual.pilot import Pilot
 
-from laden.engine.info import DownloadInfo
-from laden.engine.states import State
+from laden.core.snapshots import DownloadInfo
+from laden.core.states import State
 from laden.tui.app import LadenApp
 
 SIZE = (120, 35)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from laden.engine.config import Config
-from laden.engine.errors import UnknownDownload
-from laden.engine.info import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord
-from laden.engine.states import State
+from laden.core.config import Config
+from laden.core.errors import UnknownDownload
+from laden.core.snapshots import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord
+from laden.core.states import State
 
 MiB = 1024 * 1024
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC

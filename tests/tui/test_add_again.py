@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Input, Static
 
-from laden.engine.states import State
+from laden.core.states import State
 from laden.tui.app import open_app
 from laden.tui.screens.add_modal import AddModal
 from servers.http_server import FileServer

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from textual.message import Message
 
+from laden.core.states import State
 from laden.engine import events
-from laden.engine.states import State
 from laden.tui.bridge import EngineBridge
 from laden.tui.messages import (
     DownloadAdded,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Static
 
+from laden.core.states import State
 from laden.engine.manager import DownloadManager
-from laden.engine.states import State
 from laden.tui.app import open_app, run_app
 from laden.tui.screens.add_modal import AddModal
 from servers.fixtures import random_bytes

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from engine import model_files as mf
-from laden.engine.states import State
+from laden.core.states import State
 from laden.tui.app import open_app
 from laden.tui.widgets.download_facts import DownloadFacts
 from servers.http_server import FileServer

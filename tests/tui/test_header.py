@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from laden.engine.states import State
+from laden.core.states import State
 from laden.tui import app as app_module
 from laden.tui.app import open_app
 from laden.tui.widgets.download_facts import DownloadFacts

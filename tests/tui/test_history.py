@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
+from laden.core.states import State
 from laden.engine.manager import DownloadManager
-from laden.engine.states import State
 from laden.store import settings
 from laden.tui.app import open_app
 from servers.fixtures import random_bytes

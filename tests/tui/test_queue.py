@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
-from laden.engine.states import State
+from laden.core.states import State
 from laden.sources.http import PROBE_RANGE
 from laden.tui.app import open_app
 from laden.tui.screens.confirm_remove import ConfirmRemove

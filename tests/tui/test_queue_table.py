@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from textual.app import App, ComposeResult
 
-from laden.engine.states import State
+from laden.core.states import State
 from laden.tui.widgets.queue_table import QueueTable
 
 from .still_manager import _info

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Static
 
-from laden.engine.states import State
+from laden.core.states import State
 from laden.tui.app import open_app
 from laden.tui.screens.confirm_quit import ConfirmQuit
 from servers.fixtures import random_bytes

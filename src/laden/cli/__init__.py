@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from ..engine.errors import LadenError
+from ..core.errors import LadenError
 from .terminal import printable_output
 
 
@@ -81,7 +81,7 @@ def _not_a_command(word: str, commands: tuple[str, ...]) -> int:
     with an address it cannot add."""
     import difflib
 
-    from ..engine.printable import printable
+    from ..core.printable import printable
 
     close = difflib.get_close_matches(word, commands, n=1, cutoff=0.5)
     hint = (f"did you mean laden {close[0]}?" if close

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..core.config import Config
+from ..core.errors import InputError, LadenError
+from ..core.options import DownloadOptions
+from ..core.printable import printable
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
+from ..core.units import format_size, parse_rate
 from ..engine import events, formats
-from ..engine.config import Config
-from ..engine.errors import InputError, LadenError
-from ..engine.info import DownloadInfo
-from ..engine.options import DownloadOptions
-from ..engine.printable import printable
-from ..engine.states import State
-from ..engine.units import format_size, parse_rate
 from . import progress
 from .credentials import user_and_password, warn_if_insecure
 from .logs import setup_logging
@@ -407,7 +407,7 @@ def download_options(args: argparse.Namespace) -> DownloadOptions:
         fields["format_check"] = False
     fields["source_settings"], fields["secrets"] = source_settings(args)
     if fields.get("checksum"):
-        from ..engine.verify import parse_checksum
+        from ..core.checksums import parse_checksum
 
         parse_checksum(fields["checksum"])
     return DownloadOptions(**fields)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import sys
 
-from ..engine.errors import InputError
+from ..core.errors import InputError
 
 SHOWN_USER = 40
 """Characters of a user name a prompt or a message repeats."""

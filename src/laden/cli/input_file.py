@@ -17,12 +17,12 @@ import sys
 import zlib
 from typing import Any
 
-from ..engine.config import MAX_CONNECTIONS
-from ..engine.errors import InputError, LadenError
-from ..engine.options import DownloadOptions, check_proxy
-from ..engine.units import parse_rate
-from ..engine.urls import shown_address
-from ..engine.verify import parse_checksum
+from ..core.checksums import parse_checksum
+from ..core.config import MAX_CONNECTIONS
+from ..core.errors import InputError, LadenError
+from ..core.options import DownloadOptions, check_proxy
+from ..core.units import parse_rate
+from ..core.urls import shown_address
 
 log = logging.getLogger("laden.cli")
 

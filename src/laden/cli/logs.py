@@ -14,8 +14,8 @@ import os
 import re
 from typing import Any
 
-from ..engine.errors import InputError
-from ..engine.printable import printable
+from ..core.errors import InputError
+from ..core.printable import printable
 
 _USERINFO = re.compile(r"(\w+://)[^/@\s:]+:[^/@\s]+@")
 LEVELS = ("debug", "info", "warning", "error")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
+from ..core.version import __version__
 
 COMMANDS = ("get", "run", "list", "resume", "pause", "remove", "verify", "repair",
             "settings")

@@ -13,11 +13,11 @@ import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from ..core.printable import printable
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
+from ..core.units import format_eta, format_rate, format_size
 from ..engine import events
-from ..engine.info import DownloadInfo
-from ..engine.printable import printable
-from ..engine.states import State
-from ..engine.units import format_eta, format_rate, format_size
 from . import terminal
 
 PLAIN_INTERVAL = 5.0

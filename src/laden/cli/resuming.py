@@ -12,9 +12,9 @@ import os
 import sys
 from collections.abc import Iterable
 
-from ..engine.info import DownloadInfo
+from ..core.snapshots import DownloadInfo
+from ..core.units import format_size
 from ..engine.partfile import PART_SUFFIX
-from ..engine.units import format_size
 
 
 def fresh_start(info: DownloadInfo) -> str | None:

@@ -17,13 +17,13 @@ import threading
 import time
 from typing import Any, TextIO
 
-from ..engine.config import Config
-from ..engine.errors import InputError
-from ..engine.info import DownloadInfo
-from ..engine.printable import printable
-from ..engine.states import State
-from ..engine.units import format_rate, format_size
-from ..engine.urls import strip_credentials
+from ..core.config import Config
+from ..core.errors import InputError
+from ..core.printable import printable
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
+from ..core.units import format_rate, format_size
+from ..core.urls import strip_credentials
 from . import progress
 from .logs import setup_logging
 from .resuming import tell_paused, tell_restarting

@@ -16,9 +16,9 @@ import os
 import sys
 from typing import Any
 
-from ..engine.errors import InputError
-from ..engine.printable import printable
-from ..engine.units import format_size
+from ..core.errors import InputError
+from ..core.printable import printable
+from ..core.units import format_size
 from ..manifest import shard_results, shards
 from ..manifest.shards import Shard
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ..engine.printable import printable
+from ..core.printable import printable
 
 
 class PrintableStream:

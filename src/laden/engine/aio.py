@@ -26,13 +26,13 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..core.config import Config
+from ..core.options import DownloadOptions
+from ..core.snapshots import DownloadInfo
 from .aio_events import EventStream, LoopBridge, wait
 from .callbacks import InfoCallback, Runner, dispatcher
 from .checking import VerifyResult
-from .config import Config
-from .info import DownloadInfo
 from .manager import DownloadManager
-from .options import DownloadOptions
 
 log = logging.getLogger("laden")
 

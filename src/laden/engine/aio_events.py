@@ -18,10 +18,10 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
 from . import events
-from .info import DownloadInfo
 from .manager import DownloadManager, settled
-from .states import State
 
 log = logging.getLogger("laden")
 

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
 from . import events
-from .info import DownloadInfo
-from .states import State
 
 if TYPE_CHECKING:
     from .manager import DownloadManager

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.checksums import parse_checksum
+from ..core.errors import ChecksumMismatch
+from ..core.states import State
 from . import pieces
 from .download import Download
-from .errors import ChecksumMismatch
-from .states import State
-from .verify import hash_file, new_hasher, parse_checksum
+from .verify import hash_file, new_hasher
 
 
 @dataclass(frozen=True)

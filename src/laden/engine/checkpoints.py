@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..core.errors import DiskError, JournalError
 from ..store.journal import boot_id
-from .errors import DiskError, JournalError
 
 if TYPE_CHECKING:
     from .transfer import Transfer

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from ..core.states import State
 from .download import Download
-from .states import State
 
 
 class Claims:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..core.errors import Permanent, RangeNotSupported, RemoteChanged, Retryable, SlowDown
 from .direct import aligned_buffer, slot
-from .errors import Permanent, RangeNotSupported, RemoteChanged, Retryable, SlowDown
 from .segments import Segment
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from ..core.states import ACTIVE, State
 from . import events
 from .partfile import remove_partial
-from .states import ACTIVE, State
 
 if TYPE_CHECKING:
     from .download import Download

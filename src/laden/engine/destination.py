@@ -12,9 +12,9 @@ import stat
 from collections.abc import Container
 from typing import TYPE_CHECKING
 
-from .errors import Cancelled, DestinationExists
-from .names import DEFAULT_NAME, free_name, sanitize_filename
-from .options import DownloadOptions
+from ..core.errors import Cancelled, DestinationExists
+from ..core.names import DEFAULT_NAME, free_name, sanitize_filename
+from ..core.options import DownloadOptions
 from .partfile import PART_SUFFIX
 from .segments import merge_ranges
 from .verify import checksums_to_check

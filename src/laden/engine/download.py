@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.options import DownloadOptions
+from ..core.snapshots import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord
+from ..core.states import State, check_transition
 from ..store.journal import Record
 from .formats import FormatReport
-from .info import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord
-from .options import DownloadOptions
 from .segments import SegmentPlan, merge_ranges
-from .states import State, check_transition
 
 if TYPE_CHECKING:
     from ..sources.base import RemoteInfo
@@ -196,6 +196,6 @@ def _planned_path(record: Record) -> str:
 def _planned(folder: str, filename: str | None, url: str) -> str:
     # Cached: every event about a queued download asks for it, and parsing the address each
     # time was a fifth of the CPU of a list of small files.
-    from .names import filename_from_url
+    from ..core.names import filename_from_url
 
     return os.path.join(folder, filename or filename_from_url(url) or "")

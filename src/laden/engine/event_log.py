@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
+from ..core.states import State
+from ..core.urls import strip_credentials
 from . import events
-from .states import State
-from .urls import strip_credentials
 
 log = logging.getLogger("laden.events")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .info import DownloadInfo
-from .states import State
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from ..core.errors import Cancelled, DestinationExists, Retryable
+from ..core.states import State
 from . import events
 from .destination import renamed_whole
-from .errors import Cancelled, DestinationExists, Retryable
 from .format_check import check_before_rename
 from .partfile import finish
 from .pieces import PieceRecorder
-from .states import State
 from .verify import checksums_to_check, hash_file, record_digests
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def verify(transfer: Transfer) -> None:
 
 
 def finish_download(transfer: Transfer) -> None:
-    from .names import free_name
+    from ..core.names import free_name
 
     download = transfer.download
     record = download.record

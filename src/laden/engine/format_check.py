@@ -14,13 +14,13 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from ..core.errors import FormatError
 from . import events
-from .errors import FormatError
 from .formats import FormatReport, check_file, kind_of
 
 if TYPE_CHECKING:
+    from ..core.config import Config
     from .checking import VerifyResult
-    from .config import Config
     from .download import Download
     from .transfer import Transfer
 

@@ -31,9 +31,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..core.checksums import algorithm_name
 from . import direct
 from .segments import SegmentPlan
-from .verify import READ_SIZE, Hasher, algorithm_name, new_hasher
+from .verify import READ_SIZE, Hasher, new_hasher
 
 POLL = 0.02
 BUFFERS = 3

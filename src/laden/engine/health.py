@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .units import format_size
+from ..core.units import format_size
 
 if TYPE_CHECKING:
     from .download import Connection

@@ -24,24 +24,24 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
 
+from ..core.config import MAX_CONNECTIONS, Config
+from ..core.errors import JournalError, LadenError, UnknownDownload
+from ..core.options import DownloadOptions
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
+from ..core.units import parse_rate
 from ..store.journal import Journal
 from . import controlling, event_log, events, queueing, scheduler
 from .callbacks import CallbackDispatcher, InfoCallback, dispatcher
 from .checking import VerifyResult, recheck
 from .claims import Claims
-from .config import MAX_CONNECTIONS, Config
 from .download import Download
-from .errors import JournalError, LadenError, UnknownDownload
 from .format_check import after_recheck
 from .hosts import HostLimiter
-from .info import DownloadInfo
-from .options import DownloadOptions
 from .ratelimit import TokenBucket
 from .repair import RepairResult, repair_file
 from .reruns import FinishedCopy, FinishedIndex
-from .states import State
 from .transfer import Transfer
-from .units import parse_rate
 
 log = logging.getLogger("laden")
 

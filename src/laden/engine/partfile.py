@@ -16,13 +16,13 @@ import stat
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import DestinationExists, DiskError, InputError
+from ..core.names import PART_SUFFIX
 from . import direct
-from .errors import DestinationExists, DiskError, InputError
 
 if TYPE_CHECKING:
     from ..store.journal import Record
 
-PART_SUFFIX = ".laden-part"
 
 
 class PartialFileTaken(DestinationExists):
@@ -374,7 +374,7 @@ def check_free_space(folder: str, needed: int) -> None:
     except OSError:
         return
     if needed > free:
-        from .units import format_size
+        from ..core.units import format_size
 
         raise DiskError(
             f"not enough free space in {folder}: the download needs {format_size(needed)} more, "

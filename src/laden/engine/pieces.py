@@ -229,7 +229,7 @@ def check(
     damaged = []
     for index in range(hashes.count):
         if stop is not None and stop():
-            from .errors import Cancelled
+            from ..core.errors import Cancelled
 
             raise Cancelled("verification stopped")
         start, end = hashes.span(index, size)

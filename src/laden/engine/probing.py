@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from ..core.errors import Cancelled, Permanent, Retryable
+from ..core.urls import strip_credentials
 from .destination import choose_destination
-from .errors import Cancelled, Permanent, Retryable
 from .restarts import reset
-from .urls import strip_credentials
 
 if TYPE_CHECKING:
     from ..sources.base import RemoteInfo

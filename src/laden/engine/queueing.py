@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from ..core.checksums import parse_checksum
+from ..core.options import DownloadOptions
+from ..core.states import State
 from ..store.journal import Record
 from . import events, reruns
 from .adding import (
@@ -18,9 +21,6 @@ from .adding import (
     take_credentials,
 )
 from .download import Download
-from .options import DownloadOptions
-from .states import State
-from .verify import parse_checksum
 
 if TYPE_CHECKING:
     from ..sources.base import Source
@@ -144,7 +144,7 @@ def _checked(url: str, options: DownloadOptions | None, option_fields: dict[str,
     """The address checked and its credentials moved into the options (see `adding`)."""
     from ..sources.registry import scheme_of
 
-    scheme_of(url)  # checks the whole address too (`adding.check_address`)
+    scheme_of(url)  # checks the whole address too (`core.addresses.check_address`)
     return take_credentials(url, build_options(options, option_fields))
 
 

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import RangeNotSupported, RemoteChanged, Retryable
+from ..core.states import State
+from ..core.units import format_size
 from . import pieces
 from .checking import VerifyResult
 from .download import Download
-from .errors import RangeNotSupported, RemoteChanged, Retryable
 from .partfile import disk_error
-from .states import State
-from .units import format_size
 from .verify import checksums_to_check, new_hasher, record_digests
 
 if TYPE_CHECKING:

@@ -18,15 +18,16 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import LadenError, UnknownDownload
-from .info import DownloadInfo
-from .states import State
-from .verify import hash_file, parse_checksum
+from ..core.checksums import parse_checksum
+from ..core.errors import LadenError, UnknownDownload
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
+from .verify import hash_file
 
 if TYPE_CHECKING:
+    from ..core.options import DownloadOptions
     from ..store.journal import Journal, Record
     from .manager import DownloadManager
-    from .options import DownloadOptions
 
 
 @dataclass(frozen=True)

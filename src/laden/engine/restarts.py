@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..core.errors import ChecksumMismatch, LadenError, RangeNotSupported, TransferError
+from ..core.states import State
 from . import events
 from .checkpoints import checkpoint
-from .errors import ChecksumMismatch, LadenError, RangeNotSupported, TransferError
 from .partfile import remove_partial
-from .states import State
 
 if TYPE_CHECKING:
     from .transfer import Transfer

@@ -8,11 +8,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ..core.states import ACTIVE, State
 from ..store.journal import trusted_ranges
 from . import events
 from .download import Download
 from .partfile import has_room_to_resume
-from .states import ACTIVE, State
 from .transfer import Transfer
 
 if TYPE_CHECKING:

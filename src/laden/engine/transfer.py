@@ -21,14 +21,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from ..store.journal import boot_id
-from . import direct, events
-from .checkpoints import checkpoint
-from .config import Config
-from .connection import run_connection, run_single_stream
-from .destination import Skip
-from .download import Connection, Download
-from .errors import (
+from ..core.config import Config
+from ..core.errors import (
     Cancelled,
     ChecksumMismatch,
     DiskError,
@@ -39,10 +33,18 @@ from .errors import (
     TransferError,
     is_permanent,
 )
+from ..core.names import free_name
+from ..core.retry import RetryPolicy
+from ..core.states import State
+from ..store.journal import boot_id
+from . import direct, events
+from .checkpoints import checkpoint
+from .connection import run_connection, run_single_stream
+from .destination import Skip
+from .download import Connection, Download
 from .finishing import announce_done, finish_download, mark_done, renamed_before_a_crash, verify
 from .hashing import TrailingHasher
 from .health import Health
-from .names import free_name
 from .partfile import (
     PART_SUFFIX,
     PartialFile,
@@ -55,9 +57,7 @@ from .pieces import PieceRecorder
 from .probing import adopt, probe
 from .ratelimit import Limits, TokenBucket
 from .restarts import etag_is_a_token, reset, restart_after
-from .retry import RetryPolicy
 from .segments import SegmentPlan
-from .states import State
 from .verify import checksums_to_check
 
 if TYPE_CHECKING:

@@ -12,48 +12,22 @@ Besides plain hash functions, two digests that services publish need a little mo
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .errors import Cancelled, ChecksumMismatch, InputError
+from ..core.checksums import S3_ETAG_NAME, algorithm_name
+from ..core.errors import Cancelled, ChecksumMismatch
 
-# Aliases people and servers use, mapped to hashlib names (crc32c comes from google-crc32c).
-_ALIASES = {
-    "md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha224": "sha224", "sha-224": "sha224",
-    "sha256": "sha256", "sha-256": "sha256", "sha384": "sha384", "sha-384": "sha384",
-    "sha512": "sha512", "sha-512": "sha512", "blake2b": "blake2b", "blake2s": "blake2s",
-    "sha3-256": "sha3_256", "sha3_256": "sha3_256", "sha3-512": "sha3_512",
-    "sha3_512": "sha3_512", "crc32c": "crc32c", "crc32": "crc32", "git-sha1": "git-sha1",
-}
-_S3_ETAG = re.compile(r"s3-etag-([1-9][0-9]*)")
-_S3_ETAG_VALUE = re.compile(r"([0-9a-f]{32})-([1-9][0-9]*)")
 READ_SIZE = 4 * 1024 * 1024
 
 
 class Hasher(Protocol):
     def update(self, data: Any, /) -> None: ...
     def hexdigest(self) -> str: ...
-
-
-def algorithm_name(name: str) -> str:
-    lowered = name.strip().lower()
-    if lowered in _ALIASES:
-        return _ALIASES[lowered]
-    if _S3_ETAG.fullmatch(lowered):
-        return lowered
-    known = ", ".join(sorted({v for v in _ALIASES.values()}))
-    raise InputError(f"unknown checksum algorithm {name!r} (known: {known}, s3-etag-PARTSIZE)")
-
-
-def s3_etag_algorithm(part_size: int) -> str:
-    """The algorithm name for the ETag of an S3 multipart upload made of `part_size` parts."""
-    return f"s3-etag-{part_size}"
 
 
 def new_hasher(algorithm: str, size: int | None = None) -> Hasher:
@@ -63,7 +37,7 @@ def new_hasher(algorithm: str, size: int | None = None) -> Hasher:
         if size is None:
             raise ValueError("a git blob id needs the size of the data before the data")
         return hashlib.sha1(b"blob %d\0" % size)
-    s3_etag = _S3_ETAG.fullmatch(algorithm)
+    s3_etag = S3_ETAG_NAME.fullmatch(algorithm)
     if s3_etag:
         return _S3MultipartEtag(int(s3_etag.group(1)))
     if algorithm == "crc32c":
@@ -73,51 +47,6 @@ def new_hasher(algorithm: str, size: int | None = None) -> Hasher:
     if algorithm == "crc32":
         return _Crc32()
     return hashlib.new(algorithm)
-
-
-def digest_size(algorithm: str) -> int:
-    algorithm = algorithm_name(algorithm)
-    if algorithm in ("crc32c", "crc32"):
-        return 4
-    if algorithm == "git-sha1":
-        return 20
-    if _S3_ETAG.fullmatch(algorithm):
-        return 16
-    return hashlib.new(algorithm).digest_size
-
-
-def parse_checksum(text: str) -> tuple[str, str]:
-    """`sha256:HEX` (or `sha256=HEX`, or base64 of the digest) as (algorithm, lowercase hex)."""
-    for separator in (":", "="):
-        algorithm, found, value = text.partition(separator)
-        if found and algorithm.strip():
-            break
-    else:
-        raise InputError(f"checksum must look like sha256:HEX, not {text!r}")
-    algorithm = algorithm_name(algorithm)
-    return algorithm, normalise_digest(algorithm, value.strip())
-
-
-def normalise_digest(algorithm: str, value: str) -> str:
-    """A digest given as hex or base64, as lowercase hex; InputError when it is neither."""
-    size = digest_size(algorithm)
-    value = value.strip().strip(":")
-    if _S3_ETAG.fullmatch(algorithm_name(algorithm)):
-        etag = value.strip('"').lower()
-        if _S3_ETAG_VALUE.fullmatch(etag):
-            return etag
-        raise InputError(f"an S3 multipart ETag looks like MD5HEX-PARTS, not {value!r}")
-    if len(value) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in value):
-        return value.lower()
-    try:
-        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) == size:
-        return raw.hex()
-    raise InputError(
-        f"{algorithm} checksum must be {2 * size} hex digits, not {value!r} ({len(value)} chars)"
-    )
 
 
 def hash_file(

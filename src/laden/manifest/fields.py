@@ -11,9 +11,9 @@ import re
 import reprlib
 from typing import Any
 
-from ..engine.errors import LadenError
-from ..engine.units import parse_rate
-from ..engine.verify import parse_checksum
+from ..core.checksums import parse_checksum
+from ..core.errors import LadenError
+from ..core.units import parse_rate
 from ..sources.cloud import read_secret_file
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")

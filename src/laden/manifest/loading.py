@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
-from ..engine.errors import InputError
+from ..core.errors import InputError
 
 MAX_BYTES = 16 * 1024 * 1024
 """The largest manifest read: thousands of times any real one, and about ten seconds of

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.options import DownloadOptions
+from ..core.options import DownloadOptions
 
 POLICIES = ("overwrite", "skip", "resume")
 DEFAULT_POLICY = "overwrite"

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ..engine.errors import InputError, LadenError, is_permanent
-from ..engine.names import sanitize_filename
-from ..engine.options import DownloadOptions
-from ..engine.urls import strip_credentials
+from ..core.errors import InputError, LadenError, is_permanent
+from ..core.names import sanitize_filename
+from ..core.options import DownloadOptions
+from ..core.urls import strip_credentials
 from .model import Item, Manifest, Target
 
 log = logging.getLogger("laden.manifest")

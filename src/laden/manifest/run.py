@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.errors import LadenError, is_permanent
+from ..core.errors import LadenError, is_permanent
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
 from ..engine.events import AlreadyDownloaded
-from ..engine.info import DownloadInfo
-from ..engine.states import State
 from .model import Manifest
 from .plan import PlannedItem
 

@@ -21,8 +21,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..engine.errors import PERMANENT_EXIT, InputError
-from ..engine.states import State
+from ..core.errors import PERMANENT_EXIT, InputError
+from ..core.states import State
 from .shards import Shard
 
 FOLDER = ".laden-shards"

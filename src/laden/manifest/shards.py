@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..engine.errors import InputError, LadenError
-from ..engine.urls import strip_credentials
-from ..engine.verify import hash_file, parse_checksum
+from ..core.checksums import parse_checksum
+from ..core.errors import InputError, LadenError
+from ..core.urls import strip_credentials
+from ..engine.verify import hash_file
 from .model import Manifest
 from .plan import PlannedFile, PlannedItem
 

@@ -20,10 +20,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..engine.config import MAX_CONNECTIONS
-from ..engine.errors import LadenError
-from ..engine.options import DownloadOptions
-from ..engine.urls import shown_address, strip_credentials
+from ..core.config import MAX_CONNECTIONS
+from ..core.errors import LadenError
+from ..core.options import DownloadOptions
+from ..core.urls import shown_address, strip_credentials
 from ..sources.registry import scheme_of
 from .addresses import (
     CONNECTION_FIELDS,

@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from .. import __version__
-from ..engine.config import MAX_CONNECTIONS, Config
-from ..engine.errors import (
+from ..core.config import MAX_CONNECTIONS, Config
+from ..core.errors import (
     InputError,
     LadenError,
     Permanent,
@@ -39,8 +38,9 @@ from ..engine.errors import (
     Retryable,
     SlowDown,
 )
-from ..engine.info import ChecksumInfo
-from ..engine.options import DownloadOptions
+from ..core.options import DownloadOptions
+from ..core.snapshots import ChecksumInfo
+from ..core.version import __version__
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
 from .http_headers import parse_content_range

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from ..engine.info import ChecksumInfo
-from ..engine.options import DownloadOptions
+from ..core.options import DownloadOptions
+from ..core.snapshots import ChecksumInfo
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, unquote
 
-from ..engine.config import Config
-from ..engine.errors import InputError
-from ..engine.names import sanitize_filename
-from ..engine.options import DownloadOptions
+from ..core.config import Config
+from ..core.errors import InputError
+from ..core.names import sanitize_filename
+from ..core.options import DownloadOptions
 
 # A key is quoted in the addresses laden makes, keeping the characters S3 and GCS users write.
 _KEY_SAFE = "/~!$&'()*+,;=:@"

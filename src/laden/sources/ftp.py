@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ..engine.config import Config
-from ..engine.errors import Permanent, RangeNotSupported, RemoteChanged, RemoteError, Retryable
-from ..engine.options import DownloadOptions
-from ..engine.urls import strip_credentials
+from ..core.config import Config
+from ..core.errors import Permanent, RangeNotSupported, RemoteChanged, RemoteError, Retryable
+from ..core.options import DownloadOptions
+from ..core.urls import strip_credentials
 from . import listing
 from .base import ListedObject, RangeReader, RemoteInfo, Source
 from .ftp_protocol import (

@@ -18,7 +18,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..engine.errors import (
+from ..core.errors import (
     HostNotFound,
     Permanent,
     RangeNotSupported,
@@ -27,7 +27,7 @@ from ..engine.errors import (
     Retryable,
     SlowDown,
 )
-from ..engine.options import DownloadOptions
+from ..core.options import DownloadOptions
 from . import versions
 from .base import RemoteInfo
 from .http import netrc_credentials

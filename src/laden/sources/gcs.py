@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .. import __version__
-from ..engine.config import MAX_CONNECTIONS, Config
-from ..engine.errors import (
+from ..core.checksums import normalise_digest
+from ..core.config import MAX_CONNECTIONS, Config
+from ..core.errors import (
     InputError,
     LadenError,
     Permanent,
@@ -41,9 +41,9 @@ from ..engine.errors import (
     Retryable,
     SlowDown,
 )
-from ..engine.info import ChecksumInfo
-from ..engine.options import DownloadOptions
-from ..engine.verify import normalise_digest
+from ..core.options import DownloadOptions
+from ..core.snapshots import ChecksumInfo
+from ..core.version import __version__
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .http_headers import parse_content_range

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ..engine.config import Config
-from ..engine.errors import InputError, LadenError, Permanent, Retryable, SlowDown
-from ..engine.info import ChecksumInfo
-from ..engine.options import DownloadOptions
+from ..core.config import Config
+from ..core.errors import InputError, LadenError, Permanent, Retryable, SlowDown
+from ..core.options import DownloadOptions
+from ..core.snapshots import ChecksumInfo
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
 from .requests_log import logged_request

@@ -28,9 +28,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import urllib3
 
-from .. import __version__
-from ..engine.config import Config
-from ..engine.errors import (
+from ..core.config import Config
+from ..core.errors import (
     HostNotFound,
     InputError,
     Permanent,
@@ -40,10 +39,11 @@ from ..engine.errors import (
     Retryable,
     SlowDown,
 )
-from ..engine.names import filename_from_content_disposition, filename_from_url
-from ..engine.options import DownloadOptions, check_proxy
-from ..engine.retry import parse_retry_after
-from ..engine.urls import strip_credentials
+from ..core.names import filename_from_content_disposition, filename_from_url
+from ..core.options import DownloadOptions, check_proxy
+from ..core.retry import parse_retry_after
+from ..core.urls import strip_credentials
+from ..core.version import __version__
 from .base import RangeReader, RemoteInfo, Source
 from .http_connections import WATCHDOG, pool_classes
 from .http_headers import (

@@ -11,9 +11,9 @@ import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
-from ..engine.errors import InputError
-from ..engine.info import ChecksumInfo
-from ..engine.verify import algorithm_name, normalise_digest
+from ..core.checksums import algorithm_name, normalise_digest
+from ..core.errors import InputError
+from ..core.snapshots import ChecksumInfo
 from .versions import opaque_tag
 
 _DIGITS = re.compile(r"[0-9]+")

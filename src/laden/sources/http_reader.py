@@ -21,7 +21,7 @@ import select
 import socket
 from typing import Any, Protocol
 
-from ..engine.errors import Retryable
+from ..core.errors import Retryable
 
 SPLICE_MIN = 4 << 20
 """Smaller ranges keep the reusable-connection path: a connect would cost more than a copy."""

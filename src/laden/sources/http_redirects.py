@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..engine.errors import Permanent, Retryable
-from ..engine.options import DownloadOptions
-from ..engine.urls import strip_credentials
+from ..core.errors import Permanent, Retryable
+from ..core.options import DownloadOptions
+from ..core.urls import strip_credentials
 from .base import RemoteInfo
 from .http import USER_AGENT, _connect_error, _host, _refuse_downgrade, proxy_for
 from .requests_log import logged_request, range_of

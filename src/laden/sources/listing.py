@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.errors import InputError, Permanent
-from ..engine.names import sanitize_filename
-from ..engine.options import DownloadOptions
-from ..engine.urls import strip_credentials, without_signatures
+from ..core.errors import InputError, Permanent
+from ..core.names import sanitize_filename
+from ..core.options import DownloadOptions
+from ..core.urls import strip_credentials, without_signatures
 from .base import ListedObject
 
 GLOB_CHARS = frozenset("*?[")

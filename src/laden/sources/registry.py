@@ -7,9 +7,9 @@ import importlib
 import threading
 from urllib.parse import urlsplit
 
-from ..engine.adding import check_address
-from ..engine.errors import InputError, UnsupportedSource
-from ..engine.urls import shown_address
+from ..core.addresses import check_address
+from ..core.errors import InputError, UnsupportedSource
+from ..core.urls import shown_address
 from .base import Source
 
 # scheme -> (module, class)

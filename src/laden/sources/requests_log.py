@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..engine.urls import strip_credentials
+from ..core.urls import strip_credentials
 
 log = logging.getLogger("laden.requests")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from ..engine.errors import RemoteChanged
+from ..core.errors import RemoteChanged
 
 SHOWN = 80
 """Longest validator quoted in a message: a hostile server's header must not flood the screen."""

@@ -29,7 +29,7 @@ from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..engine.errors import JournalError
+from ..core.errors import JournalError
 from .records import MAX_NUMBER, Record, boot_id, cut, trusted_ranges
 
 __all__ = ["Journal", "Record", "boot_id", "trusted_ranges"]

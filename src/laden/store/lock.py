@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from ..engine.errors import JournalError, StateDirBusy
+from ..core.errors import JournalError, StateDirBusy
 
 try:
     import fcntl

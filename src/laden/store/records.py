@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from ..engine.options import DownloadOptions
-from ..engine.states import State
-from ..engine.verify import algorithm_name
+from ..core.checksums import algorithm_name
+from ..core.options import DownloadOptions
+from ..core.states import State
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 
 import tomli_w
 
-from ..engine.config import Config
-from ..engine.errors import InputError, SettingsError
+from ..core.config import Config
+from ..core.errors import InputError, SettingsError
 from . import paths
 
 

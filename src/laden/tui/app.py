@@ -23,14 +23,14 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from ..engine.config import Config
-from ..engine.errors import LadenError, SettingsError, UnknownDownload
-from ..engine.info import DownloadInfo
+from ..core.config import Config
+from ..core.errors import LadenError, SettingsError, UnknownDownload
+from ..core.options import DownloadOptions
+from ..core.printable import printable
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
 from ..engine.manager import DownloadManager, VerifyResult
-from ..engine.options import DownloadOptions
-from ..engine.printable import printable
 from ..engine.reruns import FinishedCopy
-from ..engine.states import State
 from ..store import paths, settings
 from . import bindings
 from .bridge import EngineBridge

@@ -14,9 +14,9 @@ from typing import Protocol
 
 from textual.message import Message
 
+from ..core.snapshots import DownloadInfo
+from ..core.units import format_size
 from ..engine import events
-from ..engine.info import DownloadInfo
-from ..engine.units import format_size
 from .messages import (
     DownloadAdded,
     DownloadChanged,

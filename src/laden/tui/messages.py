@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from textual.message import Message
 from textual.notifications import SeverityLevel
 
-from ..engine.info import DownloadInfo
+from ..core.snapshots import DownloadInfo
 
 
 @dataclass

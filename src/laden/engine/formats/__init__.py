@@ -21,8 +21,9 @@ anything. `check_file` is the whole API:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+from ...core.snapshots import FormatReport
 
 if TYPE_CHECKING:
     from .reading import FileView
@@ -33,34 +34,6 @@ KINDS = {
     ".npy": "NumPy array (.npy)", ".onnx": "ONNX",
 }
 """The suffixes checked, and what a file with each is checked as."""
-
-
-@dataclass(frozen=True)
-class FormatReport:
-    """The verdict of one model-file check."""
-
-    kind: str
-    """What the file was checked as: "safetensors", "GGUF", "PyTorch checkpoint (zip)", ..."""
-    ok: bool
-    detail: str
-    """What was found ("12 tensors, header 1,204 bytes"), or what is wrong, in one line."""
-
-    def message(self, name: str) -> str:
-        """One line for a person: "model.safetensors: tensor 'w' ends at byte ..."."""
-        if self.ok:
-            return f"{name}: {self.kind}, {self.detail}"
-        return f"{name}: {self.detail}"
-
-    def to_journal(self) -> dict[str, Any]:
-        return {"kind": self.kind, "ok": self.ok, "detail": self.detail}
-
-    @classmethod
-    def from_journal(cls, data: object) -> FormatReport | None:
-        """The report a journal record kept; None for anything else (records are untrusted)."""
-        if (isinstance(data, dict) and isinstance(data.get("kind"), str)
-                and isinstance(data.get("ok"), bool) and isinstance(data.get("detail"), str)):
-            return cls(data["kind"], data["ok"], data["detail"])
-        return None
 
 
 def kind_of(name: str) -> str | None:
@@ -83,7 +56,7 @@ def check_file(path: str | os.PathLike[str], name: str | None = None) -> FormatR
     Raises:
         OSError: the file cannot be opened or read.
     """
-    from ..printable import printable
+    from ...core.printable import printable
     from .reading import Broken, FileView, looks_like
 
     name = name or os.path.basename(os.fspath(path))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import struct
 
-from ..printable import printable
+from ...core.printable import printable
 
 WINDOW = 1 << 20
 """Bytes read at a time: headers are parsed field by field, one system call per field was the

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from ...engine.printable import printable
+from ...core.printable import printable
 from ...engine.reruns import FinishedCopy
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
 
-from ...engine.info import DownloadInfo
-from ...engine.printable import printable
-from ...engine.states import State
+from ...core.printable import printable
+from ...core.snapshots import DownloadInfo
+from ...core.states import State
 
 
 @dataclass(frozen=True)

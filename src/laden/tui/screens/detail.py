@@ -10,10 +10,10 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from ...engine.info import DownloadInfo
-from ...engine.printable import printable
-from ...engine.states import State
-from ...engine.units import format_eta, format_rate
+from ...core.printable import printable
+from ...core.snapshots import DownloadInfo
+from ...core.states import State
+from ...core.units import format_eta, format_rate
 from ..widgets.connection_table import ConnectionTable
 from ..widgets.download_facts import DownloadFacts
 from ..widgets.segment_map import SegmentMap

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ...engine.info import DownloadInfo
+from ...core.snapshots import DownloadInfo
 from ..widgets.header_bar import HeaderBar, Summary
 from ..widgets.queue_table import QueueTable
 

@@ -20,9 +20,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
 
-from ...engine.config import CONFLICT_POLICIES, DIRECT_IO_MODES, Config, field_help
-from ...engine.errors import LadenError
-from ...engine.printable import printable
+from ...core.config import CONFLICT_POLICIES, DIRECT_IO_MODES, Config, field_help
+from ...core.errors import LadenError
+from ...core.printable import printable
 from ..bindings import ACTIONS
 from ..widgets.shown_path import home_relative
 

@@ -11,9 +11,9 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from ...engine.info import ConnectionInfo, DownloadInfo
-from ...engine.printable import printable
-from ...engine.units import format_rate, format_size
+from ...core.printable import printable
+from ...core.snapshots import ConnectionInfo, DownloadInfo
+from ...core.units import format_rate, format_size
 from .segment_map import PALETTE_SIZE, connection_class, connection_css
 from .styles import component_style
 

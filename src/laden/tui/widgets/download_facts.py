@@ -17,10 +17,10 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from ...core.printable import printable
+from ...core.snapshots import ChecksumInfo, DownloadInfo
+from ...core.units import format_rate, format_size
 from ...engine.formats import FormatReport
-from ...engine.info import ChecksumInfo, DownloadInfo
-from ...engine.printable import printable
-from ...engine.units import format_rate, format_size
 from .shown_path import home_relative
 from .styles import component_style
 

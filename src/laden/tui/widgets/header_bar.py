@@ -12,10 +12,10 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.info import DownloadInfo
-from ...engine.printable import printable
-from ...engine.states import ACTIVE, State
-from ...engine.units import format_rate, format_size
+from ...core.printable import printable
+from ...core.snapshots import DownloadInfo
+from ...core.states import ACTIVE, State
+from ...core.units import format_rate, format_size
 from .shown_path import home_relative
 from .styles import component_style
 

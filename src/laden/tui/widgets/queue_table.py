@@ -21,10 +21,10 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from ...engine.info import DownloadInfo
-from ...engine.printable import printable
-from ...engine.states import State
-from ...engine.units import format_eta, format_rate, format_size
+from ...core.printable import printable
+from ...core.snapshots import DownloadInfo
+from ...core.states import State
+from ...core.units import format_eta, format_rate, format_size
 from .styles import component_style
 
 BAR_WIDTH = 16

@@ -15,9 +15,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ...engine.info import ConnectionInfo, DownloadInfo
-from ...engine.states import State
-from ...engine.units import format_size
+from ...core.snapshots import ConnectionInfo, DownloadInfo
+from ...core.states import State
+from ...core.units import format_size
 from .styles import component_style
 
 FULL, PART, EMPTY = "█", "▓", "░"

@@ -7,8 +7,8 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Label, Sparkline
 
-from ...engine.info import DownloadInfo
-from ...engine.units import format_rate
+from ...core.snapshots import DownloadInfo
+from ...core.units import format_rate
 
 
 class SpeedGraph(Vertical):

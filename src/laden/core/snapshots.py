@@ -9,8 +9,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .formats import FormatReport
 from .states import State
+
+
+@dataclass(frozen=True)
+class FormatReport:
+    """The verdict of one model-file check."""
+
+    kind: str
+    """What the file was checked as: "safetensors", "GGUF", "PyTorch checkpoint (zip)", ..."""
+    ok: bool
+    detail: str
+    """What was found ("12 tensors, header 1,204 bytes"), or what is wrong, in one line."""
+
+    def message(self, name: str) -> str:
+        """One line for a person: "model.safetensors: tensor 'w' ends at byte ..."."""
+        if self.ok:
+            return f"{name}: {self.kind}, {self.detail}"
+        return f"{name}: {self.detail}"
+
+    def to_journal(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ok": self.ok, "detail": self.detail}
+
+    @classmethod
+    def from_journal(cls, data: object) -> FormatReport | None:
+        """The report a journal record kept; None for anything else (records are untrusted)."""
+        if (isinstance(data, dict) and isinstance(data.get("kind"), str)
+                and isinstance(data.get("ok"), bool) and isinstance(data.get("detail"), str)):
+            return cls(data["kind"], data["ok"], data["detail"])
+        return None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 MAX_NAME_BYTES = 255 - 16
 """The file systems' 255-byte limit, less room for `.laden-part` and a `.N` from renaming."""
 DEFAULT_NAME = "download"
+PART_SUFFIX = ".laden-part"
+"""What a download's partial file adds to its final name."""
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT")
                                                      for i in range(1, 10)}
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
@@ -118,8 +120,6 @@ def numbered(path: str, number: int) -> str:
 
 def free_name(path: str, taken: Container[str] = ()) -> str:
     """`path`, or the first `name.N.ext` that exists neither on disk nor in `taken`."""
-    from .partfile import PART_SUFFIX
-
     candidate = path
     number = 0
     while (

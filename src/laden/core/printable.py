@@ -62,3 +62,8 @@ def _escape(char: str) -> str:
     if code <= 0xFF:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def shortened(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters with an ellipsis, for a name quoted in a message."""
+    return text if len(text) <= limit else text[:limit] + "…"
