@@ -104,6 +104,8 @@ class Ctx:
     capped_port: int = 0
     laden: Laden | None = None
     hyperfine: str | None = None
+    others: list[tuple[str, Laden]] = field(default_factory=list)
+    """Other laden builds (--also-laden LABEL=CMD), run beside `laden` in the same rounds."""
 
     def url(self, path: str, capped: bool = False) -> str:
         return f"http://127.0.0.1:{self.capped_port if capped else self.port}/{path}"
@@ -270,6 +272,7 @@ def sc_big(ctx: Ctx, notes: list[str]) -> dict:
     name, sha = ensure_blob(ctx.data, size)
     url, exp = ctx.url(name), [(name, sha)]
     jobs = [Job("laden", ctx.laden.get(url, 16), exp, size)] if ctx.laden else []
+    jobs += [Job(label, other.get(url, 16), exp, size) for label, other in ctx.others]
     jobs += [Job("aria2c", aria(16, name, url), exp, size),
              Job("curl", ["curl", "-s", "-o", f"{{out}}/{name}", url], exp, size),
              Job("wget", ["wget", "-q", "-O", f"{{out}}/{name}", url], exp, size),
@@ -296,6 +299,8 @@ def sc_capped(ctx: Ctx, notes: list[str]) -> dict:
         if ctx.laden and ctx.laden.conns:
             jobs.append(Job(f"laden N={n}", ctx.laden.get(url, n), exp, size,
                             f"aria2c N={min(n, 16)}", n))
+            jobs += [Job(f"{label} N={n}", other.get(url, n), exp, size, f"aria2c N={min(n, 16)}",
+                         n) for label, other in ctx.others if other.conns]
         if n <= 16:
             jobs.append(Job(f"aria2c N={n}", aria(n, name, url), exp, size, f"aria2c N={n}", n))
         if n >= 16:  # what the capped server gives N streams that write nothing
@@ -324,6 +329,8 @@ def sc_small(ctx: Ctx, notes: list[str]) -> dict:
         # Eight files at a time on both sides: aria2c's -j 8 is laden's --max-active 8.
         extra = ("-i", str(lst), "--max-active", "8")
         jobs.append(Job("laden", [*ctx.laden.get(None, extra=extra)], files, count * size))
+        jobs += [Job(label, other.get(None, extra=extra), files, count * size)
+                 for label, other in ctx.others if other.input]
     elif ctx.laden:
         notes.append("laden rows skipped: `laden get --help` shows no -i/--input")
     jobs.append(Job("aria2c", ["aria2c", "-i", str(lst), "-j", "8", "--allow-overwrite=true",
@@ -537,6 +544,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, a smoke run under a minute")
     ap.add_argument("--runs", type=int, help="rounds per scenario (default 5, quick 2)")
     ap.add_argument("--laden", default="laden", help="laden command (default: laden)")
+    ap.add_argument("--also-laden", action="append", default=[], metavar="LABEL=CMD",
+                    help="another laden build to run beside --laden in the same rounds (big, "
+                         "capped and small), e.g. before=/tmp/old/bin/laden; repeatable")
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/laden-bench"),
                     help="test data and nginx files (default /var/tmp/laden-bench)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir for the next run")
@@ -575,6 +585,13 @@ def main() -> None:
 
     tools = ensure_tools()
     laden, laden_note = probe_laden(args.laden)
+    others = []
+    for spec in args.also_laden:
+        label, sep, cmd = spec.partition("=")
+        other, note = probe_laden(cmd) if sep and label else (None, "")
+        if other is None:
+            ap.error(f"--also-laden wants LABEL=CMD with CMD on PATH, not {spec!r} {note}")
+        others.append((f"laden {label}", other))
     work = args.workdir
     if work.exists() and any(work.iterdir()) and not (work / ".laden-bench").exists():
         sys.exit(f"bench: {work} is not empty and not a bench workdir; pick another --workdir")
@@ -587,7 +604,7 @@ def main() -> None:
     print(f"bench: {meta['cpu']}, {meta['cores']} cores, kernel {meta['kernel']}; work {work}")
     print(f"bench: {laden_note or 'laden: ' + str(asdict(laden))}")
     ctx = Ctx(args, work / "data", Path(tempfile.mkdtemp(prefix="laden-bench-out-", dir=base)),
-              laden=laden, hyperfine=tools["hyperfine"])
+              laden=laden, hyperfine=tools["hyperfine"], others=others)
     funcs = {"big": sc_big, "capped": sc_capped, "small": sc_small, "startup": sc_startup,
              "checksum": sc_checksum, "mem": sc_mem, "tui": sc_tui}
     results: dict[str, dict] = {}

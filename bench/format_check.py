@@ -25,8 +25,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from laden.engine.formats import check_file  # noqa: E402
 from laden.core.units import parse_size  # noqa: E402
+from laden.engine.formats import check_file  # noqa: E402
 
 
 def write_safetensors(path: str, size: int, tensors: int) -> int:
