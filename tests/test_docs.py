@@ -26,8 +26,8 @@ from servers.http_server import FileServer
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = DOCS / "pages"
-PUBLIC = ("DownloadManager", "Config", "DownloadOptions", "DownloadInfo", "events", "errors",
-          "states")
+PUBLIC = ("DownloadManager", "Config", "DownloadOptions", "DownloadInfo", "download", "events",
+          "errors", "states")
 
 
 def _build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:

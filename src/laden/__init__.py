@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .engine import events
     from .engine.aio import AsyncDownloadManager
     from .engine.manager import DownloadManager
+    from .engine.sharing import download
 
 __all__ = [
     "AsyncDownloadManager",
@@ -31,6 +32,7 @@ __all__ = [
     "DownloadOptions",
     "RetryPolicy",
     "__version__",
+    "download",
     "errors",
     "events",
     "states",
@@ -40,6 +42,7 @@ _PUBLIC = {
     "DownloadInfo": ("core.snapshots", "DownloadInfo"),
     "DownloadOptions": ("core.options", "DownloadOptions"),
     "RetryPolicy": ("core.retry", "RetryPolicy"),
+    "download": ("engine.sharing", "download"),
     "errors": ("core.errors", None),
     "events": ("engine.events", None),
     "states": ("core.states", None),

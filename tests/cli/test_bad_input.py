@@ -124,7 +124,7 @@ def test_second_instance_names_the_first(http_server, downloads: Path) -> None:
                               url], env=os.environ.copy())
     try:
         time.sleep(1.0)
-        second = run_laden("get", "-o", str(downloads), url, timeout=30)
+        second = run_laden("get", "--no-wait", "-o", str(downloads), url, timeout=30)
         assert second.returncode == 3
         assert "another laden is using" in second.stderr and str(first.pid) in second.stderr
         listing = run_laden("list", timeout=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -14,14 +15,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..core.config import Config
-from ..core.errors import InputError, LadenError
+from ..core.errors import InputError, LadenError, StateDirBusy
 from ..core.options import DownloadOptions
 from ..core.printable import printable
 from ..core.snapshots import DownloadInfo
 from ..core.states import State
 from ..core.units import format_size, parse_rate
-from ..engine import events, formats
-from . import progress
+from ..engine import events, formats, sharing
+from . import progress, waiting
 from .credentials import user_and_password, warn_if_insecure
 from .logs import setup_logging
 from .resuming import tell_paused, tell_restarting
@@ -50,27 +51,55 @@ def cmd_get(args: argparse.Namespace) -> int:
     options = with_retry(download_options(args), config, args)
     if args.force and options.conflict is None:
         options = _with(options, {"conflict": "overwrite"})  # again, in place of the old copy
-    with open_manager(config) as manager, json_events(manager, args):
-        ids: list[int] = []
-        found: dict[int, str] = {}
-        unsubscribe = manager.subscribe(lambda event: found.setdefault(
-            event.download_id, event.checked) if isinstance(event, events.AlreadyDownloaded)
-            else None)
-        try:
-            with manager.adding_many():
-                for url, extra in entries:
-                    dest = extra.pop("dest", None) or _folder(args.output)
-                    ids += manager.add_all(url, dest, options=_with(options, extra),
-                                           again=args.force, rehash=args.verify)
-                fetching = list(dict.fromkeys(i for i in ids if i not in found))
-                tell_restarting(manager.get(i) for i in fetching)
-        finally:
-            unsubscribe()
-        for download_id, checked in found.items():
-            if not (args.quiet or args.json):
-                print(f"already downloaded: {manager.get(download_id).dest} ({checked}); "
-                      "--force fetches it again")
-        return watch(manager, fetching, args) if fetching else 0
+    # The ranks of a training job may all ask for the same thing at once: one fetches, the
+    # others wait for it (see `engine.sharing`).
+    requests = [sharing.Request(url, extra.get("dest") or _folder(args.output), args.name)
+                for url, extra in entries]
+    while True:
+        with contextlib.ExitStack() as stack:
+            try:
+                manager = stack.enter_context(open_manager(config))
+            except StateDirBusy as busy:
+                if args.no_wait:
+                    raise
+                code = waiting.wait_for_owner(requests, busy, args)
+                if code is None:
+                    continue  # the owner stopped without finishing: take over from the journal
+                return code
+            marks = sharing.Marks(manager.state_dir, requests).hold()
+            stack.callback(marks.release)  # unless finished: a waiter then takes over
+            stack.enter_context(json_events(manager, args))
+            code, ids = _fetch(manager, entries, options, args)
+            if code != 130:  # paused by Ctrl-C: a waiter resumes it instead
+                marks.finish(sharing.outcome_of(code, (manager.get(i) for i in ids)))
+            return code
+
+
+def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: DownloadOptions,
+           args: argparse.Namespace) -> tuple[int, list[int]]:
+    """Queue every entry and watch them to the end: the exit code, and the downloads."""
+    ids: list[int] = []
+    found: dict[int, str] = {}
+    unsubscribe = manager.subscribe(lambda event: found.setdefault(
+        event.download_id, event.checked) if isinstance(event, events.AlreadyDownloaded)
+        else None)
+    try:
+        with manager.adding_many():
+            for url, extra in entries:
+                extra = dict(extra)
+                dest = extra.pop("dest", None) or _folder(args.output)
+                ids += manager.add_all(url, dest, options=_with(options, extra),
+                                       again=args.force, rehash=args.verify)
+            fetching = list(dict.fromkeys(i for i in ids if i not in found))
+            tell_restarting(manager.get(i) for i in fetching)
+    finally:
+        unsubscribe()
+    for download_id, checked in found.items():
+        if not (args.quiet or args.json):
+            print(f"already downloaded: {manager.get(download_id).dest} ({checked}); "
+                  "--force fetches it again")
+    ids = list(dict.fromkeys(ids))
+    return (watch(manager, fetching, args) if fetching else 0), ids
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -46,6 +46,9 @@ def build() -> argparse.ArgumentParser:
         "Download URLs headless with a progress display (plain lines when output is not a "
         "terminal). Ctrl-C pauses and saves; running the same command again resumes."))
     get.add_argument("urls", nargs="*", metavar="URL", help="addresses to download")
+    get.add_argument("--no-wait", action="store_true",
+                     help="when another laden is already fetching the same addresses into the "
+                          "same place, exit 3 at once instead of waiting for it")
     add_download_options(get)
     add_output_options(get)
 

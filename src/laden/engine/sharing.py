@@ -1,0 +1,164 @@
+"""One download for every process that asks for it: the ranks of a training job.
+
+Each rank of a distributed job may run `laden get ADDRESS -o DIR` (or `laden.download`) at
+the same moment with the same state folder. The first to take the folder fetches; it marks each
+address it fetches (`store.fetching`). The others find the folder busy, see the marks for every
+address they asked for, and wait for the owner's outcome instead of failing: the same paths, or
+the same error. If the owner dies or is paused, a waiter takes the folder over and resumes from
+the journal. A process that asks for something the owner is not fetching still gets
+`StateDirBusy`, as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.config import Config
+from ..core.errors import LadenError, Permanent, StateDirBusy, TransferError
+from ..core.options import DownloadOptions
+from ..core.snapshots import DownloadInfo
+from ..core.states import State
+from ..core.urls import strip_credentials
+from ..store import fetching, paths
+
+GRACE = 3.0
+"""Seconds a waiter looks for the owner's marks before it says the folder is busy: the owner
+marks its addresses right after it takes the folder, before it asks any server."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one process asks for: an address into a folder, under a name or the server's."""
+
+    address: str
+    destination: str
+    name: str | None = None
+
+    @property
+    def key(self) -> str:
+        return fetching.fetch_key(strip_credentials(self.address), self.destination, self.name)
+
+
+def state_folder(state_dir: str | None = None) -> str:
+    return state_dir or paths.state_dir()
+
+
+class Marks:
+    """The owner's marks on what it fetches, from `hold` until `finish` (or `release`)."""
+
+    def __init__(self, state_dir: str, requests: Iterable[Request]) -> None:
+        self._markers = [fetching.FetchMarker(state_dir, r.key) for r in dict.fromkeys(requests)]
+
+    def hold(self) -> Marks:
+        self._markers = [m for m in self._markers if m.hold()]
+        return self
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        for marker in self._markers:
+            marker.finish(outcome)
+        self._markers = []
+
+    def release(self) -> None:
+        for marker in self._markers:
+            marker.release()
+        self._markers = []
+
+
+def wait_for_owner(state_dir: str, requests: Iterable[Request], busy: StateDirBusy, *,
+                   keep_waiting: Callable[[], bool] = lambda: True,
+                   on_wait: Callable[[], None] = lambda: None) -> dict[str, Any] | None:
+    """Wait for the process that owns the state folder to fetch every request, and return its
+    outcome. None when it let go of one without an outcome (it died or was paused): the caller
+    tries to take the folder itself.
+
+    Raises:
+        StateDirBusy: `busy` again, when the owner is not fetching all of these.
+    """
+    keys = list(dict.fromkeys(r.key for r in requests))
+    deadline = time.monotonic() + GRACE
+    while not all(fetching.held(state_dir, k) for k in keys):
+        if time.monotonic() >= deadline or not keep_waiting():
+            raise busy
+        time.sleep(0.05)
+    on_wait()
+    outcome: dict[str, Any] | None = None
+    for key in keys:
+        outcome = fetching.wait_for(state_dir, key, keep_waiting=keep_waiting)
+        if outcome is None:
+            return None
+    return outcome
+
+
+def error_of(outcome: dict[str, Any]) -> LadenError | None:
+    """The owner's failure as an error of the same kind (and exit code); None when it
+    succeeded."""
+    if outcome.get("exit", 1) == 0:
+        return None
+    message = str(outcome.get("message") or "the download failed in the process that fetched it")
+    return Permanent(message) if outcome.get("permanent") else TransferError(message)
+
+
+def outcome_of(code: int, infos: Iterable[DownloadInfo]) -> dict[str, Any]:
+    """What the owner leaves for its waiters: its exit code, the first failure, and each
+    download's destination, size and state (nothing a password or signature could be in)."""
+    infos = list(infos)
+    failed = [i for i in infos if i.state is not State.DONE]
+    first = failed[0] if failed else None
+    return {
+        "exit": code,
+        "message": (first.message or first.state.value) if first else None,
+        "permanent": bool(first and first.errors and first.errors[-1].permanent),
+        "downloads": [{"dest": i.dest, "size": i.size, "state": i.state.value,
+                       "skipped": i.skipped, "message": i.message} for i in infos],
+    }
+
+
+def download(url: str, dest: str = ".", *, options: DownloadOptions | None = None,
+             config: Config | None = None, state_dir: str | None = None,
+             wait_for_others: bool = True) -> list[str]:
+    """Download `url` (a file, or a folder or prefix address) into the folder `dest` and
+    return the paths of the finished files, blocking until then.
+
+    Every process that calls this (or runs `laden get`) with the same address, destination
+    and state folder at the same time ends with one download: the first fetches, the others
+    wait for it and return the same paths, or raise the same error.
+
+    Raises:
+        InputError: the address or options are wrong.
+        TransferError: a download failed (`Permanent` when trying again cannot help).
+        StateDirBusy: another laden owns the state folder and is not fetching this (or
+            `wait_for_others` is False).
+    """
+    from .manager import DownloadManager
+
+    request = Request(url, dest, options.filename if options else None)
+    folder = state_folder(state_dir)
+    while True:
+        try:
+            manager = DownloadManager(config, state_dir=folder)
+        except StateDirBusy as busy:
+            if not wait_for_others:
+                raise
+            outcome = wait_for_owner(folder, [request], busy)
+            if outcome is None:
+                continue  # the owner stopped without an outcome: take over from the journal
+        else:
+            marks = Marks(folder, [request]).hold()
+            try:
+                ids = manager.add_all(url, dest, options=options)
+                infos = [manager.wait(i) for i in ids]
+            except BaseException:
+                marks.release()
+                raise
+            finally:
+                manager.close()
+            ok = all(i.state is State.DONE for i in infos)
+            outcome = outcome_of(0 if ok else 1, infos)
+            marks.finish(outcome)
+        error = error_of(outcome)
+        if error is not None:
+            raise error
+        return [d["dest"] for d in outcome["downloads"]]
