@@ -65,8 +65,9 @@ class FetchMarker:
         if fd is None:
             return
         try:
+            # No fsync: waiters read it from the page cache, and after a machine crash there is
+            # no waiter left. (On ext4 an fsync here also waited for every file downloaded.)
             os.pwrite(fd, json.dumps(outcome).encode(), 0)
-            os.fsync(fd)
             os.unlink(self.path)  # waiters hold it open; a late one finds nothing and goes on
         except OSError:
             pass  # a waiter that reads no outcome takes over, and finds the file done
