@@ -71,14 +71,16 @@ def cmd_get(args: argparse.Namespace) -> int:
             stack.enter_context(json_events(manager, args))
             code, ids = _fetch(manager, entries, options, args)
             if code != 130:  # paused by Ctrl-C: a waiter resumes it instead
-                marks.finish(sharing.outcome_of(code, (manager.get(i) for i in ids)))
+                marks.finish({request.key: sharing.outcome_of(code, map(manager.get, own))
+                              for request, own in zip(requests, ids, strict=True)})
             return code
 
 
 def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: DownloadOptions,
-           args: argparse.Namespace) -> tuple[int, list[int]]:
-    """Queue every entry and watch them to the end: the exit code, and the downloads."""
-    ids: list[int] = []
+           args: argparse.Namespace) -> tuple[int, list[list[int]]]:
+    """Queue every entry and watch them to the end: the exit code, and each entry's
+    downloads."""
+    per_entry: list[list[int]] = []
     found: dict[int, str] = {}
     unsubscribe = manager.subscribe(lambda event: found.setdefault(
         event.download_id, event.checked) if isinstance(event, events.AlreadyDownloaded)
@@ -88,9 +90,9 @@ def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: Dow
             for url, extra in entries:
                 extra = dict(extra)
                 dest = extra.pop("dest", None) or _folder(args.output)
-                ids += manager.add_all(url, dest, options=_with(options, extra),
-                                       again=args.force, rehash=args.verify)
-            fetching = list(dict.fromkeys(i for i in ids if i not in found))
+                per_entry.append(manager.add_all(url, dest, options=_with(options, extra),
+                                                 again=args.force, rehash=args.verify))
+            fetching = list(dict.fromkeys(i for ids in per_entry for i in ids if i not in found))
             tell_restarting(manager.get(i) for i in fetching)
     finally:
         unsubscribe()
@@ -98,8 +100,7 @@ def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: Dow
         if not (args.quiet or args.json):
             print(f"already downloaded: {manager.get(download_id).dest} ({checked}); "
                   "--force fetches it again")
-    ids = list(dict.fromkeys(ids))
-    return (watch(manager, fetching, args) if fetching else 0), ids
+    return (watch(manager, fetching, args) if fetching else 0), per_entry
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ the journal. A process that asks for something the owner is not fetching still g
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -47,54 +46,57 @@ def state_folder(state_dir: str | None = None) -> str:
 
 
 class Marks:
-    """The owner's marks on what it fetches, from `hold` until `finish` (or `release`)."""
+    """The owner's note of what it fetches, from `hold` until `finish` (or `release`)."""
 
     def __init__(self, state_dir: str, requests: Iterable[Request]) -> None:
-        self._markers = [fetching.FetchMarker(state_dir, r.key) for r in dict.fromkeys(requests)]
+        self._note = fetching.FetchNote(state_dir)
+        self._keys = list(dict.fromkeys(r.key for r in requests))
 
     def hold(self) -> Marks:
-        self._markers = [m for m in self._markers if m.hold()]
+        self._note.hold(self._keys)
         return self
 
-    def finish(self, outcome: dict[str, Any]) -> None:
-        for marker in self._markers:
-            marker.finish(outcome)
-        self._markers = []
+    def finish(self, outcomes: dict[str, dict[str, Any]]) -> None:
+        """Leave each request's own outcome (see `outcome_of`) for its waiters."""
+        self._note.finish(outcomes)
 
     def release(self) -> None:
-        for marker in self._markers:
-            marker.release()
-        self._markers = []
+        self._note.release()
 
 
 def wait_for_owner(state_dir: str, requests: Iterable[Request], busy: StateDirBusy, *,
                    keep_waiting: Callable[[], bool] = lambda: True,
                    on_wait: Callable[[], None] = lambda: None) -> dict[str, Any] | None:
     """Wait for the process that owns the state folder to fetch every request, and return its
-    outcome. None when it let go of one without an outcome (it died or was paused): the caller
-    tries to take the folder itself.
+    outcome for them all. None when it let go without an outcome (it died or was paused): the
+    caller tries to take the folder itself.
 
     Raises:
         StateDirBusy: `busy` again, when the owner is not fetching all of these.
     """
     keys = list(dict.fromkeys(r.key for r in requests))
-    deadline = time.monotonic() + GRACE
-    while not all(fetching.held(state_dir, k) for k in keys):
-        if time.monotonic() >= deadline or not keep_waiting():
-            raise busy
-        time.sleep(0.05)
-    on_wait()
-    outcome: dict[str, Any] | None = None
-    for key in keys:
-        outcome = fetching.wait_for(state_dir, key, keep_waiting=keep_waiting)
-        if outcome is None:
-            return None
-    return outcome
+    try:
+        outcomes = fetching.wait_for(state_dir, keys, grace=GRACE, keep_waiting=keep_waiting,
+                                     on_wait=on_wait)
+    except fetching.NotFetching:
+        raise busy from None
+    if outcomes is None or not all(isinstance(outcomes.get(k), dict) for k in keys):
+        return None
+    return combined([outcomes[k] for k in keys])
+
+
+def combined(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several requests' outcomes as one: the first failure's code and message, every
+    download in request order."""
+    failed = next((o for o in outcomes if o.get("exit", 1) != 0), None)
+    return {"exit": failed.get("exit", 1) if failed else 0,
+            "message": failed.get("message") if failed else None,
+            "permanent": bool(failed and failed.get("permanent")),
+            "downloads": [d for o in outcomes for d in o.get("downloads", [])]}
 
 
 def error_of(outcome: dict[str, Any]) -> LadenError | None:
-    """The owner's failure as an error of the same kind (and exit code); None when it
-    succeeded."""
+    """The owner's failure as an error of the same kind; None when it succeeded."""
     if outcome.get("exit", 1) == 0:
         return None
     message = str(outcome.get("message") or "the download failed in the process that fetched it")
@@ -102,13 +104,14 @@ def error_of(outcome: dict[str, Any]) -> LadenError | None:
 
 
 def outcome_of(code: int, infos: Iterable[DownloadInfo]) -> dict[str, Any]:
-    """What the owner leaves for its waiters: its exit code, the first failure, and each
-    download's destination, size and state (nothing a password or signature could be in)."""
+    """What the owner leaves for the waiters of one request: `code` when one of its downloads
+    failed (else 0), the first failure, and each download's destination, size and state
+    (nothing a password or signature could be in)."""
     infos = list(infos)
     failed = [i for i in infos if i.state is not State.DONE]
     first = failed[0] if failed else None
     return {
-        "exit": code,
+        "exit": (code or 1) if first else 0,
         "message": (first.message or first.state.value) if first else None,
         "permanent": bool(first and first.errors and first.errors[-1].permanent),
         "downloads": [{"dest": i.dest, "size": i.size, "state": i.state.value,
@@ -155,9 +158,8 @@ def download(url: str, dest: str = ".", *, options: DownloadOptions | None = Non
                 raise
             finally:
                 manager.close()
-            ok = all(i.state is State.DONE for i in infos)
-            outcome = outcome_of(0 if ok else 1, infos)
-            marks.finish(outcome)
+            outcome = outcome_of(1, infos)
+            marks.finish({request.key: outcome})
         error = error_of(outcome)
         if error is not None:
             raise error
