@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime as dt
 import hashlib
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 MiB, GiB = 1 << 20, 1 << 30
 TIME = "/usr/bin/time"
+BUCKET = "bucket"  # the S3 bucket nginx serves the data folder as (Nginx.config)
 REQUIRED = {"nginx": "nginx", "aria2c": "aria2", "curl": "curl", "wget": "wget", TIME: "time"}
 DEVNULL, PIPE = subprocess.DEVNULL, subprocess.PIPE
 
@@ -56,16 +58,22 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
 
 
+def apt_install(pkgs: list[str]) -> None:
+    """Install Debian packages when root with apt-get; anyone else keeps what is there."""
+    if not (pkgs and os.geteuid() == 0 and shutil.which("apt-get")):
+        return
+    print(f"installing {' '.join(pkgs)} with apt-get ...", flush=True)
+    lock = ["-o", "DPkg::Lock::Timeout=600"]
+    subprocess.run(["apt-get", *lock, "update", "-q"], check=False, stdout=DEVNULL)
+    subprocess.run(["apt-get", *lock, "install", "-y", "-q", *pkgs], check=False, stdout=DEVNULL,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
 def ensure_tools() -> dict[str, str | None]:
     missing = [t for t in REQUIRED if not find_tool(t)]
     if missing:
-        pkgs = sorted({REQUIRED[t] for t in missing} | ({"hyperfine"} - {find_tool("hyperfine")}))
-        if os.geteuid() == 0 and shutil.which("apt-get"):
-            print(f"installing {' '.join(pkgs)} with apt-get ...", flush=True)
-            lock = ["-o", "DPkg::Lock::Timeout=600"]
-            subprocess.run(["apt-get", *lock, "update", "-q"], check=False)
-            subprocess.run(["apt-get", *lock, "install", "-y", "-q", *pkgs], check=False,
-                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        optional = set() if find_tool("hyperfine") else {"hyperfine"}
+        apt_install(sorted({REQUIRED[t] for t in missing} | optional))
         missing = [t for t in REQUIRED if not find_tool(t)]
         if missing:
             sys.exit(f"bench: missing {', '.join(missing)}; install them with\n"
@@ -81,7 +89,7 @@ def version(argv: list[str]) -> str:
     lines = (p.stdout + p.stderr).strip().splitlines()
     if p.returncode or not lines:
         return f"unknown (exit {p.returncode})"
-    return re.split(r" \(| built on", lines[0].strip())[0]
+    return re.split(r" \(| built on| - | \| Copyright", lines[0].strip())[0]
 
 
 def machine_info(tools: dict[str, str | None], laden: list[str] | None) -> dict:
@@ -127,7 +135,7 @@ def ensure_blob(data: Path, size: int) -> tuple[str, str]:
 def ensure_small(data: Path, count: int, size: int) -> tuple[str, list[tuple[str, str]]]:
     sub = f"small-{count}x{human(size)}"
     d, sums = data / sub, data / sub / "SHA256SUMS"
-    names = [f"f{i:04d}.bin" for i in range(count)]
+    names = [f"f{i:0{max(4, len(str(count - 1)))}d}.bin" for i in range(count)]
     if sums.exists() and all((d / n).exists() and (d / n).stat().st_size == size for n in names):
         pairs = [tuple(ln.split()[::-1]) for ln in sums.read_text().splitlines()]
         return sub, [(n, s) for n, s in pairs]
@@ -162,6 +170,12 @@ class Nginx:
         temps = "".join(f"  {k}_temp_path {d}/tmp-{k};\n"
                         for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         server = "  server {{ listen 127.0.0.1:{}; root " + str(self.data) + "; {}}}\n"
+        # The unlimited server is also an anonymous path-style S3 endpoint with one bucket, the
+        # data folder: HEAD and ranged GET of an object are all an anonymous download asks, and
+        # s5cmd first HEADs the bucket itself. autoindex gives rclone's :http: remote a folder
+        # listing to read.
+        s3 = (f"autoindex on; location = /{BUCKET} {{ return 200; }} "
+              f"location /{BUCKET}/ {{ alias {self.data}/; }} ")
         # as root, nginx would switch its workers to "nobody": keep them as the current user
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
         return (f"{user}worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\n"
@@ -169,7 +183,7 @@ class Nginx:
                 "  access_log off;\n  sendfile on;\n  tcp_nopush on;\n"
                 "  keepalive_requests 100000;\n"
                 "  types {}\n  default_type application/octet-stream;\n" + temps
-                + server.format(self.port, "") + server.format(self.capped_port, "limit_rate 20m; ")
+                + server.format(self.port, s3) + server.format(self.capped_port, "limit_rate 20m; ")
                 + "}\n")
 
     def __enter__(self) -> Nginx:
@@ -253,6 +267,23 @@ def timed(argv: list[str], cwd: Path, tfile: Path, timeout: float, capture: bool
     except (OSError, ValueError):
         usage = (0.0, 0.0, 0)
     return p.returncode, wall, usage, out or "", err
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def flush(folder: Path) -> float:
+    """Seconds to write back every dirty page of the filesystem that holds `folder`: syncfs(2),
+    so other filesystems' writeback is not counted (sync(2) where libc has no syncfs). A tool
+    that leaves its bytes in the page cache pays here what it did not pay in its wall time."""
+    t0 = time.perf_counter()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if not hasattr(_LIBC, "syncfs") or _LIBC.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t0
 
 
 def check_sha(out: Path, expect: list[tuple[str, str]]) -> str:

