@@ -1,0 +1,112 @@
+"""Turning the exceptions of the libraries a source uses (botocore, azure.core, google.api_core,
+huggingface_hub, httpx, urllib3, ftplib) into laden's, one table per source.
+
+The model is httpx's `map_httpcore_exceptions`: a mapping from foreign exception classes to
+what each one becomes, loaded on first use (so the SDK is imported only when an error needs
+it), and the most specific class of an exception decides: the table's order does not matter,
+as an if/elif ladder's did. A row is either `Becomes(error class, line)` or a function for the
+cases that need more than a line (a status inside the exception, a hint that depends on the
+options). A function may decline (return None): the next class up the exception's hierarchy
+is looked up then.
+
+Lines are `str.format` templates over the facts a source passes (`url`, `host`, ...) and
+`exc` (the exception's text), `text` (stripped) and `first_line` (its first line, or the
+exception's class name when it has no text).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from ..core.errors import LadenError
+
+
+@dataclass(frozen=True)
+class Becomes:
+    """A foreign exception becomes `error(line)`."""
+
+    error: type[LadenError]
+    line: str
+    with_status: bool = False
+    """Pass the table's `status_of(exc)` as `status=` (for RemoteError classes)."""
+
+
+Translate: TypeAlias = Callable[[Any, Mapping[str, Any]], BaseException | None]
+"""(the exception, the facts) -> laden's error, or None to let a more general row decide."""
+Row: TypeAlias = Becomes | Translate
+Rows: TypeAlias = Mapping[type[BaseException] | tuple[type[BaseException], ...], Row]
+
+
+class ErrorTable:
+    """One source's foreign exceptions -> laden's errors.
+
+    Args:
+        load: builds the rows; called once, on the first error (it imports the SDK).
+        status_of: the HTTP status an exception carries, for rows `with_status`.
+    """
+
+    def __init__(self, load: Callable[[], Rows],
+                 status_of: Callable[[BaseException], int | None] | None = None) -> None:
+        self._load = load
+        self._status_of = status_of
+        self._rows: dict[type[BaseException], Row] | None = None
+        self._lock = threading.Lock()
+
+    def rows(self) -> dict[type[BaseException], Row]:
+        with self._lock:
+            if self._rows is None:
+                rows: dict[type[BaseException], Row] = {}
+                for classes, row in self._load().items():
+                    for cls in classes if isinstance(classes, tuple) else (classes,):
+                        rows[cls] = row
+                self._rows = rows
+            return self._rows
+
+    def translate(self, exc: BaseException, **facts: Any) -> BaseException:
+        """laden's error for `exc`: `exc` itself when it is one already (or when no row
+        matches it: a bug, left to show as one)."""
+        if isinstance(exc, LadenError):
+            return exc
+        rows = self.rows()
+        for cls in type(exc).__mro__:
+            row = rows.get(cls)
+            if row is None:
+                continue
+            error = self._apply(row, exc, facts)
+            if error is not None:
+                return error
+        return exc
+
+    @contextmanager
+    def translating(self, **facts: Any) -> Iterator[None]:
+        """Raise laden's error instead of any foreign one the block raises."""
+        try:
+            yield
+        except Exception as exc:
+            error = self.translate(exc, **facts)
+            if error is exc and not isinstance(exc, LadenError):
+                raise
+            raise error from None
+
+    def _apply(
+        self, row: Row, exc: BaseException, facts: Mapping[str, Any]
+    ) -> BaseException | None:
+        if not isinstance(row, Becomes):
+            return row(exc, facts)
+        text = str(exc)
+        values = {**facts, "exc": text, "text": text.strip(), "first_line": first_line(exc)}
+        message = row.line.format(**values)
+        if row.with_status:
+            status = self._status_of(exc) if self._status_of is not None else None
+            return row.error(message, status=status)  # type: ignore[call-arg]
+        return row.error(message)
+
+
+def first_line(value: object) -> str:
+    """The first line of `value`'s text; its class name when it has none."""
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__
