@@ -27,7 +27,7 @@ from ..core.names import sanitize_filename
 from ..core.options import DownloadOptions
 
 # A key is quoted in the addresses laden makes, keeping the characters S3 and GCS users write.
-_KEY_SAFE = "/~!$&'()*+,;=:@"
+KEY_SAFE = "/~!$&'()*+,;=:@"
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def split_address(url: str) -> tuple[str, str]:
 
 
 def object_url(scheme: str, bucket: str, key: str) -> str:
-    return f"{scheme}://{bucket}/{quote(key, safe=_KEY_SAFE)}"
+    return f"{scheme}://{bucket}/{quote(key, safe=KEY_SAFE)}"
 
 
 # -- settings and credentials ----------------------------------------------------------------

@@ -3,11 +3,13 @@ huggingface_hub, httpx, urllib3, ftplib) into laden's, one table per source.
 
 The model is httpx's `map_httpcore_exceptions`: a mapping from foreign exception classes to
 what each one becomes, loaded on first use (so the SDK is imported only when an error needs
-it), and the most specific class of an exception decides: the table's order does not matter,
-as an if/elif ladder's did. A row is either `Becomes(error class, line)` or a function for the
-cases that need more than a line (a status inside the exception, a hint that depends on the
-options). A function may decline (return None): the next class up the exception's hierarchy
-is looked up then.
+it). Of the rows whose class an exception is an instance of, the most specific one decides (a
+subclass's row before its base's, wherever each is listed); between unrelated classes (an
+exception of two families, such as huggingface_hub's `LocalEntryNotFoundError`, both an
+`EntryNotFoundError` and an `OSError`) the row listed first. A row is either
+`Becomes(error class, line)` or a function for the cases that need more than a line (a status
+inside the exception, a hint that depends on the options). A function may decline (return
+None): the next row that matches decides then.
 
 Lines are `str.format` templates over the facts a source passes (`url`, `host`, ...) and
 `exc` (the exception's text), `text` (stripped) and `first_line` (its first line, or the
@@ -71,11 +73,7 @@ class ErrorTable:
         matches it: a bug, left to show as one)."""
         if isinstance(exc, LadenError):
             return exc
-        rows = self.rows()
-        for cls in type(exc).__mro__:
-            row = rows.get(cls)
-            if row is None:
-                continue
+        for row in self._matching(exc):
             error = self._apply(row, exc, facts)
             if error is not None:
                 return error
@@ -92,14 +90,22 @@ class ErrorTable:
                 raise
             raise error from None
 
+    def _matching(self, exc: BaseException) -> list[Row]:
+        """The rows for `exc`, most specific first, else in the table's order."""
+        ordered: list[tuple[type[BaseException], Row]] = []
+        for cls, row in self.rows().items():
+            if isinstance(exc, cls):
+                at = next((i for i, (other, _) in enumerate(ordered) if issubclass(cls, other)),
+                          len(ordered))
+                ordered.insert(at, (cls, row))
+        return [row for _, row in ordered]
+
     def _apply(
         self, row: Row, exc: BaseException, facts: Mapping[str, Any]
     ) -> BaseException | None:
         if not isinstance(row, Becomes):
             return row(exc, facts)
-        text = str(exc)
-        values = {**facts, "exc": text, "text": text.strip(), "first_line": first_line(exc)}
-        message = row.line.format(**values)
+        message = row.line.format_map(_Facts(facts, exc))
         if row.with_status:
             status = self._status_of(exc) if self._status_of is not None else None
             return row.error(message, status=status)  # type: ignore[call-arg]
@@ -110,3 +116,20 @@ def first_line(value: object) -> str:
     """The first line of `value`'s text; its class name when it has none."""
     text = str(value).strip()
     return text.splitlines()[0] if text else type(value).__name__
+
+
+class _Facts(dict[str, Any]):
+    """The facts, and the exception's text, worked out only when a line asks for it."""
+
+    def __init__(self, facts: Mapping[str, Any], exc: BaseException) -> None:
+        super().__init__(facts)
+        self._exc = exc
+
+    def __missing__(self, name: str) -> str:
+        if name == "exc":
+            return str(self._exc)
+        if name == "text":
+            return str(self._exc).strip()
+        if name == "first_line":
+            return first_line(self._exc)
+        raise KeyError(name)

@@ -23,7 +23,7 @@ code stands for, so codes go through the same table. Foreign exceptions that car
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,9 +93,12 @@ class Wording:
     """A code's own line (its class the table's for the status it stands for)."""
     table: StatusTable = HTTP_STATUSES
 
-    def reading(self, changed: Mapping[int, str]) -> Wording:
-        """This wording for reads pinned to a version, where more statuses mean "changed"."""
-        return dataclasses.replace(self, changed={**self.changed, **changed})
+    def with_lines(self, *, statuses: Mapping[int, str] | None = None,
+                   changed: Mapping[int, str] | None = None) -> Wording:
+        """This wording with more lines: for reads pinned to a version, where more statuses
+        mean "changed", or for a listing, where 404 names the bucket."""
+        return dataclasses.replace(self, statuses={**self.statuses, **(statuses or {})},
+                                   changed={**self.changed, **(changed or {})})
 
     def meaning(self, status: int | None, code: str = "") -> int | None:
         """The status an answer stands for: its code's, when the code is known."""
@@ -127,3 +130,14 @@ class Wording:
         if issubclass(kind, Retryable):
             return kind(message, status=status, retry_after=retry_after)
         return kind(message, status=status)
+
+
+class Later:
+    """A field worked out only when a line uses it (an exception's text, which some SDK
+    exceptions build from parts that may be missing)."""
+
+    def __init__(self, work_out: Callable[[], object]) -> None:
+        self._work_out = work_out
+
+    def __format__(self, spec: str) -> str:
+        return format(self._work_out(), spec)
