@@ -31,6 +31,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from ..core.config import MAX_CONNECTIONS, Config
 from ..core.errors import InputError, LadenError, Permanent, RemoteChanged, Retryable
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
@@ -92,8 +93,7 @@ def parse_address(url: str) -> BlobAddress:
 
 
 class AzureBlobSource(Source):
-    name = "az"
-    schemes = ("az",)
+    known = known_source("az")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:

@@ -40,6 +40,7 @@ from ..core.errors import (
     RemoteChanged,
     Retryable,
 )
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
@@ -83,8 +84,7 @@ class _Gcs:
 
 
 class GcsSource(Source):
-    name = "gs"
-    schemes = ("gs",)
+    known = known_source("gs")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:

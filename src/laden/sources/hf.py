@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote
 
 from ..core.config import Config
 from ..core.errors import InputError, LadenError, Permanent, Retryable
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from . import cloud, listing, versions
@@ -74,8 +75,7 @@ def parse_address(url: str) -> HubAddress:
 
 
 class HfSource(Source):
-    name = "hf"
-    schemes = ("hf",)
+    known = known_source("hf")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:

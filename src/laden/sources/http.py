@@ -29,6 +29,7 @@ import urllib3
 
 from ..core.config import Config
 from ..core.errors import InputError, Permanent, RangeNotSupported, RemoteChanged, Retryable
+from ..core.known_sources import known_source
 from ..core.names import filename_from_content_disposition, filename_from_url
 from ..core.options import DownloadOptions, check_proxy
 from ..core.urls import strip_credentials
@@ -55,8 +56,7 @@ PROBE_RANGE = f"bytes=0-{PROBE_BODY - 1}"
 
 
 class HttpSource(Source):
-    name = "http"
-    schemes = ("http", "https")
+    known = known_source("http")
 
     def __init__(self, config: Config | None = None) -> None:
         self._config = config or Config()

@@ -33,6 +33,7 @@ from typing import Any
 from ..core.checksums import normalise_digest, s3_etag_algorithm
 from ..core.config import MAX_CONNECTIONS, Config
 from ..core.errors import InputError, LadenError, Permanent, Retryable
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
@@ -92,8 +93,7 @@ _READING = _WORDING.with_lines(changed={404: "{url} was deleted during the downl
 
 
 class S3Source(Source):
-    name = "s3"
-    schemes = ("s3",)
+    known = known_source("s3")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:
