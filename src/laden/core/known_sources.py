@@ -15,26 +15,35 @@ and one `KnownSource` below, with its tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+# Plain classes with slots, not dataclasses or NamedTuples: this module is read at every start,
+# and each of those costs half a millisecond or more to define.
 
 
-@dataclass(frozen=True)
 class SourceOption:
     """Something a user sets for a source: an endpoint, a region, a credential or the file
-    holding one."""
+    holding one.
 
-    key: str
-    """The one name it has: the key in `DownloadOptions.source_settings` (or `secrets`) and in
-    the settings file; `--key-with-dashes` on the command line."""
-    metavar: str | None = None
-    """The flag's value (URL, FILE, ...); None: no flag (a secret given as itself on a
-    command line would show in `ps`)."""
-    help: str = ""
-    secret: bool = False
-    """A credential as itself: it goes into `DownloadOptions.secrets`, never journalled, and
-    never into the settings file (the `*_file` option naming the file that holds it does)."""
-    manifest: str | None = None
-    """The connection field of a manifest item that sets it (`endpoint_url`), if any."""
+    Attributes:
+        key: the one name it has: the key in `DownloadOptions.source_settings` (or `secrets`)
+            and in the settings file; `--key-with-dashes` on the command line.
+        metavar: the flag's value (URL, FILE, ...); None: no flag (a secret given as itself
+            on a command line would show in `ps`).
+        help: the flag's help.
+        secret: a credential as itself: it goes into `DownloadOptions.secrets`, never
+            journalled, and never into the settings file (the `*_file` option naming the file
+            that holds it does).
+        manifest: the connection field of a manifest item that sets it (`endpoint_url`).
+    """
+
+    __slots__ = ("key", "metavar", "help", "secret", "manifest")
+
+    def __init__(self, key: str, metavar: str | None = None, help: str = "", *,
+                 secret: bool = False, manifest: str | None = None) -> None:
+        self.key = key
+        self.metavar = metavar
+        self.help = help
+        self.secret = secret
+        self.manifest = manifest
 
     @property
     def flag(self) -> str | None:
@@ -44,23 +53,41 @@ class SourceOption:
     def in_settings_file(self) -> bool:
         return self.metavar is not None and not self.secret
 
+    def __repr__(self) -> str:
+        return f"SourceOption({self.key!r})"
 
-@dataclass(frozen=True)
+
 class KnownSource:
-    name: str
-    """Short name shown in the queue and kept in the journal: http, ftp, s3, gs, az, hf."""
-    schemes: tuple[str, ...]
-    code: str
-    """`module:class` of its `Source`, imported when an address first needs it."""
-    options: tuple[SourceOption, ...] = ()
-    web_hosts: tuple[str, ...] = ()
-    """Host suffixes of http(s) addresses that belong to this source (Azure's blob
-    endpoints) rather than to the web."""
-    manifest_type: str | None = None
-    """The `type` of its items in a manifest."""
-    containers: str | None = None
-    """For an object store: the manifest field that lists its buckets or containers (its
-    items then name `{scheme}://{container}/{key}`)."""
+    """One source, as declared below.
+
+    Attributes:
+        name: short name shown in the queue and kept in the journal: http, ftp, s3, gs, az, hf.
+        schemes: the schemes of its addresses.
+        code: `module:class` of its `Source`, imported when an address first needs it.
+        options: what a user may set for it.
+        web_hosts: host suffixes of http(s) addresses that belong to this source (Azure's
+            blob endpoints) rather than to the web.
+        manifest_type: the `type` of its items in a manifest.
+        containers: for an object store, the manifest field that lists its buckets or
+            containers (its items then name `{scheme}://{container}/{key}`).
+    """
+
+    __slots__ = ("name", "schemes", "code", "options", "web_hosts", "manifest_type",
+                 "containers")
+
+    def __init__(self, name: str, schemes: tuple[str, ...], code: str, *,
+                 options: tuple[SourceOption, ...] = (), web_hosts: tuple[str, ...] = (),
+                 manifest_type: str | None = None, containers: str | None = None) -> None:
+        self.name = name
+        self.schemes = schemes
+        self.code = code
+        self.options = options
+        self.web_hosts = web_hosts
+        self.manifest_type = manifest_type
+        self.containers = containers
+
+    def __repr__(self) -> str:
+        return f"KnownSource({self.name!r})"
 
 
 # In the order of `laden get --help` and of a manifest's known types.

@@ -21,20 +21,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from ..core.errors import LadenError
 
 
-@dataclass(frozen=True)
 class Becomes:
-    """A foreign exception becomes `error(line)`."""
+    """A foreign exception becomes `error(line)`; `with_status`: with `status=` the table's
+    `status_of(exc)` (for RemoteError classes).
 
-    error: type[LadenError]
-    line: str
-    with_status: bool = False
-    """Pass the table's `status_of(exc)` as `status=` (for RemoteError classes)."""
+    A plain class, not a dataclass: the HTTP source imports this at every start.
+    """
+
+    __slots__ = ("error", "line", "with_status")
+
+    def __init__(self, error: type[LadenError], line: str, *, with_status: bool = False) -> None:
+        self.error = error
+        self.line = line
+        self.with_status = with_status
 
 
 Translate: TypeAlias = Callable[[Any, Mapping[str, Any]], BaseException | None]

@@ -22,26 +22,34 @@ code stands for, so codes go through the same table. Foreign exceptions that car
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import LadenError, Permanent, RemoteChanged, RemoteError, Retryable, SlowDown
 
+# Plain classes with slots, not dataclasses: the HTTP source imports this at every start, and
+# a dataclass costs half a millisecond to define.
 
-@dataclass(frozen=True)
+
 class StatusTable:
-    """Statuses to the class of error each one means."""
+    """Statuses to the class of error each one means.
 
-    exact: Mapping[int, type[RemoteError]]
-    """Statuses with a meaning of their own."""
-    ranges: tuple[tuple[range, type[RemoteError]], ...]
-    """Then ranges of statuses (5xx)."""
-    otherwise: type[RemoteError]
-    """Every other status."""
-    unknown: type[RemoteError] = Retryable
-    """No status at all: the answer never came whole."""
+    Args:
+        exact: statuses with a meaning of their own.
+        ranges: then ranges of statuses (5xx).
+        otherwise: every other status.
+        unknown: no status at all (the answer never came whole).
+    """
+
+    __slots__ = ("exact", "ranges", "otherwise", "unknown")
+
+    def __init__(self, exact: Mapping[int, type[RemoteError]],
+                 ranges: tuple[tuple[range, type[RemoteError]], ...],
+                 otherwise: type[RemoteError], unknown: type[RemoteError] = Retryable) -> None:
+        self.exact = exact
+        self.ranges = ranges
+        self.otherwise = otherwise
+        self.unknown = unknown
 
     def kind(self, status: int | None) -> type[RemoteError]:
         if status is None:
@@ -67,38 +75,54 @@ FTP_REPLIES = StatusTable(
 )
 
 
-@dataclass(frozen=True)
 class Wording:
     """How one source words the errors a status means; the class comes from `table`.
 
     Each line is a `str.format` template. The fields are those the source passes to `error`
     (`url`, `host`, ...) and always `status`, `code` (the service's error code, or "") and
     `said` (the code, else the status).
+
+    Args:
+        slow_down: SlowDown: the server asks for fewer requests.
+        server_error: Retryable: a server error or a timeout.
+        refused: Permanent, for a status without a line of its own.
+        statuses: a status's own line (its class still the table's): 404 -> "no such GCS
+            object: {url}".
+        changed: statuses that mean the version a request was pinned to is gone (412, 416):
+            these are RemoteChanged, whatever the table says.
+        codes: a service's error codes and the status each stands for (S3's `SlowDown` is a
+            503). A known code decides over the answer's status.
+        code_lines: a code's own line (its class the table's for the status it stands for).
+        table: `HTTP_STATUSES` or `FTP_REPLIES`.
     """
 
-    slow_down: str
-    """SlowDown: the server asks for fewer requests."""
-    server_error: str
-    """Retryable: a server error or a timeout."""
-    refused: str
-    """Permanent, for a status without a line of its own."""
-    statuses: Mapping[int, str] = field(default_factory=dict)
-    """A status's own line (its class still the table's): 404 -> "no such GCS object: {url}"."""
-    changed: Mapping[int, str] = field(default_factory=dict)
-    """Statuses that mean the version a request was pinned to is gone (412, 416): these are
-    RemoteChanged, whatever the table says."""
-    codes: Mapping[str, int] = field(default_factory=dict)
-    """A service's error codes and the status each stands for (S3's `SlowDown` is a 503)."""
-    code_lines: Mapping[str, str] = field(default_factory=dict)
-    """A code's own line (its class the table's for the status it stands for)."""
-    table: StatusTable = HTTP_STATUSES
+    __slots__ = ("slow_down", "server_error", "refused", "statuses", "changed", "codes",
+                 "code_lines", "table")
+
+    def __init__(
+        self, *, slow_down: str, server_error: str, refused: str,
+        statuses: Mapping[int, str] | None = None, changed: Mapping[int, str] | None = None,
+        codes: Mapping[str, int] | None = None, code_lines: Mapping[str, str] | None = None,
+        table: StatusTable = HTTP_STATUSES,
+    ) -> None:
+        self.slow_down = slow_down
+        self.server_error = server_error
+        self.refused = refused
+        self.statuses: Mapping[int, str] = statuses or {}
+        self.changed: Mapping[int, str] = changed or {}
+        self.codes: Mapping[str, int] = codes or {}
+        self.code_lines: Mapping[str, str] = code_lines or {}
+        self.table = table
 
     def with_lines(self, *, statuses: Mapping[int, str] | None = None,
                    changed: Mapping[int, str] | None = None) -> Wording:
         """This wording with more lines: for reads pinned to a version, where more statuses
         mean "changed", or for a listing, where 404 names the bucket."""
-        return dataclasses.replace(self, statuses={**self.statuses, **(statuses or {})},
-                                   changed={**self.changed, **(changed or {})})
+        return Wording(
+            slow_down=self.slow_down, server_error=self.server_error, refused=self.refused,
+            statuses={**self.statuses, **(statuses or {})},
+            changed={**self.changed, **(changed or {})},
+            codes=self.codes, code_lines=self.code_lines, table=self.table)
 
     def meaning(self, status: int | None, code: str = "") -> int | None:
         """The status an answer stands for: its code's, when the code is known."""
