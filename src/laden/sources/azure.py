@@ -107,7 +107,7 @@ class AzureBlobSource(Source):
         if not address.blob or address.blob.endswith("/"):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
         client = self._service(address, options).get_blob_client(address.container, address.blob)
-        with _ERRORS.translating(url=url, container=address.container, reading=False), \
+        with ERRORS.translating(url=url, container=address.container, reading=False), \
                 logged_request("HEAD", url) as answer:
             props = client.get_blob_properties()
             answer.status = 200
@@ -142,7 +142,7 @@ class AzureBlobSource(Source):
         pinned: dict[str, Any] = {}
         if remote.etag:
             pinned = {"etag": remote.etag, "match_condition": MatchConditions.IfNotModified}
-        with _ERRORS.translating(url=remote.url, container=address.container, reading=True), \
+        with ERRORS.translating(url=remote.url, container=address.container, reading=True), \
                 logged_request("GET", remote.url, start, end) as answer:
             stream = client.download_blob(
                 offset=start, length=None if end is None else end - start,
@@ -163,7 +163,7 @@ class AzureBlobSource(Source):
         address = parse_address(url)
         chosen = listing.selection(address.blob, options)
         container = self._service(address, options).get_container_client(address.container)
-        with _ERRORS.translating(url=url, container=address.container, reading=False):
+        with ERRORS.translating(url=url, container=address.container, reading=False):
             blobs = container.list_blobs(name_starts_with=chosen.prefix or None)
             items = [(b.name, b.size) for b in blobs]
         return listing.expand(url, items, chosen, address.url_for)
@@ -254,7 +254,7 @@ class _BlobReader:
         try:
             chunk = self._stream.read(len(buffer))
         except Exception as exc:  # noqa: BLE001 - translated by the table
-            error = _ERRORS.translate(exc, url=self._url, container=self._address.container,
+            error = ERRORS.translate(exc, url=self._url, container=self._address.container,
                                       reading=True)
             if error is exc:
                 raise
@@ -282,7 +282,7 @@ class _AnswerCheck:
     def __call__(self, pipeline_response: Any) -> None:
         response = pipeline_response.http_response
         if response.status_code not in (200, 206):
-            return  # errors are translated by `_ERRORS` once the SDK raises them
+            return  # errors are translated by `ERRORS` once the SDK raises them
         headers = response.headers
         parsed = parse_content_range(headers.get("content-range"))
         if parsed is not None:
@@ -346,6 +346,6 @@ def _azure_rows() -> Rows:
     }
 
 
-_ERRORS = ErrorTable(_azure_rows)
+ERRORS = ErrorTable(_azure_rows)
 """azure-core's exceptions. Facts: `url`, `container`, `reading` (a range of a probed
 version)."""

@@ -95,14 +95,16 @@ class ErrorTable:
             raise error from None
 
     def _matching(self, exc: BaseException) -> list[Row]:
-        """The rows for `exc`, most specific first, else in the table's order."""
-        ordered: list[tuple[type[BaseException], Row]] = []
-        for cls, row in self.rows().items():
-            if isinstance(exc, cls):
-                at = next((i for i, (other, _) in enumerate(ordered) if issubclass(cls, other)),
-                          len(ordered))
-                ordered.insert(at, (cls, row))
-        return [row for _, row in ordered]
+        """The rows for `exc` in the order they decide: a row whose class has no subclass
+        among the other matching rows, the first listed of those; then the next."""
+        matching = [(cls, row) for cls, row in self.rows().items() if isinstance(exc, cls)]
+        ordered: list[Row] = []
+        while matching:
+            best = next(m for m in matching if not any(
+                other is not m[0] and issubclass(other, m[0]) for other, _ in matching))
+            ordered.append(best[1])
+            matching.remove(best)
+        return ordered
 
     def _apply(
         self, row: Row, exc: BaseException, facts: Mapping[str, Any]

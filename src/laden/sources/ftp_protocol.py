@@ -139,7 +139,7 @@ def classified(
     exc: BaseException, url: str, what: str, options: DownloadOptions | None = None
 ) -> BaseException:
     """The one place FTP errors become laden's: retry, slow down, or give up with a reason."""
-    return _ERRORS.translate(exc, host=host_of(url), what=what, options=options)
+    return ERRORS.translate(exc, host=host_of(url), what=what, options=options)
 
 
 _REPLIES = Wording(
@@ -166,7 +166,7 @@ def _untrusted(exc: Any, facts: Any) -> LadenError:
     return Permanent(f"the TLS certificate of {facts['host']} is not trusted{hint}")
 
 
-_ERRORS = ErrorTable(lambda: {
+ERRORS = ErrorTable(lambda: {
     ssl.SSLCertVerificationError: _untrusted,
     ssl.SSLError: Becomes(Permanent, "TLS error talking to {host}: {text}"),
     (ftplib.error_temp, ftplib.error_perm): _reply_error,

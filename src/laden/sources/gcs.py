@@ -102,7 +102,7 @@ class GcsSource(Source):
         if not key or key.endswith("/"):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
         gcs = self._client(options)
-        with _ERRORS.translating(url=url, wording=_WORDING), \
+        with ERRORS.translating(url=url, wording=_WORDING), \
                 logged_request("GET metadata", url) as answer:
             blob = gcs.storage.bucket(bucket).get_blob(key, timeout=self._timeout, retry=None)
             answer.status = 404 if blob is None else 200
@@ -153,7 +153,7 @@ class GcsSource(Source):
         ranged = start > 0 or end is not None
         if ranged:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        with _ERRORS.translating(url=remote.url, wording=_WORDING), \
+        with ERRORS.translating(url=remote.url, wording=_WORDING), \
                 logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
             response = gcs.session.request("GET", media, headers=headers, stream=True,
                                            timeout=self._timeout)
@@ -177,7 +177,7 @@ class GcsSource(Source):
         bucket, key = cloud.split_address(url)
         chosen = listing.selection(key, options)
         gcs = self._client(options)
-        with _ERRORS.translating(url=url, bucket=bucket, wording=_LISTING):
+        with ERRORS.translating(url=url, bucket=bucket, wording=_LISTING):
             blobs = gcs.storage.list_blobs(bucket, prefix=chosen.prefix or None,
                                            timeout=self._timeout, retry=None)
             items = [(b.name, b.size) for b in blobs]
@@ -317,6 +317,6 @@ def _google_rows() -> Rows:
     }
 
 
-_ERRORS = ErrorTable(_google_rows)
+ERRORS = ErrorTable(_google_rows)
 """google-api-core's, google-auth's and requests' exceptions. Facts: `url`, `wording`
 (`_WORDING`, or `_LISTING` for a listing, with its `bucket`)."""

@@ -101,7 +101,7 @@ class HfSource(Source):
         endpoint = self._endpoint(options)
         token = self._token(options)
         revision = self._revision(address, options)
-        with _ERRORS.translating(**_facts(url, address, revision, token)), \
+        with ERRORS.translating(**_facts(url, address, revision, token)), \
                 logged_request("HEAD", url) as answer:
             meta = get_hf_file_metadata(
                 hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type,
@@ -175,7 +175,7 @@ class HfSource(Source):
         revision = self._revision(address, options)
         api = HfApi(endpoint=self._endpoint(options), token=token or False)
         folder = chosen.prefix.rstrip("/") or None
-        with _ERRORS.translating(**_facts(url, address, revision, token)):
+        with ERRORS.translating(**_facts(url, address, revision, token)):
             # The tree is read at one commit, so its pages cannot come from two.
             commit = api.repo_info(address.repo_id, repo_type=address.repo_type,
                                    revision=revision).sha or revision
@@ -278,5 +278,5 @@ def _hub_rows() -> Rows:
     }
 
 
-_ERRORS = ErrorTable(_hub_rows, status_of=_status)
+ERRORS = ErrorTable(_hub_rows, status_of=_status)
 """huggingface_hub's exceptions. Facts: those of `_facts`."""

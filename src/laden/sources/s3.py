@@ -190,7 +190,7 @@ class S3Source(Source):
         ranged = start > 0 or end is not None
         if ranged:
             request["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        with _ERRORS.translating(url=remote.url, bucket=bucket, reading=True), \
+        with ERRORS.translating(url=remote.url, bucket=bucket, reading=True), \
                 logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
             response = client.get_object(**request)
             answer.status = _status(response)
@@ -214,7 +214,7 @@ class S3Source(Source):
         bucket, key = cloud.split_address(url)
         chosen = listing.selection(key, options)
         client = self._client(options)
-        with _ERRORS.translating(url=url, bucket=bucket, reading=False):
+        with ERRORS.translating(url=url, bucket=bucket, reading=False):
             pages = client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=chosen.prefix)
             items = [(o["Key"], o.get("Size")) for page in pages for o in page.get("Contents", ())]
@@ -291,13 +291,13 @@ class S3Source(Source):
     def _explain(self, exc: Exception, client: Any, bucket: str, key: str) -> BaseException:
         """A HEAD error has no body, so no code: ask again with a tiny GET to learn why."""
         url = cloud.object_url("s3", bucket, key)
-        first = _ERRORS.translate(exc, url=url, bucket=bucket, reading=False)
+        first = ERRORS.translate(exc, url=url, bucket=bucket, reading=False)
         if not isinstance(first, Permanent):
             return first
         try:
             client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")["Body"].close()
         except Exception as again:  # noqa: BLE001 - translated by the table
-            return _ERRORS.translate(again, url=url, bucket=bucket, reading=False)
+            return ERRORS.translate(again, url=url, bucket=bucket, reading=False)
         return first
 
 
@@ -364,5 +364,5 @@ def _botocore_rows() -> Rows:
     }
 
 
-_ERRORS = ErrorTable(_botocore_rows)
+ERRORS = ErrorTable(_botocore_rows)
 """botocore's exceptions. Facts: `url`, `bucket`, `reading` (a range of a probed version)."""
