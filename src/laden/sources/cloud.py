@@ -7,7 +7,9 @@ Folders and globs: `listing`, the filter every source that lists goes through.
 
 Settings and credentials. A setting is looked up in the download's `source_settings`, then in
 the settings file (`Config.extra`): the same flat keys everywhere (`s3_endpoint_url`,
-`hf_token_file`, ...). A credential comes from the download's `secrets` (never journalled), or
+`hf_token_file`, ...), each declared once with its source (`core.known_sources`), where the
+command line's flags and a manifest's fields come from. A credential comes from the download's
+`secrets` (never journalled), or
 from the file its `*_file` setting names, read when a client is made (so a rotated secret file
 is picked up), or from the SDK's own chain.
 """

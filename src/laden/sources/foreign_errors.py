@@ -90,8 +90,8 @@ class ErrorTable:
             yield
         except Exception as exc:
             error = self.translate(exc, **facts)
-            if error is exc and not isinstance(exc, LadenError):
-                raise
+            if error is exc:
+                raise  # laden's already, or a bug: as it was raised
             raise error from None
 
     def _matching(self, exc: BaseException) -> list[Row]:
