@@ -9,9 +9,8 @@ Settings and credentials. A setting is looked up in the download's `source_setti
 the settings file (`Config.extra`): the same flat keys everywhere (`s3_endpoint_url`,
 `hf_token_file`, ...), each declared once with its source (`core.known_sources`), where the
 command line's flags and a manifest's fields come from. A credential comes from the download's
-`secrets` (never journalled), or
-from the file its `*_file` setting names, read when a client is made (so a rotated secret file
-is picked up), or from the SDK's own chain.
+`secrets` (never journalled), or from the file its `*_file` setting names, read when a client
+is made (so a rotated secret file is picked up), or from the SDK's own chain.
 """
 
 from __future__ import annotations
