@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.known_sources import KNOWN_SOURCES
 from ..core.version import __version__
 
 COMMANDS = ("get", "run", "list", "resume", "pause", "remove", "verify", "repair",
@@ -194,35 +195,17 @@ def add_credential_options(parser: argparse.ArgumentParser) -> None:
     add_cloud_options(parser)
 
 
-# Object-store and hub options: each one's dest is the source setting of the same name
-# (`--s3-endpoint-url` -> `s3_endpoint_url`), the key manifests and the settings file use too.
-# A FILE option's path is kept with the download and the file read again on resume; the
-# credentials themselves are never stored.
-CLOUD_OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("--s3-endpoint-url", "URL", "S3-compatible endpoint such as MinIO (default: AWS, or "
-                                 "AWS_ENDPOINT_URL)"),
-    ("--s3-region", "REGION", "S3 region (default: from the AWS configuration)"),
-    ("--s3-profile", "NAME", "profile in ~/.aws/config to take credentials from"),
-    ("--s3-access-key-id", "ID", "S3 access key id (not stored)"),
-    ("--s3-access-key-id-file", "FILE", "read the S3 access key id from FILE"),
-    ("--s3-secret-key-file", "FILE", "read the S3 secret access key from FILE"),
-    ("--s3-session-token-file", "FILE", "read an S3 session token from FILE"),
-    ("--gcs-endpoint-url", "URL", "Google Cloud Storage endpoint, e.g. an emulator "
-                                  "(default: STORAGE_EMULATOR_HOST, or Google)"),
-    ("--gcs-credentials-file", "FILE", "Google service-account or user credentials JSON "
-                                       "(default: application default credentials)"),
-    ("--azure-account-url", "URL", "the account of az:// addresses, "
-                                   "https://ACCOUNT.blob.core.windows.net"),
-    ("--azure-connection-string-file", "FILE", "read an Azure storage connection string "
-                                               "from FILE"),
-    ("--azure-account-key-file", "FILE", "read the Azure storage account key from FILE"),
-    ("--azure-sas-token-file", "FILE", "read an Azure SAS token from FILE"),
-    ("--hf-endpoint", "URL", "Hugging Face Hub endpoint (default: HF_ENDPOINT, or "
-                             "huggingface.co)"),
-    ("--hf-token-file", "FILE", "read the Hugging Face token from FILE (default: HF_TOKEN "
-                                "or your hub login)"),
-)
-SECRET_CLOUD_OPTIONS = frozenset({"s3_access_key_id"})
+# Object-store and hub options, as each source declares them (`core.known_sources`): a flag's
+# dest is the source setting of the same name (`--s3-endpoint-url` -> `s3_endpoint_url`), the
+# key manifests and the settings file use too. A FILE option's path is kept with the download
+# and the file read again on resume; the credentials themselves are never stored.
+CLOUD_OPTIONS: tuple[tuple[str, str, str], ...] = tuple(
+    (option.flag, option.metavar, option.help)
+    for source in KNOWN_SOURCES for option in source.options
+    if option.flag is not None and option.metavar is not None)
+SECRET_CLOUD_OPTIONS = frozenset(
+    option.key for source in KNOWN_SOURCES for option in source.options
+    if option.flag is not None and option.secret)
 
 
 def add_cloud_options(parser: argparse.ArgumentParser) -> None:

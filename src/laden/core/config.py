@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InputError
+from .known_sources import SETTINGS_FILE_KEYS
 from .printable import printable
 from .retry import (
     ERROR_KINDS,
@@ -34,15 +35,11 @@ SIZE_SETTINGS = ("limit_rate", "min_segment_size", "buffer_size", "lowest_speed"
 EXTRA_SETTINGS = frozenset({
     # The app's own (`extra`): its colours and its rebound keys.
     "theme", "keymap",
-    # What the sources read from `extra` when a download does not set it (see sources.cloud);
-    # a credential only as the file holding it.
+    # What the sources read from `extra` when a download does not set it (see sources.cloud):
+    # those every source reads, and each source's own options (a credential only as the file
+    # holding it), as `known_sources` declares them.
     "anonymous", "revision",
-    "s3_endpoint_url", "s3_region", "s3_profile", "s3_access_key_id_file",
-    "s3_secret_key_file", "s3_session_token_file",
-    "gcs_endpoint_url", "gcs_credentials_file",
-    "azure_account_url", "azure_connection_string_file", "azure_account_key_file",
-    "azure_sas_token_file",
-    "hf_endpoint", "hf_token_file",
+    *SETTINGS_FILE_KEYS,
 })
 """Keys of the settings file that are not `Config` fields but are known: kept in `extra`."""
 

@@ -1,7 +1,8 @@
 """How a manifest's item types map onto laden's sources: addresses and option names.
 
-This is the one table to keep in step with the cloud sources (`laden.sources.s3`, `gcs`, `azure`,
-`hf`): each connection field of a manifest item goes either into
+Both tables are made from the sources' declarations (`core.known_sources`): each source with a
+manifest type is one, an object store (a source that names its containers field) addresses its
+items as `{scheme}://{container}/{key}`, and each connection field of an item goes either into
 `DownloadOptions.source_settings` (not secret, journalled) or into `DownloadOptions.secrets`
 (never journalled), under the name the source reads.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import quote
+
+from ..core.known_sources import KNOWN_SOURCES
 
 SETTING = "source_settings"
 SECRET = "secrets"
@@ -32,9 +35,8 @@ class ObjectStore:
 
 
 OBJECT_STORES: dict[str, ObjectStore] = {
-    "s3": ObjectStore("s3", "buckets"),
-    "gcs": ObjectStore("gs", "buckets"),
-    "azure-blob": ObjectStore("az", "containers"),
+    source.manifest_type: ObjectStore(source.schemes[0], source.containers)
+    for source in KNOWN_SOURCES if source.manifest_type and source.containers
 }
 
 # Manifest field -> where its value goes. A field whose name ends in `_file` is a path passed
@@ -44,30 +46,15 @@ OBJECT_STORES: dict[str, ObjectStore] = {
 # `{key}_file` setting, which the cloud sources read again when a download is resumed later
 # by `laden resume` (secrets are never journalled; the path of the file holding one is).
 CONNECTION_FIELDS: dict[str, dict[str, Field]] = {
-    "s3": {
-        "endpoint_url": Field(SETTING, "s3_endpoint_url"),
-        "region": Field(SETTING, "s3_region"),
-        "access_key_id": Field(SECRET, "s3_access_key_id"),
-        "secret_key": Field(SECRET, "s3_secret_key"),
-    },
-    "gcs": {
-        "application_credentials_file": Field(SETTING, "gcs_credentials_file"),
-        "project": Field(SETTING, "gcs_project"),  # Kaiwo's; object reads need no project
-        "endpoint_url": Field(SETTING, "gcs_endpoint_url"),
-    },
-    "azure-blob": {
-        "connection_string": Field(SECRET, "azure_connection_string"),
-        "account_url": Field(SETTING, "azure_account_url"),
-        "account_key": Field(SECRET, "azure_account_key"),
-        "sas_token": Field(SECRET, "azure_sas_token"),
-    },
-    "hf": {
-        "endpoint_url": Field(SETTING, "hf_endpoint"),
-        "token": Field(SECRET, "hf_token"),
-    },
-    "http": {},
-    "ftp": {},
+    source.manifest_type: {
+        option.manifest: Field(SECRET if option.secret else SETTING, option.key)
+        for option in source.options if option.manifest
+    }
+    for source in KNOWN_SOURCES if source.manifest_type
 }
+SCHEMES: dict[str, tuple[str, ...]] = {
+    source.manifest_type: source.schemes for source in KNOWN_SOURCES if source.manifest_type}
+"""The address schemes of each item type's source (a url item's address must use one)."""
 
 # Fields that are secret whatever the type (they are DownloadOptions fields of their own).
 CREDENTIAL_FIELDS = ("username", "password", "bearer_token")

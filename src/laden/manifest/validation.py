@@ -30,6 +30,7 @@ from .addresses import (
     CREDENTIAL_FIELDS,
     HF_REPO_TYPES,
     OBJECT_STORES,
+    SCHEMES,
     SECRET,
     ObjectStore,
     hf_address,
@@ -39,9 +40,11 @@ from .fields import PATH_SHOWN, Fields, Problems, cut, shown
 from .loading import ManifestError, read_document
 from .model import DEFAULT_POLICY, POLICIES, Item, Manifest, Target
 
-TYPES = (*OBJECT_STORES, "hf", "http", "ftp")
+TYPES = tuple(CONNECTION_FIELDS)
+"""Every source's manifest type (`core.known_sources`)."""
 KAIWO_LISTS = {"s3": "s3", "gcs": "gcs", "azure_blob": "azure-blob", "hf": "hf", "git": "git"}
-"""Kaiwo's form with one list of items per type at the top, in the order Kaiwo runs them."""
+"""Kaiwo's form with one list of items per type at the top, in the order Kaiwo runs them
+(Kaiwo's own format: the types it knows, git included)."""
 OLD_CONTAINER_NAME = {"buckets": "bucket", "containers": "container"}
 """Kaiwo's older `items: - bucket: NAME` (`- container: NAME` for Azure)."""
 COMMON = {"type", "name", "checksum", "connections", "limit_rate", "overwrite", "retry"}
@@ -97,8 +100,7 @@ def _item(index: int, data: Any, root: str, problems: Problems) -> Item:
         what = "is missing" if kind is None else f"{shown(kind)} is not a known type"
         problems.add(f"{where}, field type", f"{what} (known: {', '.join(TYPES)})")
         return Item(index, name, str(kind), ())
-    if kind == "gcs":
-        data = _gcs_credentials(data)
+    data = _kaiwo_file_fields(kind, data)
     secret_fields = {f"{k}_file" for k in CONNECTION_FIELDS[kind] if not k.endswith("_file")}
     secret_fields |= {f"{k}_file" for k in CREDENTIAL_FIELDS if k in SPECIFIC[kind]}
     fields = Fields(data, where, problems,
@@ -212,20 +214,25 @@ def _entry(entry: Fields, form: str | None, store: ObjectStore, container: str, 
     return _with_checksum(target, checksum) if checksum else target
 
 
-def _gcs_credentials(data: Any) -> Any:
+def _kaiwo_file_fields(kind: str, data: Any) -> Any:
     """Kaiwo's `application_credentials: {file: F}` (or `{value: PATH}`, or a path) as laden's
-    `application_credentials_file`: the service-account JSON the GCS source reads."""
+    `application_credentials_file`, for every connection field that names a file (the
+    service-account JSON the GCS source reads)."""
     if not isinstance(data, dict):
         return data
-    key = next((k for k in ("application_credentials", "applicationCredentials") if k in data),
-               None)
-    if key is None or "application_credentials_file" in data:
-        return data  # nothing to read, or both given: the unknown field is named
-    value = data[key]
-    if isinstance(value, dict):
-        value = value.get("file") or value.get("value")
-    rest = {k: v for k, v in data.items() if k != key}
-    return {**rest, "application_credentials_file": value}
+    for field in CONNECTION_FIELDS[kind]:
+        if not field.endswith("_file"):
+            continue
+        base = field.removesuffix("_file")
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), base)
+        key = next((k for k in (base, camel) if k in data), None)
+        if key is None or field in data:
+            continue  # nothing to read, or both given: the unknown field is named
+        value = data[key]
+        if isinstance(value, dict):
+            value = value.get("file") or value.get("value")
+        data = {**{k: v for k, v in data.items() if k != key}, field: value}
+    return data
 
 
 def _hf(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[Target]:
@@ -257,7 +264,7 @@ def _hf(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[
 
 def _url_item(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[Target]:
     url = fields.text("url", required=True)
-    schemes = ("http", "https") if kind == "http" else ("ftp", "ftps")
+    schemes = SCHEMES[kind]
     if url is not None and url.partition("://")[0].lower() not in schemes:
         fields.problem("url", f"a {kind} item needs a {' or '.join(schemes)} address, "
                               f"not {shown_address(url)}")

@@ -30,26 +30,38 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from ..core.config import MAX_CONNECTIONS, Config
-from ..core.errors import (
-    InputError,
-    LadenError,
-    Permanent,
-    RemoteChanged,
-    Retryable,
-    SlowDown,
-)
+from ..core.errors import InputError, LadenError, Permanent, RemoteChanged, Retryable
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
+from .foreign_errors import Becomes, ErrorTable, Rows, first_line
 from .http_headers import parse_content_range
 from .requests_log import logged_request
+from .statuses import Later, Wording
 
 CHUNK = 4 * 1024 * 1024
 _CREDENTIAL_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo",
                      "AuthorizationPermissionMismatch", "AuthorizationSourceIPMismatch",
                      "NoAuthenticationInformation", "AuthorizationResourceTypeMismatch"}
+_REFUSED_ACCESS = ("Azure refused access to {url}: the connection string, key or SAS is wrong "
+                   "or does not allow reading it ({said})")
+_WORDING = Wording(
+    slow_down="Azure asks for fewer requests ({said})",
+    server_error="Azure error {said} for {url}",
+    refused="Azure refused {url}: {said} {first_line}",
+    statuses={401: _REFUSED_ACCESS, 403: _REFUSED_ACCESS, 404: "no such Azure blob: {url}"},
+    changed={412: "{url} changed during the download (its ETag no longer matches)",
+             416: "{url} changed during the download (it is shorter now)"},
+    codes={"ConditionNotMet": 412, "BlobNotFound": 404, "ContainerNotFound": 404,
+           "InvalidRange": 416, **dict.fromkeys(_CREDENTIAL_CODES, 403),
+           "ServerBusy": 503, "OperationTimedOut": 503},
+    code_lines={"ContainerNotFound": "no such Azure container: {container}"},
+)
+_READING = _WORDING.with_lines(changed={404: "{url} was deleted during the download"})
+"""Reads are pinned to the probed ETag: a blob gone since is a change, not a mistake."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +93,7 @@ def parse_address(url: str) -> BlobAddress:
 
 
 class AzureBlobSource(Source):
-    name = "az"
-    schemes = ("az",)
+    known = known_source("az")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:
@@ -96,12 +107,10 @@ class AzureBlobSource(Source):
         if not address.blob or address.blob.endswith("/"):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
         client = self._service(address, options).get_blob_client(address.container, address.blob)
-        try:
-            with logged_request("HEAD", url) as answer:
-                props = client.get_blob_properties()
-                answer.status = 200
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise _error(exc, url, address) from None
+        with ERRORS.translating(url=url, container=address.container, reading=False), \
+                logged_request("HEAD", url) as answer:
+            props = client.get_blob_properties()
+            answer.status = 200
         checksums = []
         md5 = props.content_settings.content_md5
         if md5 and len(md5) == 16:
@@ -133,18 +142,16 @@ class AzureBlobSource(Source):
         pinned: dict[str, Any] = {}
         if remote.etag:
             pinned = {"etag": remote.etag, "match_condition": MatchConditions.IfNotModified}
-        try:
-            with logged_request("GET", remote.url, start, end) as answer:
-                stream = client.download_blob(
-                    offset=start, length=None if end is None else end - start,
-                    max_concurrency=1,
-                    # Called for every response, the first and each later chunk's.
-                    raw_response_hook=_AnswerCheck(remote, address),
-                    **pinned,
-                )
-                answer.status = "opened"
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise _error(exc, remote.url, address, reading=True) from None
+        with ERRORS.translating(url=remote.url, container=address.container, reading=True), \
+                logged_request("GET", remote.url, start, end) as answer:
+            stream = client.download_blob(
+                offset=start, length=None if end is None else end - start,
+                max_concurrency=1,
+                # Called for every response, the first and each later chunk's.
+                raw_response_hook=_AnswerCheck(remote, address),
+                **pinned,
+            )
+            answer.status = "opened"
         return _BlobReader(stream, remote.url, address)
 
     # -- folders -----------------------------------------------------------------------------
@@ -156,11 +163,9 @@ class AzureBlobSource(Source):
         address = parse_address(url)
         chosen = listing.selection(address.blob, options)
         container = self._service(address, options).get_container_client(address.container)
-        try:
+        with ERRORS.translating(url=url, container=address.container, reading=False):
             blobs = container.list_blobs(name_starts_with=chosen.prefix or None)
             items = [(b.name, b.size) for b in blobs]
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise _error(exc, url, address) from None
         return listing.expand(url, items, chosen, address.url_for)
 
     # -- clients and credentials -------------------------------------------------------------
@@ -248,8 +253,12 @@ class _BlobReader:
     def readinto(self, buffer: memoryview) -> int:
         try:
             chunk = self._stream.read(len(buffer))
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise _error(exc, self._url, self._address, reading=True) from None
+        except Exception as exc:  # noqa: BLE001 - translated by the table
+            error = ERRORS.translate(exc, url=self._url, container=self._address.container,
+                                      reading=True)
+            if error is exc:
+                raise
+            raise error from None
         buffer[: len(chunk)] = chunk
         return len(chunk)
 
@@ -273,7 +282,7 @@ class _AnswerCheck:
     def __call__(self, pipeline_response: Any) -> None:
         response = pipeline_response.http_response
         if response.status_code not in (200, 206):
-            return  # errors are classified by `_error` once the SDK raises them
+            return  # errors are translated by `ERRORS` once the SDK raises them
         headers = response.headers
         parsed = parse_content_range(headers.get("content-range"))
         if parsed is not None:
@@ -314,46 +323,29 @@ def _connection_account(connection: str) -> str | None:
     return None
 
 
-def _error(exc: Exception, url: str, address: BlobAddress, *, reading: bool = False) -> LadenError:
+def _response_error(exc: Any, facts: Any) -> LadenError:
+    """An HttpResponseError: the service's answer, with its status and error code."""
+    code = getattr(exc, "error_code", None)
+    wording = _READING if facts["reading"] else _WORDING
+    return wording.error(exc.status_code or 0, code=str(getattr(code, "value", code) or ""),
+                         url=facts["url"], container=facts["container"],
+                         first_line=Later(lambda: first_line(exc)))
+
+
+def _azure_rows() -> Rows:
     from azure.core import exceptions as az
 
-    if isinstance(exc, LadenError):
-        return exc
-    if isinstance(exc, az.ResourceModifiedError):
-        return RemoteChanged(f"{url} changed during the download (its ETag no longer matches)")
-    if isinstance(exc, az.ServiceRequestError | az.ServiceResponseError):
-        return Retryable(f"connection to Azure failed for {url}: {_first_line(exc)}")
-    if isinstance(exc, az.HttpResponseError):
-        status = exc.status_code or 0
-        code = getattr(exc, "error_code", None)
-        code = str(getattr(code, "value", code) or "")
-        if status == 412 or code == "ConditionNotMet":
-            return RemoteChanged(f"{url} changed during the download (its ETag no longer matches)")
-        if code == "ContainerNotFound":
-            return Permanent(f"no such Azure container: {address.container}", status=status)
-        if status == 404 or code == "BlobNotFound":
-            if reading:
-                return RemoteChanged(f"{url} was deleted during the download")
-            return Permanent(f"no such Azure blob: {url}", status=status)
-        if status == 416 or code == "InvalidRange":
-            return RemoteChanged(f"{url} changed during the download (it is shorter now)")
-        if code in _CREDENTIAL_CODES or status in (401, 403):
-            return Permanent(f"Azure refused access to {url}: the connection string, key or SAS "
-                             f"is wrong or does not allow reading it ({code or status})",
-                             status=status)
-        if status in (429, 503) or code in ("ServerBusy", "OperationTimedOut"):
-            return SlowDown(f"Azure asks for fewer requests ({code or status})", status=status)
-        if status >= 500 or status == 408:
-            return Retryable(f"Azure error {code or status} for {url}", status=status)
-        return Permanent(f"Azure refused {url}: {code or status} {_first_line(exc)}",
-                         status=status)
-    if isinstance(exc, az.AzureError | OSError):
-        return Retryable(f"Azure error for {url}: {_first_line(exc)}")
-    if isinstance(exc, ValueError):
-        return Permanent(f"Azure cannot read {url}: {_first_line(exc)}")
-    raise exc
+    return {
+        az.ResourceModifiedError: Becomes(
+            RemoteChanged, "{url} changed during the download (its ETag no longer matches)"),
+        (az.ServiceRequestError, az.ServiceResponseError): Becomes(
+            Retryable, "connection to Azure failed for {url}: {first_line}"),
+        az.HttpResponseError: _response_error,
+        (az.AzureError, OSError): Becomes(Retryable, "Azure error for {url}: {first_line}"),
+        ValueError: Becomes(Permanent, "Azure cannot read {url}: {first_line}"),
+    }
 
 
-def _first_line(value: Any) -> str:
-    text = str(value).strip()
-    return text.splitlines()[0] if text else type(value).__name__
+ERRORS = ErrorTable(_azure_rows)
+"""azure-core's exceptions. Facts: `url`, `container`, `reading` (a range of a probed
+version)."""

@@ -2,7 +2,8 @@
 
 A source turns an address into facts about the remote file (`probe`) and into byte streams for
 ranges of it (`open_range`). The engine does the rest: planning segments, writing the partial
-file, retrying, verifying. A new protocol is a new module here and a line in `registry.py`.
+file, retrying, verifying. A new protocol is a new module here and its entry in
+`core.known_sources` (its name, schemes and options).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from ..core.known_sources import KnownSource
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 
@@ -87,10 +89,18 @@ class RangeReader(Protocol):
 class Source(ABC):
     """One protocol. An instance is shared by all downloads of a manager and is thread-safe."""
 
+    known: ClassVar[KnownSource]
+    """Its entry in `core.known_sources`: where `name` and `schemes` come from."""
     name: ClassVar[str]
     """Short name shown in the queue: http, ftp, s3, gs, az, hf."""
     schemes: ClassVar[tuple[str, ...]]
     SUPPORTS_LISTING: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        known = cls.__dict__.get("known")
+        if known is not None:
+            cls.name, cls.schemes = known.name, known.schemes
 
     @abstractmethod
     def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:

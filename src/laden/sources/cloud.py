@@ -7,9 +7,10 @@ Folders and globs: `listing`, the filter every source that lists goes through.
 
 Settings and credentials. A setting is looked up in the download's `source_settings`, then in
 the settings file (`Config.extra`): the same flat keys everywhere (`s3_endpoint_url`,
-`hf_token_file`, ...). A credential comes from the download's `secrets` (never journalled), or
-from the file its `*_file` setting names, read when a client is made (so a rotated secret file
-is picked up), or from the SDK's own chain.
+`hf_token_file`, ...), each declared once with its source (`core.known_sources`), where the
+command line's flags and a manifest's fields come from. A credential comes from the download's
+`secrets` (never journalled), or from the file its `*_file` setting names, read when a client
+is made (so a rotated secret file is picked up), or from the SDK's own chain.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..core.names import sanitize_filename
 from ..core.options import DownloadOptions
 
 # A key is quoted in the addresses laden makes, keeping the characters S3 and GCS users write.
-_KEY_SAFE = "/~!$&'()*+,;=:@"
+KEY_SAFE = "/~!$&'()*+,;=:@"
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ def split_address(url: str) -> tuple[str, str]:
 
 
 def object_url(scheme: str, bucket: str, key: str) -> str:
-    return f"{scheme}://{bucket}/{quote(key, safe=_KEY_SAFE)}"
+    return f"{scheme}://{bucket}/{quote(key, safe=KEY_SAFE)}"
 
 
 # -- settings and credentials ----------------------------------------------------------------

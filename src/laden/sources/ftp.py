@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..core.config import Config
 from ..core.errors import Permanent, RangeNotSupported, RemoteChanged, RemoteError, Retryable
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.urls import strip_credentials
 from . import listing
@@ -50,8 +51,7 @@ POOL_SIZE = 16
 
 
 class FtpSource(Source):
-    name = "ftp"
-    schemes = ("ftp", "ftps")
+    known = known_source("ftp")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:
@@ -80,7 +80,7 @@ class FtpSource(Source):
         self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
     ) -> RangeReader:
         url, path = remote.url, server_path(remote.url)
-        ftp = self._connect(url, options)
+        ftp = self.connect(url, options)
         try:
             check_unchanged(ftp, remote, path)
             try:
@@ -146,7 +146,7 @@ class FtpSource(Source):
         return (parts.scheme.lower(), parts.hostname, parts.port or 21, *credentials(url, options),
                 options.ca_bundle, options.insecure)
 
-    def _connect(self, url: str, options: DownloadOptions) -> ftplib.FTP:
+    def connect(self, url: str, options: DownloadOptions) -> ftplib.FTP:
         """A logged-in control connection: an idle one from the pool, else a new one."""
         key = self._key(url, options)
         while True:
@@ -232,7 +232,7 @@ class _Session:
         self.source, self.url, self.options = source, url, options
 
     def __enter__(self) -> ftplib.FTP:
-        self.ftp = self.source._connect(self.url, self.options)
+        self.ftp = self.source.connect(self.url, self.options)
         return self.ftp
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:

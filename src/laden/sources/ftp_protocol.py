@@ -18,19 +18,13 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..core.errors import (
-    HostNotFound,
-    Permanent,
-    RangeNotSupported,
-    RemoteChanged,
-    RemoteError,
-    Retryable,
-    SlowDown,
-)
+from ..core.errors import HostNotFound, LadenError, Permanent, Retryable
 from ..core.options import DownloadOptions
 from . import versions
 from .base import RemoteInfo
+from .foreign_errors import Becomes, ErrorTable
 from .http import netrc_credentials
+from .statuses import FTP_REPLIES, Wording
 
 GLOB_CHARS = "*?["
 NOT_IMPLEMENTED = ("500", "501", "502", "504")
@@ -145,33 +139,45 @@ def classified(
     exc: BaseException, url: str, what: str, options: DownloadOptions | None = None
 ) -> BaseException:
     """The one place FTP errors become laden's: retry, slow down, or give up with a reason."""
-    host = host_of(url)
+    return ERRORS.translate(exc, host=host_of(url), what=what, options=options)
+
+
+_REPLIES = Wording(
+    table=FTP_REPLIES,
+    slow_down="{host} has too many connections: {text}",
+    server_error="{host} failed {what}: {text}",
+    refused="{host} refused {what}: {text}",
+    statuses={550: "{host}: no such file or no permission: {text}"},
+)
+
+
+def _reply_error(exc: Any, facts: Any) -> LadenError:
+    """A 4xx or 5xx reply (ftplib's error_temp or error_perm)."""
     text = str(exc).strip()
-    if isinstance(exc, RemoteError | RemoteChanged | RangeNotSupported):
-        return exc
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        hint = "" if options and options.ca_bundle else "; pass --ca-bundle FILE if you trust it"
-        return Permanent(f"the TLS certificate of {host} is not trusted{hint}")
-    if isinstance(exc, ssl.SSLError):
-        return Permanent(f"TLS error talking to {host}: {text}")
-    if isinstance(exc, ftplib.error_temp):
-        if text.startswith("421"):
-            return SlowDown(f"{host} has too many connections: {text}", status=421)
-        return Retryable(f"{host} failed {what}: {text}", status=_int(text[:3]))
-    if isinstance(exc, ftplib.error_perm):
-        code = _int(text[:3])
-        if code == 550:
-            return Permanent(f"{host}: no such file or no permission: {text}", status=code)
-        return Permanent(f"{host} refused {what}: {text}", status=code)
-    if isinstance(exc, TimeoutError):
-        return Retryable(f"timed out talking to {host}")
-    if isinstance(exc, ConnectionRefusedError):
-        return Retryable(f"{host} refused the connection")
-    if isinstance(exc, socket.gaierror):
-        return HostNotFound(host)
-    if isinstance(exc, ftplib.Error | OSError | EOFError):
-        return Retryable(f"connection to {host} failed: {text or type(exc).__name__}")
-    return exc
+    code = _int(text[:3])
+    # A reply too garbled to read as a number is still temporary or permanent.
+    means = code if code is not None else 400 if isinstance(exc, ftplib.error_temp) else 500
+    return _REPLIES.error(code, means=means, host=facts["host"], what=facts["what"], text=text)
+
+
+def _untrusted(exc: Any, facts: Any) -> LadenError:
+    options = facts["options"]
+    hint = "" if options and options.ca_bundle else "; pass --ca-bundle FILE if you trust it"
+    return Permanent(f"the TLS certificate of {facts['host']} is not trusted{hint}")
+
+
+ERRORS = ErrorTable(lambda: {
+    ssl.SSLCertVerificationError: _untrusted,
+    ssl.SSLError: Becomes(Permanent, "TLS error talking to {host}: {text}"),
+    (ftplib.error_temp, ftplib.error_perm): _reply_error,
+    TimeoutError: Becomes(Retryable, "timed out talking to {host}"),
+    ConnectionRefusedError: Becomes(Retryable, "{host} refused the connection"),
+    socket.gaierror: lambda exc, facts: HostNotFound(facts["host"]),
+    (ftplib.Error, OSError, EOFError): lambda exc, facts: Retryable(
+        f"connection to {facts['host']} failed: {str(exc).strip() or type(exc).__name__}"),
+})
+"""ftplib's, ssl's and the socket's exceptions. Facts: `host`, `what` (the command or step
+that failed), `options` (or None)."""
 
 
 def credentials(url: str, options: DownloadOptions) -> tuple[str, str]:

@@ -39,21 +39,39 @@ from ..core.errors import (
     RangeNotSupported,
     RemoteChanged,
     Retryable,
-    SlowDown,
 )
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
+from .foreign_errors import Becomes, ErrorTable, Rows, first_line
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
 from .requests_log import logged_request
+from .statuses import Wording
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
 CREDENTIALS_LIMIT = 1 << 20
 """A service account JSON is a few KiB: anything past this is not one."""
+
+
+_WORDING = Wording(
+    slow_down="GCS asks for fewer requests (HTTP {status}){detail}",
+    server_error="GCS error {status} for {url}{detail}",
+    refused="GCS refused {url} (HTTP {status}){detail}",
+    statuses={
+        401: "GCS refused the credentials for {url}{detail}",
+        403: "access denied to {url}: the credentials are missing or lack permission{detail}",
+        404: "no such GCS object: {url}",
+    },
+)
+_READING = _WORDING.with_lines(changed=dict.fromkeys(
+    (404, 412), "{url} changed during the download (generation {generation} is gone)"))
+"""A range is a read of one generation: 404 and 412 mean that generation is gone."""
+_LISTING = _WORDING.with_lines(statuses={404: "no such GCS bucket: {bucket}"})
 
 
 @dataclass(frozen=True)
@@ -66,8 +84,7 @@ class _Gcs:
 
 
 class GcsSource(Source):
-    name = "gs"
-    schemes = ("gs",)
+    known = known_source("gs")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:
@@ -85,12 +102,10 @@ class GcsSource(Source):
         if not key or key.endswith("/"):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
         gcs = self._client(options)
-        try:
-            with logged_request("GET metadata", url) as answer:
-                blob = gcs.storage.bucket(bucket).get_blob(key, timeout=self._timeout, retry=None)
-                answer.status = 404 if blob is None else 200
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise _error(exc, url) from None
+        with ERRORS.translating(url=url, wording=_WORDING), \
+                logged_request("GET metadata", url) as answer:
+            blob = gcs.storage.bucket(bucket).get_blob(key, timeout=self._timeout, retry=None)
+            answer.status = 404 if blob is None else 200
         if blob is None:
             raise self._missing(gcs, bucket, url)
         checksums = []
@@ -138,13 +153,11 @@ class GcsSource(Source):
         ranged = start > 0 or end is not None
         if ranged:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        try:
-            with logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
-                response = gcs.session.request("GET", media, headers=headers, stream=True,
-                                               timeout=self._timeout)
-                answer.status = response.status_code
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise _error(exc, remote.url) from None
+        with ERRORS.translating(url=remote.url, wording=_WORDING), \
+                logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
+            response = gcs.session.request("GET", media, headers=headers, stream=True,
+                                           timeout=self._timeout)
+            answer.status = response.status_code
         try:
             _check(response, remote, start, end, ranged)
         except BaseException:
@@ -164,15 +177,10 @@ class GcsSource(Source):
         bucket, key = cloud.split_address(url)
         chosen = listing.selection(key, options)
         gcs = self._client(options)
-        try:
+        with ERRORS.translating(url=url, bucket=bucket, wording=_LISTING):
             blobs = gcs.storage.list_blobs(bucket, prefix=chosen.prefix or None,
                                            timeout=self._timeout, retry=None)
             items = [(b.name, b.size) for b in blobs]
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            error = _error(exc, url)
-            if getattr(error, "status", None) == 404:
-                error = Permanent(f"no such GCS bucket: {bucket}", status=404)
-            raise error from None
         return listing.expand(url, items, chosen, lambda k: cloud.object_url("gs", bucket, k))
 
     # -- clients and credentials -------------------------------------------------------------
@@ -213,7 +221,7 @@ class GcsSource(Source):
                 # google-auth wraps the reason: ("Failed to load ... from FILE", reason)
                 reason = exc.args[-1] if len(exc.args) > 1 else exc
                 raise InputError(f"the Google credentials file {path} cannot be used: "
-                                 f"{_first_line(reason)}") from None
+                                 f"{first_line(reason)}") from None
         elif anonymous or endpoint:
             credentials = AnonymousCredentials()
         else:
@@ -252,10 +260,7 @@ def _check(response: Any, remote: RemoteInfo, start: int, end: int | None, range
         if ranged:
             raise RangeNotSupported(f"GCS sent the whole of {remote.url} to a ranged request")
         return
-    if status in (404, 412):
-        raise RemoteChanged(f"{remote.url} changed during the download (generation "
-                            f"{remote.version} is gone)")
-    raise _status_error(status, remote.url)
+    raise _READING.error(status, url=remote.url, generation=remote.version, detail="")
 
 
 def _pinned(remote: RemoteInfo) -> versions.Validators:
@@ -286,44 +291,32 @@ def _answer(headers: Any, status: int) -> versions.Validators:
                                digests=tuple(digests))
 
 
-def _status_error(status: int, url: str, detail: str = "") -> LadenError:
-    detail = f": {detail}" if detail else ""
-    if status in (429, 503):
-        return SlowDown(f"GCS asks for fewer requests (HTTP {status}){detail}", status=status)
-    if status >= 500 or status == 408:
-        return Retryable(f"GCS error {status} for {url}{detail}", status=status)
-    if status == 401:
-        return Permanent(f"GCS refused the credentials for {url}{detail}", status=status)
-    if status == 403:
-        return Permanent(f"access denied to {url}: the credentials are missing or lack "
-                         f"permission{detail}", status=status)
-    if status == 404:
-        return Permanent(f"no such GCS object: {url}", status=status)
-    return Permanent(f"GCS refused {url} (HTTP {status}){detail}", status=status)
+def _call_error(exc: Any, facts: Any) -> LadenError | None:
+    """A GoogleAPICallError: the service's answer, with its status."""
+    if exc.code is None:
+        return None  # no answer: a more general row words it
+    return facts["wording"].error(int(exc.code), url=facts["url"], bucket=facts.get("bucket"),
+                                  detail=f": {first_line(exc.message)}")
 
 
-def _error(exc: Exception, url: str) -> LadenError:
+def _google_rows() -> Rows:
     import requests
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
 
-    if isinstance(exc, LadenError):
-        return exc
-    if isinstance(exc, api.PreconditionFailed):
-        return RemoteChanged(f"{url} changed during the download")
-    if isinstance(exc, api.GoogleAPICallError) and exc.code is not None:
-        return _status_error(int(exc.code), url, _first_line(exc.message))
-    if isinstance(exc, auth.RefreshError):
-        return Permanent(f"Google refused the credentials for {url}: {_first_line(exc)}")
-    if isinstance(exc, auth.DefaultCredentialsError):
-        return InputError(f"no usable Google credentials: {_first_line(exc)}")
-    if isinstance(exc, auth.TransportError | requests.RequestException | OSError):
-        return Retryable(f"connection to GCS failed for {url}: {_first_line(exc)}")
-    if isinstance(exc, api.GoogleAPIError):
-        return Permanent(f"GCS error for {url}: {_first_line(exc)}")
-    raise exc
+    return {
+        api.PreconditionFailed: Becomes(RemoteChanged, "{url} changed during the download"),
+        api.GoogleAPICallError: _call_error,
+        auth.RefreshError: Becomes(
+            Permanent, "Google refused the credentials for {url}: {first_line}"),
+        auth.DefaultCredentialsError: Becomes(
+            InputError, "no usable Google credentials: {first_line}"),
+        (auth.TransportError, requests.RequestException, OSError): Becomes(
+            Retryable, "connection to GCS failed for {url}: {first_line}"),
+        api.GoogleAPIError: Becomes(Permanent, "GCS error for {url}: {first_line}"),
+    }
 
 
-def _first_line(value: Any) -> str:
-    text = str(value).strip()
-    return text.splitlines()[0] if text else type(value).__name__
+ERRORS = ErrorTable(_google_rows)
+"""google-api-core's, google-auth's and requests' exceptions. Facts: `url`, `wording`
+(`_WORDING`, or `_LISTING` for a listing, with its `bucket`)."""

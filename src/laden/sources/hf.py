@@ -29,12 +29,15 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ..core.config import Config
-from ..core.errors import InputError, LadenError, Permanent, Retryable, SlowDown
+from ..core.errors import InputError, LadenError, Permanent, Retryable
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
+from .foreign_errors import Becomes, ErrorTable, Rows
 from .requests_log import logged_request
+from .statuses import Wording
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _TYPES = {"datasets": "dataset", "spaces": "space"}
@@ -55,7 +58,7 @@ class HubAddress:
     def url_for(self, path: str) -> str:
         kind = {"dataset": "datasets/", "space": "spaces/"}.get(self.repo_type, "")
         revision = f"@{quote(self.revision, safe='')}" if self.revision else ""
-        return f"hf://{kind}{self.repo_id}{revision}/{quote(path, safe=cloud._KEY_SAFE)}"
+        return f"hf://{kind}{self.repo_id}{revision}/{quote(path, safe=cloud.KEY_SAFE)}"
 
 
 def parse_address(url: str) -> HubAddress:
@@ -72,8 +75,7 @@ def parse_address(url: str) -> HubAddress:
 
 
 class HfSource(Source):
-    name = "hf"
-    schemes = ("hf",)
+    known = known_source("hf")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:
@@ -99,17 +101,15 @@ class HfSource(Source):
         endpoint = self._endpoint(options)
         token = self._token(options)
         revision = self._revision(address, options)
-        try:
-            with logged_request("HEAD", url) as answer:
-                meta = get_hf_file_metadata(
-                    hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type,
-                               revision=revision, endpoint=endpoint),
-                    token=token or False, timeout=self._config.connect_timeout,
-                    endpoint=endpoint,
-                )
-                answer.status = f"{meta.size} bytes at commit {meta.commit_hash}"
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise _error(exc, url, address, revision, token) from None
+        with ERRORS.translating(**_facts(url, address, revision, token)), \
+                logged_request("HEAD", url) as answer:
+            meta = get_hf_file_metadata(
+                hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type,
+                           revision=revision, endpoint=endpoint),
+                token=token or False, timeout=self._config.connect_timeout,
+                endpoint=endpoint,
+            )
+            answer.status = f"{meta.size} bytes at commit {meta.commit_hash}"
         commit = meta.commit_hash or revision
         pinned = hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type,
                             revision=commit, endpoint=endpoint)
@@ -175,15 +175,13 @@ class HfSource(Source):
         revision = self._revision(address, options)
         api = HfApi(endpoint=self._endpoint(options), token=token or False)
         folder = chosen.prefix.rstrip("/") or None
-        try:
+        with ERRORS.translating(**_facts(url, address, revision, token)):
             # The tree is read at one commit, so its pages cannot come from two.
             commit = api.repo_info(address.repo_id, repo_type=address.repo_type,
                                    revision=revision).sha or revision
             entries = api.list_repo_tree(address.repo_id, path_in_repo=folder, recursive=True,
                                          revision=commit, repo_type=address.repo_type)
             items = [(e.path, e.size) for e in entries if isinstance(e, RepoFile)]
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise _error(exc, url, address, revision, token) from None
         return listing.expand(url, items, chosen, address.url_for)
 
     # -- settings ----------------------------------------------------------------------------
@@ -220,48 +218,65 @@ def _quoted(etag: str | None) -> str | None:
     return f'"{tag}"' if tag else None
 
 
-def _error(
-    exc: Exception, url: str, address: HubAddress, revision: str, token: str | None
-) -> LadenError:
-    from huggingface_hub import errors
+_WORDING = Wording(
+    slow_down="the Hugging Face Hub asks for fewer requests",
+    server_error="Hugging Face Hub error {status} for {url}",
+    refused="the Hugging Face Hub refused {url} (HTTP {status})",
+    statuses={401: "the Hugging Face Hub refused the token for {url}",
+              403: "the Hugging Face Hub denies access to {url}"},
+)
 
-    if isinstance(exc, LadenError):
-        return exc
+
+def _facts(url: str, address: HubAddress, revision: str, token: str | None) -> dict[str, Any]:
     repo = f"{address.repo_type} {address.repo_id}" if address.repo_type != "model" else (
         address.repo_id)
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if isinstance(exc, errors.GatedRepoError):
-        return Permanent(f"Hugging Face repository {repo} is gated: accept its conditions on "
-                         "the Hub, then use a token (HF_TOKEN or --hf-token-file)", status=status)
-    if isinstance(exc, errors.RepositoryNotFoundError):
-        if token:
-            return Permanent(f"Hugging Face repository {repo} not found, or the token cannot "
-                             "read it", status=status)
-        return Permanent(f"Hugging Face repository {repo} not found; if it is private or "
-                         "gated, give a token (HF_TOKEN or --hf-token-file)", status=status)
-    if isinstance(exc, errors.RevisionNotFoundError):
-        return Permanent(f"Hugging Face repository {repo} has no revision {revision!r}",
-                         status=status)
+    return {"url": url, "repo": repo, "revision": revision, "token": bool(token),
+            "path": address.path}
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _repository_not_found(exc: Any, facts: Any) -> LadenError:
+    if facts["token"]:
+        return Permanent(f"Hugging Face repository {facts['repo']} not found, or the token "
+                         "cannot read it", status=_status(exc))
+    return Permanent(f"Hugging Face repository {facts['repo']} not found; if it is private or "
+                     "gated, give a token (HF_TOKEN or --hf-token-file)", status=_status(exc))
+
+
+def _answer_error(exc: Any, facts: Any) -> LadenError | None:
+    status = _status(exc)
+    if status is None:
+        return None  # no answer: the connection failed
+    return _WORDING.error(status, url=facts["url"])
+
+
+def _hub_rows() -> Rows:
+    from huggingface_hub import errors
+
     missing = tuple(getattr(errors, name) for name in ("EntryNotFoundError",
                                                        "RemoteEntryNotFoundError")
                     if hasattr(errors, name))
-    if isinstance(exc, missing):
-        return Permanent(f"no file {address.path!r} in Hugging Face repository {repo} at "
-                         f"{revision}", status=status)
-    if isinstance(exc, errors.HfHubHTTPError) and status is not None:
-        if status == 401:
-            return Permanent(f"the Hugging Face Hub refused the token for {url}", status=status)
-        if status == 403:
-            return Permanent(f"the Hugging Face Hub denies access to {url}", status=status)
-        if status == 429:
-            return SlowDown("the Hugging Face Hub asks for fewer requests", status=status)
-        if status >= 500:
-            return Retryable(f"Hugging Face Hub error {status} for {url}", status=status)
-        return Permanent(f"the Hugging Face Hub refused {url} (HTTP {status})", status=status)
-    if isinstance(exc, errors.OfflineModeIsEnabled):
-        return Permanent(f"cannot fetch {url}: HF_HUB_OFFLINE is set")
     transport = getattr(errors, "HTTPError", OSError)  # httpx's base class in huggingface_hub
-    if isinstance(exc, transport | OSError):
-        return Retryable(f"connection to the Hugging Face Hub failed for {url}: {exc}")
-    raise exc
+    return {
+        errors.GatedRepoError: Becomes(
+            Permanent, "Hugging Face repository {repo} is gated: accept its conditions on the "
+                       "Hub, then use a token (HF_TOKEN or --hf-token-file)", with_status=True),
+        errors.RepositoryNotFoundError: _repository_not_found,
+        errors.RevisionNotFoundError: Becomes(
+            Permanent, "Hugging Face repository {repo} has no revision {revision!r}",
+            with_status=True),
+        missing: Becomes(Permanent, "no file {path!r} in Hugging Face repository {repo} at "
+                                    "{revision}", with_status=True),
+        errors.HfHubHTTPError: _answer_error,
+        errors.OfflineModeIsEnabled: Becomes(
+            Permanent, "cannot fetch {url}: HF_HUB_OFFLINE is set"),
+        (transport, OSError): Becomes(
+            Retryable, "connection to the Hugging Face Hub failed for {url}: {exc}"),
+    }
+
+
+ERRORS = ErrorTable(_hub_rows, status_of=_status)
+"""huggingface_hub's exceptions. Facts: those of `_facts`."""

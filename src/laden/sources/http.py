@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import http.client
 import netrc
 import os
 import ssl
@@ -24,28 +23,20 @@ import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import urllib3
 
 from ..core.config import Config
-from ..core.errors import (
-    HostNotFound,
-    InputError,
-    Permanent,
-    RangeNotSupported,
-    RemoteChanged,
-    RemoteError,
-    Retryable,
-    SlowDown,
-)
+from ..core.errors import InputError, Permanent, RangeNotSupported, RemoteChanged, Retryable
+from ..core.known_sources import known_source
 from ..core.names import filename_from_content_disposition, filename_from_url
 from ..core.options import DownloadOptions, check_proxy
-from ..core.retry import parse_retry_after
 from ..core.urls import strip_credentials
 from ..core.version import __version__
 from .base import RangeReader, RemoteInfo, Source
 from .http_connections import WATCHDOG, pool_classes
+from .http_errors import READ_ERRORS, error_for_status, host_of
 from .http_headers import (
     changed_version,
     parse_content_length,
@@ -65,8 +56,7 @@ PROBE_RANGE = f"bytes=0-{PROBE_BODY - 1}"
 
 
 class HttpSource(Source):
-    name = "http"
-    schemes = ("http", "https")
+    known = known_source("http")
 
     def __init__(self, config: Config | None = None) -> None:
         self._config = config or Config()
@@ -76,6 +66,10 @@ class HttpSource(Source):
         self._pools: dict[tuple[Any, ...], urllib3.PoolManager] = {}
         self._env_proxies: dict[str, str] | None = None
         self._pool_classes = pool_classes(self._config.connect_timeout)
+
+    @property
+    def config(self) -> Config:
+        return self._config
 
     # -- the probe ---------------------------------------------------------------------------
 
@@ -125,15 +119,15 @@ class HttpSource(Source):
             response = self._get(url, {**headers, "User-Agent": USER_AGENT}, options)
         except urllib3.exceptions.ReadTimeoutError:
             # Connected, and no answer: asking again through httpx would wait as long again.
-            raise Retryable(f"timed out connecting to {_host(url)}") from None
+            raise Retryable(f"timed out connecting to {host_of(url)}") from None
         except (urllib3.exceptions.HTTPError, OSError):
             return None
         whole = False
         try:
             if 300 <= response.status < 400:
                 return None
-            remote = self._remote_from(url, url, response.status, response.headers, headers)
-            remote = self._with_body(remote, response.status, response.headers,
+            remote = self.remote_from(url, url, response.status, response.headers, headers)
+            remote = self.with_body(remote, response.status, response.headers,
                                      lambda: self._read_whole(response),
                                      (urllib3.exceptions.HTTPError, OSError))
             whole = remote.body is not None
@@ -143,7 +137,7 @@ class HttpSource(Source):
                 response.close()  # unread bytes: this connection cannot carry another request
             response.release_conn()
 
-    def _with_body(self, remote: RemoteInfo, status: int, headers: Any,
+    def with_body(self, remote: RemoteInfo, status: int, headers: Any,
                    read: Callable[[], bytes], errors: tuple[type[BaseException], ...]
                    ) -> RemoteInfo:
         """`remote` with the whole file attached, when the probe's answer is it: `read` takes
@@ -171,10 +165,10 @@ class HttpSource(Source):
                                             read=self._config.stall_timeout))
                 answer.status = response.status
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise Retryable(f"cannot reach {_host(clean)}: {short_reason(exc)}") from None
+            raise Retryable(f"cannot reach {host_of(clean)}: {short_reason(exc)}") from None
         try:
             final = response.geturl() or clean
-            return self._remote_from(clean, final, response.status, response.headers, {})
+            return self.remote_from(clean, final, response.status, response.headers, {})
         finally:
             response.release_conn()
 
@@ -216,7 +210,7 @@ class HttpSource(Source):
         parsed = parse_content_range(headers.get("content-range"))
         return status == 206 and parsed is not None and parsed[:2] == (0, remote.size)
 
-    def _remote_from(self, url: str, final: str, status: int, headers: Any,
+    def remote_from(self, url: str, final: str, status: int, headers: Any,
                      asked: Mapping[str, str]) -> RemoteInfo:
         size: int | None
         if status == 206:
@@ -233,7 +227,7 @@ class HttpSource(Source):
                 raise _RangeRefused
             size, ranges = 0, False
         else:
-            raise error_for_status(status, headers, final, redirected=final != url)
+            raise error_for_status(status, headers, final)
         etag = headers.get("etag")
         modified = headers.get("last-modified")
         filename = filename_from_content_disposition(headers.get("content-disposition"))
@@ -268,18 +262,12 @@ class HttpSource(Source):
                 headers["If-Range"] = remote.version
         try:
             response = self._get(url, headers, options)
-        except urllib3.exceptions.SSLError as exc:
-            raise Permanent(f"TLS error talking to {_host(url)}: {exc}") from None
-        except urllib3.exceptions.ProxyError as exc:
-            proxy = proxy_for(url, options, self._environment_proxies()) or "the proxy"
-            raise Retryable(f"cannot reach the proxy {_host(proxy)}: "
-                            f"{_connect_reason(str(exc))}") from None
-        except urllib3.exceptions.NameResolutionError:
-            raise HostNotFound(_host(url)) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if "Connection refused" in str(exc):
-                raise Retryable(f"{_host(url)} refused the connection") from None
-            raise Retryable(f"connection to {_host(url)} failed: {short_reason(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - translated by the table, or raised as it is
+            error = READ_ERRORS.translate(exc, host=host_of(url), proxy=lambda: proxy_for(
+                url, options, self.environment_proxies()))
+            if error is exc:
+                raise
+            raise error from None
         try:
             return self._check_response(response, remote, start, end, ranged)
         except BaseException:
@@ -304,7 +292,7 @@ class HttpSource(Source):
             want_end = end if end is not None else remote.size
             if parsed is None or parsed[0] != start or parsed[1] != want_end:
                 raise Retryable(
-                    f"{_host(url)} answered bytes {headers.get('content-range')!r} "
+                    f"{host_of(url)} answered bytes {headers.get('content-range')!r} "
                     f"to a request for bytes {start}-{(want_end or 0) - 1}"
                 )
             if parsed[2] is not None and remote.size is not None and parsed[2] != remote.size:
@@ -321,7 +309,7 @@ class HttpSource(Source):
                 # is stored compressed, a .gz sent with Content-Encoding: gzip: its bytes are
                 # the file's, kept as curl and wget keep them.)
                 raise Permanent(
-                    f"{_host(url)} compressed its answer to a ranged request "
+                    f"{host_of(url)} compressed its answer to a ranged request "
                     f"(Content-Encoding: {encoding}) although laden asked for none; refusing "
                     "to write those bytes into the file"
                 )
@@ -331,25 +319,27 @@ class HttpSource(Source):
                 # Not the range's length, or not a number: this server's ranged answers cannot
                 # be trusted, and the whole file in one stream is what is left.
                 raise RangeNotSupported(
-                    f"{_host(url)} sent Content-Length {headers['content-length'][:40]!r} "
+                    f"{host_of(url)} sent Content-Length {headers['content-length'][:40]!r} "
                     f"for a range of {(want_end or 0) - start} bytes"
                 )
             return HttpRangeReader(response, stall_timeout=self._config.stall_timeout)
         if status == 200:
             if not ranged:
                 return HttpRangeReader(response, stall_timeout=self._config.stall_timeout)
-            raise RangeNotSupported(f"{_host(url)} ignored a Range request and sent the whole file")
+            raise RangeNotSupported(
+                f"{host_of(url)} ignored a Range request and sent the whole file")
         redirected = url != remote.url
         if 300 <= status < 400 or (redirected and status in (401, 403, 404, 410)):
             # A signed or CDN address that moved or expired: ask the original address again.
-            error = Retryable(f"{_host(url)} answered {status} to a ranged request", status=status)
+            error = Retryable(f"{host_of(url)} answered {status} to a ranged request",
+                              status=status)
             error.reresolve = True  # type: ignore[attr-defined]
             raise error
-        raise error_for_status(status, headers, url, redirected=redirected)
+        raise error_for_status(status, headers, url)
 
     # -- clients, TLS, proxies, credentials --------------------------------------------------
 
-    def _ssl_context(self, options: DownloadOptions) -> ssl.SSLContext:
+    def ssl_context(self, options: DownloadOptions) -> ssl.SSLContext:
         key = (options.ca_bundle, options.insecure)
         with self._lock:
             context = self._contexts.get(key)
@@ -359,7 +349,7 @@ class HttpSource(Source):
             return context
 
     def _pool(self, url: str, options: DownloadOptions) -> urllib3.PoolManager:
-        proxy = proxy_for(url, options, self._environment_proxies())
+        proxy = proxy_for(url, options, self.environment_proxies())
         secure = urlsplit(url).scheme == "https"
         key = (secure, options.ca_bundle, options.insecure, proxy)
         with self._lock:
@@ -367,7 +357,7 @@ class HttpSource(Source):
         if pool is None:
             kwargs: dict[str, Any] = {"num_pools": 64, "maxsize": 64, "block": False}
             if secure:
-                kwargs["ssl_context"] = self._ssl_context(options)
+                kwargs["ssl_context"] = self.ssl_context(options)
                 if options.insecure:
                     kwargs.update(cert_reqs="CERT_NONE", assert_hostname=False)
             pool = urllib3.ProxyManager(proxy, **kwargs) if proxy else urllib3.PoolManager(**kwargs)
@@ -376,7 +366,7 @@ class HttpSource(Source):
                 pool = self._pools.setdefault(key, pool)
         return pool
 
-    def _environment_proxies(self) -> dict[str, str]:
+    def environment_proxies(self) -> dict[str, str]:
         """The *_PROXY variables, read once per source: reading them walks the whole
         environment, a tenth of the CPU per small file when done for every request."""
         if self._env_proxies is None:
@@ -480,67 +470,6 @@ def netrc_credentials(host: str) -> tuple[str | None, str | None]:
     return login, password
 
 
-def error_for_status(
-    status: int, headers: Any, url: str, *, redirected: bool = False
-) -> RemoteError:
-    reason = http.client.responses.get(status, "")
-    where = f"HTTP {status} {reason} from {_host(url)}".rstrip()
-    retry_after = parse_retry_after(headers.get("retry-after"))
-    if status in (429, 503):
-        return SlowDown(f"{where}: the server asks for fewer requests", status=status,
-                        retry_after=retry_after)
-    if status in (408, 425) or status >= 500:
-        return Retryable(where, status=status, retry_after=retry_after)
-    if status == 401:
-        return Permanent(f"{where}: the credentials are missing or wrong", status=status)
-    if status == 404:
-        return Permanent(f"{where}: no such file ({quote(urlsplit(url).path)})", status=status)
-    if status == 410:
-        return Permanent(f"{where}: the file is gone", status=status)
-    return Permanent(where, status=status)
-
-
-def _connect_error(url: str, exc: Exception, options: DownloadOptions,
-                   proxy: str | None = None) -> RemoteError:
-    """The error for a connection that could not be made, naming what could not be reached:
-    the proxy when there is one (the address is its to reach), else the host of the hop that
-    failed (`url`: for a redirect, where it led)."""
-    text = str(exc)
-    host = _host(url)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        hint = "" if options.ca_bundle else "; pass --ca-bundle FILE if you trust its issuer"
-        return Permanent(f"the TLS certificate of {host} is not trusted{hint}")
-    if isinstance(exc.__cause__, ssl.SSLError) or "SSL" in text:
-        return Permanent(f"TLS error talking to {host}: {text}")
-    if proxy is not None:
-        return Retryable(f"cannot reach the proxy {_host(proxy)}: {_connect_reason(text)}")
-    if "Name or service not known" in text or "nodename nor servname" in text or (
-        "Temporary failure in name resolution" in text
-    ):
-        return HostNotFound(host)
-    if "Connection refused" in text:
-        return Retryable(f"{host} refused the connection")
-    return Retryable(f"cannot connect to {host}: {text}")
-
-
-def _connect_reason(text: str) -> str:
-    if "Connection refused" in text:
-        return "it refused the connection"
-    if "Name or service not known" in text or "Temporary failure in name resolution" in text:
-        return "its name does not resolve"
-    return short_reason(Exception(text))
-
-
-def _refuse_downgrade(url: str, final: str) -> None:
-    if urlsplit(url).scheme == "https" and urlsplit(final).scheme == "http":
-        raise Permanent(f"{_host(url)} redirected from HTTPS to plain HTTP ({final}); refusing")
-
-
 def _same_origin(a: str, b: str) -> bool:
     pa, pb = urlsplit(a), urlsplit(b)
     return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.hostname or url if parts.port is None else f"{parts.hostname}:{parts.port}"

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..core.errors import Permanent, Retryable
+from ..core.errors import Permanent
 from ..core.options import DownloadOptions
 from ..core.urls import strip_credentials
 from .base import RemoteInfo
-from .http import USER_AGENT, _connect_error, _host, _refuse_downgrade, proxy_for
+from .http import USER_AGENT, proxy_for
+from .http_errors import REDIRECT_ERRORS, host_of, refuse_downgrade
 from .requests_log import logged_request, range_of
 
 if TYPE_CHECKING:
@@ -36,40 +37,33 @@ class RedirectingProbe:
 
     def probe(self, clean: str, headers: dict[str, str], options: DownloadOptions) -> RemoteInfo:
         source = self._source
-        proxy = proxy_for(clean, options, source._environment_proxies())
+        proxy = proxy_for(clean, options, source.environment_proxies())
         client = self._client(clean, options)
-        try:
-            with logged_request("GET", clean, *range_of(headers.get("Range"))) as answer, \
-                    client.stream("GET", clean, headers=headers) as response:
-                final = str(response.url)
-                answer.status = response.status_code if final == clean else \
-                    f"{response.status_code} from {strip_credentials(final)}"
-                _refuse_downgrade(clean, final)
-                remote = source._remote_from(clean, final, response.status_code,
-                                             response.headers, headers)
-                # An answer whose body is not read is closed unread on leaving the block.
-                return source._with_body(remote, response.status_code, response.headers,
-                                         lambda: _read_within(response, source._config),
-                                         (httpx.TransportError, TimeoutError))
-        except httpx.TooManyRedirects:
-            raise Permanent(f"too many redirects from {clean}") from None
-        except httpx.TimeoutException:
-            raise Retryable(f"timed out connecting to {_host(clean)}") from None
-        except (httpx.ConnectError, httpx.ProxyError) as exc:
-            raise _connect_error(_failed_hop(exc, clean), exc, options, proxy) from None
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise Retryable(f"connection to {_host(clean)} failed: {exc}") from None
+        with REDIRECT_ERRORS.translating(url=clean, host=host_of(clean), options=options,
+                                         proxy=proxy), \
+                logged_request("GET", clean, *range_of(headers.get("Range"))) as answer, \
+                client.stream("GET", clean, headers=headers) as response:
+            final = str(response.url)
+            answer.status = response.status_code if final == clean else \
+                f"{response.status_code} from {strip_credentials(final)}"
+            refuse_downgrade(clean, final)
+            remote = source.remote_from(clean, final, response.status_code, response.headers,
+                                        headers)
+            # An answer whose body is not read is closed unread on leaving the block.
+            return source.with_body(remote, response.status_code, response.headers,
+                                    lambda: _read_within(response, source.config),
+                                    (httpx.TransportError, TimeoutError))
 
     def _client(self, url: str, options: DownloadOptions) -> httpx.Client:
-        proxy = proxy_for(url, options, self._source._environment_proxies())
+        proxy = proxy_for(url, options, self._source.environment_proxies())
         key = (options.ca_bundle, options.insecure, proxy)
         with self._lock:
             client = self._clients.get(key)
         if client is None:
-            timeout = self._source._config.connect_timeout
+            timeout = self._source.config.connect_timeout
 
             def https() -> httpx.HTTPTransport:
-                context = self._source._ssl_context(options)
+                context = self._source.ssl_context(options)
                 return httpx.HTTPTransport(verify=context, proxy=proxy)
 
             client = httpx.Client(
@@ -84,7 +78,7 @@ class RedirectingProbe:
                 # Checked before a redirect is followed: refusing only at the end would already
                 # have sent the request, with any -H headers, over plain HTTP.
                 event_hooks={"response": [_refuse_downgrade_hop]},
-                timeout=httpx.Timeout(timeout, read=self._source._config.stall_timeout),
+                timeout=httpx.Timeout(timeout, read=self._source.config.stall_timeout),
                 headers={"User-Agent": USER_AGENT},
             )
             with self._lock:
@@ -118,14 +112,6 @@ class LazyTransport(httpx.BaseTransport):
             self._transport.close()
 
 
-def _failed_hop(exc: httpx.RequestError, first: str) -> str:
-    """The address of the request that failed: after a redirect, where it led."""
-    try:
-        return strip_credentials(str(exc.request.url))
-    except RuntimeError:  # no request attached
-        return first
-
-
 def _read_within(response: httpx.Response, config: Any) -> bytes:
     """The body, or TimeoutError when it takes longer than the stall timeout in all (each
     chunk waits at most that long, so a trickle is noticed at the next chunk)."""
@@ -144,5 +130,5 @@ def _refuse_downgrade_hop(response: httpx.Response) -> None:
     if location and response.url.scheme == "https":
         target = response.url.join(location)
         if target.scheme == "http":
-            raise Permanent(f"{_host(str(response.url))} redirected from HTTPS to plain HTTP "
+            raise Permanent(f"{host_of(str(response.url))} redirected from HTTPS to plain HTTP "
                             f"({strip_credentials(str(target))}); refusing")

@@ -1,5 +1,7 @@
-"""Which source handles an address. Sources are imported only when an address needs them, so
-`laden get https://...` never pays for importing boto3 or the Google and Azure SDKs."""
+"""Which source handles an address, built from the sources' declarations
+(`core.known_sources`). A source's module is imported only when an address needs it, so
+`laden get https://...` never pays for importing boto3, the Google and Azure SDKs, or the
+other sources' code."""
 
 from __future__ import annotations
 
@@ -9,31 +11,15 @@ from urllib.parse import urlsplit
 
 from ..core.addresses import check_address
 from ..core.errors import InputError, UnsupportedSource
+from ..core.known_sources import KNOWN_SOURCES, KnownSource
 from ..core.urls import shown_address
 from .base import Source
 
-# scheme -> (module, class)
-_SOURCES: dict[str, tuple[str, str]] = {
-    "http": ("laden.sources.http", "HttpSource"),
-    "https": ("laden.sources.http", "HttpSource"),
-    "ftp": ("laden.sources.ftp", "FtpSource"),
-    "ftps": ("laden.sources.ftp", "FtpSource"),
-    "s3": ("laden.sources.s3", "S3Source"),
-    "gs": ("laden.sources.gcs", "GcsSource"),
-    "az": ("laden.sources.azure", "AzureBlobSource"),
-    "hf": ("laden.sources.hf", "HfSource"),
-}
-
-# Web addresses that belong to a cloud service's own source: host suffix -> scheme.
+_BY_SCHEME: dict[str, KnownSource] = {
+    scheme: source for source in KNOWN_SOURCES for scheme in source.schemes}
+# Web addresses that belong to a cloud service's own source: host suffix -> its scheme.
 _SERVICE_HOSTS: dict[str, str] = {
-    ".blob.core.windows.net": "az",
-    ".blob.core.chinacloudapi.cn": "az",
-    ".blob.core.usgovcloudapi.net": "az",
-}
-
-
-def register(scheme: str, module: str, class_name: str) -> None:
-    _SOURCES[scheme] = (module, class_name)
+    suffix: source.schemes[0] for source in KNOWN_SOURCES for suffix in source.web_hosts}
 
 
 def scheme_of(url: str) -> str:
@@ -56,8 +42,8 @@ def scheme_of(url: str) -> str:
     scheme = parts.scheme.lower()
     if not scheme or "://" not in url:
         raise InputError(f"malformed address {shown}: expected something like https://host/file")
-    if scheme not in _SOURCES:
-        known = ", ".join(sorted(_SOURCES))
+    if scheme not in _BY_SCHEME:
+        known = ", ".join(sorted(_BY_SCHEME))
         raise UnsupportedSource(
             f"unsupported address scheme {scheme[:20]!r} in {shown} (known: {known})"
         )
@@ -83,18 +69,18 @@ class SourceRegistry:
 
     def __init__(self, factory_args: dict[str, object] | None = None) -> None:
         self._lock = threading.Lock()
-        self._instances: dict[tuple[str, str], Source] = {}
+        self._instances: dict[str, Source] = {}
         self._factory_args = factory_args or {}
 
     def for_url(self, url: str) -> Source:
-        module_name, class_name = _SOURCES[source_scheme(url)]
-        key = (module_name, class_name)
+        known = _BY_SCHEME[source_scheme(url)]
         with self._lock:
-            source = self._instances.get(key)
+            source = self._instances.get(known.name)
             if source is None:
+                module_name, _, class_name = known.code.partition(":")
                 cls = getattr(importlib.import_module(module_name), class_name)
                 source = cls(**self._factory_args)
-                self._instances[key] = source
+                self._instances[known.name] = source
             return source
 
     def close(self) -> None:

@@ -32,23 +32,18 @@ from typing import Any
 
 from ..core.checksums import normalise_digest, s3_etag_algorithm
 from ..core.config import MAX_CONNECTIONS, Config
-from ..core.errors import (
-    InputError,
-    LadenError,
-    Permanent,
-    RemoteChanged,
-    RemoteError,
-    Retryable,
-    SlowDown,
-)
+from ..core.errors import InputError, LadenError, Permanent, Retryable
+from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
+from .foreign_errors import Becomes, ErrorTable, Rows
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
 from .requests_log import logged_request
+from .statuses import Wording
 
 _MD5_ETAG = re.compile(r'"?([0-9a-fA-F]{32})"?')
 _MULTIPART_ETAG = re.compile(r'"?([0-9a-fA-F]{32})-([1-9][0-9]*)"?')
@@ -68,11 +63,37 @@ _CREDENTIAL_ERRORS = {
 }
 _SLOW_DOWN = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
               "TooManyRequests", "TooManyRequestsException", "RequestThrottled"}
+_WORDING = Wording(
+    slow_down="S3 asks for fewer requests ({said})",
+    server_error="S3 error for {url}: {said} {message}",
+    refused="S3 refused {url}: {code} {message}",
+    statuses={
+        403: "access denied to {url}: the credentials are missing or wrong, or they do not "
+             "allow reading it",
+        404: "no such S3 object: {url}",
+    },
+    changed={412: "{url} changed during the download (its ETag no longer matches)",
+             416: "{url} changed during the download (it is shorter now)"},
+    codes={
+        "PreconditionFailed": 412, "412": 412, "InvalidRange": 416,
+        "NoSuchBucket": 404, "NoSuchKey": 404, "NotFound": 404, "404": 404,
+        "AccessDenied": 403, "AllAccessDisabled": 403, "403": 403,
+        **dict.fromkeys(_CREDENTIAL_ERRORS, 403),
+        **dict.fromkeys(_SLOW_DOWN, 503),
+        "InternalError": 500, "RequestTimeout": 408,
+    },
+    code_lines={
+        "NoSuchBucket": "no such S3 bucket: {bucket}",
+        **{code: f"S3 refused the credentials for {{url}}: {why} ({code})"
+           for code, why in _CREDENTIAL_ERRORS.items()},
+    },
+)
+_READING = _WORDING.with_lines(changed={404: "{url} was deleted during the download"})
+"""Reads are pinned to the probed ETag: a key gone since is a change, not a mistake."""
 
 
 class S3Source(Source):
-    name = "s3"
-    schemes = ("s3",)
+    known = known_source("s3")
     SUPPORTS_LISTING = True
 
     def __init__(self, config: Config | None = None) -> None:
@@ -90,7 +111,7 @@ class S3Source(Source):
             with logged_request("HEAD", url) as answer:
                 head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
                 answer.status = _status(head)
-        except Exception as exc:  # noqa: BLE001 - classified in one place
+        except Exception as exc:  # noqa: BLE001 - translated by the table
             raise self._explain(exc, client, bucket, key) from None
         size = int(head["ContentLength"])
         etag = head.get("ETag")
@@ -169,12 +190,10 @@ class S3Source(Source):
         ranged = start > 0 or end is not None
         if ranged:
             request["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        try:
-            with logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
-                response = client.get_object(**request)
-                answer.status = _status(response)
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise self._error(exc, remote.url, bucket, reading=True) from None
+        with ERRORS.translating(url=remote.url, bucket=bucket, reading=True), \
+                logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
+            response = client.get_object(**request)
+            answer.status = _status(response)
         body = response["Body"]
         try:
             _check_answer(response, remote, start, end, ranged)
@@ -195,12 +214,10 @@ class S3Source(Source):
         bucket, key = cloud.split_address(url)
         chosen = listing.selection(key, options)
         client = self._client(options)
-        try:
+        with ERRORS.translating(url=url, bucket=bucket, reading=False):
             pages = client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=chosen.prefix)
             items = [(o["Key"], o.get("Size")) for page in pages for o in page.get("Contents", ())]
-        except Exception as exc:  # noqa: BLE001 - classified in one place
-            raise self._error(exc, url, bucket) from None
         return listing.expand(url, items, chosen, lambda k: cloud.object_url("s3", bucket, k))
 
     # -- clients and credentials -------------------------------------------------------------
@@ -271,40 +288,17 @@ class S3Source(Source):
 
     # -- errors ------------------------------------------------------------------------------
 
-    def _explain(self, exc: Exception, client: Any, bucket: str, key: str) -> LadenError:
+    def _explain(self, exc: Exception, client: Any, bucket: str, key: str) -> BaseException:
         """A HEAD error has no body, so no code: ask again with a tiny GET to learn why."""
         url = cloud.object_url("s3", bucket, key)
-        first = self._error(exc, url, bucket)
+        first = ERRORS.translate(exc, url=url, bucket=bucket, reading=False)
         if not isinstance(first, Permanent):
             return first
         try:
             client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")["Body"].close()
-        except Exception as again:  # noqa: BLE001 - classified in one place
-            return self._error(again, url, bucket)
+        except Exception as again:  # noqa: BLE001 - translated by the table
+            return ERRORS.translate(again, url=url, bucket=bucket, reading=False)
         return first
-
-    def _error(
-        self, exc: Exception, url: str, bucket: str, *, reading: bool = False
-    ) -> LadenError:
-        import botocore.exceptions as bce  # type: ignore[import-untyped]
-
-        if isinstance(exc, LadenError):
-            return exc
-        if isinstance(exc, bce.ClientError):
-            return _client_error(exc, url, bucket, reading=reading)
-        if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
-            return Permanent(f"no usable S3 credentials for {url}: {exc}")
-        if isinstance(exc, bce.ParamValidationError):
-            return InputError(f"invalid S3 address {url}: {exc}")
-        if isinstance(exc, bce.EndpointConnectionError):
-            return Retryable(f"cannot connect to the S3 endpoint {exc.kwargs.get('endpoint_url')}")
-        if isinstance(exc, bce.ConnectTimeoutError | bce.ReadTimeoutError):
-            return Retryable(f"timed out talking to S3 for {url}")
-        if isinstance(exc, bce.HTTPClientError | bce.ConnectionError | OSError):
-            return Retryable(f"connection to S3 failed for {url}: {exc}")
-        if isinstance(exc, bce.BotoCoreError):
-            return Permanent(f"S3 error for {url}: {exc}")
-        raise exc
 
 
 def _check_answer(
@@ -342,30 +336,33 @@ def _pinned(remote: RemoteInfo) -> versions.Validators:
                                modified=remote.last_modified)
 
 
-def _client_error(exc: Any, url: str, bucket: str, *, reading: bool) -> RemoteError | LadenError:
+def _client_error(exc: Any, facts: Any) -> LadenError:
+    """A ClientError: the store's answer, with its status and error code."""
     error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    message = error.get("Message") or ""
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    if code in ("PreconditionFailed", "412") or status == 412:
-        return RemoteChanged(f"{url} changed during the download (its ETag no longer matches)")
-    if code == "InvalidRange" or status == 416:
-        return RemoteChanged(f"{url} changed during the download (it is shorter now)")
-    if code == "NoSuchBucket":
-        return Permanent(f"no such S3 bucket: {bucket}", status=status)
-    if code in ("NoSuchKey", "NotFound", "404") or status == 404:
-        if reading:
-            return RemoteChanged(f"{url} was deleted during the download")
-        return Permanent(f"no such S3 object: {url}", status=status)
-    if code in _CREDENTIAL_ERRORS:
-        return Permanent(f"S3 refused the credentials for {url}: {_CREDENTIAL_ERRORS[code]} "
-                         f"({code})", status=status)
-    if code in ("AccessDenied", "AllAccessDisabled", "403") or status == 403:
-        return Permanent(f"access denied to {url}: the credentials are missing or wrong, or "
-                         "they do not allow reading it", status=status)
-    if code in _SLOW_DOWN or status in (429, 503):
-        return SlowDown(f"S3 asks for fewer requests ({code or status})", status=status)
-    if status is None or status >= 500 or code in ("InternalError", "RequestTimeout"):
-        return Retryable(f"S3 error for {url}: {code or status} {message}".rstrip(),
-                         status=status)
-    return Permanent(f"S3 refused {url}: {code} {message}".rstrip(), status=status)
+    wording = _READING if facts["reading"] else _WORDING
+    return wording.error(
+        exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+        code=str(error.get("Code", "")), message=error.get("Message") or "",
+        url=facts["url"], bucket=facts["bucket"])
+
+
+def _botocore_rows() -> Rows:
+    import botocore.exceptions as bce  # type: ignore[import-untyped]
+
+    return {
+        bce.ClientError: _client_error,
+        (bce.NoCredentialsError, bce.PartialCredentialsError): Becomes(
+            Permanent, "no usable S3 credentials for {url}: {exc}"),
+        bce.ParamValidationError: Becomes(InputError, "invalid S3 address {url}: {exc}"),
+        bce.EndpointConnectionError: lambda exc, facts: Retryable(
+            f"cannot connect to the S3 endpoint {exc.kwargs.get('endpoint_url')}"),
+        (bce.ConnectTimeoutError, bce.ReadTimeoutError): Becomes(
+            Retryable, "timed out talking to S3 for {url}"),
+        (bce.HTTPClientError, bce.ConnectionError, OSError): Becomes(
+            Retryable, "connection to S3 failed for {url}: {exc}"),
+        bce.BotoCoreError: Becomes(Permanent, "S3 error for {url}: {exc}"),
+    }
+
+
+ERRORS = ErrorTable(_botocore_rows)
+"""botocore's exceptions. Facts: `url`, `bucket`, `reading` (a range of a probed version)."""
