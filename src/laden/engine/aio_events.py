@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from ..core.snapshots import DownloadInfo
 from ..core.states import State
 from . import events
-from .manager import DownloadManager, settled
+from .manager import DownloadManager
 
 log = logging.getLogger("laden")
 
@@ -204,8 +204,8 @@ def _unsubscribe(subscribed: asyncio.Future[Callable[[], None]]) -> None:
 
 def _look(manager: DownloadManager, download_id: int) -> tuple[DownloadInfo, bool]:
     """In a worker thread: the download's snapshot, and whether `wait` is over."""
-    download = manager._get(download_id)
-    return download.info(), settled(download)
+    download = manager.queue.get(download_id)
+    return download.info(), download.settled()
 
 
 class LoopBridge:

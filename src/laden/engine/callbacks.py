@@ -72,7 +72,8 @@ def _final(event: events.Event) -> bool:
 class CallbackDispatcher:
     """Calls the callbacks of `add` calls on its own thread, rate-limited per download.
 
-    Started by the manager when the first callback is given; stopped by `close`.
+    Every manager has one; it listens and starts its thread with the first callback given,
+    and stops with `close`.
 
     Args:
         manager: the manager whose events it listens to.
@@ -85,7 +86,15 @@ class CallbackDispatcher:
         self._wake = threading.Condition(threading.Lock())
         self._watches: dict[int, list[_Watch]] = {}
         self._closed = False
-        self._unsubscribe = manager.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        """Listen, and start the thread, unless that was done already. The caller holds
+        `_wake`."""
+        if self._thread is not None:
+            return
+        self._unsubscribe = self._manager.subscribe(self._on_event)
         self._thread = threading.Thread(target=self._run, name="laden-callbacks", daemon=True)
         self._thread.start()
 
@@ -104,6 +113,7 @@ class CallbackDispatcher:
             return
         watch = _Watch(on_progress, on_done, run)
         with self._wake:
+            self._start()
             self._watches.setdefault(download_id, []).append(watch)
         # It may have ended before it was watched (a small file, or one downloaded earlier):
         # then no event will come. Looked at after `watch` is in place, so none is missed.
@@ -115,12 +125,15 @@ class CallbackDispatcher:
 
     def close(self) -> None:
         """Stop listening, give what is waiting to the callbacks, and end the thread."""
-        self._unsubscribe()
+        with self._wake:
+            unsubscribe, thread = self._unsubscribe, self._thread
+        if unsubscribe is not None:
+            unsubscribe()
         with self._wake:
             self._closed = True
             self._wake.notify()
-        if threading.current_thread() is not self._thread:  # close() from a callback
-            self._thread.join(5)
+        if thread is not None and threading.current_thread() is not thread:
+            thread.join(5)  # not when close() is called from a callback
 
     # -- on engine threads: as little as possible -------------------------------------------
 
@@ -184,11 +197,3 @@ class CallbackDispatcher:
             if not watches:
                 del self._watches[download_id]
         return calls, wait
-
-
-def dispatcher(manager: DownloadManager) -> CallbackDispatcher:
-    """The manager's dispatcher, started on first use."""
-    with manager._lock:
-        if manager._callbacks is None:
-            manager._callbacks = CallbackDispatcher(manager)
-        return manager._callbacks

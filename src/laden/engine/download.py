@@ -48,6 +48,13 @@ class Connection:
     """Why the transfer closed this connection for being too slow."""
     _sampled: tuple[float, int] = field(default=(0.0, 0), repr=False)
 
+    def measure(self, now: float) -> None:
+        """Its speed since the last measure (none before the first)."""
+        when, before = self._sampled
+        if when:
+            self.speed = (self.bytes - before) / max(1e-6, now - when)
+        self._sampled = (now, self.bytes)
+
 
 class Download:
     def __init__(self, record: Record, options: DownloadOptions) -> None:
@@ -96,6 +103,22 @@ class Download:
                 self.finished_event.clear()
             return old
 
+    def settled(self) -> bool:
+        """True once `DownloadManager.wait` returns for it: done, failed, cancelled, paused, or
+        held from an earlier session, and its transfer's thread has let go of it."""
+        with self.lock:
+            state = self.state
+            held = state is State.QUEUED and self.held
+            return (state in (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED) or held
+                    ) and self.transfer is None
+
+    def forget_bytes(self) -> None:
+        """Its partial file is gone (cancelled): no byte is done any more."""
+        with self.lock:
+            self.record.done_ranges = []
+            self.plan = None
+            self._bytes_done_cache = 0
+
     def add_error(self, message: str, *, permanent: bool = False) -> None:
         with self.lock:
             error: dict[str, Any] = {"time": time.time(), "message": message}
@@ -123,10 +146,7 @@ class Download:
             elapsed = now - first_time
             self.speed = (done - first_done) / elapsed if elapsed > 0 else 0.0
             for conn in self.connections.values():
-                when, before = conn._sampled
-                if when:
-                    conn.speed = (conn.bytes - before) / max(1e-6, now - when)
-                conn._sampled = (now, conn.bytes)
+                conn.measure(now)
             if now - self._last_history >= 1.0:
                 self.history.append(self.speed)
                 self._last_history = now
