@@ -58,6 +58,8 @@ class _Watch:
     run: Runner
     latest: DownloadInfo | None = None
     """A snapshot `on_progress` has not been given yet."""
+    newest: int = 0
+    """The sequence of the newest snapshot taken (see `DownloadInfo.sequence`)."""
     done: DownloadInfo | None = None
     """The final snapshot, once the download has ended."""
     last_call: float = field(default=-INTERVAL)
@@ -145,15 +147,20 @@ class CallbackDispatcher:
             if isinstance(event, events.Removed):
                 del self._watches[event.download_id]
                 return
-            info: DownloadInfo | None = getattr(event, "info", None)
-            if info is None:
-                return
             final = _final(event)
-            for watch in watches:
+            if not final and all(watch.on_progress is None for watch in watches):
+                return
+        # Outside the lock: a progress event's snapshot is made now, under the download's.
+        info: DownloadInfo | None = getattr(event, "info", None)
+        if info is None:
+            return
+        with self._wake:
+            for watch in self._watches.get(event.download_id, ()):
                 if final:
                     watch.done = watch.done or info
-                elif watch.on_progress is not None:
-                    watch.latest = info
+                elif watch.on_progress is not None and info.sequence >= watch.newest:
+                    # Not when a newer one came first, from another thread.
+                    watch.latest, watch.newest = info, info.sequence
             self._wake.notify()
 
     # -- the dispatcher's thread ------------------------------------------------------------

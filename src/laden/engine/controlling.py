@@ -23,7 +23,7 @@ def pause(manager: DownloadManager, download_id: int) -> bool:
     download = manager.queue.get(download_id)
     with download.lock:
         download.waiting_for_space = False  # paused by you now: stays paused
-        if download.state in (State.PAUSED, State.DONE, State.CANCELLED, State.FAILED):
+        if download.state.is_settled:
             return False
         if download.transfer is not None and _all_bytes_written(download):
             # Only checking and renaming are left, all on this disk: a pause now would leave a

@@ -76,8 +76,11 @@ class DownloadManager:
         self.executor = ThreadPoolExecutor(
             max_workers=MAX_CONNECTIONS * 8, thread_name_prefix="laden-connection"
         )
-        self._listeners: list[events.Listener] = []
+        self._listeners: list[tuple[events.Listener, bool]] = []
+        """Each listener, and whether it wants `Progress` events."""
         self._listening = threading.Lock()
+        self._all_listeners: tuple[events.Listener, ...] = ()
+        self._wanting_progress: tuple[events.Listener, ...] = ()
         self.callbacks = CallbackDispatcher(self)
         """Calls the callbacks given to `add`; started with the first one (see `callbacks`)."""
         self._state_lock: StateLock | None = None
@@ -361,25 +364,53 @@ class DownloadManager:
 
     # -- events ------------------------------------------------------------------------------
 
-    def subscribe(self, listener: events.Listener) -> Callable[[], None]:
-        """Call `listener(event)` for every event, on engine threads; returns an unsubscribe."""
+    def subscribe(self, listener: events.Listener, *, progress: bool = True
+                  ) -> Callable[[], None]:
+        """Call `listener(event)` for every event, on engine threads; returns an unsubscribe.
+
+        `progress=False` leaves out `Progress` events: when no listener wants them, the
+        transfers make none.
+        """
         with self._listening:
-            self._listeners.append(listener)
+            self._listeners.append((listener, progress))
+            self._sort_listeners()
 
         def unsubscribe() -> None:
             with self._listening:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
+                for entry in self._listeners:
+                    if entry[0] == listener:
+                        self._listeners.remove(entry)
+                        self._sort_listeners()
+                        break
 
         return unsubscribe
 
+    def _sort_listeners(self) -> None:
+        """Which listeners hear which events, as tuples `emit` goes over without a lock. The
+        caller holds `_listening`."""
+        self._all_listeners = tuple(listener for listener, _progress in self._listeners)
+        self._wanting_progress = tuple(
+            listener for listener, progress in self._listeners if progress)
+
     def emit(self, event: events.Event) -> None:
         event_log.log_event(event)  # the log tells what the listeners are told
-        for listener in list(self._listeners):
+        listeners = (self._wanting_progress if isinstance(event, events.Progress)
+                     else self._all_listeners)
+        for listener in listeners:
             try:
                 listener(event)
             except Exception:  # a broken listener must not break a download
                 log.exception("event listener failed on %s", type(event).__name__)
+
+    def tell_progress(self, download: Download, *, last: bool = False) -> None:
+        """A transfer's look at its download: a `Progress` event for the listeners that want
+        one, unless one was told less than a moment ago (see `Download.tick`). `last`: the
+        transfer's last look, always told. Nothing is made when no listener wants progress."""
+        if not self._wanting_progress:
+            return
+        tick = download.tick(time.monotonic(), last=last)
+        if tick is not None:
+            self.emit(events.Progress.of_tick(tick, download))
 
     # -- the queue ---------------------------------------------------------------------------
 
