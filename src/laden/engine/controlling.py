@@ -89,7 +89,7 @@ def cancel(manager: DownloadManager, download_id: int) -> None:
     if transfer is not None:
         transfer.join(30)
     delete_partial(download)
-    download.forget_bytes()
+    download.set_done_ranges([])
     manager.save(download)
     manager.emit(events.StateChanged(download_id, old, State.CANCELLED, download.info()))
     manager.queue.notify()

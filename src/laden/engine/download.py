@@ -124,12 +124,13 @@ class Download:
             held = state is State.QUEUED and self.held
             return (state.is_settled or held) and self.transfer is None
 
-    def forget_bytes(self) -> None:
-        """Its partial file is gone (cancelled): no byte is done any more."""
+    def set_done_ranges(self, ranges: list[tuple[int, int]]) -> None:
+        """The bytes on disk are `ranges` now, and no plan is running: none after a cancel or
+        a restart from zero, the whole file once it is done."""
         with self.lock:
-            self.record.done_ranges = []
+            self.record.done_ranges = ranges
             self.plan = None
-            self._bytes_done_cache = 0
+            self._bytes_done_cache = sum(end - start for start, end in ranges)
 
     def add_error(self, message: str, *, permanent: bool = False) -> None:
         with self.lock:
