@@ -48,7 +48,7 @@ def _fill(folder: Path, leave: int = 0) -> Path:
 
 def _wait_state(m: DownloadManager, download_id: int, *states: State,
                 timeout: float = 20) -> Any:
-    wait_for(lambda: m.get(download_id).state in states and m._downloads[download_id].transfer
+    wait_for(lambda: m.get(download_id).state in states and m.queue.get(download_id).transfer
              is None, timeout=timeout, what=f"state {states}")
     return m.get(download_id)
 

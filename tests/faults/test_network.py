@@ -372,7 +372,7 @@ def test_refused_from_the_start_on_the_command_line(downloads: Path,
 
 def wait_settled(m: Any, download_id: int, timeout: float = 30) -> DownloadInfo:
     wait_for(lambda: m.get(download_id).state in (State.DONE, State.FAILED, State.PAUSED)
-             and m._downloads[download_id].transfer is None, timeout=timeout, what="the end")
+             and m.queue.get(download_id).transfer is None, timeout=timeout, what="the end")
     return m.get(download_id)
 
 

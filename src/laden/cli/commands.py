@@ -19,7 +19,7 @@ from ..core.errors import InputError, LadenError, StateDirBusy
 from ..core.options import DownloadOptions
 from ..core.printable import printable
 from ..core.snapshots import DownloadInfo
-from ..core.states import State
+from ..core.states import SETTLED, State
 from ..core.units import format_size, parse_rate
 from ..engine import events, formats, sharing
 from . import progress, waiting
@@ -28,7 +28,6 @@ from .logs import setup_logging
 from .resuming import tell_paused, tell_restarting
 from .run import cmd_run as cmd_run  # `laden run` lives in its own module
 
-SETTLED = (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED)
 MIN_REDRAW = 0.05
 """At most twenty looks at the downloads a second, however many events arrive."""
 
@@ -84,7 +83,7 @@ def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: Dow
     found: dict[int, str] = {}
     unsubscribe = manager.subscribe(lambda event: found.setdefault(
         event.download_id, event.checked) if isinstance(event, events.AlreadyDownloaded)
-        else None)
+        else None, progress=False)
     try:
         with manager.adding_many():
             for url, extra in entries:
@@ -339,7 +338,12 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
             if not unsettled:
                 all_settled.set()
 
-    unsubscribe_changes = manager.subscribe(on_event)
+    unsubscribe_changes = manager.subscribe(on_event, progress=False)
+    # What is shown comes from the events; the downloads are asked for once, here.
+    latest = progress.Latest(ids)
+    unsubscribe_latest = manager.subscribe(latest) if display.shows_progress else None
+    if unsubscribe_latest is not None:
+        latest.seed(manager.get(i) for i in ids)
 
     def on_sigterm(*_: object) -> None:
         stop.set()
@@ -356,7 +360,7 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
             # Only what can still change: with hundreds of small files, asking for every
             # download on every event made the watching cost more than the downloading.
             if display.shows_progress:
-                infos = [manager.get(i) for i in pending]
+                infos = latest.infos(pending)
                 display.update(infos)
                 pending = [i.id for i in infos if i.state not in SETTLED]
             else:
@@ -384,6 +388,8 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
         display.close()
         signal.signal(signal.SIGTERM, previous)
         unsubscribe_changes()
+        if unsubscribe_latest is not None:
+            unsubscribe_latest()
     infos = [manager.get(i) for i in ids]
     if interrupted and any(i.state is not State.DONE for i in infos):  # some finished anyway
         tell_paused(i for i in infos if i.state is not State.DONE)

@@ -1,7 +1,8 @@
 """Headless progress: a rich display on a terminal, plain lines in logs, JSON for programs.
 
-Displays poll `DownloadManager.get` from the main thread a few times a second, so nothing is
-drawn from an engine thread. The JSON printer is a listener and writes one line per event.
+Displays are drawn from the main thread a few times a second, so nothing is drawn from an
+engine thread; what they show comes from the engine's events (`Latest`), not from asking the
+manager. The JSON printer is a listener and writes one line per event.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from ..core.printable import printable
-from ..core.snapshots import DownloadInfo
+from ..core.snapshots import DownloadInfo, Tick
 from ..core.states import State
 from ..core.units import format_eta, format_rate, format_size
 from ..engine import events
@@ -23,11 +24,67 @@ from . import terminal
 PLAIN_INTERVAL = 5.0
 
 
+class Latest:
+    """The newest snapshot of each download watched, kept from the engine's events: what a
+    display shows while downloads run, without asking the manager.
+
+    It is a listener, called on the engine's threads: an event's snapshot is kept unless the
+    one kept is newer (events from several threads may arrive out of order; see
+    `DownloadInfo.sequence`), and a progress tick is kept for `infos` to apply on the
+    caller's thread. Subscribe it first, then `seed` it with the downloads as they are, so
+    that nothing in between is missed.
+
+    Args:
+        ids: the downloads watched; events of others are left alone.
+    """
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        self._watched = frozenset(ids)
+        self._lock = threading.Lock()
+        self._infos: dict[int, DownloadInfo] = {}
+        self._ticks: dict[int, Tick] = {}
+
+    def __call__(self, event: events.Event) -> None:
+        if event.download_id not in self._watched:
+            return
+        if isinstance(event, events.Progress):
+            tick = event.tick
+            with self._lock:
+                kept = self._ticks.get(tick.id)
+                if kept is None or kept.sequence <= tick.sequence:
+                    self._ticks[tick.id] = tick
+            return
+        info: DownloadInfo | None = getattr(event, "info", None)
+        if info is not None:
+            self.seed([info])
+
+    def seed(self, infos: Iterable[DownloadInfo]) -> None:
+        """Keep these snapshots, unless newer ones came meanwhile."""
+        infos = list(infos)  # asked of the manager before the lock, which listeners want
+        with self._lock:
+            for info in infos:
+                kept = self._infos.get(info.id)
+                if kept is None or kept.sequence <= info.sequence:
+                    self._infos[info.id] = info
+
+    def infos(self, ids: Iterable[int]) -> list[DownloadInfo]:
+        """The newest snapshot of each of `ids` (all seeded), in that order."""
+        found = []
+        with self._lock:
+            for download_id in ids:
+                info = self._infos[download_id]
+                tick = self._ticks.pop(download_id, None)
+                if tick is not None and tick.sequence > info.sequence:
+                    info = self._infos[download_id] = tick.applied_to(info)
+                found.append(info)
+        return found
+
+
 class Display:
     """Shows nothing; the base of the others (used for --quiet)."""
 
     shows_progress = False
-    """False: the watcher need not ask for every download's state while they run."""
+    """False: the watcher needs no progress events, only changes of state."""
 
     def update(self, infos: Iterable[DownloadInfo]) -> None:
         pass

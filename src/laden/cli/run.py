@@ -21,7 +21,7 @@ from ..core.config import Config
 from ..core.errors import InputError
 from ..core.printable import printable
 from ..core.snapshots import DownloadInfo
-from ..core.states import State
+from ..core.states import SETTLED, State
 from ..core.units import format_rate, format_size
 from ..core.urls import strip_credentials
 from . import progress
@@ -29,7 +29,6 @@ from .logs import setup_logging
 from .resuming import tell_paused, tell_restarting
 
 DEFAULT_WORKERS = 8  # Kaiwo's default for --max-workers
-SETTLED = (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -86,7 +85,6 @@ def _config(args: argparse.Namespace) -> Config:
 
 def follow(run: Any, args: argparse.Namespace) -> bool:
     """Show progress until every download settles; True when Ctrl-C or SIGTERM paused them."""
-    from ..engine import events
 
     manager = run.manager
     if args.json:
@@ -97,8 +95,11 @@ def follow(run: Any, args: argparse.Namespace) -> bool:
         display = progress.choose(args.quiet, False)
     stop, changed = threading.Event(), threading.Event()
     # Wake when a download changes state, not only on the tick: the summary's times stay true.
-    unsubscribe = manager.subscribe(
-        lambda event: None if isinstance(event, events.Progress) else changed.set())
+    unsubscribe = manager.subscribe(lambda event: changed.set(), progress=False)
+    # What is shown and timed comes from the events; the downloads are asked for once, here.
+    latest = progress.Latest(run.ids)
+    unsubscribe_latest = manager.subscribe(latest, progress=display.shows_progress)
+    latest.seed(run.infos())
 
     def terminate(*_: object) -> None:  # Kubernetes stops a pod with SIGTERM
         stop.set()
@@ -108,7 +109,7 @@ def follow(run: Any, args: argparse.Namespace) -> bool:
     try:
         while True:
             changed.clear()
-            infos = run.infos()
+            infos = latest.infos(run.ids)
             run.observe(infos)
             display.update(infos)
             if all(i.state in SETTLED for i in infos):
@@ -129,11 +130,14 @@ def follow(run: Any, args: argparse.Namespace) -> bool:
         display.close()
         signal.signal(signal.SIGTERM, previous)
         unsubscribe()
+        unsubscribe_latest()
 
 
 class RunLines(progress.Display):
     """For logs: one line when a file ends, and every few seconds one per running download
     plus a line for the whole run."""
+
+    shows_progress = True
 
     def __init__(self, out: TextIO, interval: float = progress.PLAIN_INTERVAL) -> None:
         self._out = out

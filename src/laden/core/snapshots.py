@@ -6,6 +6,7 @@ half-updated download and never holds a lock while drawing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +155,10 @@ class DownloadInfo:
     format_check: FormatReport | None = None
     """The verdict of the model-file check (see `formats`); None when the file was not
     checked (not a model file, the check turned off, or not finished yet)."""
+    sequence: int = 0
+    """Orders the snapshots of one download: of two, the one with the larger number is the
+    newer, however late it arrives (events come from several threads). 0: not made by the
+    engine."""
 
     @property
     def name(self) -> str:
@@ -168,3 +173,44 @@ class DownloadInfo:
         if not self.size:
             return 1.0 if self.state is State.DONE else None
         return min(1.0, self.done / self.size)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What changes while a download runs, at one moment: the numbers a progress event
+    carries, without the rest of a snapshot (its address, options, checksums, ...).
+
+    Its fields are the `DownloadInfo` fields of the same names. `applied_to` makes a whole
+    snapshot of it and an earlier one, so a face keeps one snapshot per download and never
+    asks the manager for another.
+    """
+
+    id: int
+    sequence: int
+    """As `DownloadInfo.sequence`: a tick older than the snapshot shown is stale."""
+    state: State
+    size: int | None
+    done: int
+    speed: float
+    eta: float | None
+    done_ranges: tuple[tuple[int, int], ...]
+    connections: tuple[ConnectionInfo, ...]
+    speed_history: tuple[float, ...]
+    retries: int
+    retry_at: float | None
+    message: str
+    errors: tuple[ErrorRecord, ...]
+    resumable: bool
+    position: float
+
+    @classmethod
+    def of(cls, info: DownloadInfo) -> Tick:
+        """The moving part of a whole snapshot."""
+        return cls(**{name: getattr(info, name) for name in _MOVING})
+
+    def applied_to(self, info: DownloadInfo) -> DownloadInfo:
+        """`info`, an earlier snapshot of the same download, with these numbers."""
+        return dataclasses.replace(info, **{name: getattr(self, name) for name in _MOVING})
+
+
+_MOVING = tuple(f.name for f in dataclasses.fields(Tick))

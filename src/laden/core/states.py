@@ -37,11 +37,21 @@ class State(StrEnum):
     @property
     def is_finished(self) -> bool:
         """Done, failed or cancelled: nothing happens until someone asks for it."""
-        return self in (State.DONE, State.FAILED, State.CANCELLED)
+        return self in FINISHED
+
+    @property
+    def is_settled(self) -> bool:
+        """Finished or paused: nothing happens until someone asks for it, and `wait` returns."""
+        return self in SETTLED
 
 
 ACTIVE = frozenset({State.CONNECTING, State.DOWNLOADING, State.VERIFYING})
 """The states in which a transfer is working on the download."""
+FINISHED = frozenset({State.DONE, State.FAILED, State.CANCELLED})
+"""Done, failed or cancelled: the download has ended."""
+SETTLED = FINISHED | {State.PAUSED}
+"""Finished or paused: where a download stays until someone asks for it (`wait` returns, the
+command line stops watching it)."""
 
 _ALLOWED: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.CONNECTING, State.PAUSED, State.CANCELLED, State.FAILED}),

@@ -30,7 +30,7 @@ from ..core.config import Config
 from ..core.options import DownloadOptions
 from ..core.snapshots import DownloadInfo
 from .aio_events import EventStream, LoopBridge, wait
-from .callbacks import InfoCallback, Runner, dispatcher
+from .callbacks import InfoCallback, Runner
 from .checking import VerifyResult
 from .manager import DownloadManager
 
@@ -311,7 +311,7 @@ class AsyncDownloadManager:
             return
         run = self._runner(loop)
         for download_id in download_ids:
-            dispatcher(manager).watch(download_id, on_progress, on_done, run=run)
+            manager.callbacks.watch(download_id, on_progress, on_done, run=run)
 
     def _runner(self, loop: asyncio.AbstractEventLoop) -> Runner:
         def run(callback: InfoCallback, info: DownloadInfo, what: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from ..core.snapshots import DownloadInfo
 from ..core.states import State
 from . import events
-from .manager import DownloadManager, settled
+from .manager import DownloadManager
 
 log = logging.getLogger("laden")
 
@@ -177,7 +177,7 @@ async def wait(
             left = None if deadline is None else deadline - loop.time()
             if ended or bridge.closed or (left is not None and left <= 0):
                 return info
-            pause = TAIL if info.state.is_finished or info.state is State.PAUSED else POLL
+            pause = TAIL if info.state.is_settled else POLL
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), pause if left is None else min(pause, left))
     except asyncio.CancelledError:
@@ -204,8 +204,8 @@ def _unsubscribe(subscribed: asyncio.Future[Callable[[], None]]) -> None:
 
 def _look(manager: DownloadManager, download_id: int) -> tuple[DownloadInfo, bool]:
     """In a worker thread: the download's snapshot, and whether `wait` is over."""
-    download = manager._get(download_id)
-    return download.info(), settled(download)
+    download = manager.queue.get(download_id)
+    return download.info(), download.settled()
 
 
 class LoopBridge:
@@ -254,10 +254,14 @@ class LoopBridge:
             tokens = [*self._by_download.get(event.download_id, ()),
                       *self._by_download.get(None, ())]
             entries = [self._handlers[token] for token in tokens]
-        progress = isinstance(event, events.Progress)
-        for _download_id, loop, handler, wants_progress in entries:
-            if wants_progress or not progress:
-                _post(loop, handler, event)
+        if isinstance(event, events.Progress):
+            entries = [entry for entry in entries if entry[3]]
+            if entries:
+                # Its snapshot is made here, on the engine's thread, under the download's
+                # lock: an event loop never waits for that lock.
+                _ = event.info
+        for _download_id, loop, handler, _progress in entries:
+            _post(loop, handler, event)
 
 
 def _post(loop: asyncio.AbstractEventLoop, handler: Handler, event: events.Event | None) -> None:

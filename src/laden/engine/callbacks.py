@@ -58,6 +58,8 @@ class _Watch:
     run: Runner
     latest: DownloadInfo | None = None
     """A snapshot `on_progress` has not been given yet."""
+    newest: int = 0
+    """The sequence of the newest snapshot taken (see `DownloadInfo.sequence`)."""
     done: DownloadInfo | None = None
     """The final snapshot, once the download has ended."""
     last_call: float = field(default=-INTERVAL)
@@ -72,7 +74,8 @@ def _final(event: events.Event) -> bool:
 class CallbackDispatcher:
     """Calls the callbacks of `add` calls on its own thread, rate-limited per download.
 
-    Started by the manager when the first callback is given; stopped by `close`.
+    Every manager has one; it listens and starts its thread with the first callback given,
+    and stops with `close`.
 
     Args:
         manager: the manager whose events it listens to.
@@ -85,7 +88,15 @@ class CallbackDispatcher:
         self._wake = threading.Condition(threading.Lock())
         self._watches: dict[int, list[_Watch]] = {}
         self._closed = False
-        self._unsubscribe = manager.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        """Listen, and start the thread, unless that was done already. The caller holds
+        `_wake`."""
+        if self._thread is not None:
+            return
+        self._unsubscribe = self._manager.subscribe(self._on_event)
         self._thread = threading.Thread(target=self._run, name="laden-callbacks", daemon=True)
         self._thread.start()
 
@@ -104,6 +115,7 @@ class CallbackDispatcher:
             return
         watch = _Watch(on_progress, on_done, run)
         with self._wake:
+            self._start()
             self._watches.setdefault(download_id, []).append(watch)
         # It may have ended before it was watched (a small file, or one downloaded earlier):
         # then no event will come. Looked at after `watch` is in place, so none is missed.
@@ -115,12 +127,15 @@ class CallbackDispatcher:
 
     def close(self) -> None:
         """Stop listening, give what is waiting to the callbacks, and end the thread."""
-        self._unsubscribe()
+        with self._wake:
+            unsubscribe, thread = self._unsubscribe, self._thread
+        if unsubscribe is not None:
+            unsubscribe()
         with self._wake:
             self._closed = True
             self._wake.notify()
-        if threading.current_thread() is not self._thread:  # close() from a callback
-            self._thread.join(5)
+        if thread is not None and threading.current_thread() is not thread:
+            thread.join(5)  # not when close() is called from a callback
 
     # -- on engine threads: as little as possible -------------------------------------------
 
@@ -132,15 +147,20 @@ class CallbackDispatcher:
             if isinstance(event, events.Removed):
                 del self._watches[event.download_id]
                 return
-            info: DownloadInfo | None = getattr(event, "info", None)
-            if info is None:
-                return
             final = _final(event)
-            for watch in watches:
+            if not final and all(watch.on_progress is None for watch in watches):
+                return
+        # Outside the lock: a progress event's snapshot is made now, under the download's.
+        info: DownloadInfo | None = getattr(event, "info", None)
+        if info is None:
+            return
+        with self._wake:
+            for watch in self._watches.get(event.download_id, ()):
                 if final:
                     watch.done = watch.done or info
-                elif watch.on_progress is not None:
-                    watch.latest = info
+                elif watch.on_progress is not None and info.sequence >= watch.newest:
+                    # Not when a newer one came first, from another thread.
+                    watch.latest, watch.newest = info, info.sequence
             self._wake.notify()
 
     # -- the dispatcher's thread ------------------------------------------------------------
@@ -184,11 +204,3 @@ class CallbackDispatcher:
             if not watches:
                 del self._watches[download_id]
         return calls, wait
-
-
-def dispatcher(manager: DownloadManager) -> CallbackDispatcher:
-    """The manager's dispatcher, started on first use."""
-    with manager._lock:
-        if manager._callbacks is None:
-            manager._callbacks = CallbackDispatcher(manager)
-        return manager._callbacks

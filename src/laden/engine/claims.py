@@ -8,7 +8,7 @@ partial file.
 The index maps a name to the downloads that were given it. It may hold stale entries (a
 download renamed, finished or removed); a lookup checks each holder as it is now, so a stale
 entry costs a comparison and is dropped. It must never miss one: every download enters the
-manager through `note` (`DownloadManager._keep`), and every name is given inside `choosing`.
+manager through `note` (`Queue.keep`), and every name is given inside `choosing`.
 Before this index each new name was a pass over every download, quadratic over a list.
 """
 
@@ -25,7 +25,7 @@ from .download import Download
 class Claims:
     def __init__(self, downloads: Mapping[int, Download]) -> None:
         # A leaf lock: nothing else is taken while it is held. Transfers take it while they
-        # hold their download's lock, and the manager's lock is taken the other way round.
+        # hold their download's lock, and the queue's lock is taken the other way round.
         self._lock = threading.Lock()
         self._holders: dict[str, set[int]] = {}
         self._downloads = downloads  # the manager's own mapping, read as it is now
@@ -51,7 +51,9 @@ class Claims:
         if download.record.dest:
             self._holders.setdefault(download.record.dest, set()).add(download.record.id)
 
-    def _held_by_another(self, name: str, download_id: int) -> bool:
+    def held_by_another(self, name: str, download_id: int) -> bool:
+        """Whether another unfinished download holds `name`. The caller holds `_lock` (only
+        `_Taken` asks, inside `choosing`)."""
         holders = self._holders.get(name)
         if not holders:
             return False
@@ -73,4 +75,4 @@ class _Taken:
         self._claims, self._download_id = claims, download_id
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._claims._held_by_another(name, self._download_id)
+        return isinstance(name, str) and self._claims.held_by_another(name, self._download_id)

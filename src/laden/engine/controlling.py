@@ -20,10 +20,10 @@ log = logging.getLogger("laden")
 def pause(manager: DownloadManager, download_id: int) -> bool:
     """Pause a queued or running download; False when it is not paused (done, failed, paused
     already, or finishing)."""
-    download = manager._get(download_id)
+    download = manager.queue.get(download_id)
     with download.lock:
         download.waiting_for_space = False  # paused by you now: stays paused
-        if download.state in (State.PAUSED, State.DONE, State.CANCELLED, State.FAILED):
+        if download.state.is_settled:
             return False
         if download.transfer is not None and _all_bytes_written(download):
             # Only checking and renaming are left, all on this disk: a pause now would leave a
@@ -49,17 +49,22 @@ def _all_bytes_written(download: Download) -> bool:
 
 
 def resume(manager: DownloadManager, download_id: int) -> None:
-    download = manager._get(download_id)
+    download = manager.queue.get(download_id)
     with download.lock:
         download.held = False
         download.waiting_for_space = False
-        if download.state in (State.QUEUED, *ACTIVE):
-            manager._notify()
-            return
-        if download.state is State.DONE:
-            return
-        old = download.set_state(State.QUEUED, "")
-    _announce(manager, download, old, State.QUEUED, events.Resumed)
+        before = download.state
+        if before is not State.DONE and before not in _QUEUED_OR_RUNNING:
+            download.set_state(State.QUEUED, "")
+    if before in _QUEUED_OR_RUNNING:
+        # Only woken, and after the download's lock is let go: the scheduler takes the queue's
+        # lock first and a download's second (see `queue`).
+        manager.queue.notify()
+    elif before is not State.DONE:
+        _announce(manager, download, before, State.QUEUED, events.Resumed)
+
+
+_QUEUED_OR_RUNNING = frozenset({State.QUEUED, *ACTIVE})
 
 
 def _announce(manager: DownloadManager, download: Download, old: State, new: State,
@@ -69,11 +74,11 @@ def _announce(manager: DownloadManager, download: Download, old: State, new: Sta
     info = download.info()
     manager.emit(events.StateChanged(download.id, old, new, info))
     manager.emit(event(download.id, info))
-    manager._notify()
+    manager.queue.notify()
 
 
 def cancel(manager: DownloadManager, download_id: int) -> None:
-    download = manager._get(download_id)
+    download = manager.queue.get(download_id)
     with download.lock:
         if download.state in (State.DONE, State.CANCELLED):
             return
@@ -84,17 +89,14 @@ def cancel(manager: DownloadManager, download_id: int) -> None:
     if transfer is not None:
         transfer.join(30)
     delete_partial(download)
-    with download.lock:
-        download.record.done_ranges = []
-        download.plan = None
-        download._bytes_done_cache = 0
+    download.set_done_ranges([])
     manager.save(download)
     manager.emit(events.StateChanged(download_id, old, State.CANCELLED, download.info()))
-    manager._notify()
+    manager.queue.notify()
 
 
 def remove(manager: DownloadManager, download_id: int, delete_file: bool = False) -> None:
-    download = manager._get(download_id)
+    download = manager.queue.get(download_id)
     with download.lock:
         transfer = download.transfer
         if transfer is not None:
@@ -106,12 +108,11 @@ def remove(manager: DownloadManager, download_id: int, delete_file: bool = False
     completed = download.record.finished is not None
     if delete_file and dest and completed and os.path.isfile(dest):
         os.unlink(dest)
-    with manager._lock:
-        manager._forget(download_id)
+    manager.queue.forget(download_id)
     if manager.journal is not None:
         manager.journal.delete(download_id)
     manager.emit(events.Removed(download_id))
-    manager._notify()
+    manager.queue.notify()
 
 
 def delete_partial(download: Download) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import threading
 import time
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.options import DownloadOptions
-from ..core.snapshots import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord
+from ..core.snapshots import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord, Tick
 from ..core.states import State, check_transition
 from ..store.journal import Record
 from .formats import FormatReport
@@ -26,6 +27,12 @@ MAX_ERRORS = 20
 HISTORY_SECONDS = 300
 SPEED_SAMPLES = 12
 """Samples the speed is averaged over: three seconds at four a second."""
+PROGRESS_INTERVAL = 0.2
+"""Seconds between two progress ticks of one download, at least (see `Download.tick`)."""
+
+_sequence = itertools.count(1)
+"""Numbers the snapshots and ticks of every download (`DownloadInfo.sequence`). One count for
+all: a download read again from the journal never goes back to an earlier number."""
 
 
 @dataclass
@@ -48,6 +55,13 @@ class Connection:
     """Why the transfer closed this connection for being too slow."""
     _sampled: tuple[float, int] = field(default=(0.0, 0), repr=False)
 
+    def measure(self, now: float) -> None:
+        """Its speed since the last measure (none before the first)."""
+        when, before = self._sampled
+        if when:
+            self.speed = (self.bytes - before) / max(1e-6, now - when)
+        self._sampled = (now, self.bytes)
+
 
 class Download:
     def __init__(self, record: Record, options: DownloadOptions) -> None:
@@ -65,6 +79,12 @@ class Download:
         self.connections: dict[int, Connection] = {}
         self.speed = 0.0
         self.history: deque[float] = deque(maxlen=HISTORY_SECONDS)
+        self._history_shown: tuple[float, ...] | None = None
+        """`history` as snapshots show it, made again only when it changes."""
+        self._errors_shown: tuple[ErrorRecord, ...] | None = None
+        """`record.errors` as snapshots show them, made again only when they change."""
+        self._told_at = float("-inf")
+        """When the last progress tick was made (`tick`)."""
         self._samples: deque[tuple[float, int]] = deque(maxlen=SPEED_SAMPLES)
         self._last_history = 0.0
         self._bytes_done_cache = sum(e - s for s, e in record.done_ranges)
@@ -90,11 +110,27 @@ class Download:
             self.record.state = new.value
             if message is not None:
                 self.record.message = message
-            if new.is_finished or new is State.PAUSED:
+            if new.is_settled:
                 self.finished_event.set()
             else:
                 self.finished_event.clear()
             return old
+
+    def settled(self) -> bool:
+        """True once `DownloadManager.wait` returns for it: done, failed, cancelled, paused, or
+        held from an earlier session, and its transfer's thread has let go of it."""
+        with self.lock:
+            state = self.state
+            held = state is State.QUEUED and self.held
+            return (state.is_settled or held) and self.transfer is None
+
+    def set_done_ranges(self, ranges: list[tuple[int, int]]) -> None:
+        """The bytes on disk are `ranges` now, and no plan is running: none after a cancel or
+        a restart from zero, the whole file once it is done."""
+        with self.lock:
+            self.record.done_ranges = ranges
+            self.plan = None
+            self._bytes_done_cache = sum(end - start for start, end in ranges)
 
     def add_error(self, message: str, *, permanent: bool = False) -> None:
         with self.lock:
@@ -104,6 +140,7 @@ class Download:
             self.record.errors.append(error)
             del self.record.errors[:-MAX_ERRORS]
             self.record.message = message
+            self._errors_shown = None
 
     def start_sampling(self) -> None:
         """Forget earlier samples: a pause must not count as a slow second."""
@@ -123,12 +160,10 @@ class Download:
             elapsed = now - first_time
             self.speed = (done - first_done) / elapsed if elapsed > 0 else 0.0
             for conn in self.connections.values():
-                when, before = conn._sampled
-                if when:
-                    conn.speed = (conn.bytes - before) / max(1e-6, now - when)
-                conn._sampled = (now, conn.bytes)
+                conn.measure(now)
             if now - self._last_history >= 1.0:
                 self.history.append(self.speed)
+                self._history_shown = None
                 self._last_history = now
 
     def done_bytes(self) -> int:
@@ -142,13 +177,10 @@ class Download:
         return plan.done_ranges() if plan is not None else merge_ranges(self.record.done_ranges)
 
     def info(self) -> DownloadInfo:
+        """A snapshot of the whole download, numbered (see `DownloadInfo.sequence`)."""
         with self.lock:
             record = self.record
-            done = self.done_bytes()
-            size = record.size
-            active = self.state in (State.DOWNLOADING, State.CONNECTING)
-            speed = self.speed if active else 0.0
-            eta = (size - done) / speed if active and speed > 0 and size is not None else None
+            done, speed, eta = self._numbers()
             return DownloadInfo(
                 id=record.id,
                 url=record.url,
@@ -156,35 +188,90 @@ class Download:
                 source=record.source,
                 dest=record.dest or _planned_path(record),
                 state=self.state,
-                size=size,
+                size=record.size,
                 done=done,
                 speed=speed,
                 eta=eta,
                 done_ranges=tuple(self.done_ranges()),
-                connections=tuple(
-                    ConnectionInfo(c.number, c.start, c.end, c.position, c.bytes, c.speed,
-                                   c.retries, c.last_status)
-                    for c in self.connections.values()
-                ),
+                connections=self._connections(),
                 checksums=tuple(ChecksumInfo(**c) for c in record.checksums),
                 etag=record.etag,
                 last_modified=record.last_modified,
                 resumable=bool(record.supports_ranges) or done == 0,
                 retries=record.retries,
-                errors=tuple(ErrorRecord(e["time"], e["message"], bool(e.get("permanent")))
-                             for e in record.errors),
+                errors=self._errors(),
                 message=record.message,
                 options=dict(record.options),
                 created=record.created,
                 finished=record.finished,
                 position=record.position,
-                speed_history=tuple(self.history),
+                speed_history=self._history(),
                 group=record.group,
                 retry_at=self.retry_at,
                 supports_ranges=record.supports_ranges,
                 skipped=bool(record.extra.get("skipped")),
                 format_check=FormatReport.from_journal(record.extra.get("format_check")),
+                sequence=next(_sequence),
             )
+
+    def tick(self, now: float, *, last: bool = False) -> Tick | None:
+        """What changed since the last snapshot, for a progress event: None when the last tick
+        was made less than `PROGRESS_INTERVAL` ago. This is the one throttle of progress: the
+        faces hold none back. `last` (a transfer's last look) always passes, so the numbers a
+        download stops at are told."""
+        with self.lock:
+            if not last and now - self._told_at < PROGRESS_INTERVAL:
+                return None
+            self._told_at = now
+            record = self.record
+            done, speed, eta = self._numbers()
+            return Tick(
+                id=record.id,
+                sequence=next(_sequence),
+                state=self.state,
+                size=record.size,
+                done=done,
+                speed=speed,
+                eta=eta,
+                done_ranges=tuple(self.done_ranges()),
+                connections=self._connections(),
+                speed_history=self._history(),
+                retries=record.retries,
+                retry_at=self.retry_at,
+                message=record.message,
+                errors=self._errors(),
+                resumable=bool(record.supports_ranges) or done == 0,
+                position=record.position,
+            )
+
+    def _numbers(self) -> tuple[int, float, float | None]:
+        """Bytes done, speed and seconds left, as snapshots show them. The caller holds the
+        lock."""
+        done = self.done_bytes()
+        size = self.record.size
+        active = self.state in (State.DOWNLOADING, State.CONNECTING)
+        speed = self.speed if active else 0.0
+        eta = (size - done) / speed if active and speed > 0 and size is not None else None
+        return done, speed, eta
+
+    def _connections(self) -> tuple[ConnectionInfo, ...]:
+        return tuple(ConnectionInfo(c.number, c.start, c.end, c.position, c.bytes, c.speed,
+                                    c.retries, c.last_status)
+                     for c in self.connections.values())
+
+    def _errors(self) -> tuple[ErrorRecord, ...]:
+        shown = self._errors_shown
+        if shown is None:
+            shown = self._errors_shown = tuple(
+                ErrorRecord(e["time"], e["message"], bool(e.get("permanent")))
+                for e in self.record.errors)
+        return shown
+
+    def _history(self) -> tuple[float, ...]:
+        shown = self._history_shown
+        if shown is None:
+            shown = self._history_shown = tuple(self.history)
+        return shown
 
 
 def _planned_path(record: Record) -> str:

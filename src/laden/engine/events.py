@@ -1,16 +1,22 @@
 """What the engine tells its listeners, as frozen dataclasses.
 
 Listeners are called on engine threads: they must be quick and thread-safe (the TUI posts a
-Textual message; the CLI updates a progress bar). Progress is throttled at the source, a few
-events per second per download, never one per chunk.
+Textual message; the CLI updates a progress bar). Progress is throttled once, at the source:
+at most five events a second per download, never one per chunk; nothing holds any back after
+that. Every other event carries a whole snapshot (`info`), taken after the change it tells;
+a progress event carries what moves (`Progress.tick`) and makes the whole snapshot only when
+it is read. Snapshots and ticks are numbered (`DownloadInfo.sequence`), so one that arrives
+after a newer one can be dropped without asking the manager.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from ..core.snapshots import DownloadInfo
+from ..core.snapshots import DownloadInfo, Tick
 from ..core.states import State
 
 
@@ -46,12 +52,59 @@ class Started(Event):
     info: DownloadInfo
 
 
-@dataclass(frozen=True)
-class Progress(Event):
-    """Bytes arrived, or something shown changed (queue place, limit): a few a second per
-    download at most, never one per chunk."""
+class Snapshots(Protocol):
+    """What a progress event makes its `info` from: the download as the engine holds it."""
 
-    info: DownloadInfo
+    lock: AbstractContextManager[Any]
+
+    def info(self) -> DownloadInfo: ...
+
+
+@dataclass(frozen=True, init=False)
+class Progress(Event):
+    """Bytes arrived, or something shown changed (queue place): at most five a second per
+    download, and the last numbers of a transfer always, never one per chunk.
+
+    `Progress(download_id, info)` makes one of a whole snapshot; the engine's own ticks
+    (`of_tick`) carry only the moving numbers, and their `info` is made when first read.
+    """
+
+    tick: Tick
+    """Bytes done, speed, connections and the rest of what moves while a download runs,
+    taken at the moment of the event."""
+
+    def __init__(self, download_id: int, info: DownloadInfo) -> None:
+        object.__setattr__(self, "download_id", download_id)
+        object.__setattr__(self, "tick", Tick.of(info))
+        object.__setattr__(self, "_info", info)
+        object.__setattr__(self, "_download", None)
+
+    @classmethod
+    def of_tick(cls, tick: Tick, download: Snapshots) -> Progress:
+        """A progress event of the numbers in `tick`, whose `info` is made from `download`
+        when first read."""
+        event = cls.__new__(cls)
+        object.__setattr__(event, "download_id", tick.id)
+        object.__setattr__(event, "tick", tick)
+        object.__setattr__(event, "_info", None)
+        object.__setattr__(event, "_download", download)
+        return event
+
+    @property
+    def info(self) -> DownloadInfo:
+        """The whole snapshot. For the engine's ticks it is made when first read (and kept),
+        from the download as it is then: read by a listener, it is the download at the
+        moment of the event; read later, a newer snapshot. Nothing is made for progress that
+        nobody reads."""
+        info: DownloadInfo | None = self.__dict__["_info"]
+        if info is None:
+            download: Snapshots = self.__dict__["_download"]
+            with download.lock:  # two readers at once make it once
+                info = self.__dict__["_info"]
+                if info is None:
+                    info = download.info()
+                    object.__setattr__(self, "_info", info)
+        return info
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,12 @@ restarts and crashes. Listeners get frozen events on engine threads (see `events
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
@@ -31,16 +30,15 @@ from ..core.snapshots import DownloadInfo
 from ..core.states import State
 from ..core.units import parse_rate
 from ..store.journal import Journal
-from . import controlling, event_log, events, queueing, scheduler
-from .callbacks import CallbackDispatcher, InfoCallback, dispatcher
-from .checking import VerifyResult, recheck
-from .claims import Claims
+from . import controlling, event_log, events, queueing, rechecking, scheduler
+from .callbacks import CallbackDispatcher, InfoCallback
+from .checking import VerifyResult
 from .download import Download
-from .format_check import after_recheck
 from .hosts import HostLimiter
+from .queue import Queue
 from .ratelimit import TokenBucket
-from .repair import RepairResult, repair_file
-from .reruns import FinishedCopy, FinishedIndex
+from .repair import RepairResult
+from .reruns import FinishedCopy
 from .transfer import Transfer
 
 log = logging.getLogger("laden")
@@ -78,38 +76,30 @@ class DownloadManager:
         self.executor = ThreadPoolExecutor(
             max_workers=MAX_CONNECTIONS * 8, thread_name_prefix="laden-connection"
         )
-        self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
-        self._closed = False
-        self._holding = 0
-        self._recount = True  # the scheduler must look at every download again
-        self._waiting: list[tuple[float, int, Download]] = []  # see scheduler.schedule
-        self._running: list[Download] = []
-        self._downloads: dict[int, Download] = {}
-        self._by_address: dict[tuple[str, str], list[Download]] = {}
-        self._claims = Claims(self._downloads)
-        self._finished_index: FinishedIndex | None = None
-        """Earlier sessions' finished downloads, read at the first add (see `reruns`)."""
-        self._last_position = 0.0
-        self._listeners: list[events.Listener] = []
-        self._callbacks: CallbackDispatcher | None = None
+        self._listeners: list[tuple[events.Listener, bool]] = []
+        """Each listener, and whether it wants `Progress` events."""
+        self._listening = threading.Lock()
+        self._all_listeners: tuple[events.Listener, ...] = ()
+        self._wanting_progress: tuple[events.Listener, ...] = ()
+        self.callbacks = CallbackDispatcher(self)
         """Calls the callbacks given to `add`; started with the first one (see `callbacks`)."""
-        self._memory_ids = iter(range(1, 1 << 62))
-        self.journal: Journal | None = None
         self._state_lock: StateLock | None = None
         self.state_dir = state_dir or paths.state_dir()
         """The folder of the journal (and of its lock, while this manager holds it)."""
         if persist:
             self._state_lock = StateLock(self.state_dir)
             self._state_lock.acquire()
-            try:
-                self.journal = Journal(self.state_dir)
+        try:
+            self.journal: Journal | None = Journal(self.state_dir) if persist else None
+            self.queue = Queue(self.journal)
+            """The downloads held, their order and their turns (see `queue`)."""
+            if self.journal is not None:
                 scheduler.load(self, resume_interrupted)
-            except BaseException:
+        except BaseException:
+            if self._state_lock is not None:
                 self._state_lock.release()
-                raise
-        self._scheduler = threading.Thread(target=scheduler.schedule, args=(self,),
-                                           name="laden-queue", daemon=True)
+            raise
+        self._scheduler = scheduler.Scheduler(self)
         self._scheduler.start()
 
     @classmethod
@@ -176,7 +166,7 @@ class DownloadManager:
         download_id = queueing.add(self, url, dest, options=options, group=group, start=start,
                                    again=again, rehash=rehash, option_fields=option_fields)
         if on_progress is not None or on_done is not None:
-            dispatcher(self).watch(download_id, on_progress, on_done)
+            self.callbacks.watch(download_id, on_progress, on_done)
         return download_id
 
     def add_all(
@@ -200,7 +190,7 @@ class DownloadManager:
                                         option_fields=option_fields)
         if on_progress is not None or on_done is not None:
             for download_id in download_ids:
-                dispatcher(self).watch(download_id, on_progress, on_done)
+                self.callbacks.watch(download_id, on_progress, on_done)
         return download_ids
 
     def find_finished(
@@ -216,43 +206,14 @@ class DownloadManager:
         return queueing.find_finished(self, url, dest, options or DownloadOptions(),
                                       rehash=rehash)
 
-    @contextlib.contextmanager
-    def adding_many(self) -> Iterator[None]:
-        """Add a list of downloads before any of them starts.
+    def adding_many(self) -> AbstractContextManager[None]:
+        """Add a list of downloads before any of them starts: `with manager.adding_many(): ...`.
 
         Started one by one, the first downloads run while the rest are still being added, and
         with hundreds of small files each add then waits for the GIL behind the running
         transfers (about 5 ms each: 500 files took 2.7 s just to queue).
         """
-        with self._lock:
-            self._holding += 1
-        try:
-            yield
-        finally:
-            with self._wake:
-                self._holding -= 1
-                self._wake.notify_all()
-
-    def _keep(self, download: Download) -> Download:
-        record = download.record
-        self._downloads[record.id] = download
-        self._by_address.setdefault((record.url, record.dest_dir), []).append(download)
-        self._claims.note(download)
-        self._last_position = max(self._last_position, record.position)
-        return download
-
-    def _forget(self, download_id: int) -> None:
-        download = self._downloads.pop(download_id, None)
-        if download is not None:
-            key = (download.record.url, download.record.dest_dir)
-            same = [d for d in self._by_address.get(key, ()) if d is not download]
-            if same:
-                self._by_address[key] = same
-            else:
-                self._by_address.pop(key, None)
-
-    def _next_position(self) -> float:
-        return self._last_position + 1
+        return self.queue.adding_many()
 
     # -- controlling -------------------------------------------------------------------------
 
@@ -268,12 +229,12 @@ class DownloadManager:
 
     def pause_all(self) -> None:
         """Pause every queued and running download."""
-        for download in self._snapshot():
+        for download in self.queue.in_order():
             self.pause(download.id)
 
     def resume_all(self) -> None:
         """Resume every download that is not done."""
-        for download in self._snapshot():
+        for download in self.queue.in_order():
             if download.state is not State.DONE:
                 self.resume(download.id)
 
@@ -293,20 +254,13 @@ class DownloadManager:
 
     def move(self, download_id: int, offset: int) -> None:
         """Move a download up (negative) or down (positive) in the queue."""
-        with self._lock:
-            order = self._everything()
-            index = next(i for i, d in enumerate(order) if d.id == download_id)
-            other = max(0, min(len(order) - 1, index + offset))
-            if other == index:
-                return
-            mine, theirs = self._get(order[index].id), self._get(order[other].id)
-            mine.record.position, theirs.record.position = (
-                theirs.record.position, mine.record.position)
-        self._notify()  # the next to start may be another one now
-        self.save(mine)
-        self.save(theirs)
-        self.emit(events.Progress(mine.id, mine.info()))
-        self.emit(events.Progress(theirs.id, theirs.info()))
+        moved = self.queue.move(download_id, offset)
+        if moved is None:
+            return
+        for download in moved:
+            self.save(download)
+        for download in moved:
+            self.emit(events.Progress(download.id, download.info()))
 
     def set_limit_rate(self, rate: int | str | None, download_id: int | None = None) -> None:
         """Change a bandwidth limit while downloads run (None: unlimited)."""
@@ -328,7 +282,7 @@ class DownloadManager:
         self.config = config
         self.hosts.set_per_host(config.per_host_connections)
         self.bandwidth.set_rate(config.limit_rate)
-        self._notify()
+        self.queue.notify()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -348,13 +302,13 @@ class DownloadManager:
         """Every download in queue order. `done=False` leaves out the finished ones, which is
         much cheaper after a long history: finished ones are read from the journal."""
         if not done:
-            return [d.info() for d in self._snapshot() if d.state is not State.DONE]
-        return [d.info() for d in self._everything()]
+            return [d.info() for d in self.queue.in_order() if d.state is not State.DONE]
+        return [d.info() for d in self.queue.everything()]
 
     def find(self, path: str) -> DownloadInfo | None:
         """The download whose finished file is at `path`."""
         path = os.path.abspath(os.path.expanduser(path))
-        for download in self._everything():
+        for download in self.queue.everything():
             if download.record.dest and os.path.abspath(download.record.dest) == path:
                 return download.info()
         return None
@@ -364,9 +318,9 @@ class DownloadManager:
         download = self._get(download_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if settled(download):
+            if download.settled():
                 return download.info()
-            if download_id not in self._downloads:
+            if not self.queue.holds(download):
                 raise UnknownDownload(f"download {download_id} was removed")
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -393,28 +347,7 @@ class DownloadManager:
         does; a checksum you typed is reported and changes nothing, since it may be the
         wrong one.
         """
-        download = self._get(download_id)
-        record = expected is None if record is None else record
-        with download.lock:
-            before = download.state, download.record.message
-
-        def verifying() -> None:
-            old = download.set_state(State.VERIFYING)
-            self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
-
-        try:
-            result = recheck(download, algorithm, expected, verifying)
-            result = after_recheck(download, result)  # a model file's structure too
-        except BaseException:
-            self._settle(download, *before)
-            raise
-        checked = bool(result.path) and os.path.isfile(result.path)
-        if checked and record:
-            return self._verified(download, result)
-        self._settle(download, *before)  # back from verifying, as it was
-        if checked:
-            self.emit(events.Verified(download.id, result.ok, download.info()))
-        return result
+        return rechecking.verify(self, download_id, algorithm, expected, record=record)
 
     def repair(self, download_id: int) -> RepairResult:
         """Fetch again only the damaged pieces of a finished file, then check it whole.
@@ -427,84 +360,70 @@ class DownloadManager:
         `RepairResult.message` says what was done, or why nothing could be: a download
         journalled without piece hashes (by an older laden) cannot be repaired.
         """
-        download = self._get(download_id)
-        with download.lock:
-            before = download.state, download.record.message
-
-        def verifying() -> None:
-            old = download.set_state(State.VERIFYING)
-            self.emit(events.StateChanged(download_id, old, State.VERIFYING, download.info()))
-
-        try:
-            result = repair_file(download, self.sources, verifying)
-        except BaseException:
-            self._settle(download, *before)
-            raise
-        if result.checked:
-            self._verified(download, result)
-        else:
-            self._settle(download, *before)
-        return result
-
-    def _verified(self, download: Download, result: VerifyResult) -> VerifyResult:
-        new = State.DONE if result.ok else State.FAILED
-        with download.lock:
-            if not result.ok:
-                download.add_error(result.message)
-        self._settle(download, new, result.message if not result.ok else "")
-        self.emit(events.Verified(download.id, result.ok, download.info()))
-        return result
-
-    def _settle(self, download: Download, state: State, message: str) -> None:
-        """End a verification in `state` (the one before it, when the result changes nothing)."""
-        with download.lock:
-            if download.state is state:
-                return
-            old = download.set_state(state, message)
-        self.save(download)
-        self.emit(events.StateChanged(download.id, old, state, download.info()))
+        return rechecking.repair(self, download_id)
 
     # -- events ------------------------------------------------------------------------------
 
-    def subscribe(self, listener: events.Listener) -> Callable[[], None]:
-        """Call `listener(event)` for every event, on engine threads; returns an unsubscribe."""
-        with self._lock:
-            self._listeners.append(listener)
+    def subscribe(self, listener: events.Listener, *, progress: bool = True
+                  ) -> Callable[[], None]:
+        """Call `listener(event)` for every event, on engine threads; returns an unsubscribe.
+
+        `progress=False` leaves out `Progress` events: when no listener wants them, the
+        transfers make none.
+        """
+        with self._listening:
+            self._listeners.append((listener, progress))
+            self._sort_listeners()
 
         def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
+            with self._listening:
+                for entry in self._listeners:
+                    if entry[0] == listener:
+                        self._listeners.remove(entry)
+                        self._sort_listeners()
+                        break
 
         return unsubscribe
 
+    def _sort_listeners(self) -> None:
+        """Which listeners hear which events, as tuples `emit` goes over without a lock. The
+        caller holds `_listening`."""
+        self._all_listeners = tuple(listener for listener, _progress in self._listeners)
+        self._wanting_progress = tuple(
+            listener for listener, progress in self._listeners if progress)
+
     def emit(self, event: events.Event) -> None:
         event_log.log_event(event)  # the log tells what the listeners are told
-        for listener in list(self._listeners):
+        listeners = (self._wanting_progress if isinstance(event, events.Progress)
+                     else self._all_listeners)
+        for listener in listeners:
             try:
                 listener(event)
             except Exception:  # a broken listener must not break a download
                 log.exception("event listener failed on %s", type(event).__name__)
 
+    def tell_progress(self, download: Download, *, last: bool = False) -> None:
+        """A transfer's look at its download: a `Progress` event for the listeners that want
+        one, unless one was told less than a moment ago (see `Download.tick`). `last`: the
+        transfer's last look, always told. Nothing is made when no listener wants progress."""
+        if not self._wanting_progress:
+            return
+        tick = download.tick(time.monotonic(), last=last)
+        if tick is not None:
+            self.emit(events.Progress.of_tick(tick, download))
+
     # -- the queue ---------------------------------------------------------------------------
 
-    def _notify(self, recount: bool = True) -> None:
-        """Wake the scheduler. `recount=False` only when nothing changed but a freed slot."""
-        with self._wake:
-            self._recount = self._recount or recount
-            if not self._holding:  # adding a list: woken once, when it is all in
-                self._wake.notify_all()
-
     def transfer_ended(self, transfer: Transfer) -> None:
-        scheduler.transfer_ended(self, transfer)
+        self._scheduler.transfer_ended(transfer)
 
     def next_transfer(self) -> Transfer | None:
-        return scheduler.next_in_this_thread(self)
+        return self._scheduler.next_in_this_thread()
 
     def choosing_name(self, download: Download) -> AbstractContextManager[Container[str]]:
         """Settle `download.record.dest` inside this block; the container answers which names
         other unfinished downloads hold (see `claims`)."""
-        return self._claims.choosing(download)
+        return self.queue.choosing_name(download)
 
     def save(self, download: Download) -> None:
         if self.journal is None:
@@ -522,18 +441,14 @@ class DownloadManager:
 
     def close(self) -> None:
         """Stop every transfer, keeping its state so the next start resumes it."""
-        with self._wake:
-            if self._closed:
-                return
-            self._closed = True
-            self._wake.notify_all()
-        transfers = [d.transfer for d in self._snapshot() if d.transfer is not None]
+        if not self.queue.close():
+            return
+        transfers = [d.transfer for d in self.queue.in_order() if d.transfer is not None]
         for transfer in transfers:
             transfer.stop("shutdown")
         for transfer in transfers:
             transfer.join(30)
-        if self._callbacks is not None:  # after the transfers: their last events are told
-            self._callbacks.close()
+        self.callbacks.close()  # after the transfers: their last events are told
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.sources.close()
         if self.journal is not None:
@@ -550,49 +465,7 @@ class DownloadManager:
     # -- helpers -----------------------------------------------------------------------------
 
     def _get(self, download_id: int) -> Download:
-        try:
-            key = int(download_id)
-        except (ValueError, TypeError):
-            raise UnknownDownload(f"no download with id {download_id}") from None
-        download = self._downloads.get(key) or self._finished_earlier(key)
-        if download is None:
-            raise UnknownDownload(f"no download with id {download_id}")
-        return download
-
-    def _finished_earlier(self, download_id: int) -> Download | None:
-        """A download finished in an earlier session, held from now on. Until asked for, it
-        stays in the journal: a start-up pays only for the unfinished ones."""
-        record = self.journal.load(download_id) if self.journal is not None else None
-        if record is None:
-            return None
-        with self._lock:
-            if download_id in self._downloads:  # another thread asked for it first
-                return self._downloads[download_id]
-            return self._keep(Download.from_journal(record))
-
-    def _snapshot(self) -> Iterable[Download]:
-        """The downloads held: unfinished ones, and those finished or looked at this session."""
-        with self._lock:
-            return sorted(self._downloads.values(), key=lambda d: d.record.position)
-
-    def _everything(self) -> list[Download]:
-        """Every download in queue order: those held, and the ones finished in earlier
-        sessions, read from the journal for this call only."""
-        with self._lock:
-            held = list(self._downloads.values())
-            earlier = self.journal.load_done(self._downloads) if self.journal else []
-        held += (Download.from_journal(r) for r in earlier)
-        return sorted(held, key=lambda d: d.record.position)
-
-
-def settled(download: Download) -> bool:
-    """True once `wait` returns for it: done, failed, cancelled, paused, or held from an
-    earlier session, and its transfer's thread has let go of it."""
-    with download.lock:
-        state = download.state
-        held = state is State.QUEUED and download.held
-        return (state in (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED) or held) and (
-            download.transfer is None)
+        return self.queue.get(download_id)
 
 
 __all__ = ["DownloadManager", "LadenError", "VerifyResult"]

@@ -20,7 +20,6 @@ from .adding import (
     resolve_destination,
     take_credentials,
 )
-from .download import Download
 
 if TYPE_CHECKING:
     from ..sources.base import Source
@@ -70,9 +69,9 @@ def _queue(
     """Queue a checked address (see `_checked`), continue its unfinished download, or return
     its finished copy (unless `again`)."""
     folder, filename = _resolve(manager, dest, options)
+    queue = manager.queue
     if not again:
-        with manager._lock:
-            unfinished = _find_unfinished(manager, url, folder, filename)
+        unfinished = queue.unfinished(url, folder, filename)
         # Hashing (rehash, or a checksum given) is done outside the manager's lock.
         copy = None if unfinished else reruns.find(manager, url, folder, filename, options,
                                                    rehash=rehash)
@@ -90,8 +89,8 @@ def _queue(
         algorithm, digest = parse_checksum(options.checksum)
         checksums.append({"algorithm": algorithm, "expected": digest, "origin": "you",
                           "actual": None, "verified": None})
-    with manager._lock:
-        existing = _find_unfinished(manager, url, folder, filename)
+    with queue.lock:  # found, or added, and never both by two threads at once
+        existing = queue.unfinished(url, folder, filename)
         if existing is not None:
             with existing.lock:
                 existing.options = existing.options.merged(options)
@@ -105,11 +104,11 @@ def _queue(
             url=url, source=source.name, dest_dir=folder, filename=filename,
             state=State.QUEUED.value if start else State.PAUSED.value,
             options=options.to_journal(), checksums=checksums, group=group,
-            position=manager._next_position(),
+            position=queue.next_position(),
         )
-        download = _register(manager, record, options)
+        download = queue.add(record, options)
     manager.emit(events.Added(download.id, download.info()))
-    manager._notify()
+    queue.notify()
     return download.id
 
 
@@ -157,25 +156,3 @@ def _resolve(
     default = manager.config.download_folder or (paths.default_download_dir() if dest is None
                                               else "")
     return resolve_destination(dest, options, default)
-
-
-def _find_unfinished(
-    manager: DownloadManager, url: str, folder: str, filename: str | None
-) -> Download | None:
-    # Through the address index: a scan of every download per add made adding a list of
-    # hundreds of files quadratic.
-    for download in manager._by_address.get((url, folder), ()):
-        if (
-            (filename is None or download.record.filename == filename)
-            and download.state not in (State.DONE, State.CANCELLED)
-        ):
-            return download
-    return None
-
-
-def _register(manager: DownloadManager, record: Record, options: DownloadOptions) -> Download:
-    if manager.journal is not None:
-        manager.journal.insert(record)
-    else:
-        record.id = next(manager._memory_ids)
-    return manager._keep(Download(record, options))

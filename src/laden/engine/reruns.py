@@ -64,8 +64,8 @@ class Stale:
 class FinishedIndex:
     """Finished downloads of earlier sessions by (address, folder), read once.
 
-    Downloads finished in this session are held by the manager and found there; the index
-    only spares each `add` a pass over the journal's whole history.
+    Downloads finished in this session are held by the queue and found there; the index
+    only spares each `add` a pass over the journal's whole history (see `Queue.records_at`).
     """
 
     def __init__(self, journal: Journal | None) -> None:
@@ -90,16 +90,8 @@ def find(
 
     `url` and `folder` are as `add` settles them (credentials out, folder absolute).
     """
-    with manager._lock:
-        if manager._finished_index is None:
-            manager._finished_index = FinishedIndex(manager.journal)
-        # A download held this session speaks for its record: it may have changed since the
-        # index was read (verified, removed, finished).
-        candidates: dict[int, Record] = {
-            r.id: r for r in manager._finished_index.records(url, folder)
-            if r.id not in manager._downloads}
-        candidates.update((d.id, d.record) for d in manager._by_address.get((url, folder), ()))
-    for record in sorted(candidates.values(), key=lambda r: r.finished or 0.0, reverse=True):
+    candidates = manager.queue.records_at(url, folder)
+    for record in sorted(candidates, key=lambda r: r.finished or 0.0, reverse=True):
         if not _same_file(record, filename):
             continue
         copy = _check(record, options, rehash)

@@ -85,6 +85,7 @@ class EngineContext(Protocol):
     executor: ThreadPoolExecutor
 
     def emit(self, event: events.Event) -> None: ...
+    def tell_progress(self, download: Download, *, last: bool = False) -> None: ...
     def transfer_ended(self, transfer: Transfer) -> None: ...
     def next_transfer(self) -> Transfer | None: ...
     def save(self, download: Download) -> None: ...
@@ -411,7 +412,7 @@ class Transfer:
             elif now - last_checkpoint >= self.ctx.config.checkpoint_interval:
                 checkpoint(self)
                 last_checkpoint = now
-            self.ctx.emit(events.Progress(download.id, download.info()))
+            self.ctx.tell_progress(download, last=not pending)
         for future in futures:
             exc = future.exception()
             if exc is not None:

@@ -16,13 +16,12 @@ from typing import Any
 
 from ..core.errors import LadenError, is_permanent
 from ..core.snapshots import DownloadInfo
-from ..core.states import State
+from ..core.states import SETTLED, State
 from ..engine.events import AlreadyDownloaded
 from .model import Manifest
 from .plan import PlannedItem
 
 log = logging.getLogger("laden.manifest")
-SETTLED = (State.DONE, State.FAILED, State.CANCELLED, State.PAUSED)
 
 
 @dataclass
@@ -66,7 +65,7 @@ class ManifestRun:
         kept: dict[int, AlreadyDownloaded] = {}
         unsubscribe = self.manager.subscribe(
             lambda event: kept.setdefault(event.download_id, event)
-            if isinstance(event, AlreadyDownloaded) else None)
+            if isinstance(event, AlreadyDownloaded) else None, progress=False)
         try:
             for number, entry in enumerate(self.planned):
                 for planned_file in entry.files:

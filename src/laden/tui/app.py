@@ -24,7 +24,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from ..core.config import Config
-from ..core.errors import LadenError, SettingsError, UnknownDownload
+from ..core.errors import LadenError, SettingsError
 from ..core.options import DownloadOptions
 from ..core.printable import printable
 from ..core.snapshots import DownloadInfo
@@ -53,7 +53,7 @@ from .screens.settings import SettingsScreen
 from .widgets.header_bar import free_space, summarize
 
 TICK = 0.5
-"""Seconds between refreshes of the header and flushes of held-back progress."""
+"""Seconds between refreshes of the header (its free space is looked up each time)."""
 
 
 @dataclass
@@ -123,25 +123,19 @@ class LadenApp(App[int]):
     # -- engine events -----------------------------------------------------------------------
 
     def on_download_added(self, message: DownloadAdded) -> None:
-        self._show(message.info)
+        self._show_newer(message.info)
 
     def on_download_progress(self, message: DownloadProgress) -> None:
-        known = self.downloads.get(message.info.id)
+        tick = message.tick
+        known = self.downloads.get(tick.id)
         if known is None:
             return  # removed meanwhile
-        info: DownloadInfo | None = message.info
-        if message.info.state is not known.state:
-            # A snapshot taken just before a state change, delivered after it: ask again.
-            info = self._fresh(message.info.id)
-        if info is not None:
-            self._show(info)
+        if tick.sequence >= known.sequence:
+            self._show(tick.applied_to(known))
 
     def on_download_changed(self, message: DownloadChanged) -> None:
-        # Events from several threads can arrive out of order; the engine's current view
-        # cannot, and every later change brings another message.
-        info = self._fresh(message.info.id)
-        if info is not None:
-            self._show(info)
+        if message.info.id in self.downloads:  # not removed meanwhile
+            self._show_newer(message.info)
 
     def on_download_removed(self, message: DownloadRemoved) -> None:
         self.downloads.pop(message.download_id, None)
@@ -177,11 +171,12 @@ class LadenApp(App[int]):
         self.notify(message.error, title=f"Could not {message.action}", severity="error",
                     timeout=8)
 
-    def _fresh(self, download_id: int) -> DownloadInfo | None:
-        try:
-            return self.manager.get(download_id)
-        except UnknownDownload:
-            return None
+    def _show_newer(self, info: DownloadInfo) -> None:
+        """Show `info` unless the snapshot shown is newer: events from several threads can
+        arrive out of order, and their numbers say which came first."""
+        known = self.downloads.get(info.id)
+        if known is None or info.sequence >= known.sequence:
+            self._show(info)
 
     def _show(self, info: DownloadInfo) -> None:
         self.downloads[info.id] = info
@@ -191,7 +186,6 @@ class LadenApp(App[int]):
                 screen.info = info
 
     def _tick(self) -> None:
-        self._bridge.flush()
         self.refresh_summary()
 
     def refresh_summary(self) -> None:

@@ -1,20 +1,16 @@
 """Engine events in, Textual messages out: the only code the engine's threads run for the UI.
 
 The listener never touches a widget or a reactive. It turns each event into a message and posts
-it to the app (thread-safe), holding back progress so a download asks for at most a few redraws
-a second however chatty the engine is. `flush` (from a UI timer) sends what was held back, so the
-last numbers before a download goes quiet are never lost.
+it to the app (thread-safe), at once: progress is throttled once, at the source (see
+`events`), and a progress message still queued is replaced by the next (`can_replace`).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Protocol
 
 from textual.message import Message
 
-from ..core.snapshots import DownloadInfo
 from ..core.units import format_size
 from ..engine import events
 from .messages import (
@@ -25,9 +21,6 @@ from .messages import (
     DownloadRemoved,
 )
 
-MIN_INTERVAL = 0.2
-"""Seconds between two progress messages of one download (five redraws a second at most)."""
-
 
 class MessageTarget(Protocol):
     def post_message(self, message: Message) -> bool: ...
@@ -36,24 +29,14 @@ class MessageTarget(Protocol):
 class EngineBridge:
     """A `DownloadManager` listener that posts messages to `target` (the app)."""
 
-    def __init__(self, target: MessageTarget, min_interval: float = MIN_INTERVAL) -> None:
+    def __init__(self, target: MessageTarget) -> None:
         self._target = target
-        self._min_interval = min_interval
-        self._lock = threading.Lock()
-        self._last_sent: dict[int, float] = {}
-        self._held: dict[int, DownloadInfo] = {}
 
     def __call__(self, event: events.Event) -> None:
         """Called on engine threads: be quick, touch nothing but the message queue."""
         if isinstance(event, events.Progress):
-            self._progress(event.info)
-            return
-        with self._lock:
-            # A state change carries a fresher snapshot than anything held back.
-            self._held.pop(event.download_id, None)
-            if isinstance(event, events.Removed):
-                self._last_sent.pop(event.download_id, None)
-        if isinstance(event, events.Added):
+            self._target.post_message(DownloadProgress(event.tick))
+        elif isinstance(event, events.Added):
             self._target.post_message(DownloadAdded(event.info))
         elif isinstance(event, events.Removed):
             self._target.post_message(DownloadRemoved(event.download_id))
@@ -64,29 +47,6 @@ class EngineBridge:
             notice = _notice(event)
             if notice is not None:
                 self._target.post_message(notice)
-
-    def _progress(self, info: DownloadInfo) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last_sent.get(info.id, 0.0) < self._min_interval:
-                self._held[info.id] = info
-                return
-            self._last_sent[info.id] = now
-            self._held.pop(info.id, None)
-        self._target.post_message(DownloadProgress(info))
-
-    def flush(self) -> None:
-        """Post the progress held back by the throttle once its interval has passed."""
-        now = time.monotonic()
-        ready: list[DownloadInfo] = []
-        with self._lock:
-            for download_id, info in list(self._held.items()):
-                if now - self._last_sent.get(download_id, 0.0) >= self._min_interval:
-                    ready.append(info)
-                    self._last_sent[download_id] = now
-                    del self._held[download_id]
-        for info in ready:
-            self._target.post_message(DownloadProgress(info))
 
 
 def _notice(event: events.Event) -> DownloadNotice | None:

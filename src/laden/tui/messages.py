@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from textual.message import Message
 from textual.notifications import SeverityLevel
 
-from ..core.snapshots import DownloadInfo
+from ..core.snapshots import DownloadInfo, Tick
 
 
 @dataclass
@@ -25,11 +25,11 @@ class DownloadAdded(Message):
 class DownloadProgress(Message):
     """New byte counts and speeds; only the latest one for a download matters."""
 
-    info: DownloadInfo
+    tick: Tick
 
     def can_replace(self, message: Message) -> bool:
         # A queued progress for the same download is stale once this one is behind it.
-        return isinstance(message, DownloadProgress) and message.info.id == self.info.id
+        return isinstance(message, DownloadProgress) and message.tick.id == self.tick.id
 
 
 @dataclass

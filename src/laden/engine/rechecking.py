@@ -1,0 +1,96 @@
+"""Checking a finished file again, and repairing it, at your request.
+
+The download shows as verifying meanwhile. A verdict that counts (see `verify`'s `record`)
+leaves it done or failed; any other check, or one that raises, puts it back as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..core.states import State
+from . import events
+from .checking import VerifyResult, recheck
+from .format_check import after_recheck
+from .repair import RepairResult, repair_file
+
+if TYPE_CHECKING:
+    from .download import Download
+    from .manager import DownloadManager
+
+
+def verify(
+    manager: DownloadManager, download_id: int, algorithm: str | None, expected: str | None,
+    *, record: bool | None,
+) -> VerifyResult:
+    """`DownloadManager.verify`: see there."""
+    download = manager.queue.get(download_id)
+    record = expected is None if record is None else record
+    before = _before(download)
+    try:
+        result = recheck(download, algorithm, expected, _verifying(manager, download))
+        result = after_recheck(download, result)  # a model file's structure too
+    except BaseException:
+        _settle(manager, download, *before)
+        raise
+    checked = bool(result.path) and os.path.isfile(result.path)
+    if checked and record:
+        return _verified(manager, download, result)
+    _settle(manager, download, *before)  # back from verifying, as it was
+    if checked:
+        manager.emit(events.Verified(download.id, result.ok, download.info()))
+    return result
+
+
+def repair(manager: DownloadManager, download_id: int) -> RepairResult:
+    """`DownloadManager.repair`: see there."""
+    download = manager.queue.get(download_id)
+    before = _before(download)
+    try:
+        result = repair_file(download, manager.sources, _verifying(manager, download))
+    except BaseException:
+        _settle(manager, download, *before)
+        raise
+    if result.checked:
+        _verified(manager, download, result)
+    else:
+        _settle(manager, download, *before)
+    return result
+
+
+def _before(download: Download) -> tuple[State, str]:
+    with download.lock:
+        return download.state, download.record.message
+
+
+def _verifying(manager: DownloadManager, download: Download) -> Callable[[], None]:
+    """What `recheck` and `repair_file` call before they start hashing."""
+
+    def verifying() -> None:
+        old = download.set_state(State.VERIFYING)
+        manager.emit(events.StateChanged(download.id, old, State.VERIFYING, download.info()))
+
+    return verifying
+
+
+def _verified(manager: DownloadManager, download: Download, result: VerifyResult
+              ) -> VerifyResult:
+    new = State.DONE if result.ok else State.FAILED
+    with download.lock:
+        if not result.ok:
+            download.add_error(result.message)
+    _settle(manager, download, new, result.message if not result.ok else "")
+    manager.emit(events.Verified(download.id, result.ok, download.info()))
+    return result
+
+
+def _settle(manager: DownloadManager, download: Download, state: State, message: str) -> None:
+    """End a verification in `state` (the one before it, when the result changes nothing)."""
+    with download.lock:
+        if download.state is state:
+            return
+        old = download.set_state(state, message)
+    manager.save(download)
+    manager.emit(events.StateChanged(download.id, old, state, download.info()))
