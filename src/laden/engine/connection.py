@@ -23,7 +23,7 @@ from .segments import Segment
 
 if TYPE_CHECKING:
     from .download import Connection
-    from .seam import Direction, Run
+    from .seam import Ends, Run
 
 FIRST_READ = 16 * 1024
 SMALLEST_READ = 4 * 1024
@@ -35,7 +35,7 @@ FILL_SECONDS = 0.1
 """How long a read may gather bytes for one direct write: progress and pause stay prompt."""
 
 
-def run_connection(run: Run, ends: Direction, number: int) -> None:
+def run_connection(run: Run, ends: Ends, number: int) -> None:
     """Work until nothing is left to take, the transfer stops, or this connection gives up."""
     hosts = run.hosts
     plan = ends.plan
@@ -120,7 +120,7 @@ def run_connection(run: Run, ends: Direction, number: int) -> None:
 
 
 def _stream_segment(
-    run: Run, ends: Direction, segment: Segment, view: memoryview, read_size: int,
+    run: Run, ends: Ends, segment: Segment, view: memoryview, read_size: int,
     live: Connection,
 ) -> int:
     """Read `segment` to its (possibly shrinking) end; returns the read size to use next."""
@@ -207,7 +207,7 @@ def _fill(reader: object, region: memoryview, began: float) -> int:
     return got
 
 
-def run_single_stream(run: Run, ends: Direction) -> None:
+def run_single_stream(run: Run, ends: Ends) -> None:
     """The whole file on one connection, for servers without ranges or a known size.
 
     Such a transfer cannot resume: any failure starts it again from byte zero, so bytes from

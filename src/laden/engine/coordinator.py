@@ -16,7 +16,7 @@ import time
 from collections.abc import Container
 from concurrent.futures import Future, wait
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.config import Config
 from ..core.errors import (
@@ -62,7 +62,8 @@ class EngineContext(Protocol):
     executor: ThreadPoolExecutor
 
     def emit(self, event: events.Event) -> None: ...
-    def transfer_ended(self, transfer: Coordinator) -> None: ...
+    # Any: the manager names what it started by the class it built (`transfer.Transfer`).
+    def transfer_ended(self, transfer: Any) -> None: ...
     def next_transfer(self) -> Coordinator | None: ...
     def save(self, download: Download) -> None: ...
     def choosing_name(self, download: Download) -> AbstractContextManager[Container[str]]: ...
@@ -76,7 +77,7 @@ class Coordinator:
         self.download = download
         self.direction = direction
         self.stop_event = threading.Event()
-        self.failure: BaseException | None = None
+        self._failure: BaseException | None = None
         self.own_limit = TokenBucket(download.options.limit_rate)
         self.limits = Limits(self.own_limit, ctx.bandwidth)
         self.health = Health(ctx.config.lowest_speed, ctx.config.stall_timeout)
@@ -133,8 +134,8 @@ class Coordinator:
 
     def fail(self, exc: BaseException) -> None:
         with self._lock:
-            if self.failure is None:
-                self.failure = exc
+            if self._failure is None:
+                self._failure = exc
         self.stop_event.set()
 
     def retry_policy(self) -> RetryPolicy:
@@ -257,8 +258,8 @@ class Coordinator:
         self.set_state(State.DOWNLOADING)
         self.ctx.emit(events.Started(self.download.id, self.download.info()))
         self._move_bytes()
-        if self.failure is not None:
-            failure, self.failure = self.failure, None
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
             raise failure
         if self.stop_event.is_set():
             raise Cancelled(self._stop_reason or "stopped")
@@ -283,8 +284,8 @@ class Coordinator:
                 futures = [submit(run_connection, self, direction, n) for n in range(count)]
         self._monitor(futures)
         unfinished = plan is not None and not plan.finished
-        if unfinished and self.failure is None and not self.stop_event.is_set():
-            self.failure = TransferError(self.download.record.message or "every connection failed")
+        if unfinished and self._failure is None and not self.stop_event.is_set():
+            self._failure = TransferError(self.download.record.message or "every connection failed")
 
     def _monitor(self, futures: list[Future[None]]) -> None:
         """Until the connections end, a few times a second: measure speeds, close connections
@@ -350,7 +351,7 @@ class Coordinator:
         if self._stop_reason is not None:
             return False  # paused or cancelled meanwhile: the user's request wins
         # The failure that led here stopped the connections; the next attempt starts afresh.
-        self.failure = None
+        self._failure = None
         self.stop_event.clear()
         self.direction.go_on(self, change, exc)
         return True

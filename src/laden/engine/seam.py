@@ -122,13 +122,9 @@ class PieceSink(Protocol):
     def splice_in(self, pipe: int, count: int, offset: int) -> None: ...
 
 
-class Direction(Protocol):
-    """What one transfer does that depends on which way its bytes go.
-
-    The coordinator calls, per attempt: `prepare`, then `begin`, then the byte loop runs between
-    `reader` and `sink` over `plan` while the monitor calls `checkpoint`, then `finish`; after a
-    change, `judge_change` and `go_on`; once at the end, `close`.
-    """
+class Ends(Protocol):
+    """What the byte loop (`connection`) works with in one attempt: its two ends, the plan of
+    what is left to move, and what hashes the bytes on their way."""
 
     plan: SegmentPlan | None
     """What is left to move, in ranges; None for one stream from the first byte."""
@@ -144,6 +140,15 @@ class Direction(Protocol):
     @property
     def host(self) -> str:
         """The host connections go to, limited together (see `hosts`)."""
+
+
+class Direction(Ends, Protocol):
+    """What one transfer does that depends on which way its bytes go.
+
+    The coordinator calls, per attempt: `prepare`, then `begin`, then the byte loop runs between
+    `reader` and `sink` over `plan` while the monitor calls `checkpoint`, then `finish`; after a
+    change, `judge_change` and `go_on`; once at the end, `close`.
+    """
 
     def prepare(self, run: Run) -> bool:
         """Everything before the first byte moves; False when the transfer turned out to be
