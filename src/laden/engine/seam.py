@@ -76,7 +76,7 @@ class Run(Protocol):
     def hosts(self) -> HostLimiter: ...
     @property
     def stop_reason(self) -> str | None:
-        """"pause", "cancel", "remove" or "shutdown" once someone asked the transfer to stop."""
+        """Why someone asked the transfer to stop: "pause", "cancel", "remove", "shutdown"."""
     @property
     def stream_size(self) -> int | None:
         """Bytes of a stream of unknown length, once it ended whole (`finish_stream`)."""
