@@ -209,7 +209,7 @@ def test_checksum_hashed_along_reads_back_direct(http_server, downloads: Path, d
     def no_second_pass(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("the trailing hasher should have hashed every byte")
 
-    monkeypatch.setattr("laden.engine.finishing.hash_file", no_second_pass)
+    monkeypatch.setattr("laden.engine.downloading.finishing.hash_file", no_second_pass)
     with manager(ON) as m:
         info = m.wait(m.add(url, str(downloads), checksum=f"sha256:{digest}"))
     assert any(opened), "the trailing hasher should read direct"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from laden.core.states import State
-from laden.engine import direct, finishing, hashing, transfer
+from laden.engine import direct, hashing
+from laden.engine.downloading import finishing, preparing
 from laden.sources.http import PROBE_RANGE
 from servers.fixtures import random_bytes
 from servers.http_server import Faults
@@ -29,7 +30,7 @@ def no_second_pass(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the file was hashed again after the download")
 
     monkeypatch.setattr(finishing, "hash_file", refuse)
-    monkeypatch.setattr(transfer, "IN_ORDER_PIECE", 1 << 20)
+    monkeypatch.setattr(preparing, "IN_ORDER_PIECE", 1 << 20)
 
 
 @pytest.mark.parametrize("faults", [

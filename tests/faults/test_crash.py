@@ -211,7 +211,7 @@ def test_crash_inside_the_final_rename(moment: str, size: int, http_server: File
     renamed, with the journal not yet told), then laden starts from that copy. A small file
     comes whole with the probe, and its bytes are recorded on another path."""
     from engine.helpers import manager
-    from laden.engine import finishing
+    from laden.engine.downloading import finishing
 
     data = random_bytes(size, seed=705)
     url = http_server.add_file("/moment.bin", data)

@@ -325,6 +325,8 @@ def test_laden_run_and_its_log_show_item_names_escaped(http_server: FileServer,
 def test_every_log_record_is_one_printable_line(laden_dirs: dict[str, Path]) -> None:
     from laden.cli.logs import setup_logging
 
+    laden_logger = logging.getLogger("laden")
+    before = list(laden_logger.handlers), laden_logger.level, laden_logger.propagate
     path = setup_logging("debug")
     assert path is not None
     logger = logging.getLogger("laden.test_escapes")
@@ -336,9 +338,13 @@ def test_every_log_record_is_one_printable_line(laden_dirs: dict[str, Path]) -> 
         except ValueError:
             logger.exception("failed with \x9b")
     finally:
-        for handler in logging.getLogger("laden").handlers:
+        for handler in laden_logger.handlers:
             handler.close()
-        logging.getLogger("laden").handlers.clear()
+        # As it was: a logger left not propagating, with no handler, sends the next test's
+        # warnings to stderr through logging's last resort.
+        laden_logger.handlers[:] = before[0]
+        laden_logger.setLevel(before[1])
+        laden_logger.propagate = before[2]
     figures.FIGURES["bad inputs tried"] += 3
     text = _assert_shown_safely(Path(path).read_bytes(), "laden.log")
     assert ETAG_SHOWN in text and "\\u202egpj.exe" in text

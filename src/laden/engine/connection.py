@@ -1,12 +1,15 @@
-"""One connection of a download: take a segment, stream it into the partial file, repeat.
+"""One connection of a transfer: take a segment, move its bytes from the reader to the sink,
+repeat. The same loop for either direction: it knows the two ends only as the seam's
+`PieceReader` (a download's source) and `PieceSink` (a download's partial file).
 
 This is the loop that decides laden's speed, so it does as little as possible per read: one
 `readinto` into a buffer it reuses for its whole life (the read fills it in C with the GIL
 released; with a checksum to compute, into the bytes' place in the hash's ring instead), one
-`os.pwrite` at the segment's offset, and two short lock holds to keep the segment plan exact.
-When the partial file takes direct writes, reads fill the buffer before it is written, so each
-write to the disk is large. Read sizes adapt: small while a connection is slow, so pause,
-progress and stall detection stay prompt, growing to the full buffer when bytes arrive fast.
+positional write at the segment's offset (`os.pwrite` into a partial file), and two short lock
+holds to keep the segment plan exact. When the sink takes direct writes, reads fill the buffer
+before it is written, so each write to the disk is large. Read sizes adapt: small while a
+connection is slow, so pause, progress and stall detection stay prompt, growing to the full
+buffer when bytes arrive fast.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .segments import Segment
 
 if TYPE_CHECKING:
     from .download import Connection
-    from .transfer import Transfer
+    from .seam import Ends, Run
 
 FIRST_READ = 16 * 1024
 SMALLEST_READ = 4 * 1024
@@ -32,19 +35,19 @@ FILL_SECONDS = 0.1
 """How long a read may gather bytes for one direct write: progress and pause stay prompt."""
 
 
-def run_connection(transfer: Transfer, number: int) -> None:
+def run_connection(run: Run, ends: Ends, number: int) -> None:
     """Work until nothing is left to take, the transfer stops, or this connection gives up."""
-    ctx = transfer.ctx
-    plan = transfer.plan
+    hosts = run.hosts
+    plan = ends.plan
     assert plan is not None
-    download = transfer.download
-    stop = transfer.stop_event
-    host = transfer.host
-    live = transfer.connection(number)
-    if not ctx.hosts.acquire(host, stop, lambda: not plan.finished):
-        transfer.drop_connection(number)
+    download = run.download
+    stop = run.stop_event
+    host = ends.host
+    live = run.connection(number)
+    if not hosts.acquire(host, stop, lambda: not plan.finished):
+        run.drop_connection(number)
         return
-    view = aligned_buffer(ctx.config.buffer_size)
+    view = aligned_buffer(run.config.buffer_size)
     read_size = FIRST_READ
     attempt = 0
     segment: Segment | None = None
@@ -56,7 +59,7 @@ def run_connection(transfer: Transfer, number: int) -> None:
                     return
             live.start, live.end, live.position = segment.start, segment.end, segment.position
             try:
-                read_size = _stream_segment(transfer, segment, view, read_size, live)
+                read_size = _stream_segment(run, ends, segment, view, read_size, live)
                 attempt = 0
             except Replaced:
                 # Closed for being too slow: its range goes back, and this worker asks again on
@@ -67,81 +70,80 @@ def run_connection(transfer: Transfer, number: int) -> None:
             except SlowDown as exc:
                 plan.release(segment)
                 segment = None
-                new_limit = ctx.hosts.lower(host)
+                new_limit = hosts.lower(host)
                 download.add_error(f"{exc} (now at most {new_limit} connections to {host})")
-                if transfer.other_connections(number) > 0:
+                if run.other_connections(number) > 0:
                     return  # the others carry on; this connection's slot goes back
                 attempt += 1
                 live.retries += 1
-                if not transfer.backoff(attempt, exc):
+                if not run.backoff(attempt, exc):
                     return
             except Permanent as exc:
-                if exc.status == 403 and transfer.other_connections(number) > 0:
+                if exc.status == 403 and run.other_connections(number) > 0:
                     # Many servers answer 403 past a per-client connection limit: treat it as
                     # "slow down" while other connections to the same file still work.
                     plan.release(segment)
                     segment = None
-                    ctx.hosts.lower(host)
+                    hosts.lower(host)
                     download.add_error(f"{exc}; continuing with fewer connections")
                     return
-                transfer.fail(exc)
+                run.fail(exc)
                 return
             except (RemoteChanged, RangeNotSupported) as exc:
-                transfer.fail(exc)
+                run.fail(exc)
                 return
             except Retryable as exc:
                 if getattr(exc, "reresolve", False):
                     try:
-                        transfer.reresolve()
+                        ends.reader.renew()
                     except Exception as again:  # noqa: BLE001 - reported through the transfer
-                        transfer.fail(again)
+                        run.fail(again)
                         return
                 attempt += 1
                 live.retries += 1
                 live.last_status = str(exc)
                 download.add_error(str(exc))
-                if not transfer.backoff(attempt, exc):
-                    if transfer.other_connections(number) > 0:
+                if not run.backoff(attempt, exc):
+                    if run.other_connections(number) > 0:
                         plan.release(segment)
                         return
-                    transfer.fail(exc)
+                    run.fail(exc)
                     return
-            except Exception as exc:  # noqa: BLE001 - DiskError and bugs end the download cleanly
-                transfer.fail(exc)
+            except Exception as exc:  # noqa: BLE001 - DiskError and bugs end the transfer cleanly
+                run.fail(exc)
                 return
     finally:
-        ctx.hosts.release(host)
+        hosts.release(host)
         if segment is not None and not segment.finished and segment.connection == number:
             plan.release(segment)
-        transfer.drop_connection(number)
+        run.drop_connection(number)
 
 
 def _stream_segment(
-    transfer: Transfer, segment: Segment, view: memoryview, read_size: int, live: Connection
+    run: Run, ends: Ends, segment: Segment, view: memoryview, read_size: int,
+    live: Connection,
 ) -> int:
     """Read `segment` to its (possibly shrinking) end; returns the read size to use next."""
-    plan = transfer.plan
+    plan = ends.plan
     assert plan is not None
-    stop = transfer.stop_event
-    part = transfer.part
-    limits = transfer.limits
+    stop = run.stop_event
+    part = ends.sink
+    limits = run.limits
     full = len(view)
-    reader = transfer.source.open_range(
-        transfer.remote, segment.position, segment.end, transfer.download.options
-    )
+    reader = ends.reader.open_range(segment.position, segment.end)
     live.abort = getattr(reader, "abort", None)
     live.since = time.monotonic()
     first = segment.position
     live.last_status = "206 reading"
-    # Sources that can move bytes into the file inside the kernel say so per response; a direct
+    # Readers that can move bytes into the sink inside the kernel say so per response; a direct
     # write moves them with one copy too, without filling the page cache.
     splice = getattr(reader, "splice_into", None) if getattr(reader, "can_splice", False) else None
     if part.direct:
         splice = None
     # With a checksum to check, bytes the hash will reach soon are read into the hasher's ring.
-    hasher = transfer.hasher
+    hasher = ends.hasher
     # Piece hashes are taken from the bytes as written, while they are still in memory.
-    pieces = transfer.pieces.stream() if transfer.pieces is not None else None
+    pieces = ends.pieces.stream() if ends.pieces is not None else None
     try:
         while not stop.is_set():
             want = plan.reserve(segment, limits.read_size(read_size))
@@ -175,7 +177,7 @@ def _stream_segment(
         raise
     finally:
         if not live.replaced:
-            transfer.health.answer_read(segment.position - first, time.monotonic() - live.since)
+            run.health.answer_read(segment.position - first, time.monotonic() - live.since)
         live.since, live.abort = 0.0, None
         reader.close()
 
@@ -205,62 +207,62 @@ def _fill(reader: object, region: memoryview, began: float) -> int:
     return got
 
 
-def run_single_stream(transfer: Transfer) -> None:
+def run_single_stream(run: Run, ends: Ends) -> None:
     """The whole file on one connection, for servers without ranges or a known size.
 
-    Such a download cannot resume: any failure starts it again from byte zero, so bytes from two
-    responses are never joined.
+    Such a transfer cannot resume: any failure starts it again from byte zero, so bytes from
+    two responses are never joined.
     """
-    ctx = transfer.ctx
-    stop = transfer.stop_event
-    live = transfer.connection(0)
-    full = ctx.config.buffer_size
+    stop = run.stop_event
+    live = run.connection(0)
+    full = run.config.buffer_size
     view = aligned_buffer(full)
     attempt = 0
     while not stop.is_set():
         position = 0
         read_size = FIRST_READ
-        pieces = transfer.pieces.stream() if transfer.pieces is not None else None
+        pieces = ends.pieces.stream() if ends.pieces is not None else None
         try:
-            reader = transfer.source.open_range(transfer.remote, 0, None, transfer.download.options)
+            reader = ends.reader.open_range(0, None)
             live.abort = getattr(reader, "abort", None)
             live.since = time.monotonic()
+            sink = ends.sink
             try:
                 live.last_status = "200 reading"
                 while not stop.is_set():
                     began = time.monotonic()
-                    region = slot(view, position, transfer.limits.read_size(read_size))
+                    region = slot(view, position, run.limits.read_size(read_size))
                     n = reader.readinto(region)
                     if n == 0:
                         break
-                    transfer.part.write(region[:n], position, placed=True)
+                    sink.write(region[:n], position, placed=True)
                     if pieces is not None:
                         pieces.feed(position, region[:n])
                     position += n
                     live.position = live.bytes = position
-                    transfer.streamed = position
+                    run.streamed = position
                     read_size = adapted(read_size, time.monotonic() - began, full)
-                    transfer.limits.consume(n, stop)
+                    run.limits.consume(n, stop)
             finally:
                 live.since, live.abort = 0.0, None
                 reader.close()
             if stop.is_set():
                 return
-            size = transfer.remote.size
+            size = ends.reader.size
             if size is not None and position != size:
                 raise Retryable(f"the server sent {position} of {size} bytes")
-            transfer.finish_stream(position)
+            run.finish_stream(position)
             return
         except Retryable as error:
             exc = Retryable(live.replaced) if live.replaced else error
             live.replaced = None
             attempt += 1
             live.retries += 1
-            transfer.download.add_error(f"{exc}; starting again from the first byte")
-            transfer.streamed = 0
-            if not transfer.backoff(attempt, exc):
-                transfer.fail(exc)
+            run.download.add_error(f"{exc}; starting again from the first byte")
+            run.streamed = 0
+            if not run.backoff(attempt, exc):
+                run.fail(exc)
                 return
         except Exception as exc:  # noqa: BLE001 - reported through the transfer
-            transfer.fail(exc)
+            run.fail(exc)
             return

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo, ConnectionInfo, DownloadInfo, ErrorRecord, Tick
@@ -21,7 +21,7 @@ from .segments import SegmentPlan, merge_ranges
 
 if TYPE_CHECKING:
     from ..sources.base import RemoteInfo
-    from .transfer import Transfer
+    from .ratelimit import TokenBucket
 
 MAX_ERRORS = 20
 HISTORY_SECONDS = 300
@@ -63,6 +63,17 @@ class Connection:
         self._sampled = (now, self.bytes)
 
 
+class Running(Protocol):
+    """What the queue holds of a download's running transfer (a `coordinator.Coordinator`)."""
+
+    own_limit: TokenBucket
+
+    @property
+    def stop_reason(self) -> str | None: ...
+    def stop(self, reason: str) -> None: ...
+    def join(self, timeout: float | None = None) -> None: ...
+
+
 class Download:
     def __init__(self, record: Record, options: DownloadOptions) -> None:
         self.record = record
@@ -73,7 +84,7 @@ class Download:
         """Interrupted in an earlier session and waiting for someone to resume it."""
         self.waiting_for_space = False
         """Paused because the disk was full; the manager resumes it when there is room."""
-        self.transfer: Transfer | None = None
+        self.transfer: Running | None = None
         self.remote: RemoteInfo | None = None
         self.plan: SegmentPlan | None = None
         self.connections: dict[int, Connection] = {}
@@ -171,6 +182,13 @@ class Download:
         if plan is not None:
             self._bytes_done_cache = plan.done_bytes()
         return self._bytes_done_cache
+
+    def drop_plan(self, *, done: int) -> None:
+        """No plan from now on (the download finished, or starts again): `done` bytes count as
+        done until there is one."""
+        with self.lock:
+            self.plan = None
+            self._bytes_done_cache = done
 
     def done_ranges(self) -> list[tuple[int, int]]:
         plan = self.plan

@@ -4,7 +4,7 @@ The manager hands each event here before its listeners, so the log tells the sam
 the screen: added (with the address, credentials removed), each change of state with its
 reason, restarts from zero and why, checksum verdicts, removals. Failures are warnings, so
 they are in the log at the default level; the rest is info. Retries are logged where the
-wait is decided (`Transfer.backoff`), requests by the sources (`sources.requests_log`).
+wait is decided (`Coordinator.backoff`), requests by the sources (`sources.requests_log`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..core.config import Config
     from .checking import VerifyResult
     from .download import Download
-    from .transfer import Transfer
+    from .seam import Run
 
 log = logging.getLogger("laden")
 JOURNAL_KEY = "format_check"
@@ -35,28 +35,28 @@ def wanted(download: Download, config: Config) -> bool:
     return on and kind_of(download.record.dest or "") is not None
 
 
-def check_before_rename(transfer: Transfer) -> None:
-    """Check the partial file as the file it is about to become.
+def check_before_rename(run: Run, path: str) -> None:
+    """Check the partial file at `path` as the file it is about to become.
 
     Raises:
         FormatError: it is not a whole file of its kind; it keeps its partial name.
     """
-    download = transfer.download
-    if not wanted(download, transfer.ctx.config):
+    download = run.download
+    if not wanted(download, run.config):
         return
     name = os.path.basename(download.record.dest or "")
     try:
-        report = check_file(transfer.part.path, name)
+        report = check_file(path, name)
     except OSError as exc:  # the hashing before this read it: say so, do not guess
         log.warning("download %s: the model-file check could not read %s: %s",
-                    download.id, transfer.part.path, exc)
+                    download.id, path, exc)
         return
     if report is None:
         return
     note(download, report)
-    transfer.ctx.save(download)
-    transfer.ctx.emit(events.FormatChecked(download.id, report.kind, report.ok, report.detail,
-                                           download.info()))
+    run.save()
+    run.emit(events.FormatChecked(download.id, report.kind, report.ok, report.detail,
+                                  download.info()))
     if not report.ok:
         raise FormatError(report.detail, kind=report.kind)
 

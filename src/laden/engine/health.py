@@ -3,7 +3,7 @@
 The stall timeout catches a connection that sends nothing; a server that sends one byte every
 second never trips it, and neither does a connection that crawls while its siblings fly. The
 transfer asks `judge` a few times a second; a connection it names is closed and a fresh one
-takes over its remaining range (see `Transfer._replace_slow`).
+takes over its remaining range (see `Coordinator._replace_slow`).
 
 Two rules, as download managers have them (aria2's `--lowest-speed-limit`, Surge's health
 check):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..core.errors import DiskError, JournalError
-from ..store.journal import boot_id
+from ...core.errors import DiskError, JournalError
+from ...store.journal import boot_id
 
 if TYPE_CHECKING:
-    from .transfer import Transfer
+    from ..seam import Run
+    from .files import DownloadFiles
 
 
-def checkpoint(transfer: Transfer, *, final: bool = False, flush: bool = False) -> None:
+def checkpoint(run: Run, files: DownloadFiles, *, final: bool = False, flush: bool = False
+               ) -> None:
     """Record which bytes are written, and when `flush`, force them to disk first.
 
     Every checkpoint notes the kernel's boot id. After a crash or `kill -9` of laden the
@@ -20,31 +22,33 @@ def checkpoint(transfer: Transfer, *, final: bool = False, flush: bool = False) 
     ranges last flushed are (see `Journal`). Forcing every checkpoint to disk would cap
     downloads at the disk's write speed, which curl, wget and aria2c never wait for.
     """
-    plan = transfer.plan
-    if plan is None or transfer.ctx.journal is None:
+    plan = files.plan
+    journal = run.journal
+    if plan is None or journal is None:
         return
     ranges = plan.done_ranges()
+    part = files.part
     try:
-        if not final and not transfer.part.still_there():
-            raise DiskError(f"{transfer.part.path} was deleted during the download, or its "
-                            "folder was")
+        if not final and not part.still_there():
+            raise DiskError(f"{part.path} was deleted during the download, or its folder was")
         if flush:
-            transfer.part.flush()
+            part.flush()
     except DiskError as exc:
-        transfer.fail(exc)
+        run.fail(exc)
         return
-    with transfer.download.lock:
-        record = transfer.download.record
+    download = run.download
+    with download.lock:
+        record = download.record
         record.done_ranges = ranges
         record.boot_id = boot_id()
         if flush:
             record.flushed_ranges = ranges
     if final or flush:
-        transfer.ctx.save(transfer.download)
+        run.save()
         return
     try:
-        transfer.ctx.journal.save_progress(transfer.download.id, ranges)
+        journal.save_progress(download.id, ranges)
     except JournalError as exc:
         # Progress that cannot be recorded is not safe to go on with: pause, keep the
         # bytes (the journal still holds its last true record) and say why.
-        transfer.fail(DiskError(str(exc), no_space=exc.no_space))
+        run.fail(DiskError(str(exc), no_space=exc.no_space))

@@ -12,20 +12,24 @@ import stat
 from collections.abc import Container
 from typing import TYPE_CHECKING
 
-from ..core.errors import Cancelled, DestinationExists
-from ..core.names import DEFAULT_NAME, free_name, sanitize_filename
-from ..core.options import DownloadOptions
-from .partfile import PART_SUFFIX
-from .segments import merge_ranges
-from .verify import checksums_to_check
+from ...core.errors import DestinationExists
+from ...core.names import DEFAULT_NAME, free_name, sanitize_filename
+from ...core.options import DownloadOptions
+from ..partfile import PART_SUFFIX
+from ..seam import Skip
+from ..segments import merge_ranges
+from ..verify import checksums_to_check
 
 if TYPE_CHECKING:
-    from ..sources.base import RemoteInfo
-    from ..store.journal import Record
+    from ...core.config import Config
+    from ...sources.base import RemoteInfo
+    from ...store.journal import Record
+    from ..download import Download
 
 
-class Skip(Cancelled):
-    """conflict = skip and the file exists: the download is finished without transferring."""
+def conflict_policy(download: Download, config: Config) -> str:
+    """What to do when the destination exists: the download's option, else the setting."""
+    return download.options.conflict or config.conflict
 
 
 def choose_destination(

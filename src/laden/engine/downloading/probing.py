@@ -9,26 +9,27 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from ..core.errors import Cancelled, Permanent, Retryable
-from ..core.urls import strip_credentials
-from .destination import choose_destination
+from ...core.errors import Cancelled, Permanent, Retryable
+from ...core.urls import strip_credentials
+from .destination import choose_destination, conflict_policy
 from .restarts import reset
 
 if TYPE_CHECKING:
-    from ..sources.base import RemoteInfo
-    from .transfer import Transfer
+    from ...sources.base import RemoteInfo
+    from ..seam import Run
+    from .files import DownloadFiles
 
 
-def probe(transfer: Transfer) -> RemoteInfo:
+def probe(run: Run, files: DownloadFiles) -> RemoteInfo:
     attempt = 0
     while True:
         try:
-            return transfer.source.probe(transfer.download.record.url, transfer.download.options)
+            return files.probe_again()
         except Permanent as exc:
             # 401 and 403 are sometimes passing (a token being rotated, a CDN warming up):
             # one more try before calling them final.
             if exc.status not in (401, 403) or attempt > 0:
-                missing = transfer.download.options.missing_headers
+                missing = run.download.options.missing_headers
                 if exc.status in (401, 403) and missing:
                     raise Permanent(
                         f"{exc}; the header{'s' if len(missing) > 1 else ''} "
@@ -38,31 +39,31 @@ def probe(transfer: Transfer) -> RemoteInfo:
                     ) from None
                 raise
             attempt += 1
-            transfer.download.add_error(str(exc))
-            if not transfer.backoff(attempt, exc):
+            run.download.add_error(str(exc))
+            if not run.backoff(attempt, exc):
                 raise
         except Retryable as exc:
             attempt += 1
-            transfer.download.add_error(str(exc))
-            if not transfer.backoff(attempt, exc):
-                if transfer.stop_event.is_set():
+            run.download.add_error(str(exc))
+            if not run.backoff(attempt, exc):
+                if run.stop_event.is_set():
                     raise Cancelled("stopped") from None
                 raise
 
 
-def adopt(transfer: Transfer, remote: RemoteInfo) -> None:
+def adopt(run: Run, files: DownloadFiles, remote: RemoteInfo) -> None:
     """Take the probe's facts; restart when they describe another version of the file."""
-    from ..sources.base import RemoteInfo
+    from ...sources.base import RemoteInfo
 
-    download = transfer.download
+    download = run.download
     record = download.record
     if record.extra.get("etag_is_a_token"):
         # See restarts.etag_is_a_token: this server's ETags say nothing, so they are not pinned.
-        remote = transfer.remote = dataclasses.replace(remote, etag=None, version=None)
+        remote = files.remote = dataclasses.replace(remote, etag=None, version=None)
     if record.extra.get("one_stream") and remote.supports_ranges:
-        # This server answered some ranges with the whole file (see restarts.restart_after): a
+        # This server answered some ranges with the whole file (see restarts.judge_change): a
         # probe that shows ranges again must not undo that.
-        remote = transfer.remote = dataclasses.replace(remote, supports_ranges=False)
+        remote = files.remote = dataclasses.replace(remote, supports_ranges=False)
     if record.done_ranges:
         before = RemoteInfo(
             url=record.url, final_url=record.final_url or record.url, size=record.size,
@@ -70,14 +71,14 @@ def adopt(transfer: Transfer, remote: RemoteInfo) -> None:
             last_modified=record.last_modified, version=record.version,
         )
         if not record.supports_ranges or not remote.supports_ranges:
-            reset(transfer, "the server cannot resume this file, so it starts again")
+            reset(run, files, "the server cannot resume this file, so it starts again")
         elif not before.same_version(remote):
             if before.size == remote.size and not (
                 before.version or before.last_modified
             ) and any(c.get("origin") == "you" for c in record.checksums):
                 pass  # no validator to compare, but your checksum will catch a mix-up
             else:
-                reset(transfer, before.describe_change(remote))
+                reset(run, files, before.describe_change(remote))
     with download.lock:
         # A redirect to http://user:password@host/ keeps its password in memory only.
         record.final_url = strip_credentials(remote.final_url)
@@ -89,14 +90,14 @@ def adopt(transfer: Transfer, remote: RemoteInfo) -> None:
         record.extra.update(remote.extra)
         mine = [c for c in record.checksums if c.get("origin") == "you"]
         published = [dataclasses.asdict(c) for c in remote.checksums]
-        record.checksums = mine + (published if transfer.ctx.config.verify else [])
+        record.checksums = mine + (published if run.config.verify else [])
         if record.dest is None:
-            _choose_destination(transfer, remote)
-    transfer.ctx.save(download)
+            _choose_destination(run, remote)
+    run.save()
 
 
-def _choose_destination(transfer: Transfer, remote: RemoteInfo) -> None:
-    download = transfer.download
-    with transfer.ctx.choosing_name(download) as taken:
+def _choose_destination(run: Run, remote: RemoteInfo) -> None:
+    download = run.download
+    with run.choosing_name() as taken:
         choose_destination(download.record, download.options, remote,
-                           transfer._conflict_policy(), taken)
+                           conflict_policy(download, run.config), taken)

@@ -1,0 +1,1 @@
+"""The download direction at the coordinator's seam (see `seam` and `direction`)."""

@@ -1,0 +1,146 @@
+"""The last steps of a download: verify the bytes, rename the partial file, record it done.
+
+Also the one case where those steps already happened: laden stopped between the final rename
+and the journal's record of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from ...core.errors import Cancelled, DestinationExists, Retryable
+from ...core.names import free_name
+from ...core.states import State
+from .. import events
+from ..format_check import check_before_rename
+from ..partfile import finish
+from ..pieces import PieceRecorder
+from ..verify import checksums_to_check, hash_file, record_digests
+from .destination import conflict_policy, renamed_whole
+
+if TYPE_CHECKING:
+    from ..seam import Run
+    from .files import DownloadFiles
+
+log = logging.getLogger("laden.transfer")
+
+
+def verify(run: Run, files: DownloadFiles) -> None:
+    download = run.download
+    record = download.record
+    size = record.size if files.plan is not None else run.stream_size
+    actual = os.fstat(files.part.fd).st_size
+    if size is not None and actual != size:
+        raise Retryable(f"the partial file has {actual} bytes, expected {size}")
+    with download.lock:
+        record.size = size
+    wanted = checksums_to_check(record.checksums)
+    if not wanted:
+        check_before_rename(run, files.part.path)  # a model file's structure (see `formats`)
+        return
+    run.set_state(State.VERIFYING)
+    run.save()  # `laden list` in another terminal shows it: hashing takes time
+    algorithms = {c["algorithm"] for c in wanted}
+    digests = files.drop_hasher(keep=True)
+    if digests is None or not algorithms <= digests.keys():
+        digests = hash_file(files.part.path, algorithms, stop=run.stop_event)
+    with download.lock:
+        mismatch = record_digests(wanted, digests)
+    run.save()
+    run.emit(events.Verified(download.id, mismatch is None, download.info()))
+    if mismatch is not None:
+        raise mismatch
+    # After the checksum: a mismatch may mean a changed remote.
+    check_before_rename(run, files.part.path)
+
+
+def finish_download(run: Run, files: DownloadFiles) -> None:
+    download = run.download
+    record = download.record
+    assert record.dest is not None
+    keep_piece_hashes(run, files)
+    policy = conflict_policy(download, run.config)
+    part = files.part
+    with download.lock:
+        if run.stop_event.is_set():
+            raise Cancelled(run.stop_reason or "stopped")
+        part.close()
+        while True:
+            try:
+                finish(part.path, record.dest, overwrite=policy == "overwrite",
+                       durable=run.config.flush_on_finish)
+                break
+            except FileExistsError:
+                if policy != "rename":
+                    raise DestinationExists(
+                        f"{record.dest} appeared during the download (conflict policy "
+                        f"{policy}); the download is kept as {part.path}"
+                    ) from None
+                with run.choosing_name() as taken:
+                    record.dest = free_name(record.dest, taken)
+                record.filename = os.path.basename(record.dest)
+        mark_done(run)  # under the same lock hold as the rename: no pause in between
+    announce_done(run)
+
+
+def keep_piece_hashes(run: Run, files: DownloadFiles) -> None:
+    """Hash the pieces the connections could not (see `pieces`), and keep them all with the
+    record, so a later `verify` names damaged ranges and `repair` fetches only those."""
+    download = run.download
+    record = download.record
+    if record.size is None:
+        return
+    recorder = files.pieces
+    if recorder is None or recorder.size != record.size:  # a stream of unknown size
+        recorder = PieceRecorder(record.size)
+    try:
+        hashes = recorder.complete(files.part.path, files.probe_body())
+    except OSError as exc:  # the file is whole and checked: only a later repair is lost
+        log.warning("download %s: no piece hashes: %s", download.id, exc)
+        return
+    with download.lock:
+        record.pieces = hashes.to_journal()
+
+
+def mark_done(run: Run) -> None:
+    download = run.download
+    record = download.record
+    with download.lock:
+        record.finished = time.time()
+        record.message = ""
+        size = record.size or 0
+        record.done_ranges = [(0, size)] if size else []
+        download.drop_plan(done=size)
+        download.speed = 0.0
+        download.connections.clear()
+        run.set_state(State.DONE)
+
+
+def announce_done(run: Run) -> None:
+    run.save()
+    run.emit(events.Completed(run.download.id, run.download.info()))
+
+
+def renamed_before_a_crash(run: Run, files: DownloadFiles) -> bool:
+    """True when laden stopped between the final rename and the journal's record of it.
+
+    The partial file is gone and the final name holds this download's bytes (see
+    `renamed_whole`), checked against its checksum when one is known. That file is this
+    download, finished: fetching it again would leave a duplicate `name.1`.
+    """
+    record = run.download.record
+    if not renamed_whole(record, files.probe_body()):
+        return False
+    wanted = checksums_to_check(record.checksums)
+    if wanted:
+        run.set_state(State.VERIFYING)
+        digests = hash_file(record.dest, {c["algorithm"] for c in wanted}, stop=run.stop_event)
+        if any(digests[c["algorithm"]] != c["expected"] for c in wanted):
+            return False
+        with run.download.lock:
+            for checksum in wanted:
+                checksum["actual"], checksum["verified"] = checksum["expected"], True
+    return True
