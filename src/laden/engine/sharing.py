@@ -33,7 +33,8 @@ class Request:
     """What one process asks for: an address into a folder, under a name or the server's."""
 
     address: str
-    destination: str
+    destination: str | None
+    """The folder; None: the download folder of the settings."""
     name: str | None = None
 
     @property

@@ -37,10 +37,12 @@ class NotFetching(Exception):
     """The owner of the state folder is not fetching every request asked about."""
 
 
-def fetch_key(address: str, destination: str, name: str | None = None) -> str:
+def fetch_key(address: str, destination: str | None, name: str | None = None) -> str:
     """The hash naming one request: the same address into the same place, whoever asks.
-    `address` must already be without credentials."""
-    identity = "\0".join((address, os.path.abspath(destination), name or ""))
+    `address` must already be without credentials; `destination` None is the settings'
+    download folder."""
+    identity = "\0".join((address, os.path.abspath(destination) if destination else "",
+                           name or ""))
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
