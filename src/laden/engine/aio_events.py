@@ -17,11 +17,14 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from ..core.snapshots import DownloadInfo
 from ..core.states import State
 from . import events
-from .manager import DownloadManager
+
+if TYPE_CHECKING:
+    from .context import Engine
 
 log = logging.getLogger("laden")
 
@@ -45,7 +48,7 @@ class EventStream:
         download_id: the download, or None for all.
     """
 
-    def __init__(self, bridge: LoopBridge, engine: Callable[[], Awaitable[DownloadManager]],
+    def __init__(self, bridge: LoopBridge, engine: Callable[[], Awaitable[Engine]],
                  download_id: int | None) -> None:
         self._bridge = bridge
         self._engine = engine
@@ -150,7 +153,7 @@ def _is_last(event: events.Event) -> bool:
 
 
 async def wait(
-    manager: DownloadManager,
+    manager: Engine,
     download_id: int,
     timeout: float | None = None,
     *,
@@ -202,7 +205,7 @@ def _unsubscribe(subscribed: asyncio.Future[Callable[[], None]]) -> None:
         subscribed.get_loop().run_in_executor(None, subscribed.result())
 
 
-def _look(manager: DownloadManager, download_id: int) -> tuple[DownloadInfo, bool]:
+def _look(manager: Engine, download_id: int) -> tuple[DownloadInfo, bool]:
     """In a worker thread: the download's snapshot, and whether `wait` is over."""
     download = manager.queue.get(download_id)
     return download.info(), download.settled()

@@ -29,7 +29,7 @@ from ..core.states import State
 from . import events
 
 if TYPE_CHECKING:
-    from .manager import DownloadManager
+    from .context import Engine
 
 log = logging.getLogger("laden")
 
@@ -82,7 +82,7 @@ class CallbackDispatcher:
         interval: seconds between two `on_progress` calls of one download, at least.
     """
 
-    def __init__(self, manager: DownloadManager, interval: float = INTERVAL) -> None:
+    def __init__(self, manager: Engine, interval: float = INTERVAL) -> None:
         self._manager = manager
         self._interval = interval
         self._wake = threading.Condition(threading.Lock())

@@ -11,13 +11,13 @@ from . import events
 from .partfile import remove_partial
 
 if TYPE_CHECKING:
+    from .context import Engine
     from .download import Download
-    from .manager import DownloadManager
 
 log = logging.getLogger("laden")
 
 
-def pause(manager: DownloadManager, download_id: int) -> bool:
+def pause(manager: Engine, download_id: int) -> bool:
     """Pause a queued or running download; False when it is not paused (done, failed, paused
     already, or finishing)."""
     download = manager.queue.get(download_id)
@@ -48,7 +48,7 @@ def _all_bytes_written(download: Download) -> bool:
         download.done_bytes() >= size)
 
 
-def resume(manager: DownloadManager, download_id: int) -> None:
+def resume(manager: Engine, download_id: int) -> None:
     download = manager.queue.get(download_id)
     with download.lock:
         download.held = False
@@ -67,7 +67,7 @@ def resume(manager: DownloadManager, download_id: int) -> None:
 _QUEUED_OR_RUNNING = frozenset({State.QUEUED, *ACTIVE})
 
 
-def _announce(manager: DownloadManager, download: Download, old: State, new: State,
+def _announce(manager: Engine, download: Download, old: State, new: State,
               event: type[events.Paused | events.Resumed]) -> None:
     """Save a state you changed, tell the listeners, and let the queue count again."""
     manager.save(download)
@@ -77,7 +77,7 @@ def _announce(manager: DownloadManager, download: Download, old: State, new: Sta
     manager.queue.notify()
 
 
-def cancel(manager: DownloadManager, download_id: int) -> None:
+def cancel(manager: Engine, download_id: int) -> None:
     download = manager.queue.get(download_id)
     with download.lock:
         if download.state in (State.DONE, State.CANCELLED):
@@ -95,7 +95,7 @@ def cancel(manager: DownloadManager, download_id: int) -> None:
     manager.queue.notify()
 
 
-def remove(manager: DownloadManager, download_id: int, delete_file: bool = False) -> None:
+def remove(manager: Engine, download_id: int, delete_file: bool = False) -> None:
     download = manager.queue.get(download_id)
     with download.lock:
         transfer = download.transfer

@@ -16,7 +16,7 @@ import time
 from collections.abc import Container
 from concurrent.futures import Future, wait
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from ..core.config import Config
 from ..core.errors import (
@@ -34,13 +34,13 @@ from ..core.retry import RetryPolicy
 from ..core.states import State
 from . import events
 from .connection import run_connection, run_single_stream
+from .context import EngineContext
 from .download import Connection, Download
 from .health import Health
 from .ratelimit import Limits, TokenBucket
 from .seam import Change, Direction, Skip
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
 
     from ..sources.registry import SourceRegistry
     from ..store.journal import Journal
@@ -51,23 +51,6 @@ TICK = 0.25
 MAX_RESTARTS = 3
 CHANGES = (RemoteChanged, RangeNotSupported, ChecksumMismatch)
 """Errors that may mean the bytes moved so far are of another version (see `_after_change`)."""
-
-
-class EngineContext(Protocol):
-    config: Config
-    journal: Journal | None
-    sources: SourceRegistry
-    hosts: HostLimiter
-    bandwidth: TokenBucket
-    executor: ThreadPoolExecutor
-
-    def emit(self, event: events.Event) -> None: ...
-    def tell_progress(self, download: Download, *, last: bool = False) -> None: ...
-    # Any: the manager names what it started by the class it built (`transfer.Transfer`).
-    def transfer_ended(self, transfer: Any) -> None: ...
-    def next_transfer(self) -> Coordinator | None: ...
-    def save(self, download: Download) -> None: ...
-    def choosing_name(self, download: Download) -> AbstractContextManager[Container[str]]: ...
 
 
 class Coordinator:

@@ -28,13 +28,29 @@ from ..core.errors import UnknownDownload
 from ..core.states import State
 from .claims import Claims
 from .download import Download
-from .reruns import FinishedIndex
 
 if TYPE_CHECKING:
     from ..core.options import DownloadOptions
     from ..store.journal import Journal, Record
 
 Started = TypeVar("Started")
+
+
+class FinishedIndex:
+    """Finished downloads of earlier sessions by (address, folder), read once.
+
+    Downloads finished in this session are held by the queue and found there; the index
+    only spares each `add` a pass over the journal's whole history (see `Queue.records_at`,
+    which `reruns` asks).
+    """
+
+    def __init__(self, journal: Journal | None) -> None:
+        self._by_address: dict[tuple[str, str], list[Record]] = {}
+        for record in journal.load_done() if journal is not None else ():
+            self._by_address.setdefault((record.url, record.dest_dir), []).append(record)
+
+    def records(self, url: str, folder: str) -> list[Record]:
+        return self._by_address.get((url, folder), [])
 
 
 class Queue:

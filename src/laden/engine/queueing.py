@@ -23,11 +23,11 @@ from .adding import (
 
 if TYPE_CHECKING:
     from ..sources.base import Source
-    from .manager import DownloadManager
+    from .context import Engine
 
 
 def add(
-    manager: DownloadManager,
+    manager: Engine,
     url: str,
     dest: str | None,
     *,
@@ -44,7 +44,7 @@ def add(
 
 
 def find_finished(
-    manager: DownloadManager, url: str, dest: str | None, options: DownloadOptions, *,
+    manager: Engine, url: str, dest: str | None, options: DownloadOptions, *,
     rehash: bool,
 ) -> reruns.FinishedCopy | None:
     """The finished copy `add` would return for these arguments (see `reruns`)."""
@@ -55,7 +55,7 @@ def find_finished(
 
 
 def _queue(
-    manager: DownloadManager,
+    manager: Engine,
     url: str,
     dest: str | None,
     options: DownloadOptions,
@@ -113,7 +113,7 @@ def _queue(
 
 
 def add_all(
-    manager: DownloadManager,
+    manager: Engine,
     url: str,
     dest: str | None,
     *,
@@ -148,7 +148,7 @@ def _checked(url: str, options: DownloadOptions | None, option_fields: dict[str,
 
 
 def _resolve(
-    manager: DownloadManager, dest: str | None, options: DownloadOptions
+    manager: Engine, dest: str | None, options: DownloadOptions
 ) -> tuple[str, str | None]:
     from ..store import paths
 

@@ -17,12 +17,12 @@ from .format_check import after_recheck
 from .repair import RepairResult, repair_file
 
 if TYPE_CHECKING:
+    from .context import Engine
     from .download import Download
-    from .manager import DownloadManager
 
 
 def verify(
-    manager: DownloadManager, download_id: int, algorithm: str | None, expected: str | None,
+    manager: Engine, download_id: int, algorithm: str | None, expected: str | None,
     *, record: bool | None,
 ) -> VerifyResult:
     """`DownloadManager.verify`: see there."""
@@ -44,7 +44,7 @@ def verify(
     return result
 
 
-def repair(manager: DownloadManager, download_id: int) -> RepairResult:
+def repair(manager: Engine, download_id: int) -> RepairResult:
     """`DownloadManager.repair`: see there."""
     download = manager.queue.get(download_id)
     before = _before(download)
@@ -65,7 +65,7 @@ def _before(download: Download) -> tuple[State, str]:
         return download.state, download.record.message
 
 
-def _verifying(manager: DownloadManager, download: Download) -> Callable[[], None]:
+def _verifying(manager: Engine, download: Download) -> Callable[[], None]:
     """What `recheck` and `repair_file` call before they start hashing."""
 
     def verifying() -> None:
@@ -75,7 +75,7 @@ def _verifying(manager: DownloadManager, download: Download) -> Callable[[], Non
     return verifying
 
 
-def _verified(manager: DownloadManager, download: Download, result: VerifyResult
+def _verified(manager: Engine, download: Download, result: VerifyResult
               ) -> VerifyResult:
     new = State.DONE if result.ok else State.FAILED
     with download.lock:
@@ -86,7 +86,7 @@ def _verified(manager: DownloadManager, download: Download, result: VerifyResult
     return result
 
 
-def _settle(manager: DownloadManager, download: Download, state: State, message: str) -> None:
+def _settle(manager: Engine, download: Download, state: State, message: str) -> None:
     """End a verification in `state` (the one before it, when the result changes nothing)."""
     with download.lock:
         if download.state is state:

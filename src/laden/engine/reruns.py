@@ -26,8 +26,8 @@ from .verify import hash_file
 
 if TYPE_CHECKING:
     from ..core.options import DownloadOptions
-    from ..store.journal import Journal, Record
-    from .manager import DownloadManager
+    from ..store.journal import Record
+    from .context import Engine
 
 
 @dataclass(frozen=True)
@@ -61,24 +61,8 @@ class Stale:
     reason: str
 
 
-class FinishedIndex:
-    """Finished downloads of earlier sessions by (address, folder), read once.
-
-    Downloads finished in this session are held by the queue and found there; the index
-    only spares each `add` a pass over the journal's whole history (see `Queue.records_at`).
-    """
-
-    def __init__(self, journal: Journal | None) -> None:
-        self._by_address: dict[tuple[str, str], list[Record]] = {}
-        for record in journal.load_done() if journal is not None else ():
-            self._by_address.setdefault((record.url, record.dest_dir), []).append(record)
-
-    def records(self, url: str, folder: str) -> list[Record]:
-        return self._by_address.get((url, folder), [])
-
-
 def find(
-    manager: DownloadManager,
+    manager: Engine,
     url: str,
     folder: str,
     filename: str | None,
@@ -108,7 +92,7 @@ def find(
     return None
 
 
-def _remote_change(manager: DownloadManager, record: Record, options: DownloadOptions
+def _remote_change(manager: Engine, record: Record, options: DownloadOptions
                    ) -> tuple[str | None, str]:
     """(why the remote file is not the version downloaded, or None; what was found)."""
     from ..sources.versions import Validators, difference

@@ -16,7 +16,7 @@ from .partfile import has_room_to_resume
 from .transfer import Transfer
 
 if TYPE_CHECKING:
-    from .manager import DownloadManager
+    from .context import Engine
 
 log = logging.getLogger("laden")
 
@@ -32,7 +32,7 @@ class Scheduler:
         manager: whose queue, settings and events; its transfers are given it as context.
     """
 
-    def __init__(self, manager: DownloadManager) -> None:
+    def __init__(self, manager: Engine) -> None:
         self._manager = manager
         self._queue = manager.queue
         self._thread = threading.Thread(target=self._schedule, name="laden-queue", daemon=True)
@@ -126,7 +126,7 @@ class Scheduler:
             self._queue.notify()
 
 
-def load(manager: DownloadManager, resume_interrupted: bool) -> None:
+def load(manager: Engine, resume_interrupted: bool) -> None:
     """Hold the journal's unfinished downloads; those that were running when laden stopped
     are queued again, and held until someone resumes them unless `resume_interrupted`."""
     assert manager.journal is not None

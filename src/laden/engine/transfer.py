@@ -7,7 +7,8 @@ work is the coordinator's (`coordinator`), what is particular to downloading is 
 
 from __future__ import annotations
 
-from .coordinator import Coordinator, EngineContext
+from .context import EngineContext
+from .coordinator import Coordinator
 from .download import Download
 from .downloading.direction import DownloadDirection
 
