@@ -218,13 +218,25 @@ CLOUD_OPTIONS: tuple[tuple[str, str, str], ...] = (
                              "huggingface.co)"),
     ("--hf-token-file", "FILE", "read the Hugging Face token from FILE (default: HF_TOKEN "
                                 "or your hub login)"),
+    ("--azureml-workspace", "NAME", "Azure ML workspace of azureml://datastores/... and "
+                                    "azureml://jobs/... addresses, or its resource id "
+                                    "(default: the Azure ML job's, or a config.json here or "
+                                    "above)"),
+    ("--azureml-resource-group", "NAME", "the Azure ML workspace's resource group"),
+    ("--azureml-subscription", "ID", "the Azure ML workspace's subscription"),
+    ("--azureml-arm-endpoint", "URL", "Azure Resource Manager endpoint (default: "
+                                      "LADEN_AZUREML_ARM_ENDPOINT, or the cloud's)"),
+    ("--azureml-storage-endpoint", "URL", "reach datastores' storage accounts at URL, where "
+                                          "{account} is the account name (default: "
+                                          "LADEN_AZUREML_STORAGE_ENDPOINT, or the datastore's)"),
 )
 SECRET_CLOUD_OPTIONS = frozenset({"s3_access_key_id"})
 
 
 def add_cloud_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "object stores and Hugging Face (each SDK's own credentials are used when none given)")
+        "object stores, Hugging Face and Azure ML (each SDK's own credentials are used when "
+        "none given)")
     for flag, metavar, text in CLOUD_OPTIONS:
         group.add_argument(flag, metavar=metavar, help=text)
     group.add_argument("--anonymous", action="store_true",

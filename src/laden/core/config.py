@@ -43,6 +43,8 @@ EXTRA_SETTINGS = frozenset({
     "azure_account_url", "azure_connection_string_file", "azure_account_key_file",
     "azure_sas_token_file",
     "hf_endpoint", "hf_token_file",
+    "azureml_workspace", "azureml_resource_group", "azureml_subscription",
+    "azureml_arm_endpoint", "azureml_storage_endpoint",
 })
 """Keys of the settings file that are not `Config` fields but are known: kept in `extra`."""
 

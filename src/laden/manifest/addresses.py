@@ -1,7 +1,7 @@
 """How a manifest's item types map onto laden's sources: addresses and option names.
 
 This is the one table to keep in step with the cloud sources (`laden.sources.s3`, `gcs`, `azure`,
-`hf`): each connection field of a manifest item goes either into
+`hf`, `azureml`): each connection field of a manifest item goes either into
 `DownloadOptions.source_settings` (not secret, journalled) or into `DownloadOptions.secrets`
 (never journalled), under the name the source reads.
 """
@@ -67,6 +67,13 @@ CONNECTION_FIELDS: dict[str, dict[str, Field]] = {
     },
     "http": {},
     "ftp": {},
+    "azureml": {
+        "workspace": Field(SETTING, "azureml_workspace"),
+        "resource_group": Field(SETTING, "azureml_resource_group"),
+        "subscription": Field(SETTING, "azureml_subscription"),
+        "arm_endpoint": Field(SETTING, "azureml_arm_endpoint"),
+        "storage_endpoint": Field(SETTING, "azureml_storage_endpoint"),
+    },
 }
 
 # Fields that are secret whatever the type (they are DownloadOptions fields of their own).

@@ -39,7 +39,7 @@ from .fields import PATH_SHOWN, Fields, Problems, cut, shown
 from .loading import ManifestError, read_document
 from .model import DEFAULT_POLICY, POLICIES, Item, Manifest, Target
 
-TYPES = (*OBJECT_STORES, "hf", "http", "ftp")
+TYPES = (*OBJECT_STORES, "hf", "http", "ftp", "azureml")
 KAIWO_LISTS = {"s3": "s3", "gcs": "gcs", "azure_blob": "azure-blob", "hf": "hf", "git": "git"}
 """Kaiwo's form with one list of items per type at the top, in the order Kaiwo runs them."""
 OLD_CONTAINER_NAME = {"buckets": "bucket", "containers": "container"}
@@ -50,7 +50,10 @@ SPECIFIC: dict[str, set[str]] = {
     "hf": {"repo_id", "files", "revision", "repo_type", "target_path"},
     "http": {"url", "target_path", "headers", "ca_bundle", *CREDENTIAL_FIELDS},
     "ftp": {"url", "target_path", "glob", "ca_bundle", "username", "password"},
+    "azureml": {"url", "target_path", "glob"},
 }
+URL_SCHEMES = {"http": ("http", "https"), "ftp": ("ftp", "ftps"), "azureml": ("azureml",)}
+"""The addresses an item of each `url` type may give."""
 ENTRY_FIELDS = {"file", "folder", "path", "target_path", "glob", "checksum"}
 DEFAULT_GLOB = "**/*"
 _REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -257,7 +260,7 @@ def _hf(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[
 
 def _url_item(kind: str, fields: Fields, root: str, options: DownloadOptions) -> list[Target]:
     url = fields.text("url", required=True)
-    schemes = ("http", "https") if kind == "http" else ("ftp", "ftps")
+    schemes = URL_SCHEMES[kind]
     if url is not None and url.partition("://")[0].lower() not in schemes:
         fields.problem("url", f"a {kind} item needs a {' or '.join(schemes)} address, "
                               f"not {shown_address(url)}")
@@ -270,8 +273,8 @@ def _url_item(kind: str, fields: Fields, root: str, options: DownloadOptions) ->
             url = None
     glob = fields.text("glob")
     path = urlsplit(url).path if url else ""
-    folder = kind == "ftp" and (path.endswith("/") or glob is not None
-                                or any(c in path for c in "*?["))
+    folder = kind != "http" and (path.endswith("/") or glob is not None
+                                 or any(c in path for c in "*?["))
     # Without a target_path the file goes into download_root under the server's name for it.
     dest = _target_path(fields, root, default="", folder=folder or not fields.has("target_path"))
     if url is None or dest is None:
@@ -326,6 +329,6 @@ def _check_duplicates(items: list[Item], problems: Problems) -> None:
 
 
 _READERS = {**{kind: _object_store for kind in OBJECT_STORES},
-            "hf": _hf, "http": _url_item, "ftp": _url_item}
+            "hf": _hf, "http": _url_item, "ftp": _url_item, "azureml": _url_item}
 
 __all__ = ["ManifestError", "load_manifest"]

@@ -22,6 +22,7 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "gs": ("laden.sources.gcs", "GcsSource"),
     "az": ("laden.sources.azure", "AzureBlobSource"),
     "hf": ("laden.sources.hf", "HfSource"),
+    "azureml": ("laden.sources.azureml", "AzureMLSource"),
 }
 
 # Web addresses that belong to a cloud service's own source: host suffix -> scheme.
