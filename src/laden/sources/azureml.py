@@ -1,32 +1,20 @@
 """Azure ML datastores and job outputs: `azureml://` addresses (forms in `azureml_addresses`).
 
-An address resolves through Azure Resource Manager (`azureml_arm`) to a blob container of a
-storage account and a way to sign in to it: the datastore's account key or SAS from
-`listSecrets` (asked to expire in an hour), or, for an identity-based datastore (and for a
-key or SAS datastore whose secrets Resource Manager will not list to you, as azure-ai-ml does),
-your own Azure credential: azure-identity's `DefaultAzureCredential` (the environment, workload
-identity, managed identity, the Azure CLI, ...), which also signs the Resource Manager calls.
-The bytes are then the Azure Blob source's, given `az://CONTAINER/BLOB`, the account and the
-secret: parallel ranges pinned to the ETag, resume, Content-MD5. Data Lake Gen2 datastores are
-read through their blob endpoint.
-
-The workspace of a short address: `azureml_workspace`. Job outputs: an output the job reports
-is where its `uri` says; the output `default` (also `artifacts`, the name Azure ML's docs use
-for it) is the run's artifact folder, `ExperimentRun/dcid.JOB/` in `workspaceartifactstore`
-when the job does not say; any other output the job does not report is where Azure ML puts
-outputs by default, `azureml/JOB/NAME/` in the workspace's default datastore.
+An address resolves through Azure Resource Manager (`azureml_arm`, `azureml_resolving`) to a
+blob container of a storage account and a way to sign in to it: the datastore's account key or
+SAS, asked to expire in an hour, or your own Azure credential. That credential is
+azure-identity's `DefaultAzureCredential` (the environment, workload identity, managed identity,
+the Azure CLI, ...), which also signs the Resource Manager calls. The bytes are then the Azure
+Blob source's, given `az://CONTAINER/BLOB`, the account and the secret: parallel ranges pinned to
+the ETag, resume, Content-MD5. The workspace of a short address: `azureml_workspace`.
 
 What is resolved lives in this process's memory only, for `RESOLVED_FOR` seconds, well inside
 the hour a secret is asked to last: the journal keeps the `azureml://` address, and a resume
 in another process resolves it again. A storage refusal (401, 403) met with a resolution older
 than `FRESH` seconds means its SAS may have expired or its key been rotated: the address is
 resolved again and the read tried again (the engine's `reresolve`, as for an expired signed
-address); a refusal with a fresh one is final.
-
-Datastore accounts are reached at `{protocol}://{account}.blob.{endpoint}` as the datastore
-says, or at `azureml_storage_endpoint` (`LADEN_AZUREML_STORAGE_ENDPOINT`), a URL in which
-`{account}` stands for the account's name (an emulator, a private endpoint). azure-identity and
-httpx are imported only when an address is resolved.
+address); a refusal with a fresh one is final. azure-identity and httpx are imported only when
+an address is resolved.
 """
 
 from __future__ import annotations
@@ -36,65 +24,26 @@ import functools
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..core.config import Config
 from ..core.errors import InputError, LadenError, Permanent, Retryable
 from ..core.options import DownloadOptions
 from . import cloud, listing
-from .azureml_addresses import AzureMLAddress, WorkspaceName, output_location, parse_address
-from .azureml_arm import Datastore, ResourceManager, described
+from .azureml_addresses import AzureMLAddress, parse_address
+from .azureml_arm import ResourceManager, described
+from .azureml_resolving import Resolved, resolve, storage_endpoint
 from .azureml_workspace import find_workspace, resource_manager, workspace_settings
 from .base import ListedObject, RangeReader, RemoteInfo, Source
 
-log = logging.getLogger("laden.sources")
 T = TypeVar("T")
 
 RESOLVED_FOR = 20 * 60
 """Seconds a resolution (and the secret in it) is used before Resource Manager is asked again."""
 FRESH = 10
 """A resolution younger than this that storage refuses is not resolved again: it is wrong."""
-STORAGE_SCOPE_NOTE = "the Storage Blob Data Reader role on the account"
-READABLE = ("AzureBlob", "AzureDataLakeGen2")
-ARTIFACTS = ("default", "artifacts")
-ARTIFACT_STORE = "workspaceartifactstore"
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """Where a datastore or a job output is in storage, and how to sign in to it."""
-
-    workspace: WorkspaceName
-    datastore: Datastore
-    root: str
-    """The blob path the address's paths are under: "" for a datastore, the output's folder."""
-    account_url: str
-    secrets: dict[str, str] = field(repr=False)
-    """`azure_account_key` or `azure_sas_token`, or nothing (your own credential)."""
-    made: float = field(default_factory=time.monotonic)
-
-    def key(self, path: str) -> str:
-        return f"{self.root.rstrip('/')}/{path}" if self.root else path
-
-    def blob_url(self, path: str) -> str:
-        return cloud.object_url("az", self.datastore.container, self.key(path))
-
-    def relative(self, key: str) -> str:
-        return key[len(self.root.rstrip("/")) + 1:] if self.root else key
-
-    def options(self, options: DownloadOptions) -> DownloadOptions:
-        """The Azure Blob source's options: the account and secret, and the folder filters."""
-        settings = {k: v for k, v in options.source_settings.items()
-                    if k in listing.FILTER_SETTINGS}
-        settings["azure_account_url"] = self.account_url
-        return dataclasses.replace(options, source_settings=settings, secrets=dict(self.secrets))
-
-    @property
-    def fresh(self) -> bool:
-        return time.monotonic() - self.made < FRESH
+STORAGE_ROLE = "the Storage Blob Data Reader role on the account"
 
 
 class AzureMLSource(Source):
@@ -172,7 +121,7 @@ class AzureMLSource(Source):
         try:
             return call(resolved, resolved.options(options))
         except LadenError as exc:
-            if not (_refused(exc) and not resolved.fresh):
+            if not (_refused(exc) and resolved.age() >= FRESH):
                 raise self._shown(exc, resolved, resolved.blob_url(address.path), url) from None
         resolved = self._resolve(address, options, stale=resolved)
         try:
@@ -187,7 +136,7 @@ class AzureMLSource(Source):
         if _refused(exc):
             status = getattr(exc, "status", None)
             how = ("the datastore's key or SAS" if resolved.secrets else
-                   f"your Azure identity, which needs {STORAGE_SCOPE_NOTE}")
+                   f"your Azure identity, which needs {STORAGE_ROLE}")
             return Permanent(
                 f"the storage account of datastore {resolved.datastore.name} of "
                 f"{described(resolved.workspace)} refused access to {url} (HTTP {status}), "
@@ -198,7 +147,7 @@ class AzureMLSource(Source):
 
     def _while_reading(self, exc: LadenError, *, resolved: Resolved, blob_url: str,
                        url: str) -> LadenError:
-        if _refused(exc) and not resolved.fresh:
+        if _refused(exc) and resolved.age() >= FRESH:
             self._forget(resolved)
             again = Retryable(f"the storage account of datastore {resolved.datastore.name} "
                               "refused a secret it took before; asking Azure ML for a fresh one",
@@ -214,79 +163,21 @@ class AzureMLSource(Source):
         """The address's resolution, from memory when it is recent and not `stale`."""
         endpoint, scope = resource_manager(options, self._config, os.environ)
         settings = workspace_settings(options, self._config)
+        storage = storage_endpoint(options, self._config, os.environ)
         key = (endpoint, address.workspace, tuple(settings.values()), address.datastore,
-               address.job, address.output, self._storage_endpoint(options))
+               address.job, address.output, storage)
         with self._lock:
             found = self._resolved.get(key)
-            if found is None or found is stale or time.monotonic() - found.made > RESOLVED_FOR:
+            if found is None or found is stale or found.age() > RESOLVED_FOR:
                 workspace = find_workspace(address.workspace, settings, os.environ, os.getcwd())
-                found = self._resolved[key] = self._ask(
-                    self._manager(endpoint, scope, options), workspace, address, options)
+                found = self._resolved[key] = resolve(
+                    self._manager(endpoint, scope, options), workspace, address, storage)
             return found
 
     def _forget(self, resolved: Resolved) -> None:
         with self._lock:
             for key in [k for k, v in self._resolved.items() if v is resolved]:
                 del self._resolved[key]
-
-    def _ask(self, arm: ResourceManager, workspace: WorkspaceName, address: AzureMLAddress,
-             options: DownloadOptions) -> Resolved:
-        root = ""
-        if address.job is not None:
-            workspace, name, root = self._output(arm, workspace, address)
-        else:
-            name = str(address.datastore)
-        datastore = arm.datastore(workspace, name)
-        if datastore.kind not in READABLE or not datastore.account or not datastore.container:
-            raise Permanent(f"datastore {name} of {described(workspace)} is "
-                            f"{datastore.kind or 'of no known type'}: laden reads Azure Blob and "
-                            "Azure Data Lake Gen2 datastores")
-        secrets: dict[str, str] = {}
-        if datastore.credentials in ("AccountKey", "Sas"):
-            try:
-                secret = arm.secret(workspace, name)
-            except Permanent as exc:
-                if exc.status != 403:
-                    raise
-                log.debug("%s; reading datastore %s with your own Azure credential", exc, name)
-            else:
-                secrets = {("azure_account_key" if secret.kind == "AccountKey"
-                            else "azure_sas_token"): secret.value}
-        elif datastore.credentials != "None":
-            raise Permanent(f"datastore {name} of {described(workspace)} uses "
-                            f"{datastore.credentials} credentials: laden reads datastores with "
-                            "an account key, a SAS, or none (identity-based)")
-        return Resolved(workspace, datastore, root, self._account_url(datastore, options),
-                        secrets)
-
-    def _output(self, arm: ResourceManager, workspace: WorkspaceName,
-                address: AzureMLAddress) -> tuple[WorkspaceName, str, str]:
-        """(workspace, datastore, folder) of a job output (see the module docstring)."""
-        job, name = str(address.job), str(address.output)
-        outputs = arm.job_outputs(workspace, job)
-        if name == "artifacts" and name not in outputs:
-            name = "default"
-        uri = outputs.get(name)
-        if uri:
-            if "${{default_datastore}}" in uri:
-                uri = uri.replace("${{default_datastore}}", arm.default_datastore(workspace).name)
-            uri = uri.replace("${{name}}", job).replace("${{output_name}}", name)
-            named, store, folder = output_location(uri)
-            return named or workspace, store, folder
-        if name in ARTIFACTS:
-            return workspace, ARTIFACT_STORE, f"ExperimentRun/dcid.{job}/"
-        return workspace, arm.default_datastore(workspace).name, f"azureml/{job}/{name}/"
-
-    def _account_url(self, datastore: Datastore, options: DownloadOptions) -> str:
-        template = self._storage_endpoint(options)
-        if template:
-            return template.replace("{account}", datastore.account).rstrip("/")
-        return f"{datastore.protocol}://{datastore.account}.blob.{datastore.endpoint}"
-
-    def _storage_endpoint(self, options: DownloadOptions) -> str | None:
-        value = cloud.setting(options, self._config, "azureml_storage_endpoint") or (
-            os.environ.get("LADEN_AZUREML_STORAGE_ENDPOINT"))
-        return str(value) if value else None
 
     # -- clients -----------------------------------------------------------------------------
 
