@@ -21,6 +21,8 @@ Entra ID, as MSAL's client-credential flow asks it (azure-identity's Environment
 
     GET  /TENANT/v2.0/.well-known/openid-configuration   the token endpoint
     POST /TENANT/oauth2/v2.0/token                       client_credentials -> a JWT
+    GET  /common/discovery/instance                      the authority's aliases, which MSAL
+                                                         asks for after a refused request
 
 The token is a JWT with the claims Azurite's `--oauth basic` checks (an `sts.windows.net`
 issuer, the scope's resource as audience, nbf/iat/exp); its signature is not real. The server
@@ -157,6 +159,8 @@ class AzureMLServer(Emulator):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         if path.lower().startswith("/subscriptions/"):
             self._resource_manager(req, path, query)
+        elif path == "/common/discovery/instance":
+            self._instances(req)
         elif path.endswith("/v2.0/.well-known/openid-configuration"):
             self._openid(req, path.split("/")[1])
         elif path.endswith("/oauth2/v2.0/token") and req.command == "POST":
@@ -173,6 +177,16 @@ class AzureMLServer(Emulator):
             "token_endpoint_auth_methods_supported": ["client_secret_post"],
             "tenant_region_scope": "EU",
         })
+
+    def _instances(self, req: Any) -> None:
+        """MSAL's instance discovery, which it asks for after a failed token request."""
+        _json(req, 200, {
+            "tenant_discovery_endpoint":
+                f"https://{LOGIN_HOST}/common/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": LOGIN_HOST, "preferred_cache": "login.windows.net",
+                          "aliases": [LOGIN_HOST, "login.windows.net", "login.microsoft.com",
+                                      "sts.windows.net"]}]})
 
     def _token(self, req: Any) -> None:
         form = {k: v[-1] for k, v in parse_qs(req.body.decode()).items()}

@@ -156,8 +156,8 @@ class ResourceManager:
             raise Retryable(f"could not reach Azure to sign in: {_first_line(exc)}") from None
         except ClientAuthenticationError as exc:
             raise Permanent(
-                "no Azure credential to ask Azure Resource Manager with: sign in with az login, "
-                "set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET, or run where a "
+                "could not sign in to Azure for Azure ML: sign in with az login, set "
+                "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET, or run where a "
                 f"managed identity is ({_summary(exc)})") from None
 
 
@@ -208,9 +208,13 @@ def _first_line(value: Any) -> str:
     return text.splitlines()[0] if text else type(value).__name__
 
 
+_BOILERPLATE = ("DefaultAzureCredential failed", "Attempted credentials", "To mitigate")
+
+
 def _summary(exc: Exception) -> str:
     """An azure-identity failure in one line: DefaultAzureCredential says why each of its
-    credentials failed, one per line."""
+    credentials failed, one per line, between lines that say nothing more."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = "; ".join(lines) or type(exc).__name__
+    said = [line for line in lines if not line.startswith(_BOILERPLATE)] or lines
+    text = "; ".join(said) or type(exc).__name__
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
