@@ -65,6 +65,8 @@ class FakeDatastore:
     """AccountKey, Sas or None (identity-based)."""
     kind: str = "AzureBlob"
     account: str = AzuriteServer.account_name
+    key: str | None = None
+    """The key listSecrets gives, when not the account's (a wrong one, for a test)."""
 
 
 @dataclass
@@ -302,7 +304,8 @@ class AzureMLServer(Emulator):
     def _secrets(self, req: Any, store: FakeDatastore) -> None:
         asked = json.loads(req.body or b"{}")
         if store.credentials == "AccountKey":
-            _json(req, 200, {"secretsType": "AccountKey", "key": self.storage.account_key})
+            _json(req, 200, {"secretsType": "AccountKey",
+                             "key": store.key or self.storage.account_key})
         elif store.credentials == "Sas":
             sas = self._sas(store.container, expiring=bool(asked.get("expirableSecret")))
             _json(req, 200, {"secretsType": "Sas", "sasToken": sas})
