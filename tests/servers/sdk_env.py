@@ -60,6 +60,7 @@ _UNSET = (
     "IDENTITY_HEADER",
     "MSI_ENDPOINT",
     "MSI_SECRET",
+    "DEFAULT_IDENTITY_CLIENT_ID",
     # Azure ML: the workspace a job runs in, the az CLI's defaults, and laden's own endpoints.
     "AZUREML_ARM_SUBSCRIPTION",
     "AZUREML_ARM_RESOURCEGROUP",

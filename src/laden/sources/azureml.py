@@ -204,7 +204,12 @@ class AzureMLSource(Source):
                 # Its warnings would reach stderr through logging's last resort; laden says
                 # what failed in its own one line (see azureml_arm).
                 logging.getLogger("azure.identity").addHandler(logging.NullHandler())
-                self._credential = DefaultAzureCredential()
+                # On an Azure ML compute with a user-assigned identity, that identity's client
+                # id is DEFAULT_IDENTITY_CLIENT_ID; AZURE_CLIENT_ID, when set, still wins.
+                chosen = os.environ.get("DEFAULT_IDENTITY_CLIENT_ID")
+                self._credential = DefaultAzureCredential(**(
+                    {"managed_identity_client_id": chosen}
+                    if chosen and not os.environ.get("AZURE_CLIENT_ID") else {}))
             return self._credential
 
     def _blobs(self) -> Any:
