@@ -1,8 +1,10 @@
-"""Small stdlib HTTP/1.1 plumbing for the emulators written here (the HF hub and its CDN)."""
+"""Small stdlib HTTP/1.1 plumbing for the emulators written here (the HF hub and its CDN, the
+Azure ML Resource Manager)."""
 
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -74,11 +76,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class QuietServer:
-    """A ThreadingHTTPServer on 127.0.0.1 (free port) calling ``callback(handler)`` per request."""
+    """A ThreadingHTTPServer on 127.0.0.1 (free port) calling ``callback(handler)`` per request;
+    HTTPS when given a server-side ``tls`` context."""
 
-    def __init__(self, callback: Callable[[Any], None], log: RequestLog) -> None:
+    def __init__(self, callback: Callable[[Any], None], log: RequestLog,
+                 tls: ssl.SSLContext | None = None) -> None:
         handler = type("Handler", (_Handler,), {"callback": staticmethod(callback), "log": log})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         # Do not join request threads on close: a client's pooled keep-alive connection would
         # otherwise hold stop() until that connection times out.
         self._server.block_on_close = False
@@ -88,7 +96,7 @@ class QuietServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     def start(self) -> QuietServer:
         self._thread = threading.Thread(

@@ -31,27 +31,41 @@ ACCOUNT_KEY = (
 
 
 class AzuriteServer(Emulator):
-    """An Azurite blob endpoint with in-memory storage."""
+    """An Azurite blob endpoint with in-memory storage.
+
+    With ``cert_file`` and ``key_file`` (PEM) it speaks HTTPS, and ``ca_file`` is what clients
+    here trust it with; with ``oauth`` as well it checks bearer tokens too (Azurite's
+    ``--oauth basic``: a JWT whose issuer, audience and lifetime are Azure Storage's; the
+    signature is not checked), as Azure Storage does for identity-based access.
+    """
 
     account_name = ACCOUNT_NAME
     account_key = ACCOUNT_KEY
 
-    def __init__(self, *, binary: Path = AZURITE_BIN, start_timeout: float = 30.0) -> None:
+    def __init__(self, *, binary: Path = AZURITE_BIN, start_timeout: float = 30.0,
+                 cert_file: str | None = None, key_file: str | None = None,
+                 ca_file: str | None = None, oauth: bool = False) -> None:
         self.binary = binary
         self.start_timeout = start_timeout
+        self.cert_file, self.key_file, self.ca_file = cert_file, key_file, ca_file
+        self.oauth = oauth
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._log: Any = None
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.cert_file else "http"
+
+    @property
     def account_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{self.account_name}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{self.account_name}"
 
     @property
     def connection_string(self) -> str:
         return (
-            "DefaultEndpointsProtocol=http;"
+            f"DefaultEndpointsProtocol={self.scheme};"
             f"AccountName={self.account_name};AccountKey={self.account_key};"
             f"BlobEndpoint={self.account_url};"
         )
@@ -64,9 +78,13 @@ class AzuriteServer(Emulator):
         # directory as the workspace: run it in a temporary one so nothing lands in the repo.
         self._workdir = tempfile.TemporaryDirectory(prefix="laden-azurite-")
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        tls = ["--cert", self.cert_file, "--key", str(self.key_file)] if self.cert_file else []
+        oauth = ["--oauth", "basic"] if self.oauth else []
         self._process = subprocess.Popen(
             [
                 str(self.binary),
+                *tls,
+                *oauth,
                 "--blobHost", "127.0.0.1",
                 "--blobPort", str(self.port),
                 # The SDK may speak a newer API version than this Azurite knows.
@@ -140,7 +158,8 @@ class AzuriteServer(Emulator):
     def service_client(self) -> Any:
         from azure.storage.blob import BlobServiceClient
 
-        return BlobServiceClient.from_connection_string(self.connection_string)
+        extra = {"connection_verify": self.ca_file} if self.ca_file else {}
+        return BlobServiceClient.from_connection_string(self.connection_string, **extra)
 
     def create_container(self, name: str) -> Any:
         return self.service_client().create_container(name)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from .azure_blob import AzuriteServer
+from .azureml import LOGIN_HOST, AzureMLServer, AzureMLSetup
 from .ftp import FTPTestServer
 from .gcs import GCSServer
 from .hf_hub import HubServer
@@ -30,6 +32,11 @@ isolate_sdk_environment()
 # What `from servers.cloud_fixtures import *` (tests/conftest.py) brings in: fixtures only.
 __all__ = [
     "azure_container",
+    "azureml",
+    "azureml_server",
+    "azureml_tls",
+    "azurite_tls_server",
+    "entra_proxy",
     "azurite_server",
     "ftp_server",
     "ftps_server",
@@ -103,6 +110,83 @@ def azure_container(azurite_server: AzuriteServer) -> str:
     name = unique_name("laden")
     azurite_server.create_container(name)
     return name
+
+
+@pytest.fixture(scope="session")
+def azureml_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """A trustme CA for the Azure ML fakes, and the PEM file clients trust it with."""
+    import trustme
+
+    ca = trustme.CA()
+    pem = tmp_path_factory.mktemp("azureml-ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    return ca, pem
+
+
+@pytest.fixture(scope="session")
+def azurite_tls_server(azureml_tls: tuple[Any, Path],
+                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    """Azurite over HTTPS, checking bearer tokens as Azure Storage does (`--oauth basic`)."""
+    ca, pem = azureml_tls
+    folder = tmp_path_factory.mktemp("azurite-tls")
+    issued = ca.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    issued.private_key_pem.write_to_path(str(folder / "key.pem"))
+    server = _started("Azure Blob over HTTPS (Azurite)", lambda: AzuriteServer(
+        cert_file=str(folder / "cert.pem"), key_file=str(folder / "key.pem"), ca_file=str(pem),
+        oauth=True), AzuriteServer.start)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azureml_server(azureml_tls: tuple[Any, Path],
+                   azurite_tls_server: AzuriteServer) -> Iterator[AzureMLServer]:
+    """The fake Resource Manager and Entra ID (see servers.azureml)."""
+    server = _started("Azure ML (Resource Manager and Entra ID)",
+                      lambda: AzureMLServer(azureml_tls[0], azurite_tls_server),
+                      AzureMLServer.start)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def entra_proxy(azureml_server: AzureMLServer) -> Iterator[Any]:
+    """An HTTP proxy whose only destination is login.microsoftonline.com, which it maps to the
+    fake: azure-identity asks Entra ID there, and nothing else may leave 127.0.0.1."""
+    from faults.relays import ForwardProxy
+
+    proxy = ForwardProxy({LOGIN_HOST: azureml_server.port})
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def azureml(azureml_server: AzureMLServer, entra_proxy: Any, azureml_tls: tuple[Any, Path],
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureMLSetup]:
+    """A workspace of this test's own, and the environment that makes laden reach the fakes:
+    a client secret for EnvironmentCredential, the proxy to Entra ID, the test CA, and the
+    Resource Manager and storage endpoints. Afterwards, no request went anywhere else."""
+    container = unique_name("aml")
+    azureml_server.storage.create_container(container)
+    workspace = azureml_server.add_workspace()
+    workspace.add_datastore("blobs", container, default=True)
+    bed = AzureMLSetup(azureml_server, workspace, container)
+    proxy = f"http://127.0.0.1:{entra_proxy.port}"
+    for name, value in {
+        "AZURE_CLIENT_ID": azureml_server.client_id,
+        "AZURE_CLIENT_SECRET": azureml_server.client_secret,
+        "AZURE_TENANT_ID": azureml_server.tenant,
+        "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy,
+        "REQUESTS_CA_BUNDLE": str(azureml_tls[1]),
+        "LADEN_AZUREML_ARM_ENDPOINT": azureml_server.arm_endpoint,
+        "LADEN_AZUREML_STORAGE_ENDPOINT": bed.storage_endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield bed
+    strays = [r for r in entra_proxy.requests if not r.startswith(f"CONNECT {LOGIN_HOST}:443 ")]
+    assert not strays, f"requests that would have left 127.0.0.1: {strays}"
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,26 @@ _UNSET = (
     "AZURE_CLIENT_ID",
     "AZURE_CLIENT_SECRET",
     "AZURE_TENANT_ID",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "DEFAULT_IDENTITY_CLIENT_ID",
+    # Azure ML: the workspace a job runs in, the az CLI's defaults, and laden's own endpoints.
+    "AZUREML_ARM_SUBSCRIPTION",
+    "AZUREML_ARM_RESOURCEGROUP",
+    "AZUREML_ARM_WORKSPACE_NAME",
+    "AZUREML_CURRENT_CLOUD",
+    "AZURE_SUBSCRIPTION_ID",
+    "AZURE_DEFAULTS_GROUP",
+    "AZURE_DEFAULTS_WORKSPACE",
+    "LADEN_AZUREML_ARM_ENDPOINT",
+    "LADEN_AZUREML_STORAGE_ENDPOINT",
     # Hugging Face: tokens and offline switches that would change what the client sends.
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
@@ -114,6 +134,17 @@ def isolate_sdk_environment() -> Path:
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ["HF_ENDPOINT"] = f"http://{DEAD_LOOPBACK}"
     os.environ["DO_NOT_TRACK"] = "1"
+
+    # Azure: DefaultAzureCredential tries only the environment's client secret (no managed
+    # identity probe of 169.254.169.254, no az CLI, no VS Code or shared token cache), and the
+    # az CLI finds no login; Resource Manager and the datastores' accounts default to a dead
+    # port (tests pass the fakes' explicitly, see servers.azureml).
+    azure_config = root / "azure"
+    azure_config.mkdir()
+    os.environ["AZURE_TOKEN_CREDENTIALS"] = "EnvironmentCredential"
+    os.environ["AZURE_CONFIG_DIR"] = str(azure_config)
+    os.environ["LADEN_AZUREML_ARM_ENDPOINT"] = f"https://{DEAD_LOOPBACK}"
+    os.environ["LADEN_AZUREML_STORAGE_ENDPOINT"] = f"https://{DEAD_LOOPBACK}/{{account}}"
 
     # Loopback traffic must never go through a proxy a developer configured.
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"

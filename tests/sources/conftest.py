@@ -16,12 +16,12 @@ from laden.engine.manager import DownloadManager
 from laden.sources.base import RangeReader
 from servers.fixtures import wait_for as wait_for  # shared with the other test folders
 
-from .stores import AzureStore, GcsStore, HubStore, S3Store, Store
+from .stores import AzureMLStore, AzureStore, GcsStore, HubStore, S3Store, Store
 
 # Small segments, so that a few MB already make many ranged reads; short timeouts.
 FAST = Config(min_segment_size=64 * 1024, connect_timeout=5, stall_timeout=5,
               checkpoint_interval=0.2, retries=2)
-STORES = ("s3", "gs", "az", "hf")
+STORES = ("s3", "gs", "az", "hf", "azureml")
 
 
 @pytest.fixture
@@ -42,6 +42,11 @@ def az_store(azurite_server: Any, azure_container: str, tmp_path: Path) -> Azure
 @pytest.fixture
 def hf_store(hf_hub: Any, tmp_path: Path) -> HubStore:
     return HubStore(hf_hub, tmp_path)
+
+
+@pytest.fixture
+def azureml_store(azureml: Any, tmp_path: Path) -> AzureMLStore:
+    return AzureMLStore(azureml, tmp_path)
 
 
 @pytest.fixture(params=STORES)

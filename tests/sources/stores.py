@@ -165,6 +165,43 @@ class AzureStore(Store):
         yield ["--azure-connection-string-file", str(broken)]
 
 
+class AzureMLStore(Store):
+    """The datastore `blobs` (account key) of a workspace of the fake Resource Manager, in
+    Azurite over HTTPS; the `azureml` fixture sets the environment that reaches them."""
+
+    name = "azureml"
+
+    def __init__(self, setup: Any, folder: Path) -> None:
+        from laden.sources.azureml import AzureMLSource
+
+        self.source_class = AzureMLSource
+        self.setup, self.folder = setup, folder
+
+    def put(self, key: str, data: bytes) -> None:
+        self.setup.put(key, data)
+
+    def url(self, key: str) -> str:
+        return f"azureml://datastores/blobs/paths/{quote(key)}"
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.setup.workspace_settings())
+
+    def cli_args(self) -> list[str]:
+        return list(self.setup.workspace_args())
+
+    def missing_container_url(self) -> str:
+        return f"azureml://datastores/{unique_name('missing')}/paths/x.bin"
+
+    @contextmanager
+    def bad_credentials(self) -> Iterator[list[str]]:
+        datastore = self.setup.workspace.datastores["blobs"]
+        datastore.key = "A" * 86 + "=="  # what listSecrets hands out is refused by storage
+        try:
+            yield self.cli_args()
+        finally:
+            datastore.key = None
+
+
 class HubStore(Store):
     """A private model repository: every request needs the token."""
 

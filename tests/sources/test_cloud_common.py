@@ -116,7 +116,7 @@ def test_plain_web_downloads_never_import_a_cloud_sdk() -> None:
         "import laden.cli.commands\n"
         "SourceRegistry().for_url('https://example.com/a.bin')\n"
         "heavy = ('boto3', 'botocore', 'google.cloud', 'google.auth', 'azure', "
-        "'huggingface_hub')\n"
+        "'huggingface_hub', 'msal')\n"
         "print([m for m in sys.modules if m.startswith(heavy)])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -210,7 +210,8 @@ SECRET_CLOUD_OPTIONS = frozenset(
 
 def add_cloud_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "object stores and Hugging Face (each SDK's own credentials are used when none given)")
+        "object stores, Hugging Face and Azure ML (each SDK's own credentials are used when "
+        "none given)")
     for flag, metavar, text in CLOUD_OPTIONS:
         group.add_argument(flag, metavar=metavar, help=text)
     group.add_argument("--anonymous", action="store_true",

@@ -153,6 +153,26 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
     ),
     KnownSource("http", ("http", "https"), "laden.sources.http:HttpSource", manifest_type="http"),
     KnownSource("ftp", ("ftp", "ftps"), "laden.sources.ftp:FtpSource", manifest_type="ftp"),
+    KnownSource(
+        "azureml", ("azureml",), "laden.sources.azureml:AzureMLSource", manifest_type="azureml",
+        options=(
+            SourceOption("azureml_workspace", "NAME", "Azure ML workspace of "
+                         "azureml://datastores/... and azureml://jobs/... addresses, or its "
+                         "resource id (default: the Azure ML job's, or a config.json here or "
+                         "above)", manifest="workspace"),
+            SourceOption("azureml_resource_group", "NAME", "the Azure ML workspace's resource "
+                         "group", manifest="resource_group"),
+            SourceOption("azureml_subscription", "ID", "the Azure ML workspace's subscription",
+                         manifest="subscription"),
+            SourceOption("azureml_arm_endpoint", "URL", "Azure Resource Manager endpoint "
+                         "(default: LADEN_AZUREML_ARM_ENDPOINT, or the cloud's)",
+                         manifest="arm_endpoint"),
+            SourceOption("azureml_storage_endpoint", "URL", "reach datastores' storage accounts "
+                         "at URL, where {account} is the account name (default: "
+                         "LADEN_AZUREML_STORAGE_ENDPOINT, or the datastore's)",
+                         manifest="storage_endpoint"),
+        ),
+    ),
 )
 
 SETTINGS_FILE_KEYS = frozenset(

@@ -4,7 +4,7 @@ The format is the Kaiwo downloader's, accepted as it is::
 
     download_root: /models               # default: the current folder
     download_items:
-      - type: s3                         # s3, gcs, azure-blob, hf, http, ftp
+      - type: s3                         # s3, gcs, azure-blob, hf, http, ftp, azureml
         name: weights
         endpoint_url: http://minio:9000
         access_key_id_file: /secrets/s3/access_key_id
@@ -20,6 +20,9 @@ The format is the Kaiwo downloader's, accepted as it is::
       - type: hf
         repo_id: owner/repo
         files: [config.json]             # empty or missing: the whole repository
+      - type: azureml                    # workspace, resource_group, subscription: as the
+        url: azureml://jobs/train-42/outputs/default/paths/outputs/   # --azureml-* options
+        target_path: run-42/
 
 Every item may add `checksum`, `connections`, `limit_rate`, `overwrite` (`overwrite`, `skip`
 an existing file, or `resume` from it) and `retry` (a table of `RetryPolicy`'s fields, such as

@@ -53,6 +53,7 @@ SPECIFIC: dict[str, set[str]] = {
     "hf": {"repo_id", "files", "revision", "repo_type", "target_path"},
     "http": {"url", "target_path", "headers", "ca_bundle", *CREDENTIAL_FIELDS},
     "ftp": {"url", "target_path", "glob", "ca_bundle", "username", "password"},
+    "azureml": {"url", "target_path", "glob"},
 }
 ENTRY_FIELDS = {"file", "folder", "path", "target_path", "glob", "checksum"}
 DEFAULT_GLOB = "**/*"
@@ -277,8 +278,8 @@ def _url_item(kind: str, fields: Fields, root: str, options: DownloadOptions) ->
             url = None
     glob = fields.text("glob")
     path = urlsplit(url).path if url else ""
-    folder = kind == "ftp" and (path.endswith("/") or glob is not None
-                                or any(c in path for c in "*?["))
+    folder = kind != "http" and (path.endswith("/") or glob is not None
+                                 or any(c in path for c in "*?["))
     # Without a target_path the file goes into download_root under the server's name for it.
     dest = _target_path(fields, root, default="", folder=folder or not fields.has("target_path"))
     if url is None or dest is None:
@@ -333,6 +334,6 @@ def _check_duplicates(items: list[Item], problems: Problems) -> None:
 
 
 _READERS = {**{kind: _object_store for kind in OBJECT_STORES},
-            "hf": _hf, "http": _url_item, "ftp": _url_item}
+            "hf": _hf, "http": _url_item, "ftp": _url_item, "azureml": _url_item}
 
 __all__ = ["ManifestError", "load_manifest"]

@@ -16,7 +16,8 @@ Credentials, first found wins: a connection string (`azure_connection_string[_fi
 `AZURE_STORAGE_CONNECTION_STRING`); else the account URL (`azure_account_url`, the address
 itself, or `AZURE_STORAGE_ACCOUNT`) with an account key (`azure_account_key[_file]`,
 `AZURE_STORAGE_KEY`) or a SAS (`azure_sas_token[_file]`, `AZURE_STORAGE_SAS_TOKEN`, or the
-address's query); else anonymous access (public containers).
+address's query); else the token credential the source was made with, if any; else anonymous
+access (public containers).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -96,9 +97,21 @@ class AzureBlobSource(Source):
     known = known_source("az")
     SUPPORTS_LISTING = True
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, *, token_credential: Any = None) -> None:
+        """One source for every Azure Blob download of a manager.
+
+        Args:
+            config: The manager's settings.
+            token_credential: An azure-core `TokenCredential` to sign in with wherever a
+                download gives no connection string, key or SAS of its own, instead of
+                anonymous access. Whoever passes one has chosen the credential (the Azure ML
+                source, for identity-based datastores), so the `AZURE_STORAGE_*` environment
+                is not read either.
+        """
         self._config = config or Config()
         self._clients: cloud.ClientCache[Any] = cloud.ClientCache()
+        self._token_credential = token_credential
+        self._environment: Mapping[str, str] = os.environ if token_credential is None else {}
 
     # -- the probe ---------------------------------------------------------------------------
 
@@ -172,7 +185,8 @@ class AzureBlobSource(Source):
 
     def _service(self, address: BlobAddress, options: DownloadOptions) -> Any:
         config = self._config
-        connection = cloud.secret(options, config, "azure_connection_string") or os.environ.get(
+        environment = self._environment
+        connection = cloud.secret(options, config, "azure_connection_string") or environment.get(
             "AZURE_STORAGE_CONNECTION_STRING")
         anonymous = cloud.flag(options, config, "anonymous")
         account_url = address.account_url
@@ -181,8 +195,9 @@ class AzureBlobSource(Source):
                 return self._clients.get(("connection", connection),
                                          lambda: self._make(connection_string=connection))
             account_url = cloud.setting(options, config, "azure_account_url")
-            if not account_url and os.environ.get("AZURE_STORAGE_ACCOUNT"):
-                account_url = f"https://{os.environ['AZURE_STORAGE_ACCOUNT']}.blob.core.windows.net"
+            if not account_url and environment.get("AZURE_STORAGE_ACCOUNT"):
+                account = environment["AZURE_STORAGE_ACCOUNT"]
+                account_url = f"https://{account}.blob.core.windows.net"
             if not account_url:
                 raise InputError(
                     "az:// addresses need an account: give --azure-connection-string-file or "
@@ -195,14 +210,16 @@ class AzureBlobSource(Source):
                                      lambda: self._make(connection_string=connection))
         credential: Any = None
         if not anonymous:
-            key = cloud.secret(options, config, "azure_account_key") or os.environ.get(
+            key = cloud.secret(options, config, "azure_account_key") or environment.get(
                 "AZURE_STORAGE_KEY")
             sas = address.sas or cloud.secret(options, config, "azure_sas_token") or (
-                os.environ.get("AZURE_STORAGE_SAS_TOKEN"))
+                environment.get("AZURE_STORAGE_SAS_TOKEN"))
             if key:
                 credential = {"account_name": _account_name(account_url), "account_key": key}
             elif sas:
                 credential = sas.lstrip("?")
+            else:
+                credential = self._token_credential
         cache_key = ("account", account_url, str(credential))
         return self._clients.get(cache_key, lambda: self._make(account_url=account_url,
                                                                credential=credential))
