@@ -242,18 +242,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     if running:
         print(f"another laden is at work here ({running}); its downloads show as running")
-    print(f"{'ID':>4}  {'WAY':<4} {'STATE':<11} {'DONE':>6}  {'SIZE':>10}  NAME")
+    print(f"{'ID':>4}  {'STATE':<11} {'DONE':>6}  {'SIZE':>10}  NAME")
     for r in records:
         done = sum(e - s for s, e in r.done_ranges)
         percent = f"{100 * done / r.size:5.1f}%" if r.size else ("100.0%" if r.state == "done"
                                                                 else "     ?")
         name = os.path.basename(r.dest) if r.dest else r.url
-        if r.direction == "upload":
+        if r.direction == "upload":  # which way it goes: the local name, then where to
             name = f"{name} -> {strip_credentials(r.url)}"
         note = f"  ({r.message})" if r.message and r.state in ("failed", "paused") else ""
-        way = "up" if r.direction == "upload" else "down"
         # One row per download, even for an address or a message holding a newline.
-        print(printable(f"{r.id:>4}  {way:<4} {states[r.id]:<11} {percent:>6}  "
+        print(printable(f"{r.id:>4}  {states[r.id]:<11} {percent:>6}  "
                         f"{format_size(r.size):>10}  {name}{note}"))
     if "interrupted" in states.values():
         print("interrupted: no laden is running them; laden resume --all (or the app) "

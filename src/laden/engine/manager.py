@@ -220,7 +220,11 @@ class DownloadManager:
             options: credentials, endpoint, connections, rate limit, as for downloads.
             conflict: when `url` exists: "overwrite"; "skip" when it has the file's size and
                 CRC32C already; "fail" (the service refuses the commit).
-            group, start, on_progress, on_done, option_fields: as for `add`.
+            group: as for `add`.
+            start: False adds it paused.
+            on_progress: as for `add`.
+            on_done: as for `add`.
+            **option_fields: `DownloadOptions` fields, instead of `options` or over it.
 
         Raises:
             InputError: the file is missing, the address or an option is wrong, or laden

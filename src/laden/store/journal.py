@@ -336,6 +336,9 @@ def _without_rowid(db: sqlite3.Connection) -> bool:
 def _owner_only(path: str) -> None:
     """The journal readable by its owner only (a new state folder is too): an upload's record
     names the service's unfinished upload, for some services a capability to write to it."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))  # empty: a new one
-    if os.stat(path).st_mode & 0o077:
-        os.chmod(path, 0o600)  # a journal written before laden kept it private
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))  # empty: a new one
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)  # a journal written before laden kept it private
+    except OSError:
+        return  # not a file laden can use: opening it says why
