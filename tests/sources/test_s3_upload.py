@@ -23,7 +23,7 @@ from laden.engine.uploading.parts import MiB, part_size
 from laden.engine.uploading.state import fresh
 from servers.fixtures import random_bytes
 
-from .conftest import FAST, journal_records, laden, manager
+from .conftest import FAST, journal_records, laden, laden_process, manager
 
 PART = part_size(0, 5 * MiB, 10_000)  # 8 MiB: what a test file's parts are
 
@@ -392,3 +392,36 @@ def test_the_journal_is_its_owners_alone(s3_server: Any, s3_bucket: str, tmp_pat
         assert m.wait(m.add_upload(str(path), f"s3://{s3_bucket}/f.bin",
                                    **_options(s3_server))).state is State.DONE
     assert journal.stat().st_mode & 0o077 == 0
+
+
+def test_an_interrupted_upload_resumes_in_the_next_session(s3_server: Any, s3_bucket: str,
+                                                           tmp_path: Path) -> None:
+    import signal
+
+    path, data = _file(tmp_path, "later.bin", 3 * PART, seed=47)
+    process = laden_process("put", "--limit-rate", "8M", "-c", "1", "--s3-endpoint-url",
+                            s3_server.endpoint_url, str(path), f"s3://{s3_bucket}/later.bin")
+    try:
+        _wait_for_journalled_part()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    listed = laden("list")
+    assert "interrupted" in listed.stdout and "later.bin -> s3://" in listed.stdout
+    resumed = laden("resume", "--all")  # the endpoint was kept with the upload
+    assert resumed.returncode == 0, resumed.stderr
+    assert _object(s3_server, s3_bucket, "later.bin") == data
+    assert _unfinished(s3_server, s3_bucket) == []
+
+
+def test_the_queue_shows_which_way_a_row_goes() -> None:
+    from laden.core.snapshots import DownloadInfo
+    from laden.tui.widgets.queue_table import UPLOAD_MARK, shown_name
+
+    def info(direction: str) -> DownloadInfo:
+        return DownloadInfo(id=1, url="s3://b/k.bin", final_url=None, source="s3",
+                            dest="/data/k.bin", state=State.QUEUED, size=1, done=0, speed=0.0,
+                            eta=None, direction=direction)
+
+    assert shown_name(info("upload")) == f"{UPLOAD_MARK}k.bin → s3://b/k.bin"
+    assert shown_name(info("download")) == "k.bin"

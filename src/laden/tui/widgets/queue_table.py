@@ -245,7 +245,7 @@ class QueueTable(DataTable[Text | str]):
         active = info.state.is_moving or info.state is State.CONNECTING
         return {
             "id": str(info.id),
-            "name": Text(_shown_name(info), no_wrap=True, overflow="ellipsis"),
+            "name": Text(shown_name(info), no_wrap=True, overflow="ellipsis"),
             "size": format_size(info.size) if info.size is not None else "?",
             "bar": self._bar(info),
             "percent": f"{fraction * 100:5.1f}%" if fraction is not None else "",
@@ -283,7 +283,8 @@ UPLOAD_MARK = "↑ "
 """Before an upload's name: which way a row's bytes go (a download's row has no mark)."""
 
 
-def _shown_name(info: DownloadInfo) -> str:
+def shown_name(info: DownloadInfo) -> str:
+    """A row's name: a download's file name; an upload's, marked, with where it goes."""
     if info.direction == "upload":
         return printable(f"{UPLOAD_MARK}{info.name} → {info.url}")
     return printable(info.name or info.url)
