@@ -215,6 +215,30 @@ def _wait_for_parts(upload_id: int, m: Any, parts: int = 1, timeout: float = 30)
     raise AssertionError("no part was acknowledged in time")
 
 
+def test_a_part_that_fails_is_sent_again_whole(s3_server: Any, s3_bucket: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto.s3.models as models
+
+    original = models.S3Backend.upload_part
+    failed: list[int] = []
+
+    def upload_part(self: Any, bucket_name: str, multipart_id: str, part_id: int,
+                    value: bytes) -> Any:
+        if part_id == 2 and not failed:
+            failed.append(part_id)
+            raise RuntimeError("the store fails once")  # moto answers 500
+        return original(self, bucket_name, multipart_id, part_id, value)
+
+    monkeypatch.setattr(models.S3Backend, "upload_part", upload_part)
+    path, data = _file(tmp_path, "again.bin", 2 * PART + 99, seed=48)
+    with manager() as m:
+        info = m.wait(m.add_upload(str(path), f"s3://{s3_bucket}/again.bin", connections=2,
+                                   **_options(s3_server)))
+    assert failed == [2]
+    assert info.state is State.DONE, info.message
+    assert _object(s3_server, s3_bucket, "again.bin") == data
+
+
 def test_local_file_changed_mid_upload_commits_nothing(s3_server: Any, s3_bucket: str,
                                                        tmp_path: Path) -> None:
     path, data = _file(tmp_path, "moving.bin", 4 * PART, seed=40)
