@@ -82,7 +82,7 @@ class S3Uploader:
         return StoredObject(int(head["ContentLength"]),
                             crc if crc and whole and "-" not in crc else None)
 
-    def put(self, url: str, body: bytes, crc32c: str, options: DownloadOptions, *,
+    def put(self, url: str, body: bytes | bytearray, crc32c: str, options: DownloadOptions, *,
             only_new: bool) -> None:
         bucket, key = _object(url)
         request: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": body,
@@ -98,7 +98,8 @@ class S3Uploader:
             "ChecksumType": "FULL_OBJECT"})
         return str(answer["UploadId"])
 
-    def send_part(self, url: str, upload_id: str, number: int, body: bytes, crc32c: str,
+    def send_part(self, url: str, upload_id: str, number: int, body: bytes | bytearray,
+                  crc32c: str,
                   options: DownloadOptions, start: int) -> str:
         bucket, key = _object(url)
         answer = self._call("UploadPart", url, bucket, options, {

@@ -46,12 +46,13 @@ class Uploader(Protocol):
 
     def stored(self, url: str, options: DownloadOptions) -> StoredObject | None:
         """The object at `url`, or None when there is none."""
-    def put(self, url: str, body: bytes, crc32c: str, options: DownloadOptions, *,
+    def put(self, url: str, body: bytes | bytearray, crc32c: str, options: DownloadOptions, *,
             only_new: bool) -> None:
         """Send a whole small file in one request: it is committed when this returns."""
     def begin(self, url: str, options: DownloadOptions) -> str:
         """Start an upload in parts; returns its id."""
-    def send_part(self, url: str, upload_id: str, number: int, body: bytes, crc32c: str,
+    def send_part(self, url: str, upload_id: str, number: int, body: bytes | bytearray,
+                  crc32c: str,
                   options: DownloadOptions, start: int) -> str:
         """Send part `number` (bytes from `start`); returns the service's tag for it."""
     def parts(self, url: str, upload_id: str, options: DownloadOptions) -> dict[int, str]:

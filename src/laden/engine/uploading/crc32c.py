@@ -18,7 +18,7 @@ _POLY = 0x82F63B78
 
 
 def of(data: bytes | bytearray | memoryview) -> int:
-    # The C extension takes read-only bytes only.
+    # The C extension takes bytes only (no bytearray, no view of one).
     return int(google_crc32c.value(data if isinstance(data, bytes) else bytes(data)))
 
 

@@ -37,28 +37,27 @@ class PartSink:
     def __init__(self, upload: UploadState) -> None:
         self._upload = upload
         self._lock = threading.Lock()
-        self._filling: dict[int, bytearray] = {}
-        """Part number -> the bytes of it written so far."""
+        self._filling: dict[int, tuple[bytearray, list[int]]] = {}
+        """Part number -> its buffer, and how many of its bytes are written."""
 
     def write(self, data: memoryview, offset: int, *, placed: bool = False) -> None:
         upload = self._upload
         number = upload.part_at(offset)
         start, end = upload.part_range(number)
         with self._lock:
-            if offset == start:
-                body = self._filling[number] = bytearray()  # a first or a new try
-            else:
-                body = self._filling[number]
-            if start + len(body) != offset:
-                raise AssertionError(f"part {number}: a write at {offset} after "
-                                     f"{start + len(body)}")
-            body += data  # a copy: `data` is the connection's reused buffer
-            whole = start + len(body) == end
-            if whole:
-                del self._filling[number]
-        if whole:
-            sent = bytes(body)
-            upload.send(number, sent, crc32c.of(sent))
+            if offset == start:  # a first or a new try: a buffer of the part's size, once
+                self._filling[number] = (bytearray(end - start), [0])
+            body, filled = self._filling[number]
+        # One connection writes a part, in order: the copy needs no lock.
+        at = offset - start
+        if at != filled[0]:
+            raise AssertionError(f"part {number}: a write at {offset} after {start + filled[0]}")
+        body[at:at + len(data)] = data  # a copy: `data` is the connection's reused buffer
+        filled[0] = at + len(data)
+        if filled[0] == end - start:
+            with self._lock:
+                self._filling.pop(number, None)
+            upload.send(number, body, crc32c.of(body))
 
     def splice_in(self, pipe: int, count: int, offset: int) -> None:
         raise NotImplementedError("an upload's parts are sent from memory")

@@ -74,7 +74,7 @@ class UploadState:
 
     # -- called by the sink, on the connections' threads -------------------------------------
 
-    def send(self, number: int, body: bytes, crc: int) -> None:
+    def send(self, number: int, body: bytes | bytearray, crc: int) -> None:
         """Send a whole part (or the whole small file); it counts once the service said so."""
         options = self.download.options
         self.local.check()  # a file changed since its first part must not go on
