@@ -264,3 +264,22 @@ def test_a_download_folder_under_home_is_expanded(http_server, tmp_path, monkeyp
     assert (tmp_path / "Downloads" / "home.bin").read_bytes() == b"h" * 1000
     assert not (tmp_path / "~").exists()
     assert config.to_mapping()["download_dir"] == "~/Downloads"  # saved as written
+
+
+def test_whole_pieces_are_never_split_and_start_again_when_interrupted() -> None:
+    from laden.engine.segments import SegmentPlan
+
+    plan = SegmentPlan(25, [(0, 10)], min_size=5, piece_size=5)
+    first = plan.take(0)
+    assert first is not None and (first.start, first.end) == (10, 15)
+    plan.reserve(first, 3)
+    plan.advance(first, 3)
+    plan.interrupted(first)  # a part that failed halfway is sent again from its start
+    assert first.position == 10 and plan.done_bytes() == 10
+    taken = [plan.take(n) for n in (1, 2, 3)]
+    assert [(s.start, s.end) for s in taken if s] == [(15, 20), (20, 25)]
+    assert taken[2] is None  # nothing left to take, and nothing is split
+    plan.advance(taken[0], 2)
+    plan.release(taken[0])
+    assert taken[0].position == 15
+    plan.check()

@@ -17,6 +17,23 @@ SECRET_KEY = "testing"
 REGION = "us-east-1"
 
 
+def _give_moto_crc32c() -> None:
+    """moto computes "CRC32C" with the `crc32c` package and, without it, silently with CRC32
+    instead; google-crc32c (a laden dependency) serves as that package, so the checksums moto
+    computes of objects are the real ones."""
+    import sys
+    import types
+
+    try:
+        import crc32c  # noqa: F401
+    except ImportError:
+        import google_crc32c
+
+        shim = types.ModuleType("crc32c")
+        shim.crc32c = lambda body: google_crc32c.value(bytes(body))  # type: ignore[attr-defined]
+        sys.modules["crc32c"] = shim
+
+
 class S3Server(Emulator):
     """A moto S3 endpoint. ``endpoint_url`` is valid between ``start()`` and ``stop()``."""
 
@@ -40,6 +57,7 @@ class S3Server(Emulator):
         # moto reads S3_UPLOAD_PART_MIN_SIZE from the environment once, at import; the
         # module attribute is what the check uses, so set it directly.
         moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = self.min_part_size  # type: ignore[attr-defined]
+        _give_moto_crc32c()
         # werkzeug logs every request at INFO; that would bury real test output.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # Port 0: the kernel picks a free port, so there is no race with other emulators.

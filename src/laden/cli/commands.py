@@ -21,10 +21,12 @@ from ..core.printable import printable
 from ..core.snapshots import DownloadInfo
 from ..core.states import SETTLED, State
 from ..core.units import format_size, parse_rate
+from ..core.urls import strip_credentials
 from ..engine import events, formats, sharing
 from . import progress, waiting
 from .credentials import user_and_password, warn_if_insecure
 from .logs import setup_logging
+from .put import cmd_put as cmd_put  # `laden put` too
 from .resuming import tell_paused, tell_restarting
 from .run import cmd_run as cmd_run  # `laden run` lives in its own module
 
@@ -230,7 +232,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         for r in records:
             done = sum(e - s for s, e in r.done_ranges)
-            print(json.dumps({"id": r.id, "url": r.url, "dest": r.dest or r.dest_dir,
+            print(json.dumps({"id": r.id, "direction": r.direction, "url": r.url,
+                              "dest": r.dest or r.dest_dir,
                               "state": states[r.id], "size": r.size, "done": done,
                               "message": r.message, "group": r.group}))
         return 0
@@ -245,6 +248,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         percent = f"{100 * done / r.size:5.1f}%" if r.size else ("100.0%" if r.state == "done"
                                                                 else "     ?")
         name = os.path.basename(r.dest) if r.dest else r.url
+        if r.direction == "upload":  # which way it goes: the local name, then where to
+            name = f"{name} -> {strip_credentials(r.url)}"
         note = f"  ({r.message})" if r.message and r.state in ("failed", "paused") else ""
         # One row per download, even for an address or a message holding a newline.
         print(printable(f"{r.id:>4}  {states[r.id]:<11} {percent:>6}  "
@@ -264,12 +269,12 @@ def shown_state(journalled: str, laden_running: bool) -> str:
         laden_running: Another laden holds the state folder now (see `store.lock.holder`).
             It journals a download it takes up at once, so an active state is its own.
     """
-    if journalled not in ("queued", "connecting", "downloading", "verifying"):
+    if journalled not in ("queued", "connecting", "downloading", "uploading", "verifying"):
         return journalled
     if not laden_running:
         return "interrupted"
     # It journals "connecting" but not every later step: the download is running, in it.
-    return "running" if journalled in ("connecting", "downloading") else journalled
+    return "running" if journalled in ("connecting", "downloading", "uploading") else journalled
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -403,7 +408,11 @@ def summarise(infos: list[DownloadInfo], *, quiet: bool) -> int:
         if info.state is State.DONE:
             if quiet:
                 continue
-            if info.skipped:
+            if info.direction == "upload":
+                print(f"skipped {info.dest}: {info.url} has its size and CRC32C already"
+                      if info.skipped else
+                      f"uploaded {info.dest} to {info.url} ({format_size(info.size)})")
+            elif info.skipped:
                 print(f"skipped {info.dest}: a file is already there (--conflict skip); "
                       "nothing was downloaded")
             else:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..core.known_sources import KNOWN_SOURCES
 from ..core.version import __version__
+from .put import add_put_parser
 
-COMMANDS = ("get", "run", "list", "resume", "pause", "remove", "verify", "repair",
+COMMANDS = ("get", "put", "run", "list", "resume", "pause", "remove", "verify", "repair",
             "settings")
 
 DESCRIPTION = """\
@@ -15,6 +17,7 @@ laden: a terminal download manager.
 
   laden [URL...]             open the app (with these URLs queued); saved sessions resume
   laden get URL... [opts]    download headless, with progress; Ctrl-C pauses, rerun resumes
+  laden put LOCAL... s3://B/P upload files or folders headless; Ctrl-C pauses, rerun resumes
   laden run MANIFEST         download every item of a YAML or TOML manifest; rerun resumes
   laden list                 show the downloads in the journal
   laden resume ID|--all      continue paused or interrupted downloads headless
@@ -52,6 +55,8 @@ def build() -> argparse.ArgumentParser:
                           "same place, exit 3 at once instead of waiting for it")
     add_download_options(get)
     add_output_options(get)
+
+    add_put_parser(commands)
 
     run = commands.add_parser("run", help="download every item of a manifest", description=(
         "Download every item a manifest (YAML or TOML; Kaiwo's format works as it is) lists, "
@@ -130,6 +135,25 @@ NO_FORMAT_CHECK_HELP = dict(
          "by resuming it with this")
 
 
+RETRY_FLAGS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--retries",), dict(type=int, metavar="N", help="retries after errors")),
+    (("--retry-backoff",), dict(
+        type=float, metavar="SECONDS",
+        help="wait before the first retry, doubling after each (default 0.5)")),
+    (("--retry-max-backoff",), dict(
+        type=float, metavar="SECONDS", help="longest wait between two retries (default 30)")),
+    (("--max-retry-after",), dict(
+        type=float, metavar="SECONDS",
+        help="longest wait a server's Retry-After is honoured for (default 300)")),
+    (("--retry-on",), dict(
+        metavar="KINDS",
+        help="errors worth a retry, e.g. timeout,refused,dropped,server-error,slow-down,"
+             "unresolved (default all); the retry options are kept with the download, so a "
+             "resume keeps them")),
+)
+"""The retry options of `get` and `put`."""
+
+
 def add_download_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("download options")
     group.add_argument("-o", "--output", "--dir", dest="output", metavar="DIR",
@@ -149,17 +173,8 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--conflict", choices=("rename", "overwrite", "skip", "resume"),
                        help="when the file exists: rename (default), overwrite, skip, or "
                             "resume from it")
-    group.add_argument("--retries", type=int, metavar="N", help="retries after errors")
-    group.add_argument("--retry-backoff", type=float, metavar="SECONDS",
-                       help="wait before the first retry, doubling after each (default 0.5)")
-    group.add_argument("--retry-max-backoff", type=float, metavar="SECONDS",
-                       help="longest wait between two retries (default 30)")
-    group.add_argument("--max-retry-after", type=float, metavar="SECONDS",
-                       help="longest wait a server's Retry-After is honoured for (default 300)")
-    group.add_argument("--retry-on", metavar="KINDS",
-                       help="errors worth a retry, e.g. timeout,refused,dropped,server-error,"
-                            "slow-down,unresolved (default all); the retry options are kept "
-                            "with the download, so a resume keeps them")
+    for flags, extra in RETRY_FLAGS:
+        group.add_argument(*flags, **extra)
     group.add_argument("--force", action="store_true",
                        help="download again a file already downloaded there (rerunning "
                             "a finished download otherwise keeps the file)")

@@ -116,7 +116,7 @@ class PlainDisplay(Display):
             self._states[info.id] = info.state
             self._waits[info.id] = info.retry_at
             self._retries[info.id] = info.retries
-            if changed or (periodic and info.state is State.DOWNLOADING):
+            if changed or (periodic and info.state.is_moving):
                 self._out.write(plain_line(info, retrying=retried) + "\n")
         if periodic:
             self._last = now
@@ -127,7 +127,7 @@ def plain_line(info: DownloadInfo, *, retrying: bool = False) -> str:
     percent = f"{info.fraction * 100:5.1f}%" if info.fraction is not None else "    ?%"
     parts = [f"[{info.id}]", info.name, info.state.value, percent,
              f"{format_size(info.done)}/{format_size(info.size)}"]
-    if info.state is State.DOWNLOADING:
+    if info.state.is_moving:
         parts += [format_rate(info.speed), f"ETA {format_eta(info.eta)}"]
     if info.message and (retrying or info.retry_at is not None
                          or info.state in (State.FAILED, State.PAUSED, State.DONE)):
@@ -170,7 +170,7 @@ class RichDisplay(Display):
 
         for info in infos:
             name = escape(printable(info.name))  # the name column is rich markup
-            state = info.state.value if info.state is not State.DOWNLOADING else ""
+            state = info.state.value if not info.state.is_moving else ""
             if info.retry_at is not None:
                 why = info.errors[-1].message if info.errors else ""
                 why = escape(printable(why if len(why) <= 48 else why[:47] + "…"))
@@ -179,7 +179,7 @@ class RichDisplay(Display):
                 state = "[red]failed[/]"
             elif info.state is State.DONE:
                 state = "[green]done[/]"
-            running = info.state is State.DOWNLOADING
+            running = info.state.is_moving
             fields = dict(name=name, state=state,
                           amount=f"{format_size(info.done)}/{format_size(info.size)}",
                           speed=format_rate(info.speed) if running else "",
@@ -230,7 +230,8 @@ def event_json(event: events.Event) -> dict[str, Any]:
 
 def info_json(info: DownloadInfo, *, brief: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": info.id, "url": info.url, "dest": info.dest, "source": info.source,
+        "id": info.id, "direction": info.direction, "url": info.url, "dest": info.dest,
+        "source": info.source,
         "state": info.state.value, "size": info.size, "done": info.done,
         "speed": round(info.speed, 1), "eta": None if info.eta is None else round(info.eta, 1),
         "message": info.message,

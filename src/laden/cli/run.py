@@ -155,7 +155,7 @@ class RunLines(progress.Display):
         if now - self._last >= self._interval:
             self._last = now
             for info in infos:
-                if info.state is State.DOWNLOADING:
+                if info.state.is_moving:
                     self._out.write(progress.plain_line(info) + "\n")
             self._out.write(overall_line(infos) + "\n")
         self._out.flush()
@@ -164,7 +164,7 @@ class RunLines(progress.Display):
 def overall_line(infos: list[DownloadInfo]) -> str:
     done = sum(1 for i in infos if i.state is State.DONE)
     failed = sum(1 for i in infos if i.state is State.FAILED)
-    active = sum(1 for i in infos if i.state in (State.CONNECTING, State.DOWNLOADING))
+    active = sum(1 for i in infos if i.state.is_active and i.state is not State.VERIFYING)
     size = sum(i.size or 0 for i in infos)
     speed = sum(i.speed for i in infos)
     text = (f"[run] {done}/{len(infos)} files done, {active} active, "

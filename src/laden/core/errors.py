@@ -15,6 +15,8 @@ LadenError                      base: one clear line for the user in str(exc)
 │   │   │   └── HostNotFound    the name does not resolve: one more try, for a DNS hiccup
 │   │   └── Permanent           trying again will not help (404, 410, 401/403 after retry)
 │   ├── RemoteChanged           the remote file changed under us: restart, never stitch
+│   │   └── UploadLost          the service no longer knows an unfinished upload: start again
+│   ├── LocalFileChanged        the file being uploaded changed: never commit a mixed object
 │   ├── RangeNotSupported       the server ignored a Range request
 │   ├── ChecksumMismatch        the bytes on disk are not what was promised
 │   ├── FormatError             a model file is cut short or damaged (see `formats`)
@@ -123,6 +125,17 @@ class Permanent(RemoteError):
 
 class RemoteChanged(TransferError):
     """The remote file is not the version we started; restart from zero, never stitch."""
+
+
+class UploadLost(RemoteChanged):
+    """The service no longer knows an unfinished upload (expired, or aborted by someone else):
+    its parts are gone, so the upload starts again from the first byte."""
+
+
+class LocalFileChanged(TransferError):
+    """The local file of an upload changed after the upload began: what was sent and what is
+    left to send would mix two versions, so nothing is committed. A resume starts again from
+    the first byte of the file as it is then."""
 
 
 class RangeNotSupported(TransferError):

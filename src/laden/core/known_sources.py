@@ -70,14 +70,17 @@ class KnownSource:
         manifest_type: the `type` of its items in a manifest.
         containers: for an object store, the manifest field that lists its buckets or
             containers (its items then name `{scheme}://{container}/{key}`).
+        uploader: `module:class` of its `sources.uploads.Uploader`, made with its `Source`,
+            when laden can upload to it.
     """
 
     __slots__ = ("name", "schemes", "code", "options", "web_hosts", "manifest_type",
-                 "containers")
+                 "containers", "uploader")
 
     def __init__(self, name: str, schemes: tuple[str, ...], code: str, *,
                  options: tuple[SourceOption, ...] = (), web_hosts: tuple[str, ...] = (),
-                 manifest_type: str | None = None, containers: str | None = None) -> None:
+                 manifest_type: str | None = None, containers: str | None = None,
+                 uploader: str | None = None) -> None:
         self.name = name
         self.schemes = schemes
         self.code = code
@@ -85,6 +88,7 @@ class KnownSource:
         self.web_hosts = web_hosts
         self.manifest_type = manifest_type
         self.containers = containers
+        self.uploader = uploader
 
     def __repr__(self) -> str:
         return f"KnownSource({self.name!r})"
@@ -94,6 +98,7 @@ class KnownSource:
 KNOWN_SOURCES: tuple[KnownSource, ...] = (
     KnownSource(
         "s3", ("s3",), "laden.sources.s3:S3Source", manifest_type="s3", containers="buckets",
+        uploader="laden.sources.s3_upload:S3Uploader",
         options=(
             SourceOption("s3_endpoint_url", "URL", "S3-compatible endpoint such as MinIO "
                          "(default: AWS, or AWS_ENDPOINT_URL)", manifest="endpoint_url"),

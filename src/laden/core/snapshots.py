@@ -155,6 +155,9 @@ class DownloadInfo:
     format_check: FormatReport | None = None
     """The verdict of the model-file check (see `formats`); None when the file was not
     checked (not a model file, the check turned off, or not finished yet)."""
+    direction: str = "download"
+    """"download" (`url` fetched into `dest`) or "upload" (the local file `dest` sent to
+    `url`)."""
     sequence: int = 0
     """Orders the snapshots of one download: of two, the one with the larger number is the
     newer, however late it arrives (events come from several threads). 0: not made by the

@@ -18,6 +18,8 @@ class State(StrEnum):
     """Asking the server for the file's size and version."""
     DOWNLOADING = "downloading"
     """Bytes are arriving."""
+    UPLOADING = "uploading"
+    """Bytes are leaving: an upload's parts are being sent."""
     PAUSED = "paused"
     """Stopped with its bytes kept; `resume` goes on."""
     VERIFYING = "verifying"
@@ -35,6 +37,11 @@ class State(StrEnum):
         return self in ACTIVE
 
     @property
+    def is_moving(self) -> bool:
+        """Downloading or uploading: bytes are moving."""
+        return self in MOVING
+
+    @property
     def is_finished(self) -> bool:
         """Done, failed or cancelled: nothing happens until someone asks for it."""
         return self in FINISHED
@@ -45,7 +52,9 @@ class State(StrEnum):
         return self in SETTLED
 
 
-ACTIVE = frozenset({State.CONNECTING, State.DOWNLOADING, State.VERIFYING})
+MOVING = frozenset({State.DOWNLOADING, State.UPLOADING})
+"""Bytes are moving, one way or the other (the state a transfer's direction names)."""
+ACTIVE = frozenset({State.CONNECTING, *MOVING, State.VERIFYING})
 """The states in which a transfer is working on the download."""
 FINISHED = frozenset({State.DONE, State.FAILED, State.CANCELLED})
 """Done, failed or cancelled: the download has ended."""
@@ -53,16 +62,18 @@ SETTLED = FINISHED | {State.PAUSED}
 """Finished or paused: where a download stays until someone asks for it (`wait` returns, the
 command line stops watching it)."""
 
+_WHILE_MOVING = frozenset(
+    {State.VERIFYING, State.DONE, State.PAUSED, State.FAILED, State.CANCELLED, State.CONNECTING,
+     State.QUEUED}
+)
 _ALLOWED: dict[State, frozenset[State]] = {
     State.QUEUED: frozenset({State.CONNECTING, State.PAUSED, State.CANCELLED, State.FAILED}),
     State.CONNECTING: frozenset(
-        {State.DOWNLOADING, State.VERIFYING, State.DONE, State.PAUSED, State.FAILED,
-         State.CANCELLED, State.QUEUED}
+        {State.DOWNLOADING, State.UPLOADING, State.VERIFYING, State.DONE, State.PAUSED,
+         State.FAILED, State.CANCELLED, State.QUEUED}
     ),
-    State.DOWNLOADING: frozenset(
-        {State.VERIFYING, State.DONE, State.PAUSED, State.FAILED, State.CANCELLED,
-         State.CONNECTING, State.QUEUED}
-    ),
+    State.DOWNLOADING: _WHILE_MOVING,
+    State.UPLOADING: _WHILE_MOVING,
     State.VERIFYING: frozenset(
         {State.DONE, State.FAILED, State.PAUSED, State.CANCELLED, State.CONNECTING,
          State.QUEUED}

@@ -134,7 +134,8 @@ def _stream_segment(
     live.abort = getattr(reader, "abort", None)
     live.since = time.monotonic()
     first = segment.position
-    live.last_status = "206 reading"
+    # What the connection shows while it works: a reader may word it (an upload's "sending").
+    live.last_status = getattr(reader, "status", "206 reading")
     # Readers that can move bytes into the sink inside the kernel say so per response; a direct
     # write moves them with one copy too, without filling the page cache.
     splice = getattr(reader, "splice_into", None) if getattr(reader, "can_splice", False) else None
@@ -172,6 +173,7 @@ def _stream_segment(
             limits.consume(n, stop)
         return read_size
     except Exception:
+        plan.interrupted(segment)  # an upload's part is sent again whole
         if live.replaced:
             raise Replaced(live.replaced) from None
         raise

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..core.states import ACTIVE, State
 from . import events
 from .partfile import remove_partial
+from .uploading.direction import abandon
 
 if TYPE_CHECKING:
     from .context import Engine
@@ -44,7 +45,7 @@ def _all_bytes_written(download: Download) -> bool:
     if download.state is State.VERIFYING:
         return True
     size = download.record.size
-    return download.state is State.DOWNLOADING and size is not None and (
+    return download.state.is_moving and size is not None and (
         download.done_bytes() >= size)
 
 
@@ -88,7 +89,7 @@ def cancel(manager: Engine, download_id: int) -> None:
         old = download.set_state(State.CANCELLED, "cancelled")
     if transfer is not None:
         transfer.join(30)
-    delete_partial(download)
+    delete_partial(download, manager)
     download.set_done_ranges([])
     manager.save(download)
     manager.emit(events.StateChanged(download_id, old, State.CANCELLED, download.info()))
@@ -103,10 +104,12 @@ def remove(manager: Engine, download_id: int, delete_file: bool = False) -> None
             transfer.stop("remove")
     if transfer is not None:
         transfer.join(30)
-    delete_partial(download)
+    delete_partial(download, manager)
     dest = download.record.dest
     completed = download.record.finished is not None
-    if delete_file and dest and completed and os.path.isfile(dest):
+    # An upload's `dest` is the local file it sent: never laden's to delete.
+    uploaded = download.record.direction == "upload"
+    if delete_file and dest and completed and not uploaded and os.path.isfile(dest):
         os.unlink(dest)
     manager.queue.forget(download_id)
     if manager.journal is not None:
@@ -115,7 +118,12 @@ def remove(manager: Engine, download_id: int, delete_file: bool = False) -> None
     manager.queue.notify()
 
 
-def delete_partial(download: Download) -> None:
+def delete_partial(download: Download, manager: Engine) -> None:
+    """What a cancelled or removed transfer leaves: a download's partial file, an upload's
+    unfinished upload at the service (aborted, so its parts stop costing storage)."""
+    if download.record.direction == "upload":
+        abandon(manager.sources, download)
+        return
     try:
         remove_partial(download.record)
     except OSError as exc:

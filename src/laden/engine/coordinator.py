@@ -188,7 +188,7 @@ class Coordinator:
     # -- the attempts ------------------------------------------------------------------------
 
     def _thread_name(self) -> str:
-        return f"laden-download-{self.download.id}"
+        return f"laden-{self.direction.word}-{self.download.id}"
 
     def _work(self) -> None:
         transfer: Coordinator | None = self
@@ -239,7 +239,7 @@ class Coordinator:
         direction = self.direction
         if not direction.prepare(self):
             return  # it was finished already
-        self.set_state(State.DOWNLOADING)
+        self.set_state(direction.moving)
         self.ctx.emit(events.Started(self.download.id, self.download.info()))
         self._move_bytes()
         if self._failure is not None:

@@ -229,6 +229,7 @@ class Download:
                 supports_ranges=record.supports_ranges,
                 skipped=bool(record.extra.get("skipped")),
                 format_check=FormatReport.from_journal(record.extra.get("format_check")),
+                direction=record.direction,
                 sequence=next(_sequence),
             )
 
@@ -267,7 +268,7 @@ class Download:
         lock."""
         done = self.done_bytes()
         size = self.record.size
-        active = self.state in (State.DOWNLOADING, State.CONNECTING)
+        active = self.state.is_moving or self.state is State.CONNECTING
         speed = self.speed if active else 0.0
         eta = (size - done) / speed if active and speed > 0 and size is not None else None
         return done, speed, eta

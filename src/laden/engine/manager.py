@@ -193,6 +193,73 @@ class DownloadManager:
                 self.callbacks.watch(download_id, on_progress, on_done)
         return download_ids
 
+    def add_upload(
+        self,
+        path: str,
+        url: str,
+        *,
+        options: DownloadOptions | None = None,
+        conflict: str = "overwrite",
+        group: str | None = None,
+        start: bool = True,
+        on_progress: InfoCallback | None = None,
+        on_done: InfoCallback | None = None,
+        **option_fields: Any,
+    ) -> int:
+        """Queue the upload of the local file `path` to `url` and return its id.
+
+        It is a transfer like a download: listed, paused, resumed, removed, waited for and
+        watched the same way (`DownloadInfo.direction` is "upload", `dest` the local file).
+        The file is pinned now (size, modification time, inode): if it changes before the
+        upload commits, the upload fails and nothing is committed. Adding the same file to
+        the same address again continues the unfinished upload.
+
+        Args:
+            path: the local file.
+            url: where it goes: `s3://bucket/key`.
+            options: credentials, endpoint, connections, rate limit, as for downloads.
+            conflict: when `url` exists: "overwrite"; "skip" when it has the file's size and
+                CRC32C already; "fail" (the service refuses the commit).
+            group: as for `add`.
+            start: False adds it paused.
+            on_progress: as for `add`.
+            on_done: as for `add`.
+            **option_fields: `DownloadOptions` fields, instead of `options` or over it.
+
+        Raises:
+            InputError: the file is missing, the address or an option is wrong, or laden
+                cannot upload to that service; nothing was queued.
+        """
+        from .uploading.adding import add_upload
+
+        upload_id = add_upload(self, path, url, options=options, group=group, start=start,
+                               conflict=conflict, option_fields=option_fields)
+        if on_progress is not None or on_done is not None:
+            self.callbacks.watch(upload_id, on_progress, on_done)
+        return upload_id
+
+    def add_uploads(
+        self,
+        paths: list[str],
+        url: str,
+        *,
+        glob: str | None = None,
+        options: DownloadOptions | None = None,
+        conflict: str = "overwrite",
+        group: str | None = None,
+        start: bool = True,
+        **option_fields: Any,
+    ) -> list[int]:
+        """Queue one upload per file: `paths` are files or folders (their files keep their
+        layout under `url`, a prefix); `glob` picks the files of folders by their path
+        inside them. Every file is checked before any upload is queued (see `add_upload`)."""
+        from .uploading.adding import add_upload, targets
+
+        chosen = targets(paths, url, glob)
+        return [add_upload(self, path, target, options=options, group=group, start=start,
+                           conflict=conflict, option_fields=dict(option_fields))
+                for path, target in chosen]
+
     def find_finished(
         self,
         url: str,

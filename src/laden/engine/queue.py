@@ -149,15 +149,18 @@ class Queue:
         held += (Download.from_journal(r) for r in earlier)
         return sorted(held, key=_place)
 
-    def unfinished(self, url: str, folder: str, filename: str | None) -> Download | None:
+    def unfinished(self, url: str, folder: str, filename: str | None,
+                   direction: str = "download") -> Download | None:
         """The held download of `url` into `folder` (named `filename`, if given) that is not
-        done or cancelled: adding the same again continues it."""
+        done or cancelled: adding the same again continues it. With `direction` "upload": the
+        upload of the file `filename` in `folder` to `url`."""
         # Through the address index: a scan of every download per add made adding a list of
         # hundreds of files quadratic.
         with self.lock:
             for download in self._by_address.get((url, folder), ()):
                 if (
                     (filename is None or download.record.filename == filename)
+                    and download.record.direction == direction
                     and download.state not in (State.DONE, State.CANCELLED)
                 ):
                     return download
@@ -174,7 +177,8 @@ class Queue:
             found = {r.id: r for r in self._finished_index.records(url, folder)
                      if r.id not in self._downloads}
             found.update((d.id, d.record) for d in self._by_address.get((url, folder), ()))
-        return list(found.values())
+        # An upload of a file in `folder` to `url` is not a copy downloaded there.
+        return [r for r in found.values() if r.direction == "download"]
 
     def next_position(self) -> float:
         """The place of a download added now: after every other."""

@@ -4,7 +4,8 @@ The coordinator (`coordinator.Coordinator`) runs what every transfer has: the at
 monitor, retries, restarts, state changes and endings. What depends on the direction is an
 object it is handed, a `Direction`: the steps (prepare, checkpoint, finish, close) and the two
 ends of the byte loop (`connection`): a `PieceReader` the bytes of a range are read from and a
-`PieceSink` they are written to. A download's are in `downloading`.
+`PieceSink` they are written to. A download's are in `downloading` (a source's ranges into a
+partial file), an upload's in `uploading` (a local file's ranges into parts sent to a service).
 
 Steps and the byte loop never see the coordinator: what they may ask of the transfer running
 them is the `Run` below, and nothing else. This module imports neither side.
@@ -149,6 +150,11 @@ class Direction(Ends, Protocol):
     `reader` and `sink` over `plan` while the monitor calls `checkpoint`, then `finish`; after a
     change, `judge_change` and `go_on`; once at the end, `close`.
     """
+
+    moving: State
+    """The state while the bytes move: DOWNLOADING or UPLOADING."""
+    word: str
+    """"download" or "upload": in thread names and the log."""
 
     def prepare(self, run: Run) -> bool:
         """Everything before the first byte moves; False when the transfer turned out to be

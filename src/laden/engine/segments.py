@@ -58,21 +58,30 @@ def missing_ranges(size: int, done: list[tuple[int, int]]) -> list[tuple[int, in
 
 
 class SegmentPlan:
-    """The segments of one download of known size; thread-safe."""
+    """The segments of one download of known size; thread-safe.
+
+    With `piece_size`, the file is cut into pieces of that size (the last may be shorter) that
+    are never split and count only whole: a piece interrupted halfway goes back to its first
+    byte (`interrupted`). An upload's parts are such pieces: the service keeps a part only
+    once all of it arrived.
+    """
 
     def __init__(
-        self, size: int, done: list[tuple[int, int]] | None = None, *, min_size: int = 1 << 20
+        self, size: int, done: list[tuple[int, int]] | None = None, *, min_size: int = 1 << 20,
+        piece_size: int | None = None,
     ) -> None:
         self.size = size
         self.min_size = max(1, min_size)
+        self.piece_size = piece_size
         self._lock = threading.Lock()
         done = [(max(0, s), min(e, size)) for s, e in merge_ranges(done or [])]
         self._segments: list[Segment] = [Segment(s, e, e, e) for s, e in done if e > s]
         self._pending: list[Segment] = []
-        for start, end in missing_ranges(size, done):
-            segment = Segment(start, end, start, start)
-            self._segments.append(segment)
-            self._pending.append(segment)
+        for gap_start, gap_end in missing_ranges(size, done):
+            for start, end in _pieces(gap_start, gap_end, piece_size):
+                segment = Segment(start, end, start, start)
+                self._segments.append(segment)
+                self._pending.append(segment)
 
     def split_for(self, connections: int, *, in_order: int | None = None) -> None:
         """Cut the missing ranges into about `connections` pieces before anyone starts.
@@ -83,7 +92,7 @@ class SegmentPlan:
         """
         with self._lock:
             missing = sum(s.remaining for s in self._pending)
-            if (connections <= 1 and not in_order) or not missing:
+            if (connections <= 1 and not in_order) or not missing or self.piece_size:
                 return
             target = in_order or max(self.min_size, -(-missing // connections))
             pieces: list[Segment] = []
@@ -104,6 +113,8 @@ class SegmentPlan:
                 segment = self._pending.pop(0)
                 segment.connection = connection
                 return segment
+            if self.piece_size:
+                return None  # whole pieces are never split
             victim = max(
                 (s for s in self._segments if s.connection is not None and not s.finished),
                 key=lambda s: s.end - max(s.position, s.reading_to),
@@ -124,10 +135,20 @@ class SegmentPlan:
         """Give back a segment whose connection failed; another connection continues it."""
         with self._lock:
             segment.connection = None
+            if self.piece_size and not segment.finished:
+                segment.position = segment.start
             segment.reading_to = segment.position
             if not segment.finished and segment not in self._pending:
                 self._pending.append(segment)
                 self._pending.sort(key=lambda s: s.start)
+
+    def interrupted(self, segment: Segment) -> None:
+        """Its connection's transfer of `segment` failed: a whole piece starts again from its
+        first byte; a segment of an ordinary plan keeps the bytes written."""
+        if self.piece_size:
+            with self._lock:
+                if not segment.finished:
+                    segment.position = segment.reading_to = segment.start
 
     def reserve(self, segment: Segment, want: int) -> int:
         """How many bytes the next read of `segment` may take; a split will not cut below them."""
@@ -174,6 +195,14 @@ class SegmentPlan:
                 assert s.start <= s.position <= s.end, f"position outside segment: {s}"
                 cursor = s.end
             assert cursor == self.size, f"segments end at {cursor}, file has {self.size}"
+
+
+def _pieces(start: int, end: int, size: int | None) -> list[tuple[int, int]]:
+    """[start, end) cut at the multiples of `size` (all of it when None)."""
+    if not size:
+        return [(start, end)]
+    cuts = [start, *range((start // size + 1) * size, end, size), end]
+    return list(zip(cuts, cuts[1:], strict=False))
 
 
 def _aligned(point: int, low: int, high: int) -> int:

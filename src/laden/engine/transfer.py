@@ -1,8 +1,8 @@
-"""A download's transfer, as the queue starts it: the coordinator, handed the download direction.
+"""A transfer, as the queue starts it: the coordinator, handed the direction of its record.
 
 The manager builds one with `Transfer(ctx, download)` and calls `start`, `stop`, `join`; the
-work is the coordinator's (`coordinator`), what is particular to downloading is the direction's
-(`downloading`).
+work is the coordinator's (`coordinator`), what is particular to downloading or uploading is
+the direction's (`downloading`, `uploading`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ from .context import EngineContext
 from .coordinator import Coordinator
 from .download import Download
 from .downloading.direction import DownloadDirection
+from .seam import Direction
+from .uploading.direction import UploadDirection
 
 __all__ = ["EngineContext", "Transfer"]
 
 
 class Transfer(Coordinator):
     def __init__(self, ctx: EngineContext, download: Download) -> None:
-        super().__init__(ctx, download, DownloadDirection(download))
+        direction: Direction = (UploadDirection(download) if download.record.direction == "upload"
+                                else DownloadDirection(download))
+        super().__init__(ctx, download, direction)

@@ -15,6 +15,7 @@ from ..core.errors import InputError, UnsupportedSource
 from ..core.known_sources import KNOWN_SOURCES, KnownSource
 from ..core.urls import shown_address
 from .base import Source
+from .uploads import Uploader
 
 _BY_SCHEME: dict[str, KnownSource] = {
     scheme: source for source in KNOWN_SOURCES for scheme in source.schemes}
@@ -81,6 +82,7 @@ class SourceRegistry:
     def __init__(self, factory_args: dict[str, object] | None = None) -> None:
         self._lock = threading.Lock()
         self._instances: dict[str, Source] = {}
+        self._uploaders: dict[str, Uploader] = {}
         self._factory_args = factory_args or {}
 
     def for_url(self, url: str) -> Source:
@@ -94,8 +96,24 @@ class SourceRegistry:
                 self._instances[known.name] = source
             return source
 
+    def uploader_for(self, url: str) -> Uploader:
+        """The uploader of the service `url` names, sharing that service's source."""
+        known = _BY_SCHEME[source_scheme(url)]
+        if known.uploader is None:
+            raise UnsupportedSource(f"laden cannot upload to {known.name} addresses yet "
+                                    f"({shown_address(url)})")
+        source = self.for_url(url)
+        with self._lock:
+            uploader = self._uploaders.get(known.name)
+            if uploader is None:
+                module_name, _, class_name = known.uploader.partition(":")
+                cls = getattr(importlib.import_module(module_name), class_name)
+                uploader = self._uploaders[known.name] = cls(source)
+            return uploader
+
     def close(self) -> None:
         with self._lock:
             sources, self._instances = list(self._instances.values()), {}
+            self._uploaders = {}
         for source in sources:
             source.close()

@@ -222,6 +222,11 @@ class S3Source(Source):
 
     # -- clients and credentials -------------------------------------------------------------
 
+    def client(self, options: DownloadOptions) -> Any:
+        """The boto3 client for these options (endpoint, region, credentials), made once and
+        shared: uploads (`s3_upload`) use the same ones."""
+        return self._client(options)
+
     def _client(self, options: DownloadOptions) -> Any:
         config = self._config
         endpoint = (cloud.setting(options, config, "s3_endpoint_url")

@@ -64,7 +64,7 @@ class Journal:
         self._opened: list[Record] | None = None
         self._lock = threading.Lock()
         try:
-            os.makedirs(folder, exist_ok=True)
+            os.makedirs(folder, mode=0o700, exist_ok=True)
             try:
                 self._db = self._open()
             except sqlite3.DatabaseError as exc:
@@ -83,6 +83,7 @@ class Journal:
                 from None
 
     def _open(self) -> sqlite3.Connection:
+        _owner_only(self.path)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                              timeout=10)
         try:
@@ -330,3 +331,14 @@ def _without_rowid(db: sqlite3.Connection) -> bool:
     # PRAGMA table_list is SQLite 3.37 or later; an older one answers no rows.
     rows = db.execute("PRAGMA table_list(downloads)").fetchall()
     return bool(rows) and bool(rows[0][4])
+
+
+def _owner_only(path: str) -> None:
+    """The journal readable by its owner only (a new state folder is too): an upload's record
+    names the service's unfinished upload, for some services a capability to write to it."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))  # empty: a new one
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)  # a journal written before laden kept it private
+    except OSError:
+        return  # not a file laden can use: opening it says why

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NotRequired, Required, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, Required, TypedDict
 from urllib.parse import urlsplit
 
 import msgspec
@@ -54,6 +54,11 @@ class Record:
     pieces: dict[str, Any] | None = None
     """The finished file's piece hashes (`engine.pieces.PieceHashes.to_journal`); None when it
     was journalled by a laden that did not record them."""
+    direction: str = "download"
+    """Which way the bytes go: "download" (`url` to `dest`) or "upload" (`dest` to `url`)."""
+    upload: dict[str, Any] | None = None
+    """An upload's own state (see `_Upload`): the local file as pinned when it started, the
+    part size, the service's upload id and the parts it acknowledged. Never a credential."""
     id: int = 0
 
     def to_json(self) -> str:
@@ -62,6 +67,8 @@ class Record:
         data = dict(vars(self))
         data.pop("id")
         data.pop("done_ranges")
+        if data["upload"] is None:  # a download's row stays as it was: its writes are many
+            del data["upload"], data["direction"]
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -122,6 +129,27 @@ class _Pieces(TypedDict):
     digests: Annotated[str, msgspec.Meta(max_length=1 << 40)]
 
 
+class _Pinned(TypedDict):
+    """The local file an upload reads, as it was when the upload started."""
+
+    size: _Offset
+    mtime_ns: int
+    inode: int
+
+
+class _Upload(TypedDict, total=False):
+    """`Record.upload`: what a resume needs to send only the parts the service lacks."""
+
+    pinned: Required[_Pinned]
+    part_size: Required[Annotated[int, msgspec.Meta(ge=1, le=_MAX_OFFSET)]]
+    upload_id: str | None
+    """The service's name of the unfinished upload (S3's UploadId); None before it began."""
+    parts: dict[str, tuple[str, str]]
+    """Part number -> (the service's ETag, the part's CRC32C in base64), once acknowledged."""
+    checksum: str | None
+    """The whole file's CRC32C in base64, once known."""
+
+
 class _Stored(TypedDict, total=False):
     """The shape of a record's JSON: every field of `Record` but `id` and `done_ranges` (which
     have columns of their own), typed as tightly as JSON allows. A TypedDict, so that the
@@ -152,6 +180,8 @@ class _Stored(TypedDict, total=False):
     flushed_ranges: _Ranges
     boot_id: str | None
     pieces: _Pieces | None
+    direction: Literal["download", "upload"]
+    upload: _Upload | None
 
 
 def _decode(text: str, shape: Any, column: str) -> Any:

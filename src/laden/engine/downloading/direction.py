@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 class DownloadDirection(DownloadFiles):
     """One download's side of the seam; it is its own piece reader (see `DownloadFiles`)."""
 
+    moving = State.DOWNLOADING
+    word = "download"
+
     @property
     def reader(self) -> DownloadFiles:
         return self

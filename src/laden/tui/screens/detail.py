@@ -26,7 +26,7 @@ def headline(info: DownloadInfo) -> Text:
     text.append(f"   {info.state.value}")
     if info.fraction is not None:
         text.append(f"  {info.fraction * 100:.1f}%")
-    if info.state in (State.DOWNLOADING, State.CONNECTING):
+    if info.state.is_moving or info.state is State.CONNECTING:
         text.append(f"  {format_rate(info.speed)}  ETA {format_eta(info.eta)}")
     return text
 

@@ -81,6 +81,7 @@ class QueueTable(DataTable[Text | str]):
         & > .queue-table--state-queued { color: $foreground-muted; }
         & > .queue-table--state-connecting { color: $accent; }
         & > .queue-table--state-downloading { color: $primary; text-style: bold; }
+        & > .queue-table--state-uploading { color: $primary; text-style: bold; }
         & > .queue-table--state-paused { color: $warning; }
         & > .queue-table--state-verifying { color: $accent; }
         & > .queue-table--state-done { color: $success; }
@@ -241,10 +242,10 @@ class QueueTable(DataTable[Text | str]):
 
     def _cells(self, info: DownloadInfo) -> dict[str, Text | str]:
         fraction = info.fraction
-        active = info.state in (State.DOWNLOADING, State.CONNECTING)
+        active = info.state.is_moving or info.state is State.CONNECTING
         return {
             "id": str(info.id),
-            "name": Text(printable(info.name or info.url), no_wrap=True, overflow="ellipsis"),
+            "name": Text(shown_name(info), no_wrap=True, overflow="ellipsis"),
             "size": format_size(info.size) if info.size is not None else "?",
             "bar": self._bar(info),
             "percent": f"{fraction * 100:5.1f}%" if fraction is not None else "",
@@ -276,3 +277,14 @@ class QueueTable(DataTable[Text | str]):
         if rest:
             bar.append("━" * rest, self._style("bar-empty"))
         return bar
+
+
+UPLOAD_MARK = "↑ "
+"""Before an upload's name: which way a row's bytes go (a download's row has no mark)."""
+
+
+def shown_name(info: DownloadInfo) -> str:
+    """A row's name: a download's file name; an upload's, marked, with where it goes."""
+    if info.direction == "upload":
+        return printable(f"{UPLOAD_MARK}{info.name} → {info.url}")
+    return printable(info.name or info.url)

@@ -1,0 +1,309 @@
+"""The upload direction: bytes read from a pinned local file, sent to a service in parts.
+
+What the coordinator asks of a `seam.Direction`, done for an upload: `prepare` pins the file
+and settles what the service already holds (ListParts: only the missing parts are sent), the
+byte loop reads ranges of the file (`local`) into a sink that sends whole parts (`parts`),
+`finish` commits them as one object and compares the service's checksum of it with the file's.
+The service is reached only through its `sources.uploads.Uploader`: another service is another
+uploader, and the same direction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ...core.errors import (
+    ChecksumMismatch,
+    DestinationExists,
+    LadenError,
+    Retryable,
+    TransferError,
+    UploadLost,
+)
+from ...core.states import State
+from .. import events
+from ..seam import Change, Skip
+from ..segments import SegmentPlan
+from . import crc32c
+from .local import LocalFile, Pin, pin
+from .parts import PartSink, part_size
+from .state import UploadState, fresh
+
+if TYPE_CHECKING:
+    from ...sources.registry import SourceRegistry
+    from ...sources.uploads import Uploader
+    from ..download import Download
+    from ..hashing import TrailingHasher
+    from ..pieces import PieceRecorder
+    from ..seam import Run
+
+log = logging.getLogger("laden.transfer")
+
+
+class UploadDirection:
+    """One upload's side of the seam."""
+
+    moving = State.UPLOADING
+    word = "upload"
+
+    def __init__(self, download: Download) -> None:
+        self.download = download
+        self.plan: SegmentPlan | None = None
+        self.hasher: TrailingHasher | None = None
+        self.pieces: PieceRecorder | None = None
+        self.host = ""
+        self.upload: UploadState | None = None
+        self._sink: PartSink | None = None
+
+    @property
+    def reader(self) -> LocalFile:
+        assert self.upload is not None
+        return self.upload.local
+
+    @property
+    def sink(self) -> PartSink:
+        assert self._sink is not None
+        return self._sink
+
+    # -- before the first byte ---------------------------------------------------------------
+
+    def prepare(self, run: Run) -> bool:
+        download = run.download
+        record = download.record
+        run.set_state(State.CONNECTING)
+        uploader = run.sources.uploader_for(record.url)
+        self.host = urlsplit(record.url).hostname or ""
+        assert record.dest is not None and record.upload is not None
+        now = pin(record.dest)
+        if Pin.from_journal(record.upload["pinned"]) != now:
+            self._pin_again(run, uploader, now)
+        if self.upload is not None:
+            self.upload.local.close()
+        self.upload = upload = UploadState(run, uploader, LocalFile(record.dest, now))
+        with download.lock:
+            record.size = upload.size
+        if record.upload.get("committing") and self._committed_before(run, upload):
+            self._mark_done(run, upload, "it was committed before laden stopped")
+            return False
+        if record.upload.get("conflict") == "skip":
+            self._skip_if_there(run, upload)
+        if not upload.single:
+            self._settle_parts(run, upload)
+        self._sink = PartSink(upload)
+        self.plan = SegmentPlan(upload.size, upload.done_ranges(), min_size=upload.part_size,
+                                piece_size=upload.part_size)
+        download.plan = self.plan
+        return True
+
+    def _pin_again(self, run: Run, uploader: Uploader, now: Pin) -> None:
+        """The file is not what it was when the upload began: what was sent is of another
+        version, so the upload starts again from the first byte, and says why."""
+        download = run.download
+        record = download.record
+        assert record.upload is not None
+        old_id = record.upload.get("upload_id")
+        sent = old_id or record.upload.get("parts")
+        if old_id:
+            _abort_quietly(uploader, record.url, old_id, download)
+        with download.lock:
+            record.upload = fresh(now, part_size(now.size, uploader.min_part, uploader.max_parts),
+                                  record.upload.get("conflict", "overwrite"))
+            record.done_ranges = []
+        if sent:
+            download.add_error(f"{record.dest} changed since the upload began; starting again "
+                               "from the first byte")
+        run.save()
+
+    def _committed_before(self, run: Run, upload: UploadState) -> bool:
+        """Whether laden stopped between the commit and the journal's record of it: the
+        object is there with the file's size and checksum."""
+        stored = upload.uploader.stored(upload.url, run.download.options)
+        expected = upload.journal.get("checksum")
+        return bool(stored is not None and stored.size == upload.size and stored.crc32c
+                    and expected == stored.crc32c == crc32c.encoded(file_checksum(upload)))
+
+    def _skip_if_there(self, run: Run, upload: UploadState) -> None:
+        stored = upload.uploader.stored(upload.url, run.download.options)
+        if stored is None or stored.size != upload.size:
+            return
+        if stored.crc32c is None:
+            log.info("upload %s: the remote object keeps no CRC32C; uploading it again",
+                     run.download.id)
+            return
+        if stored.crc32c == crc32c.encoded(file_checksum(upload)):
+            with run.download.lock:
+                run.download.record.extra["skipped"] = True
+            raise Skip(f"{upload.url} has this file's size and CRC32C already; skipped")
+
+    def _settle_parts(self, run: Run, upload: UploadState) -> None:
+        """Keep the journalled parts the service still holds with the same ETag; begin an
+        upload when there is none (or the service lost it)."""
+        download = run.download
+        options = download.options
+        upload_id = upload.journal.get("upload_id")
+        if upload_id:
+            try:
+                held = upload.uploader.parts(upload.url, upload_id, options)
+            except UploadLost as exc:
+                download.add_error(f"{exc}; starting again from the first byte")
+                upload.forget_upload()
+                upload_id = None
+            else:
+                with download.lock:
+                    journal = upload.journal
+                    journal["parts"] = {n: v for n, v in journal["parts"].items()
+                                        if held.get(int(n)) == v[0]}
+                    download.record.done_ranges = upload.done_ranges()
+        if not upload_id:
+            upload_id = upload.uploader.begin(upload.url, options)
+            with download.lock:
+                upload.journal["upload_id"] = upload_id
+                upload.journal["parts"] = {}
+        run.save()
+
+    def begin(self, run: Run, connections: int) -> bool:
+        assert self.plan is not None
+        return not self.plan.finished
+
+    def checkpoint(self, run: Run, *, final: bool = False, flush: bool = False) -> None:
+        """Nothing to do: each part is journalled as the service acknowledges it, and a part
+        not acknowledged is not kept."""
+
+    # -- the commit --------------------------------------------------------------------------
+
+    def finish(self, run: Run) -> None:
+        upload = self.upload
+        assert upload is not None
+        download = run.download
+        if upload.single:
+            if not upload.committed:  # an empty file: no byte went through the loop
+                upload.send(1, b"", crc32c.of(b""))
+            whole = crc32c.decoded(upload.journal["checksum"])
+        else:
+            missing = upload.count - len(upload.acknowledged())
+            if missing:
+                raise Retryable(f"{missing} parts were not acknowledged; sending them again")
+            whole = upload.whole_checksum()
+            upload.before_commit(whole)
+            try:
+                upload.uploader.complete(upload.url, upload.journal["upload_id"],
+                                         upload.parts_to_commit(), crc32c.encoded(whole),
+                                         download.options, only_new=upload.only_new)
+            except DestinationExists:
+                self.abandon(run)  # its parts would only cost the owner of the bucket
+                raise
+        run.set_state(State.VERIFYING)
+        self._check_stored(run, upload, whole)
+        self._mark_done(run, upload, "")
+
+    def _check_stored(self, run: Run, upload: UploadState, whole: int) -> None:
+        """Compare the service's checksum of the object with laden's of the file."""
+        download = run.download
+        stored = upload.uploader.stored(upload.url, download.options)
+        ours = f"{whole:08x}"
+        if stored is None or stored.size != upload.size:
+            found = "is not there" if stored is None else f"has {stored.size} bytes"
+            raise TransferError(f"after the upload, {upload.url} {found}; the file has "
+                                f"{upload.size}")
+        theirs = f"{crc32c.decoded(stored.crc32c):08x}" if stored.crc32c else None
+        with download.lock:
+            download.record.checksums = [c for c in download.record.checksums
+                                         if c.get("origin") != "the service"]
+            download.record.checksums.append({
+                "algorithm": "crc32c", "expected": ours, "origin": "the service",
+                "actual": theirs, "verified": None if theirs is None else theirs == ours})
+        if theirs is None:
+            log.info("upload %s: the service keeps no CRC32C of the object; its size matched",
+                     download.id)
+        elif theirs != ours:
+            raise ChecksumMismatch("crc32c", ours, theirs, source="the object after the upload")
+
+    def _mark_done(self, run: Run, upload: UploadState, message: str) -> None:
+        download = run.download
+        record = download.record
+        with download.lock:
+            assert record.upload is not None
+            record.upload.pop("committing", None)
+            record.upload["upload_id"] = None
+            record.upload["parts"] = {}
+            record.finished = time.time()
+            record.message = message
+            record.done_ranges = [(0, upload.size)] if upload.size else []
+            download.drop_plan(done=upload.size)
+            download.speed = 0.0
+            download.connections.clear()
+            run.set_state(State.DONE)
+        run.save()
+        run.emit(events.Completed(download.id, download.info()))
+
+    # -- changes and endings -----------------------------------------------------------------
+
+    def judge_change(self, run: Run, exc: TransferError) -> tuple[Change, TransferError]:
+        if isinstance(exc, ChecksumMismatch):
+            return Change.FAIL, exc  # committed already: sending it again would not say more
+        return Change.RESTART, exc
+
+    def go_on(self, run: Run, change: Change, exc: TransferError) -> None:
+        if change is Change.KEEP:
+            return
+        if not isinstance(exc, UploadLost):
+            self.abandon(run)
+        if self.upload is not None:
+            self.upload.forget_upload()
+        run.download.add_error(f"{exc}; starting again from the first byte")
+        run.save()
+
+    def abandon(self, run: Run) -> None:
+        """Abort the unfinished upload at the service, and forget it."""
+        abandon(run.sources, run.download)
+
+    def close(self, run: Run) -> None:
+        if run.stop_reason in ("cancel", "remove"):
+            self.abandon(run)
+        if self.upload is not None:
+            self.upload.local.close()
+        if run.download.state is not State.DONE:
+            run.save()
+
+
+def abandon(sources: SourceRegistry, download: Download) -> None:
+    """Abort `download`'s unfinished upload at the service (cancel, remove, a restart), so its
+    parts stop costing storage; a failure to reach the service is logged, not raised."""
+    record = download.record
+    upload_id = (record.upload or {}).get("upload_id")
+    if not upload_id:
+        return
+    try:
+        uploader = sources.uploader_for(record.url)
+    except LadenError as exc:
+        log.warning("upload %s: cannot abort its unfinished upload: %s", download.id, exc)
+        return
+    _abort_quietly(uploader, record.url, upload_id, download)
+    with download.lock:
+        if record.upload is not None and record.upload.get("upload_id") == upload_id:
+            record.upload["upload_id"] = None
+            record.upload["parts"] = {}
+            record.done_ranges = []
+
+
+def _abort_quietly(uploader: Uploader, url: str, upload_id: str, download: Download) -> None:
+    try:
+        uploader.abort(url, upload_id, download.options)
+    except LadenError as exc:
+        log.warning("upload %s: could not abort its unfinished upload: %s", download.id, exc)
+
+
+def file_checksum(upload: UploadState) -> int:
+    """The CRC32C of the whole local file, read again (the conflict policy skip, and the
+    check after a crash at the commit)."""
+    local = upload.local
+    view = memoryview(bytearray(8 * 1024 * 1024))
+    total = crc32c.of(b"")
+    reader = local.open_range(0, None)
+    while n := reader.readinto(view):
+        total = crc32c.extend(total, view[:n])
+    local.check()
+    return total

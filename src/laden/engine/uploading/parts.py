@@ -1,0 +1,63 @@
+"""An upload's parts: their size, and the byte loop's sink that sends each one once it is whole.
+
+The byte loop (`connection`) writes a part's bytes in order into its buffer here; the last byte
+sends the part, and only the service's answer makes it count (`UploadState.acknowledge`, which
+journals it). A part whose sending fails is given back whole by the plan (`SegmentPlan` with
+`piece_size`), so its next try starts again at its first byte, with a fresh buffer.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from . import crc32c
+
+if TYPE_CHECKING:
+    from .state import UploadState
+
+MiB = 1024 * 1024
+PART_SIZE = 8 * MiB
+"""The part size of files up to PART_SIZE * max_parts (80,000 MiB on S3): what s3transfer and
+the AWS CLI use."""
+
+
+def part_size(size: int, min_part: int, max_parts: int) -> int:
+    """The part size for a file of `size` bytes: PART_SIZE, or more for a file that would need
+    more than `max_parts` parts, in whole MiB; never below the service's `min_part`."""
+    wanted = max(PART_SIZE, min_part, -(-size // max_parts))
+    return -(-wanted // MiB) * MiB
+
+
+class PartSink:
+    """The upload's piece sink."""
+
+    direct = False
+
+    def __init__(self, upload: UploadState) -> None:
+        self._upload = upload
+        self._lock = threading.Lock()
+        self._filling: dict[int, tuple[bytearray, list[int]]] = {}
+        """Part number -> its buffer, and how many of its bytes are written."""
+
+    def write(self, data: memoryview, offset: int, *, placed: bool = False) -> None:
+        upload = self._upload
+        number = upload.part_at(offset)
+        start, end = upload.part_range(number)
+        with self._lock:
+            if offset == start:  # a first or a new try: a buffer of the part's size, once
+                self._filling[number] = (bytearray(end - start), [0])
+            body, filled = self._filling[number]
+        # One connection writes a part, in order: the copy needs no lock.
+        at = offset - start
+        if at != filled[0]:
+            raise AssertionError(f"part {number}: a write at {offset} after {start + filled[0]}")
+        body[at:at + len(data)] = data  # a copy: `data` is the connection's reused buffer
+        filled[0] = at + len(data)
+        if filled[0] == end - start:
+            with self._lock:
+                self._filling.pop(number, None)
+            upload.send(number, body, crc32c.of(body))
+
+    def splice_in(self, pipe: int, count: int, offset: int) -> None:
+        raise NotImplementedError("an upload's parts are sent from memory")

@@ -1,0 +1,64 @@
+"""What the upload direction asks of a service: the small interface each way's other half.
+
+A service that takes uploads declares an `Uploader` (`core.known_sources`: `uploader`), made
+with the service's `Source` so that both directions share its clients and credentials. The
+shape is S3's (one request for a small file; for a large one an upload id, numbered parts sent
+in any order, a commit), which Azure's staged blocks and GCS's resumable sessions also fit.
+Checksums are CRC32C in base64, as the services write them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..core.options import DownloadOptions
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object as the service has it: what a conflict policy and the check after a commit
+    compare."""
+
+    size: int
+    crc32c: str | None
+    """The whole object's CRC32C in base64, when the service keeps one (None: it does not)."""
+
+
+@dataclass(frozen=True)
+class SentPart:
+    """A part the service acknowledged."""
+
+    number: int
+    etag: str
+    crc32c: str
+
+
+class Uploader(Protocol):
+    """One service's side of uploads. Every method raises laden's errors (`core.errors`):
+    `UploadLost` when the upload id is no longer known, `DestinationExists` when `only_new`
+    was asked and the name is taken."""
+
+    min_part: int
+    """The smallest part (but the last) the service takes."""
+    max_parts: int
+
+    def stored(self, url: str, options: DownloadOptions) -> StoredObject | None:
+        """The object at `url`, or None when there is none."""
+    def put(self, url: str, body: bytes | bytearray, crc32c: str, options: DownloadOptions, *,
+            only_new: bool) -> None:
+        """Send a whole small file in one request: it is committed when this returns."""
+    def begin(self, url: str, options: DownloadOptions) -> str:
+        """Start an upload in parts; returns its id."""
+    def send_part(self, url: str, upload_id: str, number: int, body: bytes | bytearray,
+                  crc32c: str,
+                  options: DownloadOptions, start: int) -> str:
+        """Send part `number` (bytes from `start`); returns the service's tag for it."""
+    def parts(self, url: str, upload_id: str, options: DownloadOptions) -> dict[int, str]:
+        """The parts the service holds for the upload: number -> tag."""
+    def complete(self, url: str, upload_id: str, parts: list[SentPart], crc32c: str,
+                 options: DownloadOptions, *, only_new: bool) -> None:
+        """Commit the parts, in number order, as one object whose CRC32C is `crc32c`."""
+    def abort(self, url: str, upload_id: str, options: DownloadOptions) -> None:
+        """Drop an unfinished upload and its parts (one already gone is no error)."""
