@@ -36,8 +36,12 @@ class QueueScreen(Screen[None]):
 
     @property
     def download_id(self) -> int | None:
-        """The download the keys act on: the one under the cursor."""
-        return self.table.selected_id if self.is_mounted else None
+        """The download the keys act on: the one under the cursor. None while the screen is
+        taken down (the app's timer may still ask when the table is already gone)."""
+        if not self.is_mounted:
+            return None
+        tables = self.query(QueueTable)
+        return tables.first().selected_id if tables else None
 
     def on_mount(self) -> None:
         # The app may have heard of downloads before this screen was there to show them.
