@@ -351,14 +351,17 @@ def _client_error(exc: Any, facts: Any) -> LadenError:
         url=facts["url"], bucket=facts["bucket"])
 
 
-def _botocore_rows() -> Rows:
+def botocore_rows(client_error: Any = None, invalid: str = "invalid S3 address {url}: {exc}"
+                  ) -> Rows:
+    """botocore's exceptions as laden's, for reading objects and (with the upload's own
+    `client_error` and `invalid` line) for sending them. Facts: `url`, `bucket`."""
     import botocore.exceptions as bce  # type: ignore[import-untyped]
 
     return {
-        bce.ClientError: _client_error,
+        bce.ClientError: client_error or _client_error,
         (bce.NoCredentialsError, bce.PartialCredentialsError): Becomes(
             Permanent, "no usable S3 credentials for {url}: {exc}"),
-        bce.ParamValidationError: Becomes(InputError, "invalid S3 address {url}: {exc}"),
+        bce.ParamValidationError: Becomes(InputError, invalid),
         bce.EndpointConnectionError: lambda exc, facts: Retryable(
             f"cannot connect to the S3 endpoint {exc.kwargs.get('endpoint_url')}"),
         (bce.ConnectTimeoutError, bce.ReadTimeoutError): Becomes(
@@ -369,5 +372,5 @@ def _botocore_rows() -> Rows:
     }
 
 
-ERRORS = ErrorTable(_botocore_rows)
+ERRORS = ErrorTable(botocore_rows)
 """botocore's exceptions. Facts: `url`, `bucket`, `reading` (a range of a probed version)."""

@@ -17,13 +17,12 @@ from ..core.errors import (
     DestinationExists,
     InputError,
     LadenError,
-    Permanent,
-    Retryable,
     UploadLost,
 )
 from . import cloud
-from .foreign_errors import Becomes, ErrorTable, Rows
+from .foreign_errors import ErrorTable
 from .requests_log import logged_request
+from .s3 import botocore_rows
 from .statuses import Wording
 from .uploads import SentPart, StoredObject
 
@@ -196,23 +195,5 @@ def _client_error(exc: Any, facts: Any) -> LadenError:
                           bucket=facts["bucket"])
 
 
-def _botocore_rows() -> Rows:
-    import botocore.exceptions as bce  # type: ignore[import-untyped]
-
-    return {
-        bce.ClientError: _client_error,
-        (bce.NoCredentialsError, bce.PartialCredentialsError): Becomes(
-            Permanent, "no usable S3 credentials for {url}: {exc}"),
-        bce.ParamValidationError: Becomes(InputError, "invalid S3 request for {url}: {exc}"),
-        bce.EndpointConnectionError: lambda exc, facts: Retryable(
-            f"cannot connect to the S3 endpoint {exc.kwargs.get('endpoint_url')}"),
-        (bce.ConnectTimeoutError, bce.ReadTimeoutError): Becomes(
-            Retryable, "timed out talking to S3 for {url}"),
-        (bce.HTTPClientError, bce.ConnectionError, OSError): Becomes(
-            Retryable, "connection to S3 failed for {url}: {exc}"),
-        bce.BotoCoreError: Becomes(Permanent, "S3 error for {url}: {exc}"),
-    }
-
-
-ERRORS = ErrorTable(_botocore_rows)
+ERRORS = ErrorTable(lambda: botocore_rows(_client_error, "invalid S3 request for {url}: {exc}"))
 """botocore's exceptions during an upload. Facts: `url`, `bucket`."""

@@ -60,4 +60,6 @@ class PartSink:
             upload.send(number, body, crc32c.of(body))
 
     def splice_in(self, pipe: int, count: int, offset: int) -> None:
-        raise NotImplementedError("an upload's parts are sent from memory")
+        """Never called: the byte loop splices only from a reader that offers it (a socket's),
+        and an upload reads a local file; a part is sent from the memory it was read into."""
+        raise TypeError("an upload's parts are sent from memory, not spliced")
