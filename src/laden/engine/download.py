@@ -183,13 +183,6 @@ class Download:
             self._bytes_done_cache = plan.done_bytes()
         return self._bytes_done_cache
 
-    def drop_plan(self, *, done: int) -> None:
-        """No plan from now on (the download finished, or starts again): `done` bytes count as
-        done until there is one."""
-        with self.lock:
-            self.plan = None
-            self._bytes_done_cache = done
-
     def done_ranges(self) -> list[tuple[int, int]]:
         plan = self.plan
         return plan.done_ranges() if plan is not None else merge_ranges(self.record.done_ranges)

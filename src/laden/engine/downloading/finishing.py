@@ -112,8 +112,7 @@ def mark_done(run: Run) -> None:
         record.finished = time.time()
         record.message = ""
         size = record.size or 0
-        record.done_ranges = [(0, size)] if size else []
-        download.drop_plan(done=size)
+        download.set_done_ranges([(0, size)] if size else [])
         download.speed = 0.0
         download.connections.clear()
         run.set_state(State.DONE)

@@ -102,8 +102,7 @@ def _changed_since(files: DownloadFiles) -> bool:
 def reset(run: Run, files: DownloadFiles, reason: str) -> None:
     download = run.download
     with download.lock:
-        download.record.done_ranges = []
-        download.drop_plan(done=0)
+        download.set_done_ranges([])
         for checksum in download.record.checksums:
             checksum["actual"] = checksum["verified"] = None
     files.drop_hasher()

@@ -231,8 +231,7 @@ class UploadDirection:
             record.upload["parts"] = {}
             record.finished = time.time()
             record.message = message
-            record.done_ranges = [(0, upload.size)] if upload.size else []
-            download.drop_plan(done=upload.size)
+            download.set_done_ranges([(0, upload.size)] if upload.size else [])
             download.speed = 0.0
             download.connections.clear()
             run.set_state(State.DONE)
