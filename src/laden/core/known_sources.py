@@ -131,6 +131,7 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
     KnownSource(
         "az", ("az",), "laden.sources.azure:AzureBlobSource", manifest_type="azure-blob",
         containers="containers",
+        uploader="laden.sources.azure_upload:AzureBlobUploader",
         web_hosts=(".blob.core.windows.net", ".blob.core.chinacloudapi.cn",
                    ".blob.core.usgovcloudapi.net"),
         options=(

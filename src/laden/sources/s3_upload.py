@@ -61,6 +61,7 @@ class S3Uploader:
 
     min_part = 5 * 1024 * 1024
     max_parts = 10_000
+    whole_checksum = "crc32c"
 
     def __init__(self, source: S3Source) -> None:
         self._source = source
@@ -90,7 +91,7 @@ class S3Uploader:
             request["IfNoneMatch"] = "*"
         self._call("PutObject", url, bucket, options, request, start=0, end=len(body))
 
-    def begin(self, url: str, options: DownloadOptions) -> str:
+    def begin(self, url: str, options: DownloadOptions, *, file_tag: str) -> str:
         bucket, key = _object(url)
         answer = self._call("CreateMultipartUpload", url, bucket, options, {
             "Bucket": bucket, "Key": key, "ChecksumAlgorithm": "CRC32C",
@@ -124,7 +125,7 @@ class S3Uploader:
                 return found
 
     def complete(self, url: str, upload_id: str, parts: list[SentPart], crc32c: str,
-                 options: DownloadOptions, *, only_new: bool) -> None:
+                 options: DownloadOptions, *, only_new: bool, md5: str | None) -> None:
         bucket, key = _object(url)
         request: dict[str, Any] = {
             "Bucket": bucket, "Key": key, "UploadId": upload_id,
