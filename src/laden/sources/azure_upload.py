@@ -102,6 +102,11 @@ class AzureBlobUploader:
 
     def begin(self, url: str, options: DownloadOptions, *, file_tag: str) -> str:
         _address(url)  # refuses an address that names no blob before anything is staged
+        return self.begin_id(file_tag)
+
+    @staticmethod
+    def begin_id(file_tag: str) -> str:
+        """The upload id, which is its blocks' prefix: nothing is asked of Azure to begin."""
         return f"laden-{file_tag or secrets.token_hex(8)}"
 
     def send_part(self, url: str, upload_id: str, number: int, body: bytes | bytearray,
