@@ -411,3 +411,30 @@ def test_no_key_or_sas_reaches_output_log_or_journal(azurite_server: Any, azure_
     for text in seen:
         for part in shown:
             assert part not in text
+
+
+def test_azure_blob_https_addresses_go_to_the_uploader(tmp_path: Path) -> None:
+    from laden.engine.uploading.adding import targets
+    from laden.sources.registry import SourceRegistry
+
+    folder = tmp_path / "run"
+    _file(folder, "a b.bin", 1, seed=250)
+    _file(folder, "sub/c.bin", 1, seed=251)
+    base = "https://acct.blob.core.windows.net/box/pre/"
+    found = [url for _path, url in targets([str(folder)], base)]
+    assert found == [base + "a%20b.bin", base + "sub/c.bin"]
+    registry = SourceRegistry()
+    try:
+        assert isinstance(registry.uploader_for(found[0]), AzureBlobUploader)
+    finally:
+        registry.close()
+
+
+def test_a_sas_in_an_upload_address_is_refused_without_showing_it(tmp_path: Path) -> None:
+    path, _ = _file(tmp_path, "f.bin", 10, seed=252)
+    result = laden("put", str(path), "https://acct.blob.core.windows.net/box/f.bin?sv=2024&"
+                   "sig=SECRETSIGNATURE")
+    assert result.returncode != 0
+    assert "an upload address takes no query" in result.stderr
+    assert "SECRETSIGNATURE" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr

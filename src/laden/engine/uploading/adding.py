@@ -41,6 +41,7 @@ def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[s
     """
     if not paths:
         raise InputError("nothing to upload")
+    _without_query(url)
     scheme = url.split("://", 1)[0] if "://" in url else ""
     bucket, key = cloud.split_address(url) if scheme else ("", "")
     if not bucket:
@@ -69,6 +70,15 @@ def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[s
     return found
 
 
+def _without_query(url: str) -> None:
+    """Refuse an address with a query: for an upload it would be a SAS or a signature, which
+    the journal would keep with the address (and a folder's files would go after it)."""
+    bare, query = url.split("?", 1) if "?" in url else (url, "")
+    if query:
+        raise InputError(f"{bare}?... : an upload address takes no query; give a SAS with "
+                         "--azure-sas-token-file (or the service's other credential options)")
+
+
 def _walk(folder: str) -> list[str]:
     """The files under `folder`, as paths relative to it with "/" between names, sorted; links
     to folders are not followed (a loop would never end)."""
@@ -90,6 +100,7 @@ def add_upload(
     one. Returns its id."""
     from ...sources.registry import scheme_of
 
+    _without_query(url)
     if conflict not in CONFLICTS:
         raise InputError(f"an upload's conflict policy is one of {', '.join(CONFLICTS)}, not "
                          f"{conflict!r}")
