@@ -3,9 +3,12 @@ rather than a CRC32C.
 
 A CRC32C of the file is combined from its parts' (`crc32c`), but MD5 cannot be: it must see the
 file's bytes in order, and parts are sent in any order over several connections. So a thread
-reads the local file again, in order, trailing the upload: it hashes up to how far the upload
-is done without a gap from the first byte, bytes the page cache most likely still holds, and
-at the commit it hashes whatever is left. A new attempt with the file unchanged keeps it; a
+reads the local file again, in order, along with the upload: it hashes up to AHEAD bytes past
+how far the upload is done without a gap from the first byte, which covers the parts the
+connections are reading and sending now. Those bytes are in the page cache (a file larger than
+the memory is read from the disk once, not twice), and the hash is finished about when the last
+part is, rather than starting on the parts sent together at the end only once the first of
+them is acknowledged. A new attempt with the file unchanged keeps it; a
 new process (a resume after a restart) hashes the done prefix again from the first byte, which
 costs a read of the file rather than a hash state in the journal.
 """
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
 
 READ_SIZE = 8 * 1024 * 1024
 POLL = 0.05
+AHEAD = 256 * 1024 * 1024
+"""How far past the upload's done prefix the hash may read: the parts in flight (16
+connections of 8 MiB parts), twice over."""
 
 
 def wanted(uploader: Uploader) -> bool:
@@ -35,7 +41,7 @@ def wanted(uploader: Uploader) -> bool:
 
 
 class TrailingMd5:
-    """The MD5 of the pinned file at `path`, hashed as far as `done_prefix()` says."""
+    """The MD5 of the pinned file at `path`, hashed up to AHEAD bytes past `done_prefix()`."""
 
     def __init__(self, path: str, pinned: Pin, done_prefix: Callable[[], int]) -> None:
         self.pinned = pinned
@@ -98,7 +104,7 @@ class TrailingMd5:
         buffer = bytearray(READ_SIZE)
         view = memoryview(buffer)
         while self.hashed < size and not self._stop.is_set():
-            until = size if self._all.is_set() else min(self._done_prefix(), size)
+            until = size if self._all.is_set() else min(self._done_prefix() + AHEAD, size)
             if until <= self.hashed:
                 self._all.wait(POLL)
                 continue
