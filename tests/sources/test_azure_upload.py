@@ -438,3 +438,21 @@ def test_a_sas_in_an_upload_address_is_refused_without_showing_it(tmp_path: Path
     assert "an upload address takes no query" in result.stderr
     assert "SECRETSIGNATURE" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_cancel_commits_nothing_and_leaves_the_staged_blocks_to_azure(
+        azurite_server: Any, azure_container: str, tmp_path: Path) -> None:
+    """Azure has no call that drops uncommitted blocks: cancelling commits nothing (no blob
+    appears), and the blocks stay until Azure deletes them (a week) or the blob's next commit."""
+    path, _ = _file(tmp_path, "gone.bin", 3 * PART, seed=253)
+    with manager(FAST.replace(limit_rate=8 * MiB)) as m:
+        upload_id = m.add_upload(str(path), f"az://{azure_container}/gone.bin", connections=1,
+                                 **_secrets(azurite_server))
+        _wait_for_parts(upload_id, m)
+        m.cancel(upload_id)
+        info = m.wait(upload_id)
+    assert info.state is State.CANCELLED
+    assert _names(azurite_server, azure_container) == []
+    held = _blob(azurite_server, azure_container, "gone.bin").get_block_list("uncommitted")[1]
+    assert held and all(b.id.startswith("laden-") for b in held)
+    assert path.exists()

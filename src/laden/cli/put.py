@@ -34,7 +34,9 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
     put = commands.add_parser("put", help="upload files and folders headless", description=(
         "Upload files, or folders keeping their layout, to s3://bucket/key or "
-        "s3://bucket/prefix/. Large files go in parts over several connections; Ctrl-C "
+        "s3://bucket/prefix/, az://container/blob (or an Azure blob https address) or "
+        "azureml://datastores/NAME/paths/PATH. Large files go in parts over several "
+        "connections; Ctrl-C "
         "pauses and saves, and running the same command again sends only the missing parts. "
         "The file must not change until it is committed."))
     put.add_argument("paths", nargs="+", metavar="LOCAL... REMOTE",

@@ -216,10 +216,12 @@ class DownloadManager:
 
         Args:
             path: the local file.
-            url: where it goes: `s3://bucket/key`.
+            url: where it goes: `s3://bucket/key`, `az://container/blob` (or an Azure blob
+                https address), `azureml://datastores/NAME/paths/PATH`.
             options: credentials, endpoint, connections, rate limit, as for downloads.
             conflict: when `url` exists: "overwrite"; "skip" when it has the file's size and
-                CRC32C already; "fail" (the service refuses the commit).
+                checksum already (CRC32C, or Azure's Content-MD5); "fail" (the service
+                refuses the commit).
             group: as for `add`.
             start: False adds it paused.
             on_progress: as for `add`.

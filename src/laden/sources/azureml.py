@@ -44,7 +44,8 @@ RESOLVED_FOR = 20 * 60
 """Seconds a resolution (and the secret in it) is used before Resource Manager is asked again."""
 FRESH = 10
 """A resolution younger than this that storage refuses is not resolved again: it is wrong."""
-STORAGE_ROLE = "the Storage Blob Data Reader role on the account"
+STORAGE_ROLE = ("the Storage Blob Data Reader role on the account (Storage Blob Data Contributor "
+                "to upload)")
 
 
 class AzureMLSource(Source):
