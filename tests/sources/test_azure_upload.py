@@ -20,7 +20,13 @@ import pytest
 from laden.core.states import State
 from laden.engine.uploading.local import Pin
 from laden.engine.uploading.parts import MiB, part_size
-from laden.sources.azure_upload import MAX_BLOCK, MAX_BLOCKS, AzureBlobUploader, block_name
+from laden.sources.azure_upload import (
+    BLOCK_ID_LENGTH,
+    MAX_BLOCK,
+    MAX_BLOCKS,
+    AzureBlobUploader,
+    block_name,
+)
 from servers.fixtures import random_bytes
 
 from .conftest import FAST, journal_records, laden, laden_process, manager
@@ -92,7 +98,23 @@ def test_block_ids_are_the_same_width_and_name_the_files_version() -> None:
     assert first != AzureBlobUploader.begin_id(Pin(10, 21, 30).tag())  # another version
     names = {block_name(first, n) for n in (1, 9, 10, 12_345, MAX_BLOCKS)}
     assert len({len(n) for n in names}) == 1 and len(names) == 5
-    assert all(len(n) <= 64 for n in names)  # Azure's limit before base64
+    assert all(len(n) == BLOCK_ID_LENGTH for n in names)  # Azure's limit is 64
+
+
+def test_another_clients_upload_is_not_stopped_by_blocks_laden_left(
+        azurite_server: Any, azure_container: str) -> None:
+    """Azure refuses a block whose id has another length than the blob's uncommitted ones: laden's
+    ids have the SDK's length, so the SDK's chunked upload_blob goes over a cancelled laden
+    upload's blocks."""
+    from azure.storage.blob import BlobServiceClient
+
+    blob = _blob(azurite_server, azure_container, "shared.bin")
+    blob.stage_block(block_name(AzureBlobUploader.begin_id(Pin(1, 2, 3).tag()), 1), b"left")
+    service = BlobServiceClient.from_connection_string(
+        azurite_server.connection_string, max_block_size=1 << 20, max_single_put_size=1 << 20)
+    data = random_bytes(3 << 20, seed=254)
+    service.get_blob_client(azure_container, "shared.bin").upload_blob(data, overwrite=True)
+    assert _content(azurite_server, azure_container, "shared.bin") == data
 
 
 # -- uploads ---------------------------------------------------------------------------------

@@ -4,12 +4,12 @@ A file of one part goes in one Put Blob (`upload_blob`) carrying its Content-MD5
 service checks and keeps. A larger one is staged block by block (`stage_block`) and committed
 with `commit_block_list`:
 
-- Block ids are laden's own, fixed width (Azure refuses ids of different lengths in one blob)
-  and derived from the file's pin and the block's number: `laden-<file tag>-<number>`. The
-  upload id is that prefix, so "begin" asks nothing of the service, and a resume, even one
-  whose journal lost the upload, finds its blocks again in the uncommitted block list, while
-  blocks staged from another version of the file never match. (The SDK's own `upload_blob`
-  names blocks afresh on every call, which is why it cannot resume.)
+- Block ids are laden's own, of a fixed width (Azure refuses ids of different lengths among a
+  blob's uncommitted blocks: `BLOCK_ID_LENGTH`), derived from the file's pin and the block's
+  number: `laden-<file tag>-<number>`. The upload id is that prefix, so "begin" asks nothing
+  of the service, a resume finds the journalled blocks in the uncommitted block list by their
+  names, and blocks staged from another version of the file never match. (The SDK's own
+  `upload_blob` names blocks afresh on every call, which is why it cannot resume.)
 - Each block carries its MD5 (`Content-MD5`), which the service checks before it keeps
   the block. Azure also offers CRC64 (`x-ms-content-crc64`), but Azurite answers it with
   FeatureNotSupported, and MD5 is what both check.
@@ -46,7 +46,11 @@ MAX_BLOCK = 4000 * MiB
 """The largest block Azure takes (service version 2019-12-12 on)."""
 MAX_BLOCKS = 50_000
 """The most blocks one blob can be committed from."""
-_NUMBER_DIGITS = len(str(MAX_BLOCKS))
+BLOCK_ID_LENGTH = 48
+"""Characters in every block id laden stages: the length azure-storage-blob's own `upload_blob`
+uses. Azure refuses a block whose id differs in length from the blob's other uncommitted ones,
+so with another length, blocks a cancelled laden upload left would stop the SDK from uploading
+to the same name for a week, and the SDK's leftovers would stop laden."""
 
 _REFUSED = ("Azure refused access to {url}: the connection string, key or SAS is wrong or does "
             "not allow writing it ({said})")
@@ -130,7 +134,8 @@ class AzureBlobUploader:
             if getattr(exc, "status", None) == 404 and "container" not in str(exc):
                 return {}  # no blob yet, and so no block staged
             raise
-        ours = re.compile(re.escape(upload_id) + rf"-(\d{{{_NUMBER_DIGITS}}})")
+        width = BLOCK_ID_LENGTH - len(upload_id) - 1
+        ours = re.compile(re.escape(upload_id) + rf"-(\d{{{width}}})")
         found: dict[int, str] = {}
         for block in uncommitted:
             matched = ours.fullmatch(str(block.id))
@@ -177,8 +182,8 @@ class AzureBlobUploader:
 
 
 def block_name(upload_id: str, number: int) -> str:
-    """Block `number`'s id: the same width for every block of every laden upload."""
-    return f"{upload_id}-{number:0{_NUMBER_DIGITS}d}"
+    """Block `number`'s id: BLOCK_ID_LENGTH characters for every block of every upload."""
+    return f"{upload_id}-{number:0{BLOCK_ID_LENGTH - len(upload_id) - 1}d}"
 
 
 def _tag(block_id: str, size: int) -> str:
