@@ -409,7 +409,7 @@ def summarise(infos: list[DownloadInfo], *, quiet: bool) -> int:
             if quiet:
                 continue
             if info.direction == "upload":
-                print(f"skipped {info.dest}: {info.url} has its size and CRC32C already"
+                print(f"skipped {info.dest}: {info.url} has its size and checksum already"
                       if info.skipped else
                       f"uploaded {info.dest} to {info.url} ({format_size(info.size)})")
             elif info.skipped:

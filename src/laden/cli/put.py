@@ -51,7 +51,8 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     group.add_argument("--conflict", dest="upload_conflict", default="overwrite",
                        choices=("overwrite", "skip", "fail"),
                        help="when the remote name is taken: overwrite (default), skip when it "
-                            "has the file's size and CRC32C already, or fail (the service "
+                            "has the file's size and checksum already (CRC32C, or Azure's "
+                            "Content-MD5), or fail (the service "
                             "refuses to replace it)")
     group.add_argument("--glob", metavar="PATTERN",
                        help="of a folder's files, only those whose path inside it matches "
