@@ -299,11 +299,13 @@ def test_a_paused_upload_resumes_with_the_blocks_azure_holds(
         data).hexdigest()
 
 
+@pytest.mark.parametrize("how", ["committed", "deleted"])
 def test_a_block_azure_lost_is_staged_again(azurite_server: Any, azure_container: str,
-                                            tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """Uncommitted blocks go when someone else commits the blob (or after a week): the resume
-    asks Azure which it still has, and stages the others again."""
+                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            how: str) -> None:
+    """Uncommitted blocks go when someone else commits the blob, or after a week (then there
+    may be no blob at all): the resume asks Azure which it still has, and stages the others
+    again."""
     sent = _Sent(monkeypatch)
     path, data = _file(tmp_path, "lost.bin", 3 * PART, seed=231)
     with manager(FAST.replace(limit_rate=8 * MiB)) as m:
@@ -315,6 +317,8 @@ def test_a_block_azure_lost_is_staged_again(azurite_server: Any, azure_container
     # Another writer commits its own (empty) block list, which drops every uncommitted block.
     # (Azure drops them at a Put Blob too; Azurite keeps them then.)
     _blob(azurite_server, azure_container, "lost.bin").commit_block_list([])
+    if how == "deleted":
+        _blob(azurite_server, azure_container, "lost.bin").delete_blob()
     first = len(sent.numbers)
     with manager() as m:
         m.add_upload(str(path), f"az://{azure_container}/lost.bin", **_secrets(azurite_server))

@@ -58,7 +58,8 @@ _WORDING = Wording(
     slow_down="Azure asks for fewer requests ({said})",
     server_error="Azure error {said} for {url}",
     refused="Azure refused the upload to {url}: {said} {first_line}",
-    statuses={401: _REFUSED, 403: _REFUSED, 404: "no such Azure container: {container}"},
+    statuses={401: _REFUSED, 403: _REFUSED, 404: "Azure has no {url} ({said})"},
+    code_lines={"ContainerNotFound": "no such Azure container: {container}"},
     codes={"ContainerNotFound": 404, "AuthenticationFailed": 403,
            "AuthorizationFailure": 403, "AuthorizationPermissionMismatch": 403,
            "InvalidAuthenticationInfo": 403, "NoAuthenticationInformation": 403,
@@ -128,12 +129,13 @@ class AzureBlobUploader:
     def parts(self, url: str, upload_id: str, options: DownloadOptions) -> dict[int, str]:
         blob = self._blob(url, options)
         try:
-            _committed, uncommitted = self._call("GetBlockList", url, blob.get_block_list,
-                                                 "uncommitted")
-        except LadenError as exc:
-            if getattr(exc, "status", None) == 404 and "container" not in str(exc):
-                return {}  # no blob yet, and so no block staged
-            raise
+            with logged_request("GetBlockList", url) as answer:
+                _committed, uncommitted = blob.get_block_list("uncommitted")
+                answer.status = 200
+        except Exception as exc:  # noqa: BLE001 - translated below
+            if getattr(exc, "status_code", None) == 404 and _code(exc) == "BlobNotFound":
+                return {}  # no block staged (or Azure deleted them after a week)
+            raise _translated(exc, url) from None
         width = BLOCK_ID_LENGTH - len(upload_id) - 1
         ours = re.compile(re.escape(upload_id) + rf"-(\d{{{width}}})")
         found: dict[int, str] = {}
