@@ -200,6 +200,7 @@ class DownloadManager:
         *,
         options: DownloadOptions | None = None,
         conflict: str = "overwrite",
+        on_change: str = "stop",
         group: str | None = None,
         start: bool = True,
         on_progress: InfoCallback | None = None,
@@ -211,8 +212,8 @@ class DownloadManager:
         It is a transfer like a download: listed, paused, resumed, removed, waited for and
         watched the same way (`DownloadInfo.direction` is "upload", `dest` the local file).
         The file is pinned now (size, modification time, inode): if it changes before the
-        upload commits, the upload fails and nothing is committed. Adding the same file to
-        the same address again continues the unfinished upload.
+        upload commits, nothing is committed and `on_change` decides what follows. Adding the
+        same file to the same address again continues the unfinished upload.
 
         Args:
             path: the local file.
@@ -220,6 +221,9 @@ class DownloadManager:
             options: credentials, endpoint, connections, rate limit, as for downloads.
             conflict: when `url` exists: "overwrite"; "skip" when it has the file's size and
                 CRC32C already; "fail" (the service refuses the commit).
+            on_change: when the file changes before the commit: "stop" (the upload fails
+                and says so; adding it again with "restart" goes on) or "restart" (what was
+                sent is aborted and the upload starts again from the first byte, saying why).
             group: as for `add`.
             start: False adds it paused.
             on_progress: as for `add`.
@@ -233,7 +237,8 @@ class DownloadManager:
         from .uploading.adding import add_upload
 
         upload_id = add_upload(self, path, url, options=options, group=group, start=start,
-                               conflict=conflict, option_fields=option_fields)
+                               conflict=conflict, on_change=on_change,
+                               option_fields=option_fields)
         if on_progress is not None or on_done is not None:
             self.callbacks.watch(upload_id, on_progress, on_done)
         return upload_id
@@ -246,6 +251,7 @@ class DownloadManager:
         glob: str | None = None,
         options: DownloadOptions | None = None,
         conflict: str = "overwrite",
+        on_change: str = "stop",
         group: str | None = None,
         start: bool = True,
         **option_fields: Any,
@@ -257,7 +263,8 @@ class DownloadManager:
 
         chosen = targets(paths, url, glob)
         return [add_upload(self, path, target, options=options, group=group, start=start,
-                           conflict=conflict, option_fields=dict(option_fields))
+                           conflict=conflict, on_change=on_change,
+                           option_fields=dict(option_fields))
                 for path, target in chosen]
 
     def find_finished(
