@@ -19,7 +19,7 @@ from ..core.snapshots import DownloadInfo
 from ..core.states import SETTLED, State
 from ..engine.events import AlreadyDownloaded
 from .model import Manifest
-from .plan import PlannedItem
+from .plan import PlannedFile, PlannedItem
 
 log = logging.getLogger("laden.manifest")
 
@@ -70,9 +70,7 @@ class ManifestRun:
             for number, entry in enumerate(self.planned):
                 for planned_file in entry.files:
                     try:
-                        download_id = self.manager.add(
-                            planned_file.url, planned_file.dest, options=planned_file.options,
-                            group=self.manifest.group, rehash=self.rehash)
+                        download_id = self._add(planned_file)
                     except LadenError as exc:
                         entry.errors.append(f"{planned_file.label}: {exc}")
                         entry.permanent = entry.permanent or is_permanent(exc)
@@ -86,6 +84,17 @@ class ManifestRun:
                     self._item_of[download_id] = number
         finally:
             unsubscribe()
+
+    def _add(self, planned_file: PlannedFile) -> int:
+        upload = planned_file.upload
+        if upload is not None:
+            return int(self.manager.add_upload(
+                planned_file.dest, planned_file.url, options=planned_file.options,
+                conflict=upload.conflict, on_change=upload.on_change,
+                group=self.manifest.group))
+        return int(self.manager.add(planned_file.url, planned_file.dest,
+                                    options=planned_file.options, group=self.manifest.group,
+                                    rehash=self.rehash))
 
     def observe(self, infos: list[DownloadInfo]) -> None:
         """Note when each download started and settled (called by the display loop)."""
