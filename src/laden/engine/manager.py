@@ -40,6 +40,7 @@ from .ratelimit import TokenBucket
 from .repair import RepairResult
 from .reruns import FinishedCopy
 from .transfer import Transfer
+from .uploading.unfinished import UnfinishedUpload
 
 log = logging.getLogger("laden")
 
@@ -266,6 +267,27 @@ class DownloadManager:
                            conflict=conflict, on_change=on_change,
                            option_fields=dict(option_fields))
                 for path, target in chosen]
+
+    def unfinished_uploads(self) -> list[UnfinishedUpload]:
+        """The uploads that began an upload in parts at their service and never committed
+        it: paused, failed or interrupted, their parts stored (and billed) meanwhile."""
+        from .uploading.unfinished import unfinished_uploads
+
+        return unfinished_uploads(d.record for d in self.queue.everything())
+
+    def abort_upload(self, download_id: int) -> UnfinishedUpload | None:
+        """Abort the upload's unfinished upload at its service and forget the upload (as
+        `remove` does, but a failure to abort raises and keeps it, to try again).
+
+        Returns:
+            What was aborted; None when the upload held nothing at the service.
+
+        Raises:
+            LadenError: the service could not be asked or refused; nothing was forgotten.
+        """
+        from .uploading.unfinished import abort
+
+        return abort(self, download_id)
 
     def find_finished(
         self,

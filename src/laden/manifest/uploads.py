@@ -180,8 +180,9 @@ def _targets(entry: Fields, url: str, label: str, root: str, options: DownloadOp
                                 "folder (a prefix), not to one file")
         return []
     glob = entry.text("glob") or DEFAULT_GLOB
-    targets = [Target(_under(url, relative), os.path.join(source, *relative.split("/")), options, glob=glob,
-                      label=f"{label.rstrip('/')}/{relative}", upload=upload)
+    targets = [Target(_under(url, relative), os.path.join(source, *relative.split("/")),
+                      options, glob=glob, label=f"{label.rstrip('/')}/{relative}",
+                      upload=upload)
                for relative in _walk(source) if glob_matches(glob, relative)]
     if not targets:
         entry.problem("glob" if entry.has("glob") else "source",

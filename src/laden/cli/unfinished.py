@@ -1,0 +1,72 @@
+"""`laden list --unfinished-uploads` and `laden remove --unfinished-uploads`: the uploads laden
+began in parts at a service and never committed, whose parts the service keeps (and bills)
+until they are completed or aborted."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+from typing import Any
+
+from ..core.errors import LadenError
+from ..core.printable import printable
+from ..core.units import format_size
+
+REMOVE_HINT = "laden remove --unfinished-uploads aborts them at the service and forgets them"
+
+
+def print_unfinished(records: list[Any], args: argparse.Namespace) -> int:
+    """`laden list --unfinished-uploads`: one line (or JSON object) per unfinished upload."""
+    from ..engine.uploading.unfinished import unfinished_uploads
+
+    found = unfinished_uploads(records)
+    if args.json:
+        for upload in found:
+            print(json.dumps({"id": upload.id, "url": upload.url, "local": upload.local,
+                              "state": upload.state, "parts": upload.parts,
+                              "sent": upload.sent, "started": upload.started}))
+        return 0
+    if not found:
+        print("no unfinished uploads: nothing laden began is waiting at a service")
+        return 0
+    print(f"{'ID':>4}  {'STATE':<11} {'PARTS':>5}  {'SENT':>10}  {'STARTED':<16}  "
+          "LOCAL -> REMOTE")
+    for upload in found:
+        started = datetime.datetime.fromtimestamp(upload.started).strftime("%Y-%m-%d %H:%M")
+        print(printable(f"{upload.id:>4}  {upload.state:<11} {upload.parts:>5}  "
+                        f"{format_size(upload.sent):>10}  {started:<16}  "
+                        f"{os.path.basename(upload.local)} -> {upload.url}"))
+    print(f"their parts stay at the service until they are finished or aborted; {REMOVE_HINT}")
+    return 0
+
+
+def remove_unfinished(manager: Any, ids: list[int]) -> int:
+    """`laden remove --unfinished-uploads` (or those of `ids` that are uploads): abort each
+    at its service and forget it; one that cannot be aborted is kept, and the exit code is 1."""
+    found = {u.id: u for u in manager.unfinished_uploads()}
+    chosen = ids or list(found)
+    if not chosen:
+        print("no unfinished uploads to remove")
+        return 0
+    failed = 0
+    for download_id in chosen:
+        upload = found.get(download_id)
+        what = (f"{os.path.basename(upload.local)} to {upload.url}" if upload
+                else str(download_id))
+        try:
+            aborted = manager.abort_upload(download_id)
+        except LadenError as exc:
+            failed += 1
+            print(printable(f"[{download_id}] could not abort the upload of {what}: {exc}; "
+                            "kept, to try again"))
+            continue
+        if aborted is None:
+            print(printable(f"[{download_id}] removed {what} (nothing was waiting at the "
+                            "service)"))
+        else:
+            print(printable(f"[{download_id}] aborted the unfinished upload of {what} at the "
+                            f"service ({aborted.parts} parts, {format_size(aborted.sent)}) "
+                            "and forgot it"))
+    return 1 if failed else 0
