@@ -103,3 +103,29 @@ def test_remove_of_one_upload_by_id_with_the_flag(s3_server: Any, s3_bucket: str
     refused = laden("remove")
     assert refused.returncode == 2 and "laden remove ID... or --unfinished-uploads" \
         in refused.stderr
+
+
+def test_at_the_service_the_uploads_laden_does_not_know_are_listed(
+        s3_server: Any, s3_bucket: str, tmp_path: Path) -> None:
+    mine = _paused_upload(s3_server, s3_bucket, tmp_path, "mine.bin", seed=87)
+    client = s3_server.client()
+    foreign = client.create_multipart_upload(Bucket=s3_bucket, Key="runs/other.bin")
+    client.create_multipart_upload(Bucket=s3_bucket, Key="elsewhere/x.bin")
+    listed = laden("list", "--unfinished-uploads", "--at", f"s3://{s3_bucket}/runs/",
+                   "--s3-endpoint-url", s3_server.endpoint_url)
+    assert listed.returncode == 0, listed.stderr
+    assert (f"at the service under s3://{s3_bucket}/runs/: 1 unfinished uploads laden's "
+            "journal does not know") in listed.stdout
+    assert f"s3://{s3_bucket}/runs/other.bin" in listed.stdout
+    assert "elsewhere" not in listed.stdout and foreign["UploadId"] not in listed.stdout
+    assert any(line.strip().startswith(str(mine)) for line in listed.stdout.splitlines())
+    whole = laden("list", "--unfinished-uploads", "--json", "--at", f"s3://{s3_bucket}",
+                  "--s3-endpoint-url", s3_server.endpoint_url)
+    events = [json.loads(line) for line in whole.stdout.splitlines()]
+    assert sorted(e["url"] for e in events if e["id"] is None) == [
+        f"s3://{s3_bucket}/elsewhere/x.bin", f"s3://{s3_bucket}/runs/other.bin"]
+    assert [e["id"] for e in events if e["id"] is not None] == [mine]
+    wrong = laden("list", "--at", f"s3://{s3_bucket}/")
+    assert wrong.returncode == 2 and "--at goes with --unfinished-uploads" in wrong.stderr
+    elsewhere = laden("list", "--unfinished-uploads", "--at", "https://example.org/x/")
+    assert elsewhere.returncode == 2 and "Traceback" not in elsewhere.stderr

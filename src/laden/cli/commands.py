@@ -239,17 +239,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ..store.lock import holder
 
     folder = paths.state_dir()
-    if not os.path.exists(os.path.join(folder, "journal.sqlite3")):
+    if args.at and not args.unfinished_uploads:
+        raise InputError("--at goes with --unfinished-uploads")
+    if not os.path.exists(os.path.join(folder, "journal.sqlite3")) and not args.at:
         if not args.json:
             print("no unfinished uploads" if args.unfinished_uploads else "no downloads yet")
         return 0
     # Reading needs no lock: list works while another laden is downloading.
-    journal = Journal(folder)
-    tell_if_journal_recovered(journal)
-    try:
-        records = sorted(journal.load_all(), key=lambda r: r.position)
-    finally:
-        journal.close()
+    records = []
+    if os.path.exists(os.path.join(folder, "journal.sqlite3")):
+        journal = Journal(folder)
+        tell_if_journal_recovered(journal)
+        try:
+            records = sorted(journal.load_all(), key=lambda r: r.position)
+        finally:
+            journal.close()
     if args.unfinished_uploads:
         from .unfinished import print_unfinished
 

@@ -92,6 +92,11 @@ def build() -> argparse.ArgumentParser:
                          help="only the uploads laden began in parts at a service and never "
                               "finished (their parts are stored, and billed, until finished "
                               "or aborted)")
+    listing.add_argument("--at", metavar="ADDRESS",
+                         help="with --unfinished-uploads: also ask the service for the "
+                              "unfinished uploads under ADDRESS (s3://bucket/prefix) that "
+                              "laden's journal does not know")
+    add_credential_options(listing)  # for --at
 
     resume = commands.add_parser("resume", help="continue downloads headless", description=(
         "Continue paused, failed or interrupted downloads and wait for them. Credentials are "

@@ -22,12 +22,17 @@ def print_unfinished(records: list[Any], args: argparse.Namespace) -> int:
     from ..engine.uploading.unfinished import unfinished_uploads
 
     found = unfinished_uploads(records)
+    others = _at_service(records, args) if args.at else []
     if args.json:
+        for waiting in others:
+            print(json.dumps({"id": None, "url": waiting.url, "started": waiting.started,
+                              "known": False}))
         for upload in found:
             print(json.dumps({"id": upload.id, "url": upload.url, "local": upload.local,
                               "state": upload.state, "parts": upload.parts,
                               "sent": upload.sent, "started": upload.started}))
         return 0
+    _print_others(others, args.at)
     if not found:
         print("no unfinished uploads: nothing laden began is waiting at a service")
         return 0
@@ -40,6 +45,36 @@ def print_unfinished(records: list[Any], args: argparse.Namespace) -> int:
                         f"{os.path.basename(upload.local)} -> {upload.url}"))
     print(f"their parts stay at the service until they are finished or aborted; {REMOVE_HINT}")
     return 0
+
+
+def _at_service(records: list[Any], args: argparse.Namespace) -> list[Any]:
+    """The service's unfinished uploads under `--at` that laden's journal does not know."""
+    from ..engine.uploading.unfinished import at_service
+    from ..sources.registry import SourceRegistry
+    from ..store import settings
+    from .commands import download_options
+
+    options = download_options(args)
+    registry = SourceRegistry({"config": settings.load()})
+    try:
+        return at_service(registry, args.at, options, records)
+    finally:
+        registry.close()
+
+
+def _print_others(others: list[Any], at: str | None) -> None:
+    if at is None:
+        return
+    if not others:
+        print(printable(f"at the service under {at}: no unfinished uploads but laden's"))
+        return
+    print(printable(f"at the service under {at}: {len(others)} unfinished uploads laden's "
+                    "journal does not know (another tool's, or forgotten); laden does not "
+                    "abort them: a lifecycle rule or the service's own tools can"))
+    for waiting in others:
+        started = ("?" if waiting.started is None else
+                   datetime.datetime.fromtimestamp(waiting.started).strftime("%Y-%m-%d %H:%M"))
+        print(printable(f"   -  started {started}  {waiting.url}"))
 
 
 def remove_unfinished(manager: Any, ids: list[int]) -> int:

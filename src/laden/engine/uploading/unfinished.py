@@ -1,5 +1,6 @@
 """Unfinished uploads at the services: the ones laden began and never committed, and removing
-them (aborted at the service, so their parts stop costing storage, then forgotten).
+them (aborted at the service, so their parts stop costing storage, then forgotten); and, where
+the service can list them, the others it holds under an address.
 
 An upload in parts exists at the service from its first request (S3's multipart upload, whose
 parts are billed until it is completed or aborted), and only laden's journal knows it is
@@ -13,10 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ...core.errors import InputError
 from ...core.states import State
 from ...core.urls import strip_credentials
 
 if TYPE_CHECKING:
+    from ...core.options import DownloadOptions
+    from ...sources.registry import SourceRegistry
+    from ...sources.uploads import WaitingUpload
     from ...store.records import Record
     from ..context import Engine
 
@@ -79,3 +84,21 @@ def abort(manager: Engine, download_id: int) -> UnfinishedUpload | None:
             record.upload["parts"] = {}
     manager.remove(download_id)
     return found[0] if found else None
+
+
+def at_service(sources: SourceRegistry, url: str, options: DownloadOptions,
+               records: Iterable[Record]) -> list[WaitingUpload]:
+    """The unfinished uploads the service holds under `url` that none of `records` began:
+    another tool's, or ones laden forgot (an abort that failed, a journal lost).
+
+    Raises:
+        InputError: the service cannot list them (or laden cannot upload there).
+        LadenError: the service could not be asked.
+    """
+    uploader = sources.uploader_for(url)
+    lister = getattr(uploader, "unfinished", None)
+    if lister is None:
+        raise InputError(f"laden cannot list the unfinished uploads at {strip_credentials(url)}")
+    known = {(r.upload or {}).get("upload_id") for r in records} - {None}
+    waiting: list[WaitingUpload] = lister(url, options)
+    return [w for w in waiting if w.upload_id not in known]
