@@ -129,3 +129,31 @@ def test_at_the_service_the_uploads_laden_does_not_know_are_listed(
     assert wrong.returncode == 2 and "--at goes with --unfinished-uploads" in wrong.stderr
     elsewhere = laden("list", "--unfinished-uploads", "--at", "https://example.org/x/")
     assert elsewhere.returncode == 2 and "Traceback" not in elsewhere.stderr
+
+
+def test_a_paused_upload_is_said_to_resume(s3_server: Any, s3_bucket: str,
+                                           tmp_path: Path) -> None:
+    from laden.cli.resuming import fresh_start
+
+    path, _ = _file(tmp_path, "paused.bin", 3 * PART, seed=88)
+    with manager(FAST.replace(limit_rate=8 * MiB)) as m:
+        upload_id = m.add_upload(str(path), f"s3://{s3_bucket}/paused.bin", connections=1,
+                                 **_options(s3_server))
+        _wait_for_parts(upload_id, m)
+        m.pause(upload_id)
+        info = m.wait(upload_id)
+    assert info.done >= PART and not info.etag and not info.last_modified
+    assert fresh_start(info) is None  # S3's parts, not an ETag, are what it resumes from
+
+
+def test_a_stopped_upload_counts_the_parts_it_left_at_the_service(
+        s3_server: Any, s3_bucket: str, tmp_path: Path) -> None:
+    upload_id = _paused_upload(s3_server, s3_bucket, tmp_path, "stopped.bin", seed=89)
+    with (tmp_path / "stopped.bin").open("r+b") as handle:
+        handle.write(b"changed")
+    with manager() as m:
+        m.resume(upload_id)
+        assert m.wait(upload_id, timeout=60).state is State.FAILED
+        (waiting,) = m.unfinished_uploads()
+    assert waiting.id == upload_id and waiting.parts >= 1
+    assert waiting.sent == waiting.parts * PART

@@ -17,8 +17,9 @@ from ...core.errors import InputError, LocalFileChanged
 ON_CHANGE = ("stop", "restart")
 """The choices: stop (the default) or restart from the first byte."""
 
-HOW_TO_RESTART = ("to send the file as it is now from the first byte, add it again with "
-                  "on_change restart (laden put --on-change restart), or remove the upload")
+HOW_TO_RESTART = ("to send it as it is now from the first byte, add it again with "
+                  "--on-change restart (on_change: restart in a manifest or the API), or "
+                  "remove the upload")
 
 
 def checked(on_change: str) -> str:
@@ -44,4 +45,4 @@ def stopped(exc: LocalFileChanged) -> LocalFileChanged:
     text = str(exc)
     if "nothing was committed" not in text:
         text += "; nothing was committed"
-    return LocalFileChanged(f"{text} ({HOW_TO_RESTART})")
+    return LocalFileChanged(f"{text}; {HOW_TO_RESTART}")

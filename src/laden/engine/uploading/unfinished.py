@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...core.errors import InputError
 from ...core.states import State
@@ -53,11 +53,20 @@ def unfinished_uploads(records: Iterable[Record]) -> list[UnfinishedUpload]:
         if record.direction != "upload" or not upload.get("upload_id") \
                 or record.state == State.DONE.value:
             continue
+        parts = upload.get("parts") or {}
         found.append(UnfinishedUpload(
             record.id, strip_credentials(record.url), record.dest or "", record.state,
-            len(upload.get("parts") or {}), sum(end - start for start, end in record.done_ranges),
-            record.created))
+            len(parts), _stored_bytes(upload, parts), record.created))
     return found
+
+
+def _stored_bytes(upload: dict[str, Any], parts: dict[str, Any]) -> int:
+    """Bytes of the acknowledged parts, from their numbers (the record's done ranges are
+    cleared when an upload stops for a changed file, its parts are not)."""
+    size = int(upload["pinned"]["size"])
+    part_size = int(upload["part_size"])
+    return sum(max(0, min(int(n) * part_size, size) - (int(n) - 1) * part_size)
+               for n in parts)
 
 
 def abort(manager: Engine, download_id: int) -> UnfinishedUpload | None:
