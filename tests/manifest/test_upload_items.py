@@ -191,3 +191,15 @@ def test_dry_run_lists_uploads_and_needs_no_disk(s3_server: Any, s3_bucket: str,
         (f"s3://{s3_bucket}/c/b.safetensors", 5000, "upload")]
     assert not [line for line in lines if line["event"] == "disk"]
     assert s3_server.client().list_objects_v2(Bucket=s3_bucket).get("Contents") is None
+
+
+def test_names_are_quoted_as_laden_put_quotes_them(tmp_path: Path) -> None:
+    from laden.engine.uploading.adding import targets
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "a b#c%.bin").write_bytes(b"1")
+    path = write_manifest(tmp_path / "m.yaml", {"upload_root": str(tmp_path), "upload_items": [
+        {"type": "s3", "url": "s3://models/x y/", "source": "odd"}]})
+    (target,) = load_manifest(str(path)).items[0].targets
+    assert [target.url] == [url for _, url in targets([str(folder)], "s3://models/x y/")]

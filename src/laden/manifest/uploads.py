@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from ..core.known_sources import KNOWN_SOURCES
 from ..core.options import DownloadOptions
@@ -130,6 +131,10 @@ def _url_entry(kind: str, fields: Fields) -> list[tuple[Fields, str, str]]:
         fields.problem("url", f"a {kind} item uploads to a {' or '.join(schemes)} address, "
                               f"not {shown(url)}")
         return []
+    scheme = url.partition("://")[0].lower()
+    if kind in OBJECT_STORES and scheme == schemes[0]:
+        # The key as `laden put` writes it, whether typed quoted or not.
+        url = cloud.object_url(scheme, *cloud.split_address(url))
     return [(fields, url, url)]
 
 
@@ -191,11 +196,10 @@ def _targets(entry: Fields, url: str, label: str, root: str, options: DownloadOp
 
 
 def _under(prefix_url: str, relative: str) -> str:
-    """The address of `relative` under the prefix `prefix_url`."""
-    scheme = prefix_url.partition("://")[0]
-    bucket, key = cloud.split_address(prefix_url)
-    key = key if not key or key.endswith("/") else key + "/"
-    return cloud.object_url(scheme, bucket, key + relative)
+    """The address of `relative` under the prefix `prefix_url`, quoted as the sources quote
+    keys (any service's address: `s3://bucket/p/`, `hf://owner/repo@main/p/`)."""
+    base = prefix_url if prefix_url.endswith("/") else prefix_url + "/"
+    return base + quote(relative, safe=cloud.KEY_SAFE)
 
 
 def _source(entry: Fields, root: str) -> str | None:
