@@ -100,6 +100,13 @@ def test_remove_of_one_upload_by_id_with_the_flag(s3_server: Any, s3_bucket: str
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert f"[{drop}] aborted" in removed.stdout and f"[{keep}]" not in removed.stdout
     assert [u["Key"] for u in _unfinished(s3_server, s3_bucket)] == ["keep.bin"]
+    done, _ = _file(tmp_path, "done.bin", 10, seed=90)
+    with manager() as m:
+        finished = m.wait(m.add_upload(str(done), f"s3://{s3_bucket}/done.bin",
+                                       **_options(s3_server))).id
+    spared = laden("remove", "--unfinished-uploads", str(finished))
+    assert f"[{finished}] is not an unfinished upload: left as it is" in spared.stdout
+    assert str(finished) in laden("list").stdout
     refused = laden("remove")
     assert refused.returncode == 2 and "laden remove ID... or --unfinished-uploads" \
         in refused.stderr

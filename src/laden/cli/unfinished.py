@@ -88,8 +88,10 @@ def remove_unfinished(manager: Any, ids: list[int]) -> int:
     failed = 0
     for download_id in chosen:
         upload = found.get(download_id)
-        what = (f"{os.path.basename(upload.local)} to {upload.url}" if upload
-                else str(download_id))
+        if upload is None:  # only what was asked: never a download, nor a finished upload
+            print(f"[{download_id}] is not an unfinished upload: left as it is")
+            continue
+        what = f"{os.path.basename(upload.local)} to {upload.url}"
         try:
             aborted = manager.abort_upload(download_id)
         except LadenError as exc:
@@ -97,7 +99,7 @@ def remove_unfinished(manager: Any, ids: list[int]) -> int:
             print(printable(f"[{download_id}] could not abort the upload of {what}: {exc}; "
                             "kept, to try again"))
             continue
-        if aborted is None:
+        if aborted is None:  # it committed or lost its upload meanwhile
             print(printable(f"[{download_id}] removed {what} (nothing was waiting at the "
                             "service)"))
         else:

@@ -78,7 +78,8 @@ def abort(manager: Engine, download_id: int) -> UnfinishedUpload | None:
             another try (with credentials, say) can abort it.
     """
     download = manager.queue.get(download_id)
-    if download.state.is_active:  # no part may be in flight while its upload is aborted
+    if download.state is State.QUEUED or download.state.is_active:
+        # No part may be in flight, nor the upload start again, while it is aborted.
         manager.pause(download_id)
         manager.wait(download_id, timeout=30)
     record = download.record
