@@ -437,6 +437,8 @@ class DownloadManager:
         """Check a finished file again: its size, and its checksum against `expected`, against
         what the journal recorded, or (the first time) record one for later checks. A model
         file's structure is checked too (see `formats`), whatever the `format_check` setting.
+        A finished upload is checked at its service instead: its local file is read again and
+        its size and CRC32C compared with the object's (`expected` is refused then).
 
         `record`: let the result change the download's state (a mismatch fails it, so a
         resume fetches it again). By default only a check against what the journal recorded
