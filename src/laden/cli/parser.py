@@ -18,7 +18,8 @@ laden: a terminal download manager.
   laden [URL...]             open the app (with these URLs queued); saved sessions resume
   laden get URL... [opts]    download headless, with progress; Ctrl-C pauses, rerun resumes
   laden put LOCAL... s3://B/P upload files or folders headless; Ctrl-C pauses, rerun resumes
-  laden run MANIFEST         download every item of a YAML or TOML manifest; rerun resumes
+  laden run MANIFEST         download (and upload) every item of a YAML or TOML manifest;
+                             rerun resumes
   laden list                 show the downloads in the journal (--unfinished-uploads: the
                              uploads begun at a service and never finished)
   laden resume ID|--all      continue paused or interrupted downloads headless
@@ -62,7 +63,7 @@ def build() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="download every item of a manifest", description=(
         "Download every item a manifest (YAML or TOML; Kaiwo's format works as it is) lists, "
-        "headless, then print a summary. Exits 0 only if every item succeeded. Ctrl-C or "
+        "and upload its upload_items, headless, then print a summary. Exits 0 only if every item succeeded. Ctrl-C or "
         "SIGTERM pauses and saves; running the same command again resumes."))
     run.add_argument("manifest", metavar="MANIFEST", help="the manifest file")
     run.add_argument("--max-workers", type=int, metavar="N",
