@@ -164,3 +164,23 @@ def test_a_stopped_upload_counts_the_parts_it_left_at_the_service(
         (waiting,) = m.unfinished_uploads()
     assert waiting.id == upload_id and waiting.parts >= 1
     assert waiting.sent == waiting.parts * PART
+
+
+def test_an_upload_laden_was_killed_in_shows_as_interrupted(s3_server: Any, s3_bucket: str,
+                                                            tmp_path: Path) -> None:
+    import signal
+
+    from .conftest import laden_process
+    from .test_s3_upload import _wait_for_journalled_part
+
+    path, _ = _file(tmp_path, "killed.bin", 3 * PART, seed=91)
+    process = laden_process("put", "--limit-rate", "8M", "-c", "1", "--s3-endpoint-url",
+                            s3_server.endpoint_url, str(path), f"s3://{s3_bucket}/killed.bin")
+    try:
+        _wait_for_journalled_part()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    listed = laden("list", "--unfinished-uploads")
+    (row,) = [line for line in listed.stdout.splitlines() if "killed.bin ->" in line]
+    assert row.split()[1] == "interrupted"

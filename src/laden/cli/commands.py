@@ -254,12 +254,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             records = sorted(journal.load_all(), key=lambda r: r.position)
         finally:
             journal.close()
+    running = holder(folder)
+    states = {r.id: shown_state(r.state, running is not None) for r in records}
     if args.unfinished_uploads:
         from .unfinished import print_unfinished
 
-        return print_unfinished(records, args)
-    running = holder(folder)
-    states = {r.id: shown_state(r.state, running is not None) for r in records}
+        return print_unfinished(records, states, args)
     if args.json:
         for r in records:
             done = sum(e - s for s, e in r.done_ranges)

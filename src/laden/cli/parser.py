@@ -63,8 +63,9 @@ def build() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="download every item of a manifest", description=(
         "Download every item a manifest (YAML or TOML; Kaiwo's format works as it is) lists, "
-        "and upload its upload_items, headless, then print a summary. Exits 0 only if every item succeeded. Ctrl-C or "
-        "SIGTERM pauses and saves; running the same command again resumes."))
+        "and upload its upload_items, headless, then print a summary. Exits 0 only if every "
+        "item succeeded. Ctrl-C or SIGTERM pauses and saves; running the same command again "
+        "resumes."))
     run.add_argument("manifest", metavar="MANIFEST", help="the manifest file")
     run.add_argument("--max-workers", type=int, metavar="N",
                      help="files downloading at the same time (default 8)")

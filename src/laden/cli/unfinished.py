@@ -17,8 +17,10 @@ from ..core.units import format_size
 REMOVE_HINT = "laden remove --unfinished-uploads aborts them at the service and forgets them"
 
 
-def print_unfinished(records: list[Any], args: argparse.Namespace) -> int:
-    """`laden list --unfinished-uploads`: one line (or JSON object) per unfinished upload."""
+def print_unfinished(records: list[Any], states: dict[int, str],
+                     args: argparse.Namespace) -> int:
+    """`laden list --unfinished-uploads`: one line (or JSON object) per unfinished upload;
+    `states` are the records' states as `laden list` tells them (see `shown_state`)."""
     from ..engine.uploading.unfinished import unfinished_uploads
 
     found = unfinished_uploads(records)
@@ -29,7 +31,8 @@ def print_unfinished(records: list[Any], args: argparse.Namespace) -> int:
                               "known": False}))
         for upload in found:
             print(json.dumps({"id": upload.id, "url": upload.url, "local": upload.local,
-                              "state": upload.state, "parts": upload.parts,
+                              "state": states.get(upload.id, upload.state),
+                              "parts": upload.parts,
                               "sent": upload.sent, "started": upload.started}))
         return 0
     _print_others(others, args.at)
@@ -40,7 +43,8 @@ def print_unfinished(records: list[Any], args: argparse.Namespace) -> int:
           "LOCAL -> REMOTE")
     for upload in found:
         started = datetime.datetime.fromtimestamp(upload.started).strftime("%Y-%m-%d %H:%M")
-        print(printable(f"{upload.id:>4}  {upload.state:<11} {upload.parts:>5}  "
+        state = states.get(upload.id, upload.state)
+        print(printable(f"{upload.id:>4}  {state:<11} {upload.parts:>5}  "
                         f"{format_size(upload.sent):>10}  {started:<16}  "
                         f"{os.path.basename(upload.local)} -> {upload.url}"))
     print(f"their parts stay at the service until they are finished or aborted; {REMOVE_HINT}")
