@@ -127,3 +127,29 @@ def test_the_journal_keeps_an_uploads_policies() -> None:
     record = Record(url="s3://b/k", source="s3", dest_dir="/tmp", state="paused",
                     direction="upload", upload=upload)
     assert Record.from_row(1, record.to_json(), "[]").upload == upload
+
+
+def test_a_file_that_keeps_changing_is_given_up_on_and_nothing_committed(
+        s3_server: Any, s3_bucket: str, tmp_path: Path) -> None:
+    import threading
+
+    path, _ = _file(tmp_path, "busy.bin", 3 * PART, seed=65)
+    stop = threading.Event()
+
+    def keep_writing() -> None:  # a checkpoint still being written
+        while not stop.wait(0.15):
+            _edit_in_place(path)
+
+    with manager(FAST.replace(limit_rate=8 * MiB)) as m:
+        upload_id = m.add_upload(str(path), f"s3://{s3_bucket}/busy.bin", connections=1,
+                                 on_change="restart", **_options(s3_server))
+        writer = threading.Thread(target=keep_writing, daemon=True)
+        writer.start()
+        try:
+            info = m.wait(upload_id, timeout=120)
+        finally:
+            stop.set()
+            writer.join()
+    assert info.state is State.FAILED
+    assert "changed during the upload" in info.message and "giving up" in info.message
+    assert _keys(s3_server, s3_bucket) == []
