@@ -168,12 +168,33 @@ def test_laden_run_uploads_beside_downloads_and_a_rerun_skips(
         assert client.get_object(Bucket=s3_bucket, Key=key)["Body"].read() == files[local]
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     assert "out/shards/notes.txt" not in keys
-    # Again: every object has the file's size and CRC32C already, so each is skipped.
-    assert main(["run", str(path), "--json"]) == 0
-    items = [event for event in map(json.loads, capsys.readouterr().out.splitlines())
-             if event.get("event") == "item"]
-    checkpoint = next(i for i in items if i["item"] == "checkpoint")
-    assert checkpoint["ok"] and checkpoint["files"] == 4 and checkpoint["skipped"] == 4
+
+    def rerun(*extra: str) -> dict[str, Any]:
+        assert main(["run", str(path), "--json", *extra]) == 0, capsys.readouterr().err
+        items = [event for event in map(json.loads, capsys.readouterr().out.splitlines())
+                 if event.get("event") == "item"]
+        return next(i for i in items if i["item"] == "checkpoint")
+
+    def journalled() -> int:
+        assert main(["list", "--json"]) == 0
+        return len(capsys.readouterr().out.splitlines())
+
+    before = journalled()
+    # Again, files unchanged: the earlier run's uploads are kept, nothing is sent or added.
+    checkpoint = rerun()
+    assert checkpoint["ok"] and checkpoint["files"] == 4 and checkpoint["earlier"] == 4
+    assert journalled() == before
+    # A file touched (same bytes): uploaded again, which conflict skip makes a HEAD and a read.
+    config = tmp_path / "run/config.json"
+    config.write_bytes(config.read_bytes())
+    checkpoint = rerun()
+    assert (checkpoint["earlier"], checkpoint["skipped"], checkpoint["ok"]) == (3, 1, True)
+    # --verify asks the service for each kept upload: one deleted behind laden is sent again.
+    client.delete_object(Bucket=s3_bucket, Key="out/shards/a.safetensors")
+    checkpoint = rerun("--verify")
+    assert checkpoint["ok"] and checkpoint["earlier"] == 3, checkpoint
+    assert client.get_object(Bucket=s3_bucket, Key="out/shards/a.safetensors")[
+        "Body"].read() == files["run/shards/a.safetensors"]
 
 
 def test_dry_run_lists_uploads_and_needs_no_disk(s3_server: Any, s3_bucket: str,

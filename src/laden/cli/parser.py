@@ -74,7 +74,8 @@ def build() -> argparse.ArgumentParser:
                           "on the disk, without downloading")
     run.add_argument("--verify", action="store_true",
                      help="hash the files an earlier run downloaded before keeping them "
-                          "(otherwise only their size is checked)")
+                          "(otherwise only their size is checked), and compare the uploads "
+                          "it finished with their objects at the service")
     run.add_argument("--shard", metavar="I/N",
                      help="download only shard I of N (0-based): the objects whose target path "
                           "hashes to I, folders included")

@@ -275,6 +275,14 @@ class DownloadManager:
 
         return unfinished_uploads(d.record for d in self.queue.everything())
 
+    def finished_uploads(self, group: str | None = None) -> list[DownloadInfo]:
+        """The finished uploads (of `group`, if given) whose local file is still the one sent:
+        its size, modification time and inode as they were pinned. A rerun may keep these
+        rather than send them again."""
+        from .uploading.finished import unchanged
+
+        return [d.info() for d in unchanged(self.queue.everything(), group)]
+
     def abort_upload(self, download_id: int) -> UnfinishedUpload | None:
         """Abort the upload's unfinished upload at its service and forget the upload (as
         `remove` does, but a failure to abort raises and keeps it, to try again).
