@@ -246,7 +246,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print("no unfinished uploads" if args.unfinished_uploads else "no downloads yet")
         return 0
     # Reading needs no lock: list works while another laden is downloading.
-    records = []
+    records: list[Any] = []
     if os.path.exists(os.path.join(folder, "journal.sqlite3")):
         journal = Journal(folder)
         tell_if_journal_recovered(journal)
