@@ -224,3 +224,12 @@ def test_names_are_quoted_as_laden_put_quotes_them(tmp_path: Path) -> None:
         {"type": "s3", "url": "s3://models/x y/", "source": "odd"}]})
     (target,) = load_manifest(str(path)).items[0].targets
     assert [target.url] == [url for _, url in targets([str(folder)], "s3://models/x y/")]
+
+
+def test_one_item_sending_two_files_to_one_name_is_refused(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    message = _problem(tmp_path, [_item(buckets=[{"name": "models", "items": [
+        {"source": "run/config.json", "file": "same"},
+        {"source": "run/shards/notes.txt", "file": "same"}]}])])
+    assert message.endswith("upload item 1 ('ckpt'): models/same is also uploaded by this "
+                            "item: one file per remote name"), message

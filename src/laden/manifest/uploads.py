@@ -70,13 +70,14 @@ def upload_items(raw_items: list[Any], root: str, problems: Problems, options_of
     seen: dict[str, Item] = {}
     for item in items:
         for target in item.targets:
-            other = seen.setdefault(target.url, item)
-            if other is not item or sum(t.url == target.url for t in item.targets) > 1:
+            other = seen.get(target.url)
+            if other is not None:  # one line per item is enough to fix it
                 problems.add(f"{_where(item.index, item.name)}",
                              f"{target.label} is also uploaded by "
                              f"{'this item' if other is item else other.title}: one file per "
                              "remote name")
                 break
+            seen[target.url] = item
     return items
 
 
