@@ -24,7 +24,7 @@ from .foreign_errors import ErrorTable
 from .requests_log import logged_request
 from .s3 import botocore_rows
 from .statuses import Wording
-from .uploads import SentPart, StoredObject
+from .uploads import SentPart, StoredObject, WaitingUpload
 
 if TYPE_CHECKING:
     from ..core.options import DownloadOptions
@@ -143,6 +143,29 @@ class S3Uploader:
         with contextlib.suppress(UploadLost):  # gone already: what abort wanted
             self._call("AbortMultipartUpload", url, bucket, options, {
                 "Bucket": bucket, "Key": key, "UploadId": upload_id})
+
+    def unfinished(self, url: str, options: DownloadOptions) -> list[WaitingUpload]:
+        """ListMultipartUploads under `url` (s3://bucket or s3://bucket/prefix), every page."""
+        bucket, prefix = cloud.split_address(url)
+        if not bucket:
+            raise InputError(f"{url} does not name a bucket (s3://bucket/prefix)")
+        found: list[WaitingUpload] = []
+        markers: dict[str, str] = {}
+        while True:
+            answer = self._call("ListMultipartUploads", url, bucket, options,
+                                {"Bucket": bucket, "Prefix": prefix, **markers})
+            for upload in answer.get("Uploads", ()):
+                started = upload.get("Initiated")
+                found.append(WaitingUpload(
+                    cloud.object_url("s3", bucket, str(upload["Key"])),
+                    started.timestamp() if hasattr(started, "timestamp") else None,
+                    str(upload["UploadId"])))
+            if not answer.get("IsTruncated"):
+                return found
+            markers = {"KeyMarker": str(answer.get("NextKeyMarker") or ""),
+                       "UploadIdMarker": str(answer.get("NextUploadIdMarker") or "")}
+            if not markers["KeyMarker"]:
+                return found
 
     def _call(self, operation: str, url: str, bucket: str, options: DownloadOptions,
               request: dict[str, Any], *, start: int | None = None, end: int | None = None

@@ -72,3 +72,23 @@ class Uploader(Protocol):
         whose MD5 in hex is `md5`, given when `whole_checksum` is "md5")."""
     def abort(self, url: str, upload_id: str, options: DownloadOptions) -> None:
         """Drop an unfinished upload and its parts (one already gone is no error)."""
+
+
+@dataclass(frozen=True)
+class WaitingUpload:
+    """An unfinished upload as the service lists it (`ListsUnfinished`)."""
+
+    url: str
+    started: float | None
+    """When it began (seconds since the epoch), if the service says."""
+    upload_id: str
+    """To tell laden's own from the others; never shown (for some services it grants
+    writing)."""
+
+
+class ListsUnfinished(Protocol):
+    """What an `Uploader` may offer besides: the unfinished uploads in parts the service holds
+    under an address (a bucket, or a prefix), whoever began them. `laden list
+    --unfinished-uploads --at ADDRESS` asks it where the uploader has it."""
+
+    def unfinished(self, url: str, options: DownloadOptions) -> list[WaitingUpload]: ...

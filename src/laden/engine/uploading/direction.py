@@ -19,6 +19,7 @@ from ...core.errors import (
     ChecksumMismatch,
     DestinationExists,
     LadenError,
+    LocalFileChanged,
     Retryable,
     TransferError,
     UploadLost,
@@ -28,6 +29,7 @@ from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
 from . import crc32c, whole_md5
+from .changes import on_change_of, restarts_on_change, stopped
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
 from .state import UploadState, fresh
@@ -104,17 +106,22 @@ class UploadDirection:
 
     def _pin_again(self, run: Run, uploader: Uploader, now: Pin) -> None:
         """The file is not what it was when the upload began: what was sent is of another
-        version, so the upload starts again from the first byte, and says why."""
+        version. The upload stops (nothing is committed) unless its `on_change` policy is
+        restart: then it starts again from the first byte, and says why."""
         download = run.download
         record = download.record
         assert record.upload is not None
         old_id = record.upload.get("upload_id")
         sent = old_id or record.upload.get("parts")
+        if sent and not restarts_on_change(record.upload):
+            raise LocalFileChanged(f"{record.dest} changed since the upload began")
         if old_id:
             _abort_quietly(uploader, record.url, old_id, download)
         with download.lock:
-            record.upload = fresh(now, part_size(now.size, uploader.min_part, uploader.max_parts),
-                                  record.upload.get("conflict", "overwrite"))
+            record.upload = {**fresh(now, part_size(now.size, uploader.min_part,
+                                                    uploader.max_parts),
+                                     record.upload.get("conflict", "overwrite")),
+                             **on_change_of(record.upload)}
             record.done_ranges = []
         if sent:
             download.add_error(f"{record.dest} changed since the upload began; starting again "
@@ -263,6 +270,9 @@ class UploadDirection:
     def judge_change(self, run: Run, exc: TransferError) -> tuple[Change, TransferError]:
         if isinstance(exc, ChecksumMismatch):
             return Change.FAIL, exc  # committed already: sending it again would not say more
+        if isinstance(exc, LocalFileChanged) and not restarts_on_change(
+                run.download.record.upload or {}):
+            return Change.FAIL, stopped(exc)
         return Change.RESTART, exc
 
     def go_on(self, run: Run, change: Change, exc: TransferError) -> None:

@@ -2,7 +2,8 @@
 
 The pin is the file's size, modification time in nanoseconds and inode. Any change to it
 before the commit means the parts sent and the parts left to send may be of two versions of
-the file, so the upload stops (`LocalFileChanged`) rather than commit a mixed object. An
+the file, so the upload stops (`LocalFileChanged`) rather than commit a mixed object; its
+`on_change` policy (`changes`) says whether it then starts again from the first byte. An
 editor that saves by writing a new file and renaming it changes the inode; one that writes in
 place changes the modification time.
 """
@@ -83,8 +84,7 @@ class LocalFile:
             if (found.st_size, found.st_mtime_ns, found.st_ino) != (
                     self.pinned.size, self.pinned.mtime_ns, self.pinned.inode):
                 raise LocalFileChanged(
-                    f"{self.path} changed during the upload; nothing was committed (resume "
-                    "to upload it again from the first byte)")
+                    f"{self.path} changed during the upload; nothing was committed")
 
     def open_range(self, start: int, end: int | None) -> _Range:
         return _Range(self._fd, start, self.size if end is None else end, self.path)
