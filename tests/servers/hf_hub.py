@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ._httpd import QuietServer, RecordedRequest, RequestLog, serve_bytes
+from .hf_hub_uploads import UploadEndpoints
 
 TOKEN = "hf_laden_test_token_0123456789"
 # /api/{plural}/... names the repo type; downloads use a prefix, except for models.
@@ -112,8 +113,9 @@ class _HubError(Exception):
         self.status, self.code, self.message, self.commit = status, code, message, commit
 
 
-class HubServer:
-    """The hub on ``endpoint`` and its CDN on ``cdn_endpoint``; state lives in memory."""
+class HubServer(UploadEndpoints):
+    """The hub on ``endpoint`` and its CDN on ``cdn_endpoint``; state lives in memory. The
+    CDN is also the storage uploads are PUT to (see `hf_hub_uploads`)."""
 
     token = TOKEN
 
@@ -131,8 +133,11 @@ class HubServer:
         self.hub_requests = RequestLog()
         self.cdn_requests = RequestLog()
         self._blobs: dict[str, bytes] = {}  # sha256 -> LFS content, what the CDN serves
+        self._parts: dict[str, dict[str, bytes]] = {}  # sha256 -> ETag -> a part uploaded
+        self.commit_messages: list[str] = []
+        """The summary of each commit made through the commit API, in order."""
         self._secret = secrets.token_bytes(16)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a commit holds it while it adds files and moves the ref
         self._hub: QuietServer | None = None
         self._cdn: QuietServer | None = None
         self.endpoint = self.cdn_endpoint = ""
@@ -218,7 +223,13 @@ class HubServer:
         parts = [unquote(p) for p in url.path.split("/")[1:]]
         query = parse_qs(url.query)
         try:
-            if parts[0] == "api" and len(parts) >= 3 and parts[1] in API_TYPES:
+            if (parts[0] == "api" and len(parts) >= 3 and parts[1] in API_TYPES
+                    and req.command == "POST" and ("preupload" in parts or "commit" in parts)):
+                self._upload_api(req, API_TYPES[parts[1]], parts[2:])
+            elif any(p.endswith(".git") for p in parts) and "lfs" in parts:
+                kind = URL_PREFIXES.get(parts[0], "model")
+                self._lfs(req, kind, parts[1:] if parts[0] in URL_PREFIXES else parts)
+            elif parts[0] == "api" and len(parts) >= 3 and parts[1] in API_TYPES:
                 self._api(req, API_TYPES[parts[1]], parts[2:], query)
             elif "resolve" in parts and parts[0] in URL_PREFIXES:
                 self._resolve(req, URL_PREFIXES[parts[0]], parts[1:])
@@ -338,6 +349,9 @@ class HubServer:
         return hmac.new(self._secret, f"{sha256}:{expires}:{name}".encode(), "sha256").hexdigest()
 
     def _handle_cdn(self, req: Any) -> None:
+        if req.command == "PUT":
+            self._storage_put(req)
+            return
         url = urlsplit(req.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         sha256 = url.path.rsplit("/", 1)[-1]
