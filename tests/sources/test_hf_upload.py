@@ -69,19 +69,22 @@ def test_a_large_file_goes_through_lfs_and_its_sha256_is_compared(hf_hub: HubSer
                                                                    tmp_path: Path) -> None:
     repo = _repo(hf_hub)
     data = random_bytes(LFS_SIZE, seed=1)
-    path = tmp_path / "model.safetensors"
+    path = tmp_path / "model.bin"
     path.write_bytes(data)
     with manager() as m:
-        info = m.wait(m.add_upload(str(path), f"hf://{repo}/weights/model.safetensors",
+        info = m.wait(m.add_upload(str(path), f"hf://{repo}/weights/model.bin",
                                    **_options(hf_hub)))
     assert info.state is State.DONE, info.message
-    stored = _on_hub(hf_hub, repo, "weights/model.safetensors")
+    stored = _on_hub(hf_hub, repo, "weights/model.bin")
     assert stored.lfs and stored.data == data
     puts = _puts(hf_hub)
     assert len(puts) == 1 and "authorization" not in puts[0].headers  # storage never sees it
     assert [(c.algorithm, c.expected, c.verified) for c in info.checksums] == [
         ("sha256", hashlib.sha256(data).hexdigest(), True)]
     assert info.done == info.size == LFS_SIZE
+    with manager() as m:
+        checked = m.verify(info.id)  # the local file against the hub's sha256, again
+    assert checked.ok and checked.algorithm == "sha256", checked.message
 
 
 def test_a_large_file_in_parts_when_the_hub_asks_for_multipart(hf_hub: HubServer,

@@ -55,7 +55,16 @@ class HfUploader:
     max_parts = 1  # one part: the whole file (see `whole_uploads`)
 
     def __init__(self, source: HfSource) -> None:
+        from huggingface_hub import constants
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+
         self._source = source
+        # laden shows the progress itself; huggingface_hub's bars (tqdm, on stderr, e.g.
+        # "Upload 0 LFS files" when the hub holds the object) would write over it. Its switch
+        # is process-wide; an explicit HF_HUB_DISABLE_PROGRESS_BARS=0 is left alone.
+        if constants.HF_HUB_DISABLE_PROGRESS_BARS is not False and not (
+                are_progress_bars_disabled()):
+            disable_progress_bars()
 
     def stored(self, url: str, options: DownloadOptions, *,
                revision: str | None = None) -> StoredFile | None:
@@ -171,6 +180,13 @@ class _translating:
         if isinstance(found, ValueError) and "LFS batch API returned errors" in str(found):
             raise Permanent(f"the Hugging Face Hub refused the upload to {self._facts['url']}: "
                             f"{str(found).splitlines()[-1][:200]}") from None
+        said = getattr(found, "server_message", None)
+        status = getattr(getattr(found, "response", None), "status_code", None)
+        if status in (400, 409, 413, 422) and said:
+            # The hub says why it refused (a file too large for git, an LFS object missing):
+            # that line, not the bare status.
+            raise Permanent(f"the Hugging Face Hub refused the upload to {self._facts['url']}: "
+                            f"{str(said).strip().splitlines()[0][:200]}", status=status) from None
         error = ERRORS.translate(found, **self._facts)
         if error is found and not isinstance(error, LadenError):
             return False  # a bug: as it was raised

@@ -35,6 +35,8 @@ class PinnedReader(io.BufferedIOBase):
         self._local = local
         self._run = run
         self._position = 0
+        self._sent = 0
+        """Bytes taken since the SDK last rewound: the progress (a seek alone is not)."""
         self._sampled = 0.0
         self._live = run.connection(0)
         self._live.last_status = "sending"
@@ -74,6 +76,7 @@ class PinnedReader(io.BufferedIOBase):
             got += reader.readinto(view[got:])
         run.limits.consume(got, run.stop_event)
         self._position += got
+        self._sent = self._position
         if self._position >= self._local.size:
             self._local.check()  # the last byte: still the file pinned, or no request ends
         self._told()
@@ -90,14 +93,14 @@ class PinnedReader(io.BufferedIOBase):
     # -- progress ----------------------------------------------------------------------------
 
     def _told(self, *, last: bool = False) -> None:
-        """Tell the position as the bytes sent: a retry that rewinds the file shows it."""
+        """Tell the bytes taken as the bytes sent: a retry that rewinds the file shows it."""
         live, download = self._live, self._run.download
-        live.position = live.bytes = self._position
+        live.position = live.bytes = self._sent
         now = time.monotonic()
         if not last and now - self._sampled < SAMPLE_EVERY:
             return
         self._sampled = now
-        download.sample(now, streamed=self._position)
+        download.sample(now, streamed=self._sent)
         tick = download.tick(now, last=last)
         if tick is not None:
             self._run.emit(events.Progress.of_tick(tick, download))
