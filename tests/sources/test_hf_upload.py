@@ -17,7 +17,7 @@ from servers.cloud_fixtures import unique_name
 from servers.fixtures import random_bytes
 from servers.hf_hub import HubServer, git_blob_sha1
 
-from .conftest import journal_records, laden, manager
+from .conftest import journal_records, laden, laden_process, manager
 
 LFS_SIZE = 300_000  # the test hub's repos keep files of 1024 bytes and more in LFS
 
@@ -196,6 +196,33 @@ def test_a_file_changed_before_the_commit_commits_nothing(hf_hub: HubServer,
     assert info.state is State.FAILED
     assert "changed during the upload; nothing was committed" in (info.message or "")
     assert _on_hub(hf_hub, repo, "moving.bin") is None
+
+
+def test_killed_mid_transfer_the_next_session_finishes_it(hf_hub: HubServer, tmp_path: Path,
+                                                          laden_dirs: dict[str, Path]) -> None:
+    import signal
+
+    repo = _repo(hf_hub)
+    data = random_bytes(1_000_000, seed=11)
+    path = tmp_path / "killed.bin"
+    path.write_bytes(data)
+    process = laden_process("put", "--limit-rate", "200K", *_flags(hf_hub, tmp_path / "token"),
+                            str(path), f"hf://{repo}/killed.bin")
+    try:
+        deadline = time.monotonic() + 30
+        while not any((r.upload or {}).get("sha256")
+                      for r in journal_records(laden_dirs["state"])):
+            assert time.monotonic() < deadline, "the file was never hashed"
+            time.sleep(0.05)
+        time.sleep(1.5)  # well into the PUT of 5 s
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    assert _on_hub(hf_hub, repo, "killed.bin") is None
+    resumed = laden("resume", "--all")  # the endpoint and the token file were kept
+    assert resumed.returncode == 0, resumed.stderr
+    assert _on_hub(hf_hub, repo, "killed.bin").data == data
+    assert len(_puts(hf_hub)) == 2  # the killed PUT (the hub kept nothing of it), then whole
 
 
 # -- conflicts -------------------------------------------------------------------------------
