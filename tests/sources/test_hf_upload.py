@@ -137,6 +137,18 @@ def test_a_folder_with_a_glob_into_a_dataset_branch_then_a_rerun_sends_nothing(
     assert hf_hub.repos[("dataset", repo)].refs["v2"] == head  # and no empty commit was made
 
 
+def test_a_branch_with_a_slash_in_its_name(hf_hub: HubServer, tmp_path: Path) -> None:
+    repo = _repo(hf_hub)
+    hf_hub.add_ref(repo, "feature/x", hf_hub.repos[("model", repo)].refs["main"])
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"a\n")
+    result = laden("put", *_flags(hf_hub, tmp_path / "token"), str(folder),
+                   f"hf://{repo}@feature%2Fx/out/")
+    assert result.returncode == 0, result.stderr
+    assert _on_hub(hf_hub, repo, "out/a.txt", branch="feature/x").data == b"a\n"
+
+
 def test_a_rerun_of_a_large_file_under_another_name_sends_no_bytes(hf_hub: HubServer,
                                                                    tmp_path: Path) -> None:
     repo = _repo(hf_hub)
