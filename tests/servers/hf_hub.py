@@ -9,6 +9,7 @@ Modelled on huggingface_hub 2.x (file_download.py, hf_api.py, utils/_http.py):
   expiring query string, plus ``X-Linked-Etag`` (sha256) and ``X-Linked-Size``.
 Errors carry ``X-Error-Code`` (RepoNotFound, GatedRepo, RevisionNotFound, EntryNotFound) as
 ``hf_raise_for_status`` expects. No Xet headers are ever sent, so clients use plain HTTP.
+What uploads use (preupload, the LFS batch API, commits) is in ``hf_hub_uploads``.
 """
 
 from __future__ import annotations

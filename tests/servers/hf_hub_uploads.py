@@ -39,6 +39,8 @@ class UploadEndpoints:
 
     multipart_chunk: int | None = None
     """Objects larger than this go in parts of this size (None: always one PUT)."""
+    lose_commit_answers = 0
+    """How many of the next commits are made but answered 500 (an answer lost on the way)."""
 
     def _writer(self, req: Any, kind: str, parts: list[str], marker: str) -> tuple[Any, list[str]]:
         from .hf_hub import _HubError
@@ -104,6 +106,9 @@ class UploadEndpoints:
                     files.pop(value["path"], None)
             self.commit_messages.append(header.get("summary", ""))  # type: ignore[attr-defined]
         sha = self._commit(repo, files, None, revision)  # type: ignore[attr-defined]
+        if self.lose_commit_answers:
+            self.lose_commit_answers -= 1
+            raise _HubError(500, None, "Internal Error")
         prefix = {"dataset": "datasets/", "space": "spaces/"}.get(repo.repo_type, "")
         body = json.dumps({"success": True, "commitOid": sha, "hookOutput": "",
                            "commitUrl": f"{self.endpoint}/{prefix}{repo.repo_id}/commit/{sha}"})  # type: ignore[attr-defined]

@@ -237,6 +237,24 @@ def test_killed_mid_transfer_the_next_session_finishes_it(hf_hub: HubServer, tmp
     assert len(_puts(hf_hub)) == 2  # the killed PUT (the hub kept nothing of it), then whole
 
 
+def test_a_commit_whose_answer_was_lost_is_not_made_twice(hf_hub: HubServer,
+                                                          tmp_path: Path) -> None:
+    repo = _repo(hf_hub)
+    path = tmp_path / "once.bin"
+    path.write_bytes(random_bytes(LFS_SIZE, seed=12))
+    before = len(hf_hub.repos[("model", repo)].commits)
+    hf_hub.lose_commit_answers = 1
+    try:
+        with manager() as m:
+            info = m.wait(m.add_upload(str(path), f"hf://{repo}/once.bin", **_options(hf_hub)))
+    finally:
+        hf_hub.lose_commit_answers = 0
+    assert info.state is State.DONE, info.message
+    assert info.message == "committed (the hub's answer to the commit was lost)"
+    assert len(hf_hub.repos[("model", repo)].commits) == before + 1
+    assert _on_hub(hf_hub, repo, "once.bin").data == path.read_bytes()
+
+
 # -- conflicts -------------------------------------------------------------------------------
 
 def test_conflict_skip_keeps_a_file_with_the_same_sha256(hf_hub: HubServer,

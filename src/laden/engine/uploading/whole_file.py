@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ...core.errors import ChecksumMismatch, LadenError, TransferError
+from ...core.errors import ChecksumMismatch, LadenError, Retryable, TransferError
 from ...core.states import State
 from .. import events
 from ..seam import Change, Skip
@@ -158,10 +158,27 @@ class WholeFileDirection:
     # -- the send and the commit -------------------------------------------------------------
 
     def finish(self, run: Run) -> None:
+        """Send and commit, trying again as the retry policy allows: the steps are whole
+        requests, so there is no byte loop's connection to retry them."""
+        attempt = 0
+        while True:
+            try:
+                revision = self._send(run)
+                break
+            except Retryable as exc:
+                attempt += 1
+                if not run.backoff(attempt, exc):
+                    raise
+                if self.journal.get("committing") and self._there(run):
+                    # The commit was made; its answer was lost on the way.
+                    self._mark_done(run, "committed (the hub's answer to the commit was lost)")
+                    return
+        self._check(run, revision)
+
+    def _send(self, run: Run) -> str:
         uploader, local = self._uploader, self.reader
         assert uploader is not None
         download = self.download
-        url = download.record.url
         body = PinnedReader(local, run)
 
         def before_commit() -> None:
@@ -171,12 +188,19 @@ class WholeFileDirection:
             run.save()
 
         try:
-            revision = uploader.send_file(url, body, local.size, self.journal["sha256"],
-                                          download.options,
-                                          only_new=self.journal.get("conflict") == "fail",
-                                          before_commit=before_commit)
+            return uploader.send_file(download.record.url, body, local.size,
+                                      self.journal["sha256"], download.options,
+                                      only_new=self.journal.get("conflict") == "fail",
+                                      before_commit=before_commit)
         finally:
             body.finished()
+
+    def _check(self, run: Run, revision: str) -> None:
+        """Compare the hub's checksum of the committed file with the file's."""
+        uploader = self._uploader
+        assert uploader is not None
+        download = self.download
+        url = download.record.url
         run.set_state(State.VERIFYING)
         stored = uploader.stored(url, download.options, revision=revision)
         if stored is None:
