@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -39,9 +40,10 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def lfs_pointer(data: bytes) -> bytes:
-    """The pointer file git stores in place of an LFS file's content."""
-    sha = hashlib.sha256(data).hexdigest()
+def lfs_pointer(data: bytes, sha: str | None = None) -> bytes:
+    """The pointer file git stores in place of an LFS file's content (`sha`: its sha256, when
+    known already)."""
+    sha = sha or hashlib.sha256(data).hexdigest()
     text = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {len(data)}\n"
     return text.encode()
 
@@ -61,14 +63,18 @@ class HubFile:
     def size(self) -> int:
         return len(self.data)
 
-    @property
+    @cached_property  # a large file's hash is asked for at every listing: once is enough
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
-    @property
+    @cached_property
     def blob_id(self) -> str:
         # For an LFS file git stores the pointer, so the tree's oid is the pointer's sha1.
-        return git_blob_sha1(lfs_pointer(self.data) if self.lfs else self.data)
+        return git_blob_sha1(self.pointer if self.lfs else self.data)
+
+    @cached_property
+    def pointer(self) -> bytes:
+        return lfs_pointer(self.data, self.sha256)
 
     @property
     def etag(self) -> str:
@@ -79,7 +85,7 @@ class HubFile:
             return {"rfilename": self.path}
         entry = {"rfilename": self.path, "size": self.size, "blobId": self.blob_id}
         if self.lfs:
-            pointer_size = len(lfs_pointer(self.data))
+            pointer_size = len(self.pointer)
             entry["lfs"] = {"sha256": self.sha256, "size": self.size, "pointerSize": pointer_size}
         return entry
 
@@ -87,8 +93,8 @@ class HubFile:
         entry: dict[str, Any] = {"type": "file", "oid": self.blob_id, "size": self.size}
         entry["path"] = self.path
         if self.lfs:
-            pointer = lfs_pointer(self.data)
-            entry["lfs"] = {"oid": self.sha256, "size": self.size, "pointerSize": len(pointer)}
+            entry["lfs"] = {"oid": self.sha256, "size": self.size,
+                            "pointerSize": len(self.pointer)}
         return entry
 
 
