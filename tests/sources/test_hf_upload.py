@@ -250,7 +250,8 @@ def test_a_commit_whose_answer_was_lost_is_not_made_twice(hf_hub: HubServer,
     finally:
         hf_hub.lose_commit_answers = 0
     assert info.state is State.DONE, info.message
-    assert info.message == "committed (the hub's answer to the commit was lost)"
+    assert info.message == "committed (the service's answer to the commit was lost)"
+    assert [(c.algorithm, c.verified) for c in info.checksums] == [("sha256", True)]
     assert len(hf_hub.repos[("model", repo)].commits) == before + 1
     assert _on_hub(hf_hub, repo, "once.bin").data == path.read_bytes()
 

@@ -6,13 +6,13 @@ not hash it again), settles the conflict policy skip and a commit laden may have
 stopped; `begin` asks for no connection; `finish` hands the file to the uploader as a
 `PinnedReader` (progress, rate limit, pause and cancel, the pin checked at its last byte and
 again just before the commit), then compares the service's checksum of the committed file with
-its own. A stop between two files leaves nothing half-done: the service's content-addressed
-storage keeps what was sent, and the next run sends only what it lacks.
+its own. A stop mid-file (pause, cancel, a crash) commits nothing: the service keeps whole
+objects only, so the next run sends what it lacks (the interrupted file again, whole) and
+nothing it holds already.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
     from ...sources.whole_uploads import StoredFile, WholeFileUploader
     from ..download import Download
     from ..seam import PieceSink, Run
-
-log = logging.getLogger("laden.transfer")
-
 
 def sends_whole(sources: SourceRegistry, url: str) -> bool:
     """Whether uploads to `url` go whole, through this direction."""
@@ -171,7 +168,9 @@ class WholeFileDirection:
                     raise
                 if self.journal.get("committing") and self._there(run):
                     # The commit was made; its answer was lost on the way.
-                    self._mark_done(run, "committed (the hub's answer to the commit was lost)")
+                    self._record_checks(None)
+                    self._mark_done(run, "committed (the service's answer to the commit was "
+                                         "lost)")
                     return
         self._check(run, revision)
 
@@ -196,7 +195,7 @@ class WholeFileDirection:
             body.finished()
 
     def _check(self, run: Run, revision: str) -> None:
-        """Compare the hub's checksum of the committed file with the file's."""
+        """Compare the service's checksum of the committed file with the file's."""
         uploader = self._uploader
         assert uploader is not None
         download = self.download
@@ -206,16 +205,22 @@ class WholeFileDirection:
         if stored is None:
             raise TransferError(f"after the upload, {url} is not there at {revision}")
         failed = self._differences(run, stored)
-        with download.lock:
-            record = download.record
-            record.checksums = [c for c in record.checksums if c.get("origin") != "the service"]
-            record.checksums.extend(c for c in self.checks if c["algorithm"] != "size")
-            self.journal["revision"] = revision
+        self._record_checks(revision)
         if failed:
             first = failed[0]
             raise ChecksumMismatch(first["algorithm"], first["expected"], str(first["actual"]),
                                    source="the file after the upload")
         self._mark_done(run, "")
+
+    def _record_checks(self, revision: str | None) -> None:
+        """Keep the last comparison (`self.checks`) in the record, with the revision."""
+        download = self.download
+        with download.lock:
+            record = download.record
+            record.checksums = [c for c in record.checksums if c.get("origin") != "the service"]
+            record.checksums.extend(c for c in self.checks if c["algorithm"] != "size")
+            if revision is not None:
+                self.journal["revision"] = revision
 
     def _mark_done(self, run: Run, message: str) -> None:
         download = self.download
