@@ -219,7 +219,7 @@ def test_killed_mid_transfer_the_next_session_finishes_it(hf_hub: HubServer, tmp
     path = tmp_path / "killed.bin"
     path.write_bytes(data)
     process = laden_process("put", "--limit-rate", "200K", *_flags(hf_hub, tmp_path / "token"),
-                            str(path), f"hf://{repo}/killed.bin")
+                            "-m", "Weights, sent twice", str(path), f"hf://{repo}/killed.bin")
     try:
         deadline = time.monotonic() + 30
         while not any((r.upload or {}).get("sha256")
@@ -235,6 +235,7 @@ def test_killed_mid_transfer_the_next_session_finishes_it(hf_hub: HubServer, tmp
     assert resumed.returncode == 0, resumed.stderr
     assert _on_hub(hf_hub, repo, "killed.bin").data == data
     assert len(_puts(hf_hub)) == 2  # the killed PUT (the hub kept nothing of it), then whole
+    assert hf_hub.commit_messages[-1] == "Weights, sent twice"  # journalled with the upload
 
 
 def test_a_commit_whose_answer_was_lost_is_not_made_twice(hf_hub: HubServer,
