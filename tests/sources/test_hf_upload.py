@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from laden.core.config import Config
 from laden.core.states import State
 from servers.cloud_fixtures import unique_name
 from servers.fixtures import random_bytes
@@ -257,6 +258,27 @@ def test_a_commit_whose_answer_was_lost_is_not_made_twice(hf_hub: HubServer,
     assert _on_hub(hf_hub, repo, "once.bin").data == path.read_bytes()
 
 
+def test_a_commit_made_before_laden_stopped_is_found_in_the_next_session(
+        hf_hub: HubServer, tmp_path: Path) -> None:
+    repo = _repo(hf_hub)
+    path = tmp_path / "once.bin"
+    path.write_bytes(random_bytes(LFS_SIZE, seed=13))
+    hf_hub.lose_commit_answers = 1
+    try:
+        with manager(Config(retries=0)) as m:  # no retry: the session ends on the lost answer
+            upload = m.add_upload(str(path), f"hf://{repo}/once.bin", **_options(hf_hub))
+            assert m.wait(upload).state is State.FAILED
+    finally:
+        hf_hub.lose_commit_answers = 0
+    commits = len(hf_hub.repos[("model", repo)].commits)
+    with manager() as m:
+        m.resume(upload)
+        info = m.wait(upload, timeout=30)
+    assert info.state is State.DONE, info.message
+    assert info.message == "it was committed before laden stopped"
+    assert len(hf_hub.repos[("model", repo)].commits) == commits  # no second commit
+
+
 # -- conflicts -------------------------------------------------------------------------------
 
 def test_conflict_skip_keeps_a_file_with_the_same_sha256(hf_hub: HubServer,
@@ -353,6 +375,15 @@ def test_a_bad_token_is_one_clear_line(hf_hub: HubServer, tmp_path: Path) -> Non
     assert len(lines) == 1, result.stderr
     assert "token" in lines[0] and "Traceback" not in result.stderr
     assert _on_hub(hf_hub, repo, "f.txt") is None
+
+
+def test_no_token_at_all_says_one_is_needed(hf_hub: HubServer, tmp_path: Path) -> None:
+    repo = _repo(hf_hub)
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x\n")
+    result = laden("put", "--hf-endpoint", hf_hub.endpoint, str(path), f"hf://{repo}/f.txt")
+    assert result.returncode != 0
+    assert "needs a Hugging Face token" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_missing_branch_is_one_clear_line(hf_hub: HubServer, tmp_path: Path) -> None:

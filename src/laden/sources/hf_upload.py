@@ -182,6 +182,9 @@ class _translating:
                             f"{str(found).splitlines()[-1][:200]}") from None
         said = getattr(found, "server_message", None)
         status = getattr(getattr(found, "response", None), "status_code", None)
+        if status == 401 and not self._facts["token"]:
+            raise Permanent(f"uploading to {self._facts['url']} needs a Hugging Face token "
+                            "(HF_TOKEN, --hf-token-file, or your hub login)", status=401) from None
         if status in (400, 409, 413, 422) and said:
             # The hub says why it refused (a file too large for git, an LFS object missing):
             # that line, not the bare status.
