@@ -107,12 +107,12 @@ class HfUploader:
         with _translating(call), logged_request("preupload", url, 0, size) as answer:
             call.api.preupload_lfs_files(address.repo_id, [operation], revision=call.revision,
                                          repo_type=address.repo_type)
-            answer.status = "sent" if operation._upload_mode == "lfs" else "inline"
-        before_commit()
+            answer.status = "done"
         message = str(options.source_settings.get("commit_message") or
                       f"Upload {path} with laden")
         for _ in range(COMMIT_TRIES):
             parent = self._free_at(url, call, options) if only_new else None
+            before_commit()
             try:
                 with _translating(call), logged_request("commit", url) as answer:
                     commit = call.api.create_commit(
