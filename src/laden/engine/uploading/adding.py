@@ -53,7 +53,9 @@ def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[s
     to_key = not (key.endswith("/") or not key or many)
     # Names are added to the address as written: what it holds percent-encoded stays so (a
     # hub revision with "/" in it, `@feature%2Fx`), where decoding and encoding it again
-    # would not give it back.
+    # would not give it back. What is not allowed in an address as it stands (a space) is
+    # percent-encoded, as in the names added to it.
+    url = quote(url, safe=cloud.KEY_SAFE + "%")
     under = url if url.endswith("/") else url + "/"
     found: list[tuple[str, str]] = []
     for path in paths:

@@ -17,10 +17,11 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ...core.errors import ChecksumMismatch, LadenError, Retryable, TransferError
+from ...core.errors import ChecksumMismatch, LadenError, LocalFileChanged, Retryable, TransferError
 from ...core.states import State
 from .. import events
 from ..seam import Change, Skip
+from .changes import judged, on_change_of, restarts_on_change, stopped
 from .local import LocalFile, Pin, pin
 from .parts import part_size
 from .state import fresh
@@ -107,13 +108,18 @@ class WholeFileDirection:
         return True
 
     def _pin_again(self, run: Run, now: Pin) -> None:
-        """The file changed since the upload began: hash it again, and say so if a commit of
-        the old version was being asked for."""
+        """The file changed since the upload began (it was hashed): the upload stops unless
+        its `on_change` policy is restart; then the file is hashed again, and a commit of the
+        old version being asked for is said."""
         download = self.download
         was_committing = self.journal.get("committing")
+        if self.journal.get("sha256") and not restarts_on_change(self.journal):
+            raise stopped(LocalFileChanged(f"{download.record.dest} changed since the upload "
+                                           "began"))
         with download.lock:
-            download.record.upload = fresh(now, part_size(now.size, 0, 1),
-                                           self.journal.get("conflict", "overwrite"))
+            download.record.upload = {**fresh(now, part_size(now.size, 0, 1),
+                                              self.journal.get("conflict", "overwrite")),
+                                      **on_change_of(self.journal)}
             download.record.done_ranges = []
         if was_committing:
             download.add_error(f"{download.record.dest} changed since the upload began; "
@@ -239,9 +245,7 @@ class WholeFileDirection:
     # -- changes and endings -----------------------------------------------------------------
 
     def judge_change(self, run: Run, exc: TransferError) -> tuple[Change, TransferError]:
-        if isinstance(exc, ChecksumMismatch):
-            return Change.FAIL, exc  # committed already: sending it again would not say more
-        return Change.RESTART, exc
+        return judged(self.journal, exc)
 
     def go_on(self, run: Run, change: Change, exc: TransferError) -> None:
         if change is not Change.KEEP:
