@@ -636,6 +636,11 @@ def sc_put_s3(ctx: Ctx, notes: list[str]) -> dict | None:
         if put and not put.s3:
             why = "laden rows skipped: `laden put --help` shows no --s3-endpoint-url"
         notes += [why] if why else []
+        for label, other in ctx.others:  # --also-laden: the same rows of another build
+            other_put, _ = uploads.probe_put(other.argv)
+            if other_put and other_put.s3:
+                specs += [(label + lab.removeprefix("laden"), argv, env)
+                          for lab, argv, env in uploads.laden_s3(other_put, path, name)]
         peer_specs = uploads.peers_s3(ctx.peers, path, name)
         notes += ctx.peers.skipped(*uploads.S3_PEERS)
         jobs = put_jobs(specs + peer_specs, host, path, name, sha, size)
@@ -725,8 +730,8 @@ def main() -> None:
     ap.add_argument("--laden", default="laden", help="laden command (default: laden)")
     ap.add_argument("--also-laden", action="append", default=[], metavar="LABEL=CMD",
                     help="another laden build to run beside --laden in the same rounds (big, "
-                         "mid, capped, small, small16k and s3), e.g. before=/tmp/old/bin/laden; "
-                         "repeatable")
+                         "mid, capped, small, small16k, s3 and put-s3), e.g. "
+                         "before=/tmp/old/bin/laden; repeatable")
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/laden-bench"),
                     help="test data and nginx files (default /var/tmp/laden-bench)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir for the next run")
