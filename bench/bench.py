@@ -170,7 +170,10 @@ def serves(jobs: list[Job], *files: Path) -> None:
 def run_job(job: Job, rnd: int, ctx: Ctx) -> Run:
     out = Path(tempfile.mkdtemp(prefix="run-", dir=ctx.outbase))
     try:
-        subs = {"{out}": str(out), **(job.before() if job.before else {})}
+        try:
+            subs = {"{out}": str(out), **(job.before() if job.before else {})}
+        except (OSError, RuntimeError, ValueError) as exc:  # an upload's server: this run fails
+            return Run(job.label, rnd, False, 0.0, 0.0, 0.0, 0, job.nbytes, f"before: {exc}")
 
         def fill(a: str) -> str:
             for k, v in subs.items():
@@ -624,9 +627,13 @@ def sc_put_s3(ctx: Ctx, notes: list[str]) -> dict | None:
     if "moto" not in ctx.peers:
         notes += ctx.peers.skipped("moto")
         return None
-    host = uploads.ServiceHost(ctx.peers.paths["moto"], "s3", ctx.outbase / "server-tmp")
+    host = uploads.ServiceHost(ctx.peers.paths["moto"], "s3")
     try:
-        host.fresh()
+        try:
+            host.fresh()
+        except (OSError, RuntimeError, ValueError) as exc:
+            notes.append(f"skipped: moto did not start: {exc}")
+            return None
         notes.append(f"server: moto on {host.last['endpoint']}, in its own process "
                      "(bench/upload_servers.py, started as tests/servers/s3.py does, with S3's "
                      "5 MiB minimum part); its temporary files in RAM; moto computes CRC32C "
@@ -662,15 +669,23 @@ def sc_put_azure(ctx: Ctx, notes: list[str]) -> dict | None:
     if "azure" not in ctx.peers:
         notes += ctx.peers.skipped("azure")
         return None
-    host = uploads.ServiceHost(ctx.peers.paths["azure"], "azure", ctx.outbase / "server-tmp")
+    host = uploads.ServiceHost(ctx.peers.paths["azure"], "azure")
     try:
+        try:
+            host.fresh()
+        except (OSError, RuntimeError, ValueError) as exc:
+            notes.append(f"skipped: Azurite did not start: {exc}")
+            return None
         put, why = uploads.probe_put(ctx.laden.argv) if ctx.laden else (None, "")
         specs: list[uploads.Spec] = []
         if put:
             tiny = ctx.outbase / "probe.bin"
             tiny.write_bytes(os.urandom(1000))
             fresh_laden_state()
-            refused = uploads.azure_probe(put, host, tiny)
+            try:
+                refused = uploads.azure_probe(put, host, tiny)
+            except (OSError, RuntimeError, ValueError) as exc:
+                refused = f"the probe's server failed: {exc}"
             if refused:
                 why = f"laden row skipped: {refused}"
                 print(f"  {why}", flush=True)

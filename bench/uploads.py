@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,13 +46,15 @@ before each run."""
 class ServiceHost:
     """bench/upload_servers.py in a process of its own: `fresh()` before a run, `check()` after."""
 
-    def __init__(self, python: str, kind: str, tmp: Path) -> None:
+    def __init__(self, python: str, kind: str) -> None:
         # moto keeps objects and parts in temporary files: in RAM, so the server's disk is not
         # part of any client's time.
-        tmp.mkdir(parents=True, exist_ok=True)
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.tmp = Path(tempfile.mkdtemp(prefix="laden-bench-server-", dir=shm))
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
             [python, str(BENCH / "upload_servers.py"), kind], stdin=PIPE, stdout=PIPE,
-            stderr=DEVNULL, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+            stderr=self.errors, text=True, env={**os.environ, "TMPDIR": str(self.tmp)})
         self.last: dict[str, str] = {}
 
     def ask(self, line: str) -> dict[str, str]:
@@ -59,8 +63,10 @@ class ServiceHost:
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline()
         if not answer:
+            self.errors.seek(0)
+            said = tail(self.errors.read().decode(errors="replace"))
             raise RuntimeError(f"the {line.split()[0]} request found the server gone "
-                               f"(exit {self.proc.wait()})")
+                               f"(exit {self.proc.wait()}: {said})")
         return json.loads(answer)
 
     def fresh(self) -> dict[str, str]:
@@ -73,7 +79,10 @@ class ServiceHost:
                 "{connection}": answer.get("connection_string", "")}
 
     def check(self, name: str, size: int, sha: str) -> str:
-        return self.ask(f"check {name} {size} {sha}").get("error", "")
+        try:
+            return self.ask(f"check {name} {size} {sha}").get("error", "")
+        except (OSError, RuntimeError, ValueError) as exc:
+            return f"the check failed: {exc}"
 
     def close(self) -> None:
         if self.proc.stdin:
@@ -83,6 +92,8 @@ class ServiceHost:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.errors.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- laden
