@@ -655,6 +655,11 @@ def sc_put_s3(ctx: Ctx, notes: list[str]) -> dict | None:
                      "its own default), each at its own default part size (laden and boto3 "
                      "8 MiB, s5cmd 50 MiB, rclone 5 MiB); after each run the object's size and "
                      "the sha256 of a GET of it are checked at moto, outside the time")
+        notes.append("moto's CompleteMultipartUpload copies the whole object in Python, once "
+                     "more for a full-object checksum (laden's CRC32C, and the CRC64NVME moto "
+                     "assumes when s5cmd or rclone name none) than for boto3's composite CRC32: "
+                     "on this VM it can take as long as sending the parts, so MiB/s is moto's "
+                     "as much as the client's; CPU s/GiB is the client's alone")
         return put_rounds(ctx, "put-s3", jobs, [label for label, _, _ in peer_specs],
                           peer_specs[0][0] if peer_specs else "", notes,
                           {"size": size, "endpoint": host.last["endpoint"]})
@@ -761,9 +766,11 @@ def main() -> None:
             ap.add_argument("--" + opt.replace("_", "-"), type=type(normal),
                             help=f"default {normal}, quick {quick}")
     args = ap.parse_args()
-    # laden's journal and settings live beside the test data, never in the user's own folders.
+    # laden's journal, settings and log live beside the test data, never in the user's own
+    # folders.
     os.environ["LADEN_STATE_DIR"] = str(args.workdir / "laden-state")
     os.environ["LADEN_CONFIG_DIR"] = str(args.workdir / "laden-config")
+    os.environ["LADEN_LOG_DIR"] = str(args.workdir / "laden-log")
     for opt, (normal, quick) in DEFAULTS.items():
         if getattr(args, opt) is None:
             setattr(args, opt, quick if args.quick else normal)
