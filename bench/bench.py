@@ -757,8 +757,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the workdir for the next run")
     ap.add_argument("--tmpfs", action="store_true", help="write outputs to /dev/shm")
     ap.add_argument("--results", help="name of the results files in bench/results (default "
-                    "LATEST, or LATEST-tmpfs with --tmpfs): a run on tmpfs must not replace "
-                    "the full run's tables")
+                    "LATEST; LATEST-tmpfs with --tmpfs; LATEST-upload when only put-* scenarios "
+                    "run): a partial run must not replace the full run's tables")
     ap.add_argument("--out-base", type=Path, default=Path("/var/tmp"),
                     help="where output dirs are created (default /var/tmp)")
     for opt, (normal, quick) in DEFAULTS.items():
@@ -782,7 +782,10 @@ def main() -> None:
                 parse_size(s)
     except argparse.ArgumentTypeError as e:
         ap.error(str(e))
-    results_name = args.results or ("LATEST-tmpfs" if args.tmpfs else "LATEST")
+    uploads_only = bool(args.scenario) and all(sc in UPLOAD_PIP for sc in args.scenario)
+    # the upload tables have a file of their own, so running them leaves the downloads' be
+    results_name = args.results or ("LATEST-tmpfs" if args.tmpfs else
+                                    "LATEST-upload" if uploads_only else "LATEST")
     if not re.fullmatch(r"[\w.-]+", results_name):
         ap.error(f"--results must be a plain file name, not {results_name!r}")
     base = Path("/dev/shm") if args.tmpfs else args.out_base
