@@ -148,6 +148,10 @@ class _Upload(TypedDict, total=False):
     """Part number -> (the service's ETag, the part's CRC32C in base64), once acknowledged."""
     checksum: str | None
     """The whole file's CRC32C in base64, once known."""
+    conflict: str
+    """What to do when the remote name is taken: overwrite, skip or fail."""
+    committing: bool
+    """The commit was asked for: after a crash, look for the object before anything else."""
 
 
 class _Stored(TypedDict, total=False):
