@@ -34,13 +34,16 @@ from .state import UploadState, fresh
 
 if TYPE_CHECKING:
     from ...sources.registry import SourceRegistry
-    from ...sources.uploads import Uploader
+    from ...sources.uploads import StoredObject, Uploader
     from ..download import Download
     from ..hashing import TrailingHasher
     from ..pieces import PieceRecorder
     from ..seam import Run
 
 log = logging.getLogger("laden.transfer")
+
+COMMIT_LOOKS = (0.5, 1.0, 2.0, 4.0)
+"""Seconds between looks for the object of a commit a killed laden asked for (7.5 s in all)."""
 
 
 class UploadDirection:
@@ -119,8 +122,33 @@ class UploadDirection:
 
     def _committed_before(self, run: Run, upload: UploadState) -> bool:
         """Whether laden stopped between the commit and the journal's record of it: the
-        object is there with the file's size and checksum."""
-        stored = upload.uploader.stored(upload.url, run.download.options)
+        object is there with the file's size and checksum.
+
+        A service may still be finishing the commit of a laden killed while asking for it: S3
+        drops the upload from its list before the object appears (moto too, and it sets the
+        object's checksum after the object), and finishing a large one can take a while. So
+        while the upload is gone and the object is not there yet, it looks again for a few
+        seconds before the upload is taken as lost and sent again from the first byte."""
+        options = run.download.options
+        stored = upload.uploader.stored(upload.url, options)
+        upload_id = upload.journal.get("upload_id")
+        if not self._stored_is_the_file(upload, stored) and upload_id and not upload.single:
+            try:
+                upload.uploader.parts(upload.url, upload_id, options)
+                return False  # the service still holds the unfinished upload: not committed
+            except UploadLost:
+                pass
+            for wait in COMMIT_LOOKS:
+                log.info("upload %s: its commit may still be finishing at the service; "
+                         "looking again in %s s", run.download.id, wait)
+                if run.stop_event.wait(wait):
+                    return False
+                stored = upload.uploader.stored(upload.url, options)
+                if self._stored_is_the_file(upload, stored):
+                    break
+        return self._stored_is_the_file(upload, stored)
+
+    def _stored_is_the_file(self, upload: UploadState, stored: StoredObject | None) -> bool:
         expected = upload.journal.get("checksum")
         return bool(stored is not None and stored.size == upload.size and stored.crc32c
                     and expected == stored.crc32c == crc32c.encoded(file_checksum(upload)))
