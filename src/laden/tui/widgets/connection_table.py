@@ -22,7 +22,8 @@ COLUMNS = (("number", "#"), ("range", "Range"), ("left", "Left"), ("bytes", "Fet
            ("speed", "Speed"), ("retries", "Retries"), ("status", "Last status"))
 UPLOAD_COLUMNS = (("number", "#"), ("range", "Part"), ("left", "To read"), ("bytes", "Read"),
                   ("speed", "Speed"), ("retries", "Retries"), ("status", "Last status"))
-"""An upload's connection reads its part from the file, then sends it whole."""
+"""An upload's connection reads its part from the file, then sends it whole: its bytes are
+those of the part it is on, as the map draws them."""
 
 
 class ConnectionTable(DataTable[Text | str]):
@@ -40,6 +41,7 @@ class ConnectionTable(DataTable[Text | str]):
 
     def __init__(self, *, upload: bool = False) -> None:
         super().__init__(cursor_type="none", zebra_stripes=True)
+        self._upload = upload
         self._columns = UPLOAD_COLUMNS if upload else COLUMNS
         self._shown: dict[int, dict[str, Text | str]] = {}
 
@@ -73,7 +75,8 @@ class ConnectionTable(DataTable[Text | str]):
             "number": Text.assemble(("█ ", style), str(connection.number)),
             "range": f"{format_size(connection.start)} – {format_size(connection.end)}",
             "left": format_size(max(0, connection.end - connection.position)),
-            "bytes": format_size(connection.bytes),
+            "bytes": format_size(connection.position - connection.start if self._upload
+                                 else connection.bytes),
             "speed": format_rate(connection.speed),
             "retries": str(connection.retries),
             "status": Text(printable(connection.last_status), no_wrap=True,
