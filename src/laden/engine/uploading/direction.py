@@ -93,8 +93,9 @@ class UploadDirection:
             return False
         if record.upload.get("conflict") == "skip":
             self._skip_if_there(run, upload)
-        if not upload.single:
-            self._settle_parts(run, upload)
+        if not upload.single and self._settle_parts(run, upload):
+            self._mark_done(run, upload, "it was committed before laden stopped")
+            return False
         self._sink = PartSink(upload)
         self.plan = SegmentPlan(upload.size, upload.done_ranges(), min_size=upload.part_size,
                                 piece_size=upload.part_size)
@@ -122,31 +123,28 @@ class UploadDirection:
 
     def _committed_before(self, run: Run, upload: UploadState) -> bool:
         """Whether laden stopped between the commit and the journal's record of it: the
-        object is there with the file's size and checksum.
+        object is there with the file's size and checksum."""
+        stored = upload.uploader.stored(upload.url, run.download.options)
+        return self._stored_is_the_file(upload, stored)
 
-        A service may still be finishing the commit of a laden killed while asking for it: S3
-        drops the upload from its list before the object appears (moto too, and it sets the
-        object's checksum after the object), and finishing a large one can take a while. So
-        while the upload is gone and the object is not there yet, it looks again for a few
+    def _commit_landed(self, run: Run, upload: UploadState) -> bool:
+        """Whether a commit laden asked for made the object after all, though the service no
+        longer knows the upload: S3 drops it from ListParts before the object appears (and a
+        retried CompleteMultipartUpload whose first try succeeded answers NoSuchUpload), and
+        finishing a large object takes a while. So the object is looked for again for a few
         seconds before the upload is taken as lost and sent again from the first byte."""
+        if not upload.journal.get("committing"):
+            return False
         options = run.download.options
-        stored = upload.uploader.stored(upload.url, options)
-        upload_id = upload.journal.get("upload_id")
-        if not self._stored_is_the_file(upload, stored) and upload_id and not upload.single:
-            try:
-                upload.uploader.parts(upload.url, upload_id, options)
-                return False  # the service still holds the unfinished upload: not committed
-            except UploadLost:
-                pass
-            for wait in COMMIT_LOOKS:
+        for wait in (0.0, *COMMIT_LOOKS):
+            if wait:
                 log.info("upload %s: its commit may still be finishing at the service; "
                          "looking again in %s s", run.download.id, wait)
-                if run.stop_event.wait(wait):
-                    return False
-                stored = upload.uploader.stored(upload.url, options)
-                if self._stored_is_the_file(upload, stored):
-                    break
-        return self._stored_is_the_file(upload, stored)
+            if run.stop_event.wait(wait):
+                return False
+            if self._stored_is_the_file(upload, upload.uploader.stored(upload.url, options)):
+                return True
+        return False
 
     def _stored_is_the_file(self, upload: UploadState, stored: StoredObject | None) -> bool:
         expected = upload.journal.get("checksum")
@@ -166,9 +164,10 @@ class UploadDirection:
                 run.download.record.extra["skipped"] = True
             raise Skip(f"{upload.url} has this file's size and CRC32C already; skipped")
 
-    def _settle_parts(self, run: Run, upload: UploadState) -> None:
+    def _settle_parts(self, run: Run, upload: UploadState) -> bool:
         """Keep the journalled parts the service still holds with the same ETag; begin an
-        upload when there is none (or the service lost it)."""
+        upload when there is none (or the service lost it). True when the upload turned out
+        committed: the commit of an earlier run finished meanwhile."""
         download = run.download
         options = download.options
         upload_id = upload.journal.get("upload_id")
@@ -176,6 +175,8 @@ class UploadDirection:
             try:
                 held = upload.uploader.parts(upload.url, upload_id, options)
             except UploadLost as exc:
+                if self._commit_landed(run, upload):
+                    return True
                 download.add_error(f"{exc}; starting again from the first byte")
                 upload.forget_upload()
                 upload_id = None
@@ -191,6 +192,7 @@ class UploadDirection:
                 upload.journal["upload_id"] = upload_id
                 upload.journal["parts"] = {}
         run.save()
+        return False
 
     def begin(self, run: Run, connections: int) -> bool:
         assert self.plan is not None
@@ -223,6 +225,9 @@ class UploadDirection:
             except DestinationExists:
                 self.abandon(run)  # its parts would only cost the owner of the bucket
                 raise
+            except UploadLost:
+                if not self._commit_landed(run, upload):
+                    raise
         run.set_state(State.VERIFYING)
         self._check_stored(run, upload, whole)
         self._mark_done(run, upload, "")
