@@ -173,7 +173,14 @@ class AddModal(ModalScreen[list[int] | None]):
         self.query_one("#add-ok", Button).disabled = False
         # The engine's words, often quoting the address typed: text, never markup.
         self.query_one("#add-error", Static).update(Text(printable(message)))
-        self.query_one("#add-local" if self.uploading else "#add-url", Input).focus()
+        self.query_one(self._field_to_fix(), Input).focus()
+
+    def _field_to_fix(self) -> str:
+        if not self.uploading:
+            return "#add-url"
+        local = self.query_one("#add-local", Input).value.strip()
+        remote = self.query_one("#add-remote", Input).value.strip()
+        return "#add-remote" if local and not remote else "#add-local"
 
     @on(Button.Pressed, "#add-cancel")
     def action_cancel(self) -> None:
