@@ -263,6 +263,24 @@ def test_upload_lost_at_the_service_starts_again_and_says_why(
         figures.kill_survived()
 
 
+@pytest.mark.slow
+def test_a_commit_whose_answer_was_lost_is_not_sent_again(
+        service: UploadService, relay: CountingRelay, tmp_path: Path) -> None:
+    """The commit succeeded but its answer was lost, and asking again says the upload is
+    unknown: laden finds the object is the file's and is done, sending nothing again."""
+    with scenario(f"{service.name} upload: the commit's answer lost"):
+        path, data, _ = _local(service, tmp_path, 2, seed=1806)
+        with service.commit_answer_lost(), manager(FAST) as m:
+            upload_id = m.add_upload(str(path), service.url("answer.bin"),
+                                     connections=CONNECTIONS,
+                                     **service.options(_endpoint(relay)))
+            info = m.wait(upload_id, timeout=60)
+        assert info.state is State.DONE, info.message
+        assert not any("starting again" in e.message for e in info.errors), info.errors
+        assert service.stored("answer.bin") == data
+        assert relay.sent <= len(data) + SLACK, "the file was sent again"
+
+
 # -- every request refused mid-upload ----------------------------------------------------------
 
 @pytest.mark.slow

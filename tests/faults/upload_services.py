@@ -40,6 +40,7 @@ class UploadService(Protocol):
     def held(self, key: str, upload_id: str) -> dict[int, str]: ...
     def lose(self, key: str) -> int: ...
     def slow_commit(self, seconds: float) -> AbstractContextManager[threading.Event]: ...
+    def commit_answer_lost(self) -> AbstractContextManager[None]: ...
     def forbidden(self) -> AbstractContextManager[None]: ...
 
 
@@ -118,6 +119,26 @@ class S3Service:
         models.S3Backend.complete_multipart_upload = complete  # type: ignore[method-assign]
         try:
             yield arrived
+        finally:
+            models.S3Backend.complete_multipart_upload = original  # type: ignore[method-assign]
+
+    @contextmanager
+    def commit_answer_lost(self) -> Iterator[None]:
+        """While inside, a commit succeeds but its answer is lost and the client asks again,
+        which the service answers as it does for an upload it no longer knows (S3: a retried
+        CompleteMultipartUpload after one that succeeded gets NoSuchUpload)."""
+        import moto.s3.models as models
+        from moto.s3.exceptions import NoSuchUpload
+
+        original = models.S3Backend.complete_multipart_upload
+
+        def complete(backend: Any, bucket_name: str, multipart_id: str, body: Any) -> Any:
+            original(backend, bucket_name, multipart_id, body)
+            raise NoSuchUpload(upload_id=multipart_id)
+
+        models.S3Backend.complete_multipart_upload = complete  # type: ignore[method-assign]
+        try:
+            yield
         finally:
             models.S3Backend.complete_multipart_upload = original  # type: ignore[method-assign]
 
