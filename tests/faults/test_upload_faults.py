@@ -230,9 +230,16 @@ def test_local_file_changed_mid_upload_stops_and_commits_nothing(
         lines = _error_lines(stderr)
         assert len(lines) == 1 and "changed during the upload; nothing was committed" in lines[0]
         assert service.stored("moving.bin") is None
-        # The same command again sends the file as it is now, from its first byte.
+        # The same command again refuses the other version and says how to go on; asked to
+        # restart, it sends the file as it is now, from its first byte.
         again = subprocess.run(laden_command(*command), capture_output=True, text=True,
                                timeout=60)
+        assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+        lines = _error_lines(again.stderr)
+        assert len(lines) == 1 and "--on-change restart" in lines[0], again.stderr
+        assert service.stored("moving.bin") is None
+        again = subprocess.run(laden_command(*command, "--on-change", "restart"),
+                               capture_output=True, text=True, timeout=60)
         assert again.returncode == 0, again.stderr
         assert service.stored("moving.bin") == path.read_bytes()
         assert service.unfinished("moving.bin") == []

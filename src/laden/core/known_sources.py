@@ -131,6 +131,7 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
     KnownSource(
         "az", ("az",), "laden.sources.azure:AzureBlobSource", manifest_type="azure-blob",
         containers="containers",
+        uploader="laden.sources.azure_upload:AzureBlobUploader",
         web_hosts=(".blob.core.windows.net", ".blob.core.chinacloudapi.cn",
                    ".blob.core.usgovcloudapi.net"),
         options=(
@@ -160,6 +161,7 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
     KnownSource("ftp", ("ftp", "ftps"), "laden.sources.ftp:FtpSource", manifest_type="ftp"),
     KnownSource(
         "azureml", ("azureml",), "laden.sources.azureml:AzureMLSource", manifest_type="azureml",
+        uploader="laden.sources.azureml_upload:AzureMLUploader",
         options=(
             SourceOption("azureml_workspace", "NAME", "Azure ML workspace of "
                          "azureml://datastores/... and azureml://jobs/... addresses, or its "
