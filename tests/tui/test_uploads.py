@@ -20,6 +20,7 @@ from laden.tui.widgets.connection_table import ConnectionTable
 from laden.tui.widgets.download_facts import DownloadFacts
 from laden.tui.widgets.segment_map import SegmentMap
 from servers.fixtures import random_bytes
+from sources.conftest import journal_records
 
 from .helpers import SIZE, cell, notifications, state_of, wait_for, write_settings
 
@@ -58,7 +59,8 @@ def _sent(app: Any, upload_id: int) -> int:
     return sum(end - start for start, end in info.done_ranges) if info is not None else 0
 
 
-async def _fill_upload(pilot: Any, local: str, remote: str, conflict: str | None = None) -> None:
+async def _fill_upload(pilot: Any, local: str, remote: str, conflict: str | None = None,
+                       on_change: str | None = None) -> None:
     app = pilot.app
     await pilot.press("a")
     assert isinstance(app.screen, AddModal)
@@ -69,6 +71,8 @@ async def _fill_upload(pilot: Any, local: str, remote: str, conflict: str | None
     app.screen.query_one("#add-remote", Input).value = remote
     if conflict is not None:
         app.screen.query_one("#add-conflict", Select).value = conflict
+    if on_change is not None:
+        app.screen.query_one("#add-on-change", Select).value = on_change
     await pilot.click("#add-ok")
 
 
@@ -82,7 +86,8 @@ def test_the_services_that_take_uploads_come_from_the_known_sources_table() -> N
 
 @pytest.mark.usefixtures("s3_settings")
 async def test_upload_a_file_and_a_folder_from_the_dialog(s3_server: Any, s3_bucket: str,
-                                                          tmp_path: Path) -> None:
+                                                          tmp_path: Path,
+                                                          laden_dirs: dict[str, Path]) -> None:
     path, data = _file(tmp_path / "out", "report.bin", 300_000, seed=91)
     folder = tmp_path / "run"
     _, first = _file(folder, "a.txt", 1000, seed=92)
@@ -96,13 +101,18 @@ async def test_upload_a_file_and_a_folder_from_the_dialog(s3_server: Any, s3_buc
         assert any("Upload added" in n for n in notifications(app))
         assert any(n.startswith("Upload complete: report.bin → s3://")
                    for n in notifications(app))
-        await _fill_upload(pilot, str(folder), f"s3://{s3_bucket}/run/", conflict="skip")
+        await _fill_upload(pilot, str(folder), f"s3://{s3_bucket}/run/", conflict="skip",
+                           on_change="restart")
         await wait_for(pilot, lambda: app.screen is app.queue_screen, what="the dialog closing")
         await wait_for(pilot, lambda: len(app.downloads) == 3 and all(
             i.state is State.DONE for i in app.downloads.values()), what="the folder")
         assert any("2 uploads added" in n for n in notifications(app))
         assert {i.url for i in app.downloads.values() if i.id > 1} == {
             f"s3://{s3_bucket}/run/a.txt", f"s3://{s3_bucket}/run/sub/b.txt"}
+    records = {r.url: r.upload for r in journal_records(laden_dirs["state"])}
+    assert records[f"s3://{s3_bucket}/run/a.txt"]["conflict"] == "skip"
+    assert records[f"s3://{s3_bucket}/run/a.txt"].get("on_change") == "restart"
+    assert records[f"s3://{s3_bucket}/reports/report.bin"].get("on_change") is None  # stop
     assert _object(s3_server, s3_bucket, "reports/report.bin") == data
     assert _object(s3_server, s3_bucket, "run/a.txt") == first
     assert _object(s3_server, s3_bucket, "run/sub/b.txt") == second

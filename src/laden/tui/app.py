@@ -261,7 +261,8 @@ class LadenApp(App[int]):
             options = DownloadOptions(connections=request.connections)
             with self.manager.adding_many():
                 return self.manager.add_uploads([request.local], request.remote,
-                                                options=options, conflict=request.conflict)
+                                                options=options, conflict=request.conflict,
+                                                on_change=request.on_change)
 
         self.run_command(add, action=f"upload {request.local}", on_done=on_added,
                          on_error=on_error)

@@ -24,6 +24,7 @@ from ...core.known_sources import KNOWN_SOURCES
 from ...core.printable import printable
 from ...engine.reruns import FinishedCopy
 from ...engine.uploading.adding import CONFLICTS
+from ...engine.uploading.changes import ON_CHANGE
 
 if TYPE_CHECKING:
     from ..app import LadenApp
@@ -45,6 +46,8 @@ class UploadRequest:
     remote: str
     conflict: str
     connections: int | None
+    on_change: str = ON_CHANGE[0]
+    """What to do when the local file changes before the commit: stop, or restart."""
 
 
 def upload_schemes() -> list[str]:
@@ -55,8 +58,14 @@ def upload_schemes() -> list[str]:
 
 CONFLICT_WORDS = {
     "overwrite": "overwrite it",
-    "skip": "skip it when it has the file's size and checksum",
-    "fail": "fail (the service refuses to replace it)",
+    "skip": "skip it if the same",
+    "fail": "fail",
+}
+"""Short: the two choices of an upload sit side by side. "The same": the size and checksum."""
+
+ON_CHANGE_WORDS = {
+    "stop": "stop, commit nothing",
+    "restart": "start again",
 }
 
 
@@ -90,9 +99,16 @@ class AddModal(ModalScreen[list[int] | None]):
                             "a prefix ending in /)")
                 yield Input(placeholder=f"{(schemes or ['s3'])[0]}://bucket/folder/",
                             id="add-remote")
-                yield Label("If the name is taken")
-                yield Select([(CONFLICT_WORDS.get(c, c), c) for c in CONFLICTS],
-                             value=CONFLICTS[0], allow_blank=False, id="add-conflict")
+                with Horizontal(id="add-upload-choices"):
+                    with Vertical():
+                        yield Label("If the name is taken")
+                        yield Select([(CONFLICT_WORDS.get(c, c), c) for c in CONFLICTS],
+                                     value=CONFLICTS[0], allow_blank=False, id="add-conflict")
+                    with Vertical():
+                        yield Label("If the file changes meanwhile")
+                        yield Select([(ON_CHANGE_WORDS.get(c, c), c) for c in ON_CHANGE],
+                                     value=ON_CHANGE[0], allow_blank=False,
+                                     id="add-on-change")
             yield Label("Connections")
             yield Input(placeholder=str(self._default_connections), type="integer",
                         id="add-connections")
@@ -133,7 +149,8 @@ class AddModal(ModalScreen[list[int] | None]):
                 return (f"Enter where it goes, such as "
                         f"{self.query_one('#add-remote', Input).placeholder}")
             conflict = self.query_one("#add-conflict", Select).value
-            return UploadRequest(local, remote, str(conflict), connections)
+            on_change = self.query_one("#add-on-change", Select).value
+            return UploadRequest(local, remote, str(conflict), connections, str(on_change))
         url = self.query_one("#add-url", Input).value.strip()
         if not url:
             return "Enter the address of the file to download."
