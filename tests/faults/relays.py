@@ -1,9 +1,10 @@
 """Small network middlemen on 127.0.0.1 for the fault tests.
 
 `TcpRelay` forwards a port to the test server and can be switched off and on again on the same
-port, so "connection refused" can come and go mid-download. `ForwardProxy` is a minimal HTTP
-proxy (absolute-form requests and CONNECT tunnels) that maps made-up host names to local ports
-and logs what it was asked, so a test can see whether laden used it and whether HTTPS stayed
+port, so "connection refused" can come and go mid-download; `CountingRelay` also counts what
+the client sent, so an upload's bytes on the wire can be measured. `ForwardProxy` is a minimal
+HTTP proxy (absolute-form requests and CONNECT tunnels) that maps made-up host names to local
+ports and logs what it was asked, so a test can see whether laden used it and whether HTTPS stayed
 inside a tunnel. Nothing here connects anywhere but 127.0.0.1.
 """
 
@@ -170,3 +171,32 @@ class ForwardProxy(_Listener):
         # One request per connection: the answer ends when the server closes.
         _pump(upstream, client)
         return False
+
+
+class CountingRelay(TcpRelay):
+    """A `TcpRelay` that counts the bytes the client sends (`sent`): what an upload put on the
+    wire, whichever service is behind it, request lines and headers included."""
+
+    def __init__(self, target_port: int) -> None:
+        super().__init__(target_port)
+        self.sent = 0
+        self._count_lock = threading.Lock()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = self._track(socket.create_connection(("127.0.0.1", self.target_port)))
+        except OSError:
+            client.close()
+            return
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        try:
+            while data := client.recv(65536):
+                with self._count_lock:
+                    self.sent += len(data)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

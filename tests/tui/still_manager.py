@@ -95,6 +95,34 @@ def busy_iso() -> DownloadInfo:
     )
 
 
+def busy_upload() -> DownloadInfo:
+    """A checkpoint going to S3 in 8 MiB parts over four connections: parts 1-40, 43 and 45
+    acknowledged, four being read and sent."""
+    part, count = 8 * MiB, 96
+    acknowledged = [*range(40), 42, 44]
+    flying = (40, 41, 43, 45)
+    connections = tuple(
+        ConnectionInfo(number=n, start=p * part, end=(p + 1) * part,
+                       position=p * part + part * (3 + 2 * n) // 10,
+                       bytes=part * (3 + 2 * n) // 10, speed=11.5 * MiB + n * 262144,
+                       retries=1 if n == 2 else 0, last_status="sending")
+        for n, p in enumerate(flying))
+    sent = len(acknowledged) * part
+    name = "checkpoint-step-12000.safetensors"
+    return _info(
+        8, name, State.UPLOADING, count * part,
+        sent + sum(c.position - c.start for c in connections),
+        direction="upload", source="s3", url=f"s3://ml-checkpoints/runs/42/{name}",
+        dest=f"/home/ada/runs/42/{name}", speed=46.0 * MiB, eta=9.0,
+        done_ranges=((0, 40 * part), (42 * part, 43 * part), (44 * part, 45 * part)),
+        connections=connections, options={"connections": 4},
+        speed_history=tuple(float((40 + (i * 7) % 9) * MiB) for i in range(60)),
+        retries=0,
+        errors=(ErrorRecord(T0 + 530, "connection 2: part 44: 503 Slow Down; sending it "
+                                      "again"),),
+    )
+
+
 def still_downloads() -> list[DownloadInfo]:
     model = 4300 * MiB
     return [
@@ -117,4 +145,5 @@ def still_downloads() -> list[DownloadInfo]:
                                       True),)),
         _info(7, "stream.log", State.DOWNLOADING, None, 18 * MiB, speed=256 * 1024.0,
               source="az", url="az://logs/stream.log"),
+        busy_upload(),
     ]

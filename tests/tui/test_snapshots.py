@@ -1,4 +1,5 @@
-"""Pictures of the three screens with fixed data (pytest-textual-snapshot).
+"""Pictures of the screens with fixed data (pytest-textual-snapshot): the queue (downloads and
+an upload), a download's and an upload's details, the settings.
 
 Update them after a deliberate change with: pytest tests/tui/test_snapshots.py --snapshot-update
 """
@@ -35,6 +36,16 @@ def test_queue_screen(snap_compare: Any, still_app: LadenApp) -> None:
 
 def test_detail_screen(snap_compare: Any, still_app: LadenApp) -> None:
     assert snap_compare(still_app, terminal_size=SIZE, press=["enter"])
+
+
+def test_upload_detail_screen(snap_compare: Any, still_app: LadenApp) -> None:
+    async def open_upload(pilot: Pilot[int]) -> None:
+        still_app.queue_screen.table.select(8)
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(still_app, terminal_size=SIZE, run_before=open_upload)
 
 
 def test_settings_screen(snap_compare: Any, still_app: LadenApp) -> None:

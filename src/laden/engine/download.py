@@ -185,7 +185,11 @@ class Download:
 
     def done_ranges(self) -> list[tuple[int, int]]:
         plan = self.plan
-        return plan.done_ranges() if plan is not None else merge_ranges(self.record.done_ranges)
+        # An upload's are the parts the service acknowledged (what a resume keeps), which its
+        # direction records; its plan also counts bytes read into parts still being sent.
+        if plan is not None and self.record.direction != "upload":
+            return plan.done_ranges()
+        return merge_ranges(self.record.done_ranges)
 
     def info(self) -> DownloadInfo:
         """A snapshot of the whole download, numbered (see `DownloadInfo.sequence`)."""

@@ -43,7 +43,7 @@ from .messages import (
     DownloadProgress,
     DownloadRemoved,
 )
-from .screens.add_modal import AddModal, AddRequest
+from .screens.add_modal import AddModal, AddRequest, UploadRequest
 from .screens.confirm_quit import ConfirmQuit
 from .screens.confirm_remove import ConfirmRemove, RemoveChoice
 from .screens.detail import DetailScreen
@@ -250,6 +250,23 @@ class LadenApp(App[int]):
 
         self.run_command(add, action=f"add {request.url}", on_done=on_added, on_error=on_error)
 
+    def add_uploads(
+        self,
+        request: UploadRequest,
+        *,
+        on_added: Callable[[list[int]], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        def add() -> list[int]:
+            options = DownloadOptions(connections=request.connections)
+            with self.manager.adding_many():
+                return self.manager.add_uploads([request.local], request.remote,
+                                                options=options, conflict=request.conflict,
+                                                on_change=request.on_change)
+
+        self.run_command(add, action=f"upload {request.local}", on_done=on_added,
+                         on_error=on_error)
+
     # -- screenshots -------------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -351,7 +368,11 @@ class LadenApp(App[int]):
     def _added(self, ids: list[int] | None) -> None:
         if ids:
             self.queue_screen.table.select(ids[0])
-            self.notify(f"{len(ids)} download(s) added" if len(ids) > 1 else "Download added")
+            known = [self.downloads.get(i) for i in ids]
+            word = "upload" if all(i is not None and i.direction == "upload" for i in known) \
+                else "download"
+            self.notify(f"{len(ids)} {word}s added" if len(ids) > 1 else
+                        f"{word.capitalize()} added")
 
     def action_pause_resume(self) -> None:
         info = self._selected()

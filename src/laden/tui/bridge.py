@@ -59,6 +59,9 @@ def _notice(event: events.Event) -> DownloadNotice | None:
         info = event.info
         checked = [c.algorithm for c in info.checksums if c.verified]
         extra = f", {' and '.join(checked)} verified" if checked else ""
+        if info.direction == "upload":
+            return DownloadNotice(info, "Upload complete",
+                                  f"{info.name} → {info.url} ({format_size(info.size)}{extra})")
         return DownloadNotice(info, "Download complete",
                               f"{info.name} ({format_size(info.size)}{extra})")
     if isinstance(event, events.Failed):

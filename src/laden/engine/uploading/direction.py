@@ -36,13 +36,16 @@ from .state import UploadState, fresh
 
 if TYPE_CHECKING:
     from ...sources.registry import SourceRegistry
-    from ...sources.uploads import Uploader
+    from ...sources.uploads import StoredObject, Uploader
     from ..download import Download
     from ..hashing import TrailingHasher
     from ..pieces import PieceRecorder
     from ..seam import Run
 
 log = logging.getLogger("laden.transfer")
+
+COMMIT_LOOKS = (0.5, 1.0, 2.0, 4.0)
+"""Seconds between looks for the object of a commit a killed laden asked for (7.5 s in all)."""
 
 
 class UploadDirection:
@@ -94,8 +97,9 @@ class UploadDirection:
             return False
         if record.upload.get("conflict") == "skip":
             self._skip_if_there(run, upload)
-        if not upload.single:
-            self._settle_parts(run, upload)
+        if not upload.single and self._settle_parts(run, upload):
+            self._mark_done(run, upload, "it was committed before laden stopped")
+            return False
         self._sink = PartSink(upload)
         self.plan = SegmentPlan(upload.size, upload.done_ranges(), min_size=upload.part_size,
                                 piece_size=upload.part_size)
@@ -132,6 +136,28 @@ class UploadDirection:
         """Whether laden stopped between the commit and the journal's record of it: the
         object is there with the file's size and checksum."""
         stored = upload.uploader.stored(upload.url, run.download.options)
+        return self._stored_is_the_file(upload, stored)
+
+    def _commit_landed(self, run: Run, upload: UploadState) -> bool:
+        """Whether a commit laden asked for made the object after all, though the service no
+        longer knows the upload: S3 drops it from ListParts before the object appears (and a
+        retried CompleteMultipartUpload whose first try succeeded answers NoSuchUpload), and
+        finishing a large object takes a while. So the object is looked for again for a few
+        seconds before the upload is taken as lost and sent again from the first byte."""
+        if not upload.journal.get("committing"):
+            return False
+        options = run.download.options
+        for wait in (0.0, *COMMIT_LOOKS):
+            if wait:
+                log.info("upload %s: its commit may still be finishing at the service; "
+                         "looking again in %s s", run.download.id, wait)
+            if run.stop_event.wait(wait):
+                return False
+            if self._stored_is_the_file(upload, upload.uploader.stored(upload.url, options)):
+                return True
+        return False
+
+    def _stored_is_the_file(self, upload: UploadState, stored: StoredObject | None) -> bool:
         if stored is not None and stored.md5 and whole_md5.wanted(upload.uploader):
             # Its MD5 is the file's: this content is there, whoever committed it.
             return stored.size == upload.size and stored.md5 == whole_md5.of_file(upload.local)
@@ -158,9 +184,10 @@ class UploadDirection:
                 run.download.record.extra["skipped"] = True
             raise Skip(f"{upload.url} has this file's size and CRC32C already; skipped")
 
-    def _settle_parts(self, run: Run, upload: UploadState) -> None:
+    def _settle_parts(self, run: Run, upload: UploadState) -> bool:
         """Keep the journalled parts the service still holds with the same ETag; begin an
-        upload when there is none (or the service lost it)."""
+        upload when there is none (or the service lost it). True when the upload turned out
+        committed: the commit of an earlier run finished meanwhile."""
         download = run.download
         options = download.options
         upload_id = upload.journal.get("upload_id")
@@ -168,6 +195,8 @@ class UploadDirection:
             try:
                 held = upload.uploader.parts(upload.url, upload_id, options)
             except UploadLost as exc:
+                if self._commit_landed(run, upload):
+                    return True
                 download.add_error(f"{exc}; starting again from the first byte")
                 upload.forget_upload()
                 upload_id = None
@@ -184,6 +213,7 @@ class UploadDirection:
                 upload.journal["upload_id"] = upload_id
                 upload.journal["parts"] = {}
         run.save()
+        return False
 
     def begin(self, run: Run, connections: int) -> bool:
         assert self.plan is not None
@@ -218,6 +248,9 @@ class UploadDirection:
             except DestinationExists:
                 self.abandon(run)  # its parts would only cost the owner of the bucket
                 raise
+            except UploadLost:
+                if not self._commit_landed(run, upload):
+                    raise
         run.set_state(State.VERIFYING)
         self._check_stored(run, upload, whole, md5)
         self._mark_done(run, upload, "")

@@ -1,4 +1,5 @@
-"""Confirm removing a download, optionally with its finished file; returns the choice."""
+"""Confirm removing a download (optionally with its finished file) or an upload; returns the
+choice."""
 
 from __future__ import annotations
 
@@ -39,7 +40,12 @@ class ConfirmRemove(ModalScreen[RemoveChoice | None]):
         with Vertical(id="remove-dialog", classes="dialog"):
             yield Label(f"Remove [b]{escape(printable(info.name))}[/b] from the queue?",
                         classes="dialog-title")
-            if finished:
+            if info.direction == "upload":
+                # An upload's file is the user's own: never offered for deletion.
+                yield Static("The local file and the uploaded object stay." if finished else
+                             "The upload stops and the parts sent so far are dropped at the "
+                             "service; the local file stays.", classes="muted")
+            elif finished:
                 yield Checkbox(f"Also delete the file {escape(printable(info.dest))}",
                                id="remove-file")
             else:

@@ -1,4 +1,5 @@
-"""Everything about one download: the block map, its connections, its speed and its facts."""
+"""Everything about one transfer: the block map (a download's segments, an upload's parts), its
+connections, its speed and its facts, each in the words of its direction."""
 
 from __future__ import annotations
 
@@ -16,18 +17,23 @@ from ...core.states import State
 from ...core.units import format_eta, format_rate
 from ..widgets.connection_table import ConnectionTable
 from ..widgets.download_facts import DownloadFacts
+from ..widgets.queue_table import UPLOAD_MARK
 from ..widgets.segment_map import SegmentMap
 from ..widgets.speed_graph import SpeedGraph
 
 
 def headline(info: DownloadInfo) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(printable(info.name or info.url), "bold")
+    upload = info.direction == "upload"
+    text.append(printable(f"{UPLOAD_MARK}{info.name}" if upload else info.name or info.url),
+                "bold")
     text.append(f"   {info.state.value}")
     if info.fraction is not None:
         text.append(f"  {info.fraction * 100:.1f}%")
     if info.state.is_moving or info.state is State.CONNECTING:
         text.append(f"  {format_rate(info.speed)}  ETA {format_eta(info.eta)}")
+    if upload:  # last: the address is long, and the facts below show it whole
+        text.append(printable(f"   → {info.url}"))
     return text
 
 
@@ -42,15 +48,18 @@ class DetailScreen(Screen[None]):
         self.set_reactive(DetailScreen.info, info)
 
     def compose(self) -> ComposeResult:
+        # A transfer keeps its direction for life: the words are chosen once.
+        upload = self.info is not None and self.info.direction == "upload"
         yield Static(id="detail-title")
         with VerticalScroll(id="detail-body"):
-            yield Label("Segments", classes="section")
+            yield Label("Parts" if upload else "Segments", classes="section")
             yield SegmentMap().data_bind(DetailScreen.info)
             yield Label("Connections", classes="section")
-            yield ConnectionTable().data_bind(DetailScreen.info)
-            yield Static("no open connections", id="no-connections", classes="muted")
+            yield ConnectionTable(upload=upload).data_bind(DetailScreen.info)
+            yield Static("no parts being sent" if upload else "no open connections",
+                         id="no-connections", classes="muted")
             yield SpeedGraph().data_bind(DetailScreen.info)
-            yield Label("Download", classes="section")
+            yield Label("Upload" if upload else "Download", classes="section")
             yield DownloadFacts().data_bind(DetailScreen.info)
         yield Footer()
 

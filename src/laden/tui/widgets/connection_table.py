@@ -1,4 +1,5 @@
-"""The live connections of one download: range, bytes, speed, retries and last status.
+"""The live connections of one transfer: range (an upload's part), bytes, speed, retries and
+last status.
 
 Rows are keyed by connection number and updated in place; the swatch in the first column has
 the connection's colour in the segment map, so a row and its stretch of the map match up.
@@ -19,6 +20,10 @@ from .styles import component_style
 
 COLUMNS = (("number", "#"), ("range", "Range"), ("left", "Left"), ("bytes", "Fetched"),
            ("speed", "Speed"), ("retries", "Retries"), ("status", "Last status"))
+UPLOAD_COLUMNS = (("number", "#"), ("range", "Part"), ("left", "To read"), ("bytes", "Read"),
+                  ("speed", "Speed"), ("retries", "Retries"), ("status", "Last status"))
+"""An upload's connection reads its part from the file, then sends it whole: its bytes are
+those of the part it is on, as the map draws them."""
 
 
 class ConnectionTable(DataTable[Text | str]):
@@ -34,12 +39,14 @@ class ConnectionTable(DataTable[Text | str]):
 
     info: reactive[DownloadInfo | None] = reactive(None)
 
-    def __init__(self) -> None:
+    def __init__(self, *, upload: bool = False) -> None:
         super().__init__(cursor_type="none", zebra_stripes=True)
+        self._upload = upload
+        self._columns = UPLOAD_COLUMNS if upload else COLUMNS
         self._shown: dict[int, dict[str, Text | str]] = {}
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
+        for key, label in self._columns:
             self.add_column(label, key=key)
         self.watch_info(self.info)
 
@@ -68,7 +75,8 @@ class ConnectionTable(DataTable[Text | str]):
             "number": Text.assemble(("█ ", style), str(connection.number)),
             "range": f"{format_size(connection.start)} – {format_size(connection.end)}",
             "left": format_size(max(0, connection.end - connection.position)),
-            "bytes": format_size(connection.bytes),
+            "bytes": format_size(connection.position - connection.start if self._upload
+                                 else connection.bytes),
             "speed": format_rate(connection.speed),
             "retries": str(connection.retries),
             "status": Text(printable(connection.last_status), no_wrap=True,

@@ -1,6 +1,6 @@
-"""Everything known about one download as label / value lines: addresses, destination, size,
+"""Everything known about one transfer as label / value lines: addresses, destination, size,
 validators, checksums, a model file's structure, options, retries and the last errors with
-their times.
+their times; an upload's in its own words (to, from, sent and to send).
 
 Nearly every value came from a server or was typed by someone, so each one is made printable
 and shown as text, never read as markup.
@@ -19,8 +19,10 @@ from textual.widget import Widget
 
 from ...core.printable import printable
 from ...core.snapshots import ChecksumInfo, DownloadInfo
+from ...core.states import State
 from ...core.units import format_rate, format_size
 from ...engine.formats import FormatReport
+from .segment_map import sent
 from .shown_path import home_relative
 from .styles import component_style
 
@@ -69,6 +71,8 @@ class DownloadFacts(Widget):
         return grid
 
     def _rows(self, info: DownloadInfo) -> list[tuple[str, Text | str]]:
+        if info.direction == "upload":
+            return self._upload_rows(info)
         muted = self._style("muted")
         rows: list[tuple[str, Text | str]] = [("URL", info.url)]
         if info.final_url and info.final_url != info.url:
@@ -77,11 +81,7 @@ class DownloadFacts(Widget):
         size = format_size(info.size) if info.size is not None else "unknown"
         exact = f" ({info.size:,} bytes)" if info.size else ""
         rows.append(("Size", f"{size}{exact}, {format_size(info.done)} on disk"))
-        state = Text(info.state.value)
-        if info.message:
-            state.append(f"  {printable(info.message)}",
-                         self._style("bad" if info.errors else "muted"))
-        rows.append(("State", state))
+        rows.append(("State", self._state(info)))
         rows.append(("Source", f"{info.source}"
                                f"{'' if info.resumable else '  (cannot resume: no ranges)'}"))
         rows.append(("ETag", Text(printable(info.etag or "-"), style="" if info.etag else muted)))
@@ -90,7 +90,34 @@ class DownloadFacts(Widget):
         rows.append(("Checksums", self._checksums(info.checksums)))
         if info.format_check is not None:
             rows.append(("Structure", self._structure(info.format_check)))
-        rows.append(("Options", self._options(info)))
+        return rows + self._history_rows(info)
+
+    def _upload_rows(self, info: DownloadInfo) -> list[tuple[str, Text | str]]:
+        """An upload's facts: where from and to, and its bytes as the service has them."""
+        rows: list[tuple[str, Text | str]] = [("To", info.url),
+                                              ("From", home_relative(info.dest))]
+        size = info.size or 0
+        done = sent(info)
+        reading = max(0, info.done - done) if info.state is not State.DONE else 0
+        rows.append(("Size", f"{format_size(size)} ({size:,} bytes)"))
+        sending = f", {format_size(reading)} in parts being sent" if reading else ""
+        rows.append(("Sent", f"{format_size(done)} acknowledged by the service{sending}, "
+                             f"{format_size(max(0, size - done - reading))} to send"))
+        rows.append(("State", self._state(info)))
+        rows.append(("Service", info.source))
+        rows.append(("Checksums", self._checksums(
+            info.checksums, none="compared with the service's once committed")))
+        return rows + self._history_rows(info)
+
+    def _state(self, info: DownloadInfo) -> Text:
+        state = Text(info.state.value)
+        if info.message:
+            state.append(f"  {printable(info.message)}",
+                         self._style("bad" if info.errors else "muted"))
+        return state
+
+    def _history_rows(self, info: DownloadInfo) -> list[tuple[str, Text | str]]:
+        rows: list[tuple[str, Text | str]] = [("Options", self._options(info))]
         rows.append(("Added", format_time(info.created)))
         if info.finished:
             rows.append(("Finished", format_time(info.finished)))
@@ -98,9 +125,10 @@ class DownloadFacts(Widget):
         rows.append(("Errors", self._errors(info)))
         return rows
 
-    def _checksums(self, checksums: tuple[ChecksumInfo, ...]) -> Text:
+    def _checksums(self, checksums: tuple[ChecksumInfo, ...], *,
+                   none: str = "none published") -> Text:
         if not checksums:
-            return Text("none published", style=self._style("muted"))
+            return Text(none, style=self._style("muted"))
         text = Text()
         for index, checksum in enumerate(checksums):
             if index:

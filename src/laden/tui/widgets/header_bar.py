@@ -1,4 +1,5 @@
-"""The line above the queue: total speed, how many downloads are where, and free disk space."""
+"""The line above the queue: total speeds (in, and out while uploading), how many transfers are
+where, and free disk space."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from .styles import component_style
 @dataclass(frozen=True)
 class Summary:
     speed: float = 0.0
+    """Bytes per second coming in (downloads)."""
+    sending: float = 0.0
+    """Bytes per second going out (uploads)."""
     active: int = 0
     queued: int = 0
     paused: int = 0
@@ -36,12 +40,16 @@ class Summary:
 
 def summarize(infos: Iterable[DownloadInfo], folder: str, free: int | None) -> Summary:
     counts = {state: 0 for state in State}
-    speed = 0.0
+    speed = sending = 0.0
     for info in infos:
         counts[info.state] += 1
-        speed += info.speed
+        if info.direction == "upload":
+            sending += info.speed
+        else:
+            speed += info.speed
     return Summary(
         speed=speed,
+        sending=sending,
         active=sum(counts[state] for state in ACTIVE),
         queued=counts[State.QUEUED],
         paused=counts[State.PAUSED],
@@ -101,6 +109,9 @@ class HeaderBar(Widget):
         text.append("  ↓ ", label)
         text.append(format_rate(summary.speed) if summary.speed else "0 B/s",
                     style("header-bar--speed"))
+        if summary.sending:
+            text.append("  ↑ ", label)
+            text.append(format_rate(summary.sending), style("header-bar--speed"))
         text.append("  ")
         parts = [(summary.active, "active"), (summary.queued, "queued")]
         if summary.paused:

@@ -1,4 +1,7 @@
-"""The block map of one download: which bytes are done, which connection is where, what is left.
+"""The block map of one transfer: which bytes are done, which connection is where, what is left.
+
+For an upload the bytes done are the parts the service acknowledged, and a connection's stretch
+is the part it is reading and sending.
 
 The file is laid out across the widget, left to right and top to bottom, one character per
 slice of bytes. A slice is drawn in the colour of the connection that owns it (solid where that
@@ -81,7 +84,8 @@ class SegmentMap(Widget):
             return Text()
         if not info.size:
             what = "size unknown" if info.size is None else "empty file"
-            return Text(f"{what}: {format_size(info.done)} downloaded",
+            moved = "sent" if info.direction == "upload" else "downloaded"
+            return Text(f"{what}: {format_size(info.done)} {moved}",
                         style=self._style("segment-map--label"))
         text = Text(no_wrap=True)
         for row, line in enumerate(self._rows(info, width, height)):
@@ -138,18 +142,32 @@ class SegmentMap(Widget):
     def _legend(self, info: DownloadInfo) -> Text:
         label = self._style("segment-map--label")
         legend = Text(no_wrap=True, overflow="ellipsis")
-        legend.append(f"{format_size(info.done)} of {format_size(info.size)}   ", label)
+        upload = info.direction == "upload"
+        if upload:
+            legend.append(f"{format_size(sent(info))} sent of {format_size(info.size)}   ",
+                          label)
+        else:
+            legend.append(f"{format_size(info.done)} of {format_size(info.size)}   ", label)
         legend.append(FULL, self._style("segment-map--done"))
-        legend.append(" done  ", label)
+        legend.append(" acknowledged  " if upload else " done  ", label)
         legend.append(EMPTY, self._style("segment-map--missing"))
-        legend.append(" missing", label)
+        legend.append(" to send" if upload else " missing", label)
         if info.connections:
             legend.append("   connections ", label)
             for connection in sorted(info.connections, key=lambda c: c.number):
                 legend.append(FULL, self._style(connection_class(connection.number)))
                 legend.append(f" {connection.number} ", label)
-            legend.append(f" ({FULL} written, {EMPTY} to fetch)", label)
+            legend.append(f" ({FULL} read, {EMPTY} to read)" if upload else
+                          f" ({FULL} written, {EMPTY} to fetch)", label)
         return legend
+
+
+def sent(info: DownloadInfo) -> int:
+    """An upload's bytes the service acknowledged: its done ranges are its acknowledged
+    parts (the bytes read into parts still being sent are in `done`, not here)."""
+    if info.state is State.DONE:
+        return info.size or 0
+    return sum(end - start for start, end in info.done_ranges)
 
 
 def _owner(connections: list[ConnectionInfo], low: int, high: int) -> ConnectionInfo | None:
