@@ -82,7 +82,7 @@ def test_without_a_crc32c_at_the_service_only_the_size_is_compared_and_said(
     s3_server.client().put_object(Bucket=s3_bucket, Key="plain.bin", Body=data)  # no checksum
     result = laden("verify", str(upload_id))
     assert result.returncode == 0, result.stdout
-    assert "the service keeps no CRC32C of it, so only the size was compared" in result.stdout
+    assert "the service keeps no checksum of it, so only the size was compared" in result.stdout
 
 
 def test_a_check_that_cannot_be_made_leaves_the_upload_done(s3_server: Any, s3_bucket: str,
