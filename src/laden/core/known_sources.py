@@ -117,6 +117,7 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
     ),
     KnownSource(
         "gs", ("gs",), "laden.sources.gcs:GcsSource", manifest_type="gcs", containers="buckets",
+        uploader="laden.sources.gcs_upload:GcsUploader",
         options=(
             SourceOption("gcs_endpoint_url", "URL", "Google Cloud Storage endpoint, e.g. an "
                          "emulator (default: STORAGE_EMULATOR_HOST, or Google)",

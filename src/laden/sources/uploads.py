@@ -4,7 +4,8 @@ A service that takes uploads declares an `Uploader` (`core.known_sources`: `uplo
 with the service's `Source` so that both directions share its clients and credentials. The
 shape is S3's (one request for a small file; for a large one an upload id, numbered parts sent
 in any order, a commit), which Azure's staged blocks and GCS's resumable sessions also fit.
-Checksums are CRC32C in base64, as the services write them.
+Checksums are CRC32C in base64, as the services write them. A service that takes the file in
+order, as one stream (GCS, FTP), says `in_order = True` and offers `in_order_uploads`'s methods.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class StoredObject:
     size: int
     crc32c: str | None
     """The whole object's CRC32C in base64, when the service keeps one (None: it does not)."""
+    md5: str | None = None
+    """The whole object's MD5 in base64, when the service keeps or computes one."""
 
 
 @dataclass(frozen=True)

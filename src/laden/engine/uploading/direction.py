@@ -5,7 +5,9 @@ and settles what the service already holds (ListParts: only the missing parts ar
 byte loop reads ranges of the file (`local`) into a sink that sends whole parts (`parts`),
 `finish` commits them as one object and compares the service's checksum of it with the file's.
 The service is reached only through its `sources.uploads.Uploader`: another service is another
-uploader, and the same direction.
+uploader, and the same direction. A service that takes the file in order, as one stream (GCS,
+FTP: `in_order_uploads.in_order`), is sent to over one connection from the offset it reports,
+by `in_order`'s plan and sink; the few places that differ say `in_order`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from ...core.errors import (
     UploadLost,
 )
 from ...core.states import State
+from ...sources.in_order_uploads import in_order as takes_in_order
 from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
-from . import crc32c
+from . import crc32c, in_order
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
 from .state import UploadState, fresh
@@ -56,7 +59,7 @@ class UploadDirection:
         self.pieces: PieceRecorder | None = None
         self.host = ""
         self.upload: UploadState | None = None
-        self._sink: PartSink | None = None
+        self._sink: PartSink | in_order.StreamSink | None = None
 
     @property
     def reader(self) -> LocalFile:
@@ -64,7 +67,7 @@ class UploadDirection:
         return self.upload.local
 
     @property
-    def sink(self) -> PartSink:
+    def sink(self) -> PartSink | in_order.StreamSink:
         assert self._sink is not None
         return self._sink
 
@@ -90,6 +93,12 @@ class UploadDirection:
             return False
         if record.upload.get("conflict") == "skip":
             self._skip_if_there(run, upload)
+        if self._sink is not None and not isinstance(self._sink, PartSink):
+            self._sink.close()
+        if not upload.single and takes_in_order(uploader):
+            self._sink, self.plan = in_order.start(run, upload)
+            download.plan = self.plan
+            return True
         if not upload.single:
             self._settle_parts(run, upload)
         self._sink = PartSink(upload)
@@ -126,6 +135,9 @@ class UploadDirection:
                     and expected == stored.crc32c == crc32c.encoded(file_checksum(upload)))
 
     def _skip_if_there(self, run: Run, upload: UploadState) -> None:
+        if takes_in_order(upload.uploader):
+            in_order.skip_if_same(run, upload)  # its own checksums: CRC32C, MD5, or none
+            return
         stored = upload.uploader.stored(upload.url, run.download.options)
         if stored is None or stored.size != upload.size:
             return
@@ -182,6 +194,14 @@ class UploadDirection:
             if not upload.committed:  # an empty file: no byte went through the loop
                 upload.send(1, b"", crc32c.of(b""))
             whole = crc32c.decoded(upload.journal["checksum"])
+        elif isinstance(self._sink, in_order.StreamSink):
+            try:
+                in_order.finish(run, upload, self._sink)  # commit, and compare its checksums
+            except DestinationExists:
+                self.abandon(run)
+                raise
+            self._mark_done(run, upload, "")
+            return
         else:
             missing = upload.count - len(upload.acknowledged())
             if missing:
@@ -262,6 +282,8 @@ class UploadDirection:
     def close(self, run: Run) -> None:
         if run.stop_reason in ("cancel", "remove"):
             self.abandon(run)
+        if isinstance(self._sink, in_order.StreamSink):
+            self._sink.close()  # an unfinished chunk: the service keeps what it kept
         if self.upload is not None:
             self.upload.local.close()
         if run.download.state is not State.DONE:
