@@ -19,7 +19,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from ...core.errors import ChecksumMismatch, Retryable, TransferError, UploadLost
+from ...core.errors import (
+    ChecksumMismatch,
+    DestinationExists,
+    Retryable,
+    TransferError,
+    UploadLost,
+)
 from ...core.states import State
 from ...sources.in_order_uploads import WholeFile
 from ..seam import Skip
@@ -148,7 +154,11 @@ class StreamSink:
             whole = self.hashes.whole(upload.size)
             upload.before_commit(crc32c.decoded(whole.crc32c))
         writer, self._writer, self._open = self._writer, None, False
-        held = self._end if writer is None else writer.finish(whole)
+        try:
+            held = self._end if writer is None else writer.finish(whole)
+        except DestinationExists:
+            self._give_up()
+            raise
         self._held = held
         with download.lock:
             download.record.done_ranges = [(0, min(held, upload.size))] if held else []
@@ -156,6 +166,18 @@ class StreamSink:
         if held < self._end:
             raise Retryable(f"the service kept {held} of the first {self._end} bytes; sending "
                             "the rest again")
+
+    def _give_up(self) -> None:
+        """The service refused to finish the upload (the name is taken, and the policy is
+        fail): it can never finish, so it is dropped, and a rerun starts afresh."""
+        upload = self._upload
+        try:
+            self._uploader.abort(upload.url, self._upload_id, upload.download.options)
+        except TransferError as exc:
+            log.warning("upload %s: could not drop the refused upload: %s",
+                        upload.download.id, exc)
+        upload.forget_upload()
+        self._run.save()
 
     @property
     def _upload_id(self) -> str:
