@@ -158,7 +158,8 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
         ),
     ),
     KnownSource("http", ("http", "https"), "laden.sources.http:HttpSource", manifest_type="http"),
-    KnownSource("ftp", ("ftp", "ftps"), "laden.sources.ftp:FtpSource", manifest_type="ftp"),
+    KnownSource("ftp", ("ftp", "ftps"), "laden.sources.ftp:FtpSource", manifest_type="ftp",
+                uploader="laden.sources.ftp_upload:FtpUploader"),
     KnownSource(
         "azureml", ("azureml",), "laden.sources.azureml:AzureMLSource", manifest_type="azureml",
         options=(

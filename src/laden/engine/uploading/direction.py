@@ -129,6 +129,8 @@ class UploadDirection:
     def _committed_before(self, run: Run, upload: UploadState) -> bool:
         """Whether laden stopped between the commit and the journal's record of it: the
         object is there with the file's size and checksum."""
+        if takes_in_order(upload.uploader):
+            return in_order.committed_before(run, upload)
         stored = upload.uploader.stored(upload.url, run.download.options)
         expected = upload.journal.get("checksum")
         return bool(stored is not None and stored.size == upload.size and stored.crc32c

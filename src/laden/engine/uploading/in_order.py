@@ -287,6 +287,26 @@ def skip_if_same(run: Run, upload: UploadState) -> None:
                "skipped")
 
 
+def committed_before(run: Run, upload: UploadState) -> bool:
+    """Whether laden stopped between the commit and the journal's record of it: the object
+    has the file's size and checksums, and (where the service keeps no checksum, FTP) the
+    unfinished upload is gone, renamed into place."""
+    uploader: InOrderUploader = upload.uploader  # type: ignore[assignment]
+    options = run.download.options
+    stored = uploader.stored(upload.url, options)
+    if stored is None or stored.size != upload.size:
+        return False
+    compared = _compared(stored, RunningHashes(upload.local).whole(upload.size))
+    if compared:
+        return all(theirs == ours for _algorithm, ours, theirs in compared)
+    upload_id = upload.journal.get("upload_id")
+    try:
+        return not upload_id or uploader.offset(upload.url, upload_id, upload.size,
+                                                options) == 0
+    except UploadLost:
+        return True
+
+
 def _compared(stored: StoredObject, whole: WholeFile) -> list[tuple[str, str, str]]:
     """(algorithm, ours, theirs) in hex, for each checksum the service gave."""
     pairs = []
