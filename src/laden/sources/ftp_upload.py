@@ -70,7 +70,11 @@ class FtpUploader:
         with logged_request("STOR", url, 0, len(body)) as answer, \
                 self._control(url, options) as ftp:
             answer.status = ftp.storbinary(f"STOR {temporary}", io.BytesIO(bytes(body)))
-        self.commit(url, temporary, options, only_new=only_new)
+        try:
+            self.commit(url, temporary, options, only_new=only_new)
+        except DestinationExists:
+            self.abort(url, temporary, options)
+            raise
 
     # -- the temporary file ------------------------------------------------------------------
 
