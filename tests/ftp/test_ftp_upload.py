@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engine.helpers import FAST, manager
+from engine.helpers import manager
 from laden.core.states import State
 from laden.engine.uploading.parts import MiB
 from servers.fixtures import random_bytes

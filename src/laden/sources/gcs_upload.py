@@ -184,7 +184,8 @@ class GcsUploader:
         """One request, logged by `url` (never by `target`, which may be the session URI)."""
         try:
             with logged_request(what, url, start, end) as logged:
-                answer = gcs.session.request(method, target, timeout=self._source.timeout, **request)
+                answer = gcs.session.request(method, target, timeout=self._source.timeout,
+                                             **request)
                 logged.status = answer.status_code
                 return answer
         except Exception as exc:  # noqa: BLE001 - worded without its text, which names target
