@@ -200,10 +200,14 @@ def test_conflict_skip_compares_the_size_alone_and_says_so(ftp_server: FTPTestSe
     assert "size already (size only: the service offers no checksum" in same.message
     assert other.state is State.DONE and not other.skipped
     assert (ftp_server.root / "skip/other.bin").read_bytes() == data
+    again = _laden("put", "--conflict", "skip", *_cli(ftp_server), str(path),
+                   _address(ftp_server, "skip/same.bin"))
+    assert again.returncode == 0, again.stderr
+    assert f"skipped {path}: " in again.stdout and "(size only:" in again.stdout
 
 
 @pytest.mark.parametrize("size", [5000, 10 * MiB], ids=["small", "large"])
-def test_conflict_fail_checks_the_name_before_the_rename(ftp_server: FTPTestServer,
+def test_conflict_fail_checks_the_name(ftp_server: FTPTestServer,
                                                          tmp_path: Path, size: int) -> None:
     path, _ = _file(tmp_path, "f.bin", size, seed=7)
     folder = f"fail-{size}"
@@ -212,7 +216,27 @@ def test_conflict_fail_checks_the_name_before_the_rename(ftp_server: FTPTestServ
                     _address(ftp_server, f"{folder}/taken.bin"))
     assert result.returncode == 1, result.stderr
     assert "exists already, and the conflict policy is fail" in result.stderr
-    assert "FTP cannot make the check and the rename one step" in result.stderr
+    if size < 8 * MiB:  # one STOR: the check is the one right before the rename
+        assert "FTP cannot make the check and the rename one step" in result.stderr
+    else:  # streamed: looked at first too, so that nothing is sent
+        assert "nothing was sent" in result.stderr
     assert "Traceback" not in result.stderr
     assert (ftp_server.root / folder / "taken.bin").read_bytes() == b"theirs"
     assert sorted(os.listdir(ftp_server.root / folder)) == ["taken.bin"]  # no temporary left
+
+
+def test_conflict_fail_looks_again_right_before_the_rename(
+        slow_upload_server: FTPTestServer, tmp_path: Path) -> None:
+    server = slow_upload_server
+    path, _ = _file(tmp_path, "f.bin", 10 * MiB, seed=8)
+    temporary = server.root / TEMPORARY.format("race.bin")
+    with manager() as m:
+        upload = m.add_upload(str(path), _address(server, "race.bin"), conflict="fail",
+                              **_login(server))
+        _wait_size(temporary, 1 * MiB)
+        server.write_file("race.bin", b"someone else's")  # after laden looked
+        info = m.wait(upload, timeout=60)
+    assert info.state is State.FAILED
+    assert "FTP cannot make the check and the rename one step" in info.message
+    assert (server.root / "race.bin").read_bytes() == b"someone else's"
+    assert not temporary.exists()

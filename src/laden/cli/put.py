@@ -34,8 +34,9 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
     put = commands.add_parser("put", help="upload files and folders headless", description=(
         "Upload files, or folders keeping their layout, to s3://bucket/key or "
-        "s3://bucket/prefix/. Large files go in parts over several connections; Ctrl-C "
-        "pauses and saves, and running the same command again sends only the missing parts. "
+        "s3://bucket/prefix/ (also gs://, ftp:// and ftps://). Large files go in parts "
+        "(over several connections to S3; in order over one to GCS and FTP); Ctrl-C pauses "
+        "and saves, and running the same command again sends only what the service lacks. "
         "The file must not change until it is committed."))
     put.add_argument("paths", nargs="+", metavar="LOCAL... REMOTE",
                      help="files or folders, then where they go")
@@ -49,8 +50,9 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     group.add_argument("--conflict", dest="upload_conflict", default="overwrite",
                        choices=("overwrite", "skip", "fail"),
                        help="when the remote name is taken: overwrite (default), skip when it "
-                            "has the file's size and CRC32C already, or fail (the service "
-                            "refuses to replace it)")
+                            "has the file's size and checksums already (CRC32C, MD5; FTP: "
+                            "the size, and MD5 when the server offers it), or fail (the "
+                            "service refuses to replace it; FTP checks just before renaming)")
     group.add_argument("--glob", metavar="PATTERN",
                        help="of a folder's files, only those whose path inside it matches "
                             "(* stays in a folder, ** crosses folders)")

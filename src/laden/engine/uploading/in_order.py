@@ -78,6 +78,11 @@ def start(run: Run, upload: UploadState) -> tuple[StreamSink, InOrderPlan]:
             upload.forget_upload()
             upload_id = None
     if not upload_id:
+        # The service (or, for FTP, the check before the rename) decides at the commit; asking
+        # first spares sending a whole file only to be refused.
+        if upload.only_new and uploader.stored(upload.url, options) is not None:
+            raise DestinationExists(f"{upload.url} exists already, and the conflict policy is "
+                                    "fail; nothing was sent")
         upload_id = uploader.begin_in_order(upload.url, upload.size, options,
                                             only_new=upload.only_new)
         held = 0
