@@ -334,3 +334,42 @@ def test_the_session_uri_stays_in_the_journal_alone(google: GcsResumableServer, 
         assert token not in text
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()][-1] == "completed"
     assert (laden_dirs["state"] / "journal.sqlite3").stat().st_mode & 0o077 == 0
+
+
+def test_local_file_changed_mid_upload_commits_nothing(google: GcsResumableServer,
+                                                       tmp_path: Path) -> None:
+    path, data = _file(tmp_path, "moving.bin", 3 * CHUNK, seed=47)
+    with manager(FAST.replace(limit_rate=16 * MiB)) as m:
+        upload = m.add_upload(str(path), f"gs://{BUCKET}/moving.bin",
+                              **_settings(google.endpoint))
+        _wait_persisted(google, CHUNK)
+        with path.open("r+b") as handle:  # an edit in place: same size, another version
+            handle.seek(len(data) - 1)
+            handle.write(b"\0")
+        info = m.wait(upload, timeout=60)
+        assert info.state is State.FAILED
+        assert "changed during the upload; nothing was committed" in info.message
+        assert google.object(BUCKET, "moving.bin") is None
+        m.set_limit_rate(None)
+        m.resume(upload)  # from the first byte of the file as it is now, in a new session
+        info = m.wait(upload, timeout=60)
+    assert info.state is State.DONE, info.message
+    assert google.object(BUCKET, "moving.bin") == path.read_bytes()
+    assert any("changed since the upload began" in e.message for e in info.errors)
+    assert len(google.sessions) == 1  # the first session was cancelled
+
+
+def test_one_piece_at_a_time_front_to_back() -> None:
+    from laden.engine.uploading.in_order import InOrderPlan
+
+    plan = InOrderPlan(10 * MiB, [(0, 2 * MiB)], min_size=4 * MiB, piece_size=4 * MiB)
+    first = plan.take(0)
+    assert first is not None and (first.start, first.end) == (2 * MiB, 4 * MiB)
+    assert plan.take(1) is None  # another connection gets nothing while a piece is on its way
+    plan.interrupted(first)
+    plan.release(first)
+    again = plan.take(1)
+    assert again is not None and (again.start, again.position) == (2 * MiB, 2 * MiB)
+    plan.advance(again, again.end - again.start)
+    following = plan.take(1)
+    assert following is not None and following.start == 4 * MiB
