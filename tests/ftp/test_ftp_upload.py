@@ -240,3 +240,18 @@ def test_conflict_fail_looks_again_right_before_the_rename(
     assert "FTP cannot make the check and the rename one step" in info.message
     assert (server.root / "race.bin").read_bytes() == b"someone else's"
     assert not temporary.exists()
+
+
+def test_cancel_removes_the_temporary_file(slow_upload_server: FTPTestServer,
+                                           tmp_path: Path) -> None:
+    server = slow_upload_server
+    path, _ = _file(tmp_path, "gone.bin", 12 * MiB, seed=9)
+    temporary = server.root / TEMPORARY.format("gone.bin")
+    with manager() as m:
+        upload = m.add_upload(str(path), _address(server, "gone.bin"), **_login(server))
+        _wait_size(temporary, 1 * MiB)
+        m.cancel(upload)
+        m.wait(upload)
+        time.sleep(0.3)
+    assert not temporary.exists() and not (server.root / "gone.bin").exists()
+    assert path.exists()  # an upload's file is never laden's to delete

@@ -110,6 +110,7 @@ def test_large_file_is_a_resumable_session_checked_by_crc32c_and_md5(
     with manager() as m:
         info = m.wait(m.add_upload(str(path), f"gs://{gcs_bucket}/big.bin", connections=4,
                                    **_settings(gcs_server.endpoint)))
+        assert m.verify(info.id).ok  # laden verify: the file against what the service had
     assert info.state is State.DONE, info.message
     blob = _blob(gcs_server, gcs_bucket, "big.bin")
     assert blob.download_as_bytes() == data

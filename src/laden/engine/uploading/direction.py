@@ -282,10 +282,10 @@ class UploadDirection:
         abandon(run.sources, run.download)
 
     def close(self, run: Run) -> None:
+        if isinstance(self._sink, in_order.StreamSink):
+            self._sink.close()  # an unfinished chunk (before an abort, which then is final)
         if run.stop_reason in ("cancel", "remove"):
             self.abandon(run)
-        if isinstance(self._sink, in_order.StreamSink):
-            self._sink.close()  # an unfinished chunk: the service keeps what it kept
         if self.upload is not None:
             self.upload.local.close()
         if run.download.state is not State.DONE:
