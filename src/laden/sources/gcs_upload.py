@@ -24,7 +24,7 @@ import hashlib
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from ..core.errors import DestinationExists, InputError, Retryable, UploadLost
 from . import cloud
@@ -189,8 +189,9 @@ class GcsUploader:
                 logged.status = answer.status_code
                 return answer
         except Exception as exc:  # noqa: BLE001 - worded without its text, which names target
-            raise Retryable(f"connection to GCS failed for {url} ({type(exc).__name__})") \
-                from None
+            host = urlsplit(target).netloc.rpartition("@")[2]
+            raise Retryable(f"connection to GCS at {host} failed for {url} "
+                            f"({type(exc).__name__})") from None
 
     def _check(self, answer: Any, url: str, bucket: str, good: tuple[int, ...]) -> None:
         status = answer.status_code
