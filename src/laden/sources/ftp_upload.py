@@ -78,9 +78,6 @@ class FtpUploader:
 
     # -- the temporary file ------------------------------------------------------------------
 
-    def begin(self, url: str, options: DownloadOptions) -> str:
-        return self.begin_in_order(url, 0, options, only_new=False)
-
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
                        only_new: bool) -> str:
         """The temporary name (the folder made when missing); nothing is sent yet."""

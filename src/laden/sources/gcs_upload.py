@@ -103,9 +103,6 @@ class GcsUploader:
 
     # -- a resumable session -----------------------------------------------------------------
 
-    def begin(self, url: str, options: DownloadOptions) -> str:
-        return self.begin_in_order(url, 0, options, only_new=False)
-
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
                        only_new: bool) -> str:
         bucket, key = _object(url)

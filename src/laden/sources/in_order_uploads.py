@@ -17,10 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from .uploads import Uploader
-
 if TYPE_CHECKING:
     from ..core.options import DownloadOptions
+    from .uploads import StoredObject
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,23 @@ def in_order(uploader: object) -> bool:
     return bool(getattr(uploader, "in_order", False))
 
 
-class InOrderUploader(Uploader, Protocol):
-    """One in-order service's side of uploads. Besides the errors of `Uploader`, `offset`
-    raises `UploadLost` when the upload is gone or cannot be continued (saying why)."""
+class InOrderUploader(Protocol):
+    """One in-order service's side of uploads: `stored`, `put` and `abort` as an `Uploader`'s
+    (`uploads`), and the methods below instead of its parts. `offset` raises `UploadLost`
+    when the upload is gone or cannot be continued (saying why)."""
 
     in_order: bool
     one_stream: bool
     """True: the rest of the file goes as one chunk (FTP); False: in chunks of the part size,
     each confirmed before the next (GCS)."""
+    min_part: int
+    """The part size (GCS's chunks) and the largest file sent in one request."""
+    max_parts: int
 
+    def stored(self, url: str, options: DownloadOptions) -> StoredObject | None: ...
+    def put(self, url: str, body: bytes | bytearray, crc32c: str, options: DownloadOptions, *,
+            only_new: bool) -> None: ...
+    def abort(self, url: str, upload_id: str, options: DownloadOptions) -> None: ...
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
                        only_new: bool) -> str:
         """Start an upload of `size` bytes; returns its id. With `only_new`, the service

@@ -3,7 +3,7 @@
 A service that takes uploads declares an `Uploader` (`core.known_sources`: `uploader`), made
 with the service's `Source` so that both directions share its clients and credentials. The
 shape is S3's (one request for a small file; for a large one an upload id, numbered parts sent
-in any order, a commit), which Azure's staged blocks and GCS's resumable sessions also fit.
+in any order, a commit), which Azure's staged blocks also fit.
 Checksums are CRC32C in base64, as the services write them. A service that takes the file in
 order, as one stream (GCS, FTP), says `in_order = True` and offers `in_order_uploads`'s methods.
 """

@@ -93,8 +93,8 @@ class UploadDirection:
             return False
         if record.upload.get("conflict") == "skip":
             self._skip_if_there(run, upload)
-        if self._sink is not None and not isinstance(self._sink, PartSink):
-            self._sink.close()
+        if isinstance(self._sink, in_order.StreamSink):
+            self._sink.close()  # an attempt before this one's
         if not upload.single and takes_in_order(uploader):
             self._sink, self.plan = in_order.start(run, upload)
             download.plan = self.plan
