@@ -255,3 +255,46 @@ def test_cancel_removes_the_temporary_file(slow_upload_server: FTPTestServer,
         time.sleep(0.3)
     assert not temporary.exists() and not (server.root / "gone.bin").exists()
     assert path.exists()  # an upload's file is never laden's to delete
+
+
+@pytest.fixture
+def xmd5(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyftpdlib offering XMD5 (as FileZilla Server and others do), listed in FEAT."""
+    import hashlib
+
+    from pyftpdlib.handlers import FTPHandler
+
+    def ftp_XMD5(self: Any, path: str) -> None:  # noqa: N802 - pyftpdlib's naming
+        try:
+            with open(path, "rb") as handle:
+                digest = hashlib.md5(handle.read()).hexdigest().upper()
+        except OSError:
+            self.respond("550 No such file.")
+            return
+        self.respond(f"250 {digest}")
+
+    commands = dict(FTPHandler.proto_cmds)
+    commands["XMD5"] = {"perm": "r", "auth": True, "arg": True, "help": "XMD5 <path>"}
+    monkeypatch.setattr(FTPHandler, "proto_cmds", commands)
+    monkeypatch.setattr(FTPHandler, "ftp_XMD5", ftp_XMD5, raising=False)
+    started = FTPHandler.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        started(self, *args, **kwargs)
+        self._extra_feats.append("XMD5")
+
+    monkeypatch.setattr(FTPHandler, "__init__", init)
+
+
+def test_a_server_with_xmd5_has_the_object_checked_by_md5(
+        ftp_server: FTPTestServer, tmp_path: Path, xmd5: None) -> None:
+    path, data = _file(tmp_path, "f.bin", 10 * MiB + 3, seed=10)
+    ftp_server.write_file("md5/same.bin", data)
+    with manager() as m:
+        done = m.wait(m.add_upload(str(path), _address(ftp_server, "md5/f.bin"),
+                                   **_login(ftp_server)))
+        same = m.wait(m.add_upload(str(path), _address(ftp_server, "md5/same.bin"),
+                                   conflict="skip", **_login(ftp_server)))
+    assert done.state is State.DONE, done.message
+    assert [(c.algorithm, c.verified) for c in done.checksums] == [("md5", True)]
+    assert same.skipped and "size and MD5 already" in same.message

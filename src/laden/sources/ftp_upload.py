@@ -78,6 +78,10 @@ class FtpUploader:
 
     # -- the temporary file ------------------------------------------------------------------
 
+    def takes_md5(self, url: str, options: DownloadOptions) -> bool:
+        with self._control(url, options) as ftp:
+            return _md5_commands(ftp, "") is not None
+
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
                        only_new: bool) -> str:
         """The temporary name (the folder made when missing); nothing is sent yet."""
@@ -225,17 +229,21 @@ def _rest_stream(ftp: ftplib.FTP) -> bool:
     return "REST STREAM" in _features(ftp)
 
 
-def _md5(ftp: ftplib.FTP, path: str) -> str | None:
-    """The server's MD5 of `path` in base64, when it offers HASH with MD5 or XMD5."""
+def _md5_commands(ftp: ftplib.FTP, path: str) -> list[str] | None:
+    """The commands that ask for `path`'s MD5, when the server offers HASH with MD5 or XMD5."""
     features = _features(ftp)
-    commands = []
     if re.search(r"^\s*HASH\b.*\bMD5\b", features, re.MULTILINE):
-        commands = ["OPTS HASH MD5", f"HASH {path}"]
-    elif re.search(r"^\s*XMD5\b", features, re.MULTILINE):
-        commands = [f"XMD5 {path}"]
+        return ["OPTS HASH MD5", f"HASH {path}"]
+    if re.search(r"^\s*XMD5\b", features, re.MULTILINE):
+        return [f"XMD5 {path}"]
+    return None
+
+
+def _md5(ftp: ftplib.FTP, path: str) -> str | None:
+    """The server's MD5 of `path` in base64, when it offers a command for it."""
+    reply = ""
     try:
-        reply = ""
-        for command in commands:
+        for command in _md5_commands(ftp, path) or ():
             reply = ftp.sendcmd(command)
     except ftplib.error_perm:
         return None

@@ -103,6 +103,9 @@ class GcsUploader:
 
     # -- a resumable session -----------------------------------------------------------------
 
+    def takes_md5(self, url: str, options: DownloadOptions) -> bool:
+        return True  # checked at finalise, and kept with the object
+
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
                        only_new: bool) -> str:
         bucket, key = _object(url)
@@ -138,7 +141,8 @@ class GcsUploader:
         end = start + len(body)
         headers = {"Content-Range": f"bytes {start}-{end - 1}/{size if end == size else '*'}"}
         if whole is not None:
-            headers["X-Goog-Hash"] = f"crc32c={whole.crc32c},md5={whole.md5}"
+            md5 = f",md5={whole.md5}" if whole.md5 else ""
+            headers["X-Goog-Hash"] = f"crc32c={whole.crc32c}{md5}"
         answer = self._send(gcs, "PUT", upload_id, url, "PUT chunk", data=body,
                             headers=headers, start=start, end=end)
         return self._held(answer, url, size)

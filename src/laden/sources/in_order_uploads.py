@@ -29,7 +29,8 @@ class WholeFile:
 
     size: int
     crc32c: str
-    md5: str
+    md5: str | None
+    """None when the service neither checks nor keeps an MD5 (`takes_md5`): not computed."""
 
 
 class ChunkWriter(Protocol):
@@ -65,6 +66,9 @@ class InOrderUploader(Protocol):
     def put(self, url: str, body: bytes | bytearray, crc32c: str, options: DownloadOptions, *,
             only_new: bool) -> None: ...
     def abort(self, url: str, upload_id: str, options: DownloadOptions) -> None: ...
+    def takes_md5(self, url: str, options: DownloadOptions) -> bool:
+        """Whether the service checks or can tell the object's MD5: only then is it computed
+        while sending (it costs more than the sending on a fast link)."""
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
                        only_new: bool) -> str:
         """Start an upload of `size` bytes; returns its id. With `only_new`, the service

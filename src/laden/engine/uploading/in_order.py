@@ -94,7 +94,8 @@ def start(run: Run, upload: UploadState) -> tuple[StreamSink, InOrderPlan]:
     run.save()
     piece = upload.size if uploader.one_stream else upload.part_size
     plan = InOrderPlan(upload.size, [(0, held)], min_size=piece, piece_size=piece)
-    return StreamSink(run, upload, held, piece), plan
+    md5 = uploader.takes_md5(upload.url, options)
+    return StreamSink(run, upload, held, piece, md5=md5), plan
 
 
 class StreamSink:
@@ -102,7 +103,8 @@ class StreamSink:
 
     direct = False
 
-    def __init__(self, run: Run, upload: UploadState, held: int, piece: int) -> None:
+    def __init__(self, run: Run, upload: UploadState, held: int, piece: int, *,
+                 md5: bool) -> None:
         self._run = run
         self._upload = upload
         self._uploader: InOrderUploader = upload.uploader  # type: ignore[assignment]
@@ -115,7 +117,7 @@ class StreamSink:
         """The offset the next write of the open piece is expected at."""
         self._from = self._end = 0
         """The open piece sends bytes [_from, _end): those below _from the service has."""
-        self.hashes = RunningHashes(upload.local)
+        self.hashes = RunningHashes(upload.local, md5=md5)
 
     def write(self, data: memoryview, offset: int, *, placed: bool = False) -> None:
         try:
@@ -207,11 +209,11 @@ class RunningHashes:
     """CRC32C and MD5 of the file, taken in order from the bytes written; what a resume
     skipped is read again from the file."""
 
-    def __init__(self, local: LocalFile) -> None:
+    def __init__(self, local: LocalFile, *, md5: bool = True) -> None:
         self._local = local
         self._at = 0
         self._crc = crc32c.of(b"")
-        self._md5 = hashlib.md5()
+        self._md5 = hashlib.md5() if md5 else None
 
     def feed(self, data: memoryview | bytes, offset: int) -> None:
         if offset > self._at:
@@ -220,7 +222,8 @@ class RunningHashes:
         if skip < len(data):
             part = bytes(data[skip:])
             self._crc = crc32c.extend(self._crc, part)
-            self._md5.update(part)
+            if self._md5 is not None:
+                self._md5.update(part)
             self._at = offset + len(data)
 
     def _read_to(self, end: int) -> None:
@@ -233,8 +236,8 @@ class RunningHashes:
         if self._at < size:
             self._read_to(size)
         self._local.check()
-        return WholeFile(size, crc32c.encoded(self._crc),
-                         base64.b64encode(self._md5.digest()).decode("ascii"))
+        md5 = self._md5 and base64.b64encode(self._md5.digest()).decode("ascii")
+        return WholeFile(size, crc32c.encoded(self._crc), md5)
 
 
 def finish(run: Run, upload: UploadState, sink: StreamSink) -> None:
@@ -265,6 +268,10 @@ def check(run: Run, upload: UploadState, whole: WholeFile) -> None:
             download.record.checksums.append({
                 "algorithm": algorithm, "expected": ours, "origin": "the service",
                 "actual": theirs, "verified": theirs == ours})
+        if not compared:  # the file's own, so that `laden verify` can check it later
+            download.record.checksums.append({
+                "algorithm": "crc32c", "expected": base64.b64decode(whole.crc32c).hex(),
+                "origin": "the service", "actual": None, "verified": None})
     if not compared:
         log.info("upload %s: the service offers no checksum of the object; its size matched",
                  download.id)
@@ -279,7 +286,7 @@ def skip_if_same(run: Run, upload: UploadState) -> None:
     stored = upload.uploader.stored(upload.url, run.download.options)
     if stored is None or stored.size != upload.size:
         return
-    whole = RunningHashes(upload.local).whole(upload.size)
+    whole = RunningHashes(upload.local, md5=bool(stored.md5)).whole(upload.size)
     compared = _compared(stored, whole)
     if any(theirs != ours for _algorithm, ours, theirs in compared):
         return
@@ -301,7 +308,8 @@ def committed_before(run: Run, upload: UploadState) -> bool:
     stored = uploader.stored(upload.url, options)
     if stored is None or stored.size != upload.size:
         return False
-    compared = _compared(stored, RunningHashes(upload.local).whole(upload.size))
+    whole = RunningHashes(upload.local, md5=bool(stored.md5)).whole(upload.size)
+    compared = _compared(stored, whole)
     if compared:
         return all(theirs == ours for _algorithm, ours, theirs in compared)
     upload_id = upload.journal.get("upload_id")
@@ -317,7 +325,7 @@ def _compared(stored: StoredObject, whole: WholeFile) -> list[tuple[str, str, st
     pairs = []
     if stored.crc32c:
         pairs.append(("crc32c", whole.crc32c, stored.crc32c))
-    if stored.md5:
+    if stored.md5 and whole.md5:
         pairs.append(("md5", whole.md5, stored.md5))
     return [(name, base64.b64decode(ours).hex(), base64.b64decode(theirs).hex())
             for name, ours, theirs in pairs]
