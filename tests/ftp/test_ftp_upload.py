@@ -149,19 +149,22 @@ def test_kill_9_then_the_same_command_again_finishes_it(
     assert rests == [held]  # the rerun sent only what the server lacked
 
 
+@pytest.mark.parametrize("reply", ["502 Command not implemented.", "550 Permission denied."],
+                         ids=["not implemented", "denied as vsftpd's cmds_denied does"])
 def test_a_server_that_cannot_continue_a_file_starts_again_and_says_why(
         slow_upload_server: FTPTestServer, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, reply: str) -> None:
     from pyftpdlib.handlers import FTPHandler
 
     def refuse(self: Any, line: str) -> None:
-        self.respond("502 Command not implemented.")
+        self.respond(reply)
 
     server = slow_upload_server
-    path, data = _file(tmp_path, "again.bin", 12 * MiB, seed=4)
-    temporary = server.root / TEMPORARY.format("again.bin")
+    name = f"again-{reply[:3]}.bin"
+    path, data = _file(tmp_path, name, 12 * MiB, seed=4)
+    temporary = server.root / TEMPORARY.format(name)
     with manager() as m:
-        upload = m.add_upload(str(path), _address(server, "again.bin"), **_login(server))
+        upload = m.add_upload(str(path), _address(server, name), **_login(server))
         _wait_size(temporary, 2 * MiB)
         m.pause(upload)
         m.wait(upload)
@@ -170,7 +173,7 @@ def test_a_server_that_cannot_continue_a_file_starts_again_and_says_why(
         m.resume(upload)
         info = m.wait(upload, timeout=90)
     assert info.state is State.DONE, info.message
-    assert (server.root / "again.bin").read_bytes() == data
+    assert (server.root / name).read_bytes() == data
     assert any("can continue no file" in e.message
                and "starting again from the first byte" in e.message for e in info.errors)
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..core.errors import DestinationExists, InputError, LadenError, UploadLost
-from .ftp_protocol import NOT_IMPLEMENTED, classified, host_of, server_path, size_or_none
+from .ftp_protocol import classified, host_of, server_path, size_or_none
 from .in_order_uploads import WholeFile
 from .requests_log import logged_request
 from .uploads import StoredObject
@@ -205,10 +205,10 @@ def _open_data(ftp: ftplib.FTP, url: str, upload_id: str, start: int) -> socket.
     try:
         return ftp.transfercmd(f"APPE {upload_id}")
     except ftplib.error_perm as exc:
-        if str(exc)[:3] in NOT_IMPLEMENTED:
-            raise UploadLost(f"{host_of(url)} can continue no file (REST and APPE refused: "
-                             f"{str(exc).strip()})") from None
-        raise
+        # Refused however it is worded (vsftpd's cmds_denied answers 550 Permission denied):
+        # from the first byte, STOR alone is needed, and says so if it is refused too.
+        raise UploadLost(f"{host_of(url)} can continue no file (REST and APPE refused: "
+                         f"{str(exc).strip()})") from None
 
 
 def _close_data(data: socket.socket) -> None:
