@@ -71,7 +71,7 @@ def _wait_size(path: Path, at_least: int, timeout: float = 30) -> int:
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["ftp", "ftps"])
-@pytest.mark.parametrize("size", [300_000, 20 * MiB + 17], ids=["small", "large"])
+@pytest.mark.parametrize("size", [0, 300_000, 20 * MiB + 17], ids=["empty", "small", "large"])
 def test_a_file_lands_whole_under_its_name_and_nothing_else(
         ftp_server: FTPTestServer, ftps_server: FTPTestServer, tmp_path: Path, tls: bool,
         size: int) -> None:
@@ -301,3 +301,18 @@ def test_a_server_with_xmd5_has_the_object_checked_by_md5(
     assert done.state is State.DONE, done.message
     assert [(c.algorithm, c.verified) for c in done.checksums] == [("md5", True)]
     assert same.skipped and "size and MD5 already" in same.message
+
+
+def test_a_password_in_the_address_is_used_and_never_kept(
+        ftp_server: FTPTestServer, tmp_path: Path, laden_dirs: dict[str, Path]) -> None:
+    path, data = _file(tmp_path, "p.bin", 1000, seed=11)
+    address = (f"ftp://{ftp_server.user}:{ftp_server.password}@127.0.0.1:{ftp_server.port}"
+               "/secret/")
+    result = _laden("--log-level", "debug", "put", "--json", str(path), address)
+    assert result.returncode == 0, result.stderr
+    assert (ftp_server.root / "secret/p.bin").read_bytes() == data
+    listed = _laden("list", "--json").stdout
+    kept = [p.read_bytes().decode("latin-1") for folder in ("state", "logs")
+            for p in laden_dirs[folder].rglob("*") if p.is_file()]
+    for text in [result.stdout, result.stderr, listed, *kept]:
+        assert ftp_server.password not in text
