@@ -21,7 +21,7 @@ else of the API:
 
 A chunk whose body arrives short (the client died mid-request) persists nothing, which is what
 the protocol allows; `keep_short_once` makes the next chunk persist 256 KiB less than was sent,
-which Google allows too.
+which Google allows too; `fail_next_chunks` answers chunks 503, as a busy service does.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class GcsResumableServer(Emulator):
         self.chunks: list[tuple[int, int]] = []
         """(first byte, byte after the last) of each chunk persisted, in order."""
         self.keep_short_once = False
+        self.fail_next_chunks = 0
+        """Answer this many of the next chunks 503, keeping none of their bytes."""
         self._lock = threading.Lock()
         self._generation = 1
         self._server: QuietServer | None = None
@@ -163,6 +165,9 @@ class GcsResumableServer(Emulator):
             return _send(handler, 200, stored.metadata(session.bucket, session.name))
         if _QUERY.match(asked) and not handler.body:
             return self._held(handler, session)
+        if self.fail_next_chunks and not _QUERY.match(asked):
+            self.fail_next_chunks -= 1
+            return _send(handler, 503, {"error": {"message": "Backend Error"}})
         match = _CHUNK.match(asked)
         length = int(handler.headers.get("Content-Length") or 0)
         if match is None or len(handler.body) != length:

@@ -374,3 +374,16 @@ def test_one_piece_at_a_time_front_to_back() -> None:
     plan.advance(again, again.end - again.start)
     following = plan.take(1)
     assert following is not None and following.start == 4 * MiB
+
+
+def test_a_chunk_refused_by_a_busy_service_is_sent_again(google: GcsResumableServer,
+                                                         tmp_path: Path) -> None:
+    path, data = _file(tmp_path, "busy.bin", 2 * CHUNK + 5, seed=48)
+    google.fail_next_chunks = 2
+    with manager() as m:
+        info = m.wait(m.add_upload(str(path), f"gs://{BUCKET}/busy.bin",
+                                   **_settings(google.endpoint)))
+    assert info.state is State.DONE, info.message
+    assert google.object(BUCKET, "busy.bin") == data
+    assert sum("GCS asks for fewer requests (HTTP 503)" in e.message for e in info.errors) == 2
+    assert google.chunks == [(0, CHUNK), (CHUNK, 2 * CHUNK), (2 * CHUNK, len(data))]
