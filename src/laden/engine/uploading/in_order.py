@@ -6,9 +6,9 @@ front to back and only one at a time (`InOrderPlan`), and a sink (`StreamSink`) 
 each piece's bytes to the service's chunk writer. A piece counts once the service confirmed
 it; a piece that failed is read again from its first byte, and the sink drops the bytes the
 service already holds (it asks for the offset again after any failure), so nothing is sent
-twice and nothing is skipped. The whole file's CRC32C and MD5 are computed in order on the way
-(reading the file's start again after a resume), given with the last chunk, and compared with
-the object's after the commit.
+twice and nothing is skipped. The whole file's CRC32C (and its MD5, where the service checks
+or keeps one) is computed in order on the way (reading the file's start again after a resume),
+given with the last chunk, and compared with the object's after the commit.
 """
 
 from __future__ import annotations
