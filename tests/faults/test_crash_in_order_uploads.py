@@ -67,7 +67,8 @@ def test_kill_9_during_gcs_upload(google: GcsResumableServer, tmp_path: Path,
         journal_opens_cleanly(state)
         assert google.object("b", "up.bin") is None, f"named before the commit (seed {SEED})"
         held = google.persisted()
-        assert len([s for s in google.sessions.values() if not s.finished]) == 1, \
+        # None yet when the kill came before the first request; never one per run.
+        assert len([s for s in google.sessions.values() if not s.finished]) <= 1, \
             f"a session per run (seed {SEED})"
         assert _journalled(state) <= held, f"the journal is ahead of GCS (seed {SEED})"
         figures.kill_survived()
