@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,9 +25,14 @@ from .test_crash import SEED, _rng
 MiB = 1 << 20
 
 
-def _killed_after(args: list[str], seconds: float) -> bool:
-    """Start `laden ARGS` and kill it after `seconds`; False when it finished first."""
+def _killed_after(args: list[str], seconds: float,
+                  started: Callable[[], bool] = lambda: True) -> bool:
+    """Start `laden ARGS` and kill it `seconds` after `started()` holds (a busy machine may
+    take a second to start Python); False when it finished first."""
     process = start_laden(*args)
+    deadline = time.monotonic() + 20
+    while not started() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.005)
@@ -61,7 +66,9 @@ def test_kill_9_during_gcs_upload(google: GcsResumableServer, tmp_path: Path,
     rng = _rng(11)
     kills, held = 0, 0
     for _ in range(3):
-        if not _killed_after([*common, "--limit-rate", "24M"], rng.uniform(1.0, 3.0)):
+        asked = len(google.requests)
+        if not _killed_after([*common, "--limit-rate", "24M"], rng.uniform(0.1, 2.0),
+                             lambda asked=asked: len(google.requests) > asked):
             break
         kills += 1
         journal_opens_cleanly(state)
