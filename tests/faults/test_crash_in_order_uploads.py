@@ -104,7 +104,10 @@ def test_kill_9_during_ftp_upload(tmp_path: Path, laden_dirs: dict[str, Path]) -
         temporary = server.root / "crash" / ".up.bin.laden-upload"
         kills, held = 0, 0
         for _ in range(3):
-            if not _killed_after([*common, "--limit-rate", "16M"], rng.uniform(0.5, 2.0)):
+            size = temporary.stat().st_size if temporary.exists() else -1
+            if not _killed_after([*common, "--limit-rate", "16M"], rng.uniform(0.1, 1.5),
+                                 lambda size=size: temporary.exists()
+                                 and temporary.stat().st_size > size):
                 break
             kills += 1
             journal_opens_cleanly(state)
