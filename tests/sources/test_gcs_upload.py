@@ -295,7 +295,8 @@ def test_a_chunk_the_service_kept_only_part_of_is_finished(google: GcsResumableS
 
 def test_conflict_fail_is_decided_when_the_session_finalises(google: GcsResumableServer,
                                                              tmp_path: Path) -> None:
-    path, _ = _file(tmp_path, "f.bin", CHUNK + 10, seed=45)
+    # A second whole chunk after the first: a second, at this rate, to put the object first.
+    path, _ = _file(tmp_path, "f.bin", 2 * CHUNK + 10, seed=45)
     with manager(FAST.replace(limit_rate=16 * MiB)) as m:
         upload = m.add_upload(str(path), f"gs://{BUCKET}/race.bin", conflict="fail",
                               **_settings(google.endpoint))
