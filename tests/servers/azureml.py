@@ -319,7 +319,9 @@ class AzureMLServer(Emulator):
         sas = generate_container_sas(
             account_name=self.storage.account_name, container_name=container,
             account_key=self.storage.account_key,
-            permission=ContainerSasPermissions(read=True, list=True),
+            # What a datastore's SAS allows when it is written to as well as read.
+            permission=ContainerSasPermissions(read=True, list=True, write=True, add=True,
+                                               create=True),
             start=datetime.now(UTC) - timedelta(minutes=5),
             expiry=datetime.now(UTC) + lifetime)
         with self._lock:

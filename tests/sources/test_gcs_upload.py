@@ -353,7 +353,10 @@ def test_local_file_changed_mid_upload_commits_nothing(google: GcsResumableServe
         assert "changed during the upload; nothing was committed" in info.message
         assert google.object(BUCKET, "moving.bin") is None
         m.set_limit_rate(None)
-        m.resume(upload)  # from the first byte of the file as it is now, in a new session
+        # Added again with on_change restart: from the first byte of the file as it is now,
+        # in a new session.
+        assert m.add_upload(str(path), f"gs://{BUCKET}/moving.bin", on_change="restart",
+                            **_settings(google.endpoint)) == upload
         info = m.wait(upload, timeout=60)
     assert info.state is State.DONE, info.message
     assert google.object(BUCKET, "moving.bin") == path.read_bytes()

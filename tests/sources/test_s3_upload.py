@@ -253,13 +253,22 @@ def test_local_file_changed_mid_upload_commits_nothing(s3_server: Any, s3_bucket
         assert info.state is State.FAILED
         assert "changed during the upload; nothing was committed" in info.message
         assert _keys(s3_server, s3_bucket) == []
-        # Resumed, it starts again from the first byte of the file as it is now.
+        # Resumed, it stops again: the file is still not the one pinned.
         m.resume(upload_id)
+        info = m.wait(upload_id, timeout=60)
+        assert info.state is State.FAILED
+        assert "changed since the upload began; nothing was committed" in info.message
+        assert "--on-change restart" in info.message
+        # Added again with on_change restart, it starts from the first byte of the file now.
         m.set_limit_rate(None)
+        assert m.add_upload(str(path), f"s3://{s3_bucket}/moving.bin", on_change="restart",
+                            **_options(s3_server)) == upload_id
         info = m.wait(upload_id, timeout=60)
     assert info.state is State.DONE, info.message
     assert _object(s3_server, s3_bucket, "moving.bin") == path.read_bytes()
-    assert any("changed since the upload began" in e.message for e in info.errors)
+    assert any("changed since the upload began" in e.message
+               and "starting again from the first byte" in e.message for e in info.errors)
+    assert _unfinished(s3_server, s3_bucket) == []  # the old version's parts were aborted
 
 
 def test_upload_id_lost_between_runs_starts_again_and_says_why(

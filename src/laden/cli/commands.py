@@ -144,9 +144,21 @@ _NOT_PAUSED = {
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    from .unfinished import remove_unfinished
+
+    setup_logging(args.log_level)
+    if not args.ids and not args.unfinished_uploads:
+        raise InputError("say what to remove: laden remove ID... or --unfinished-uploads")
+    credentials = download_options(args)  # an upload's service is asked to abort it
     with open_manager(_config(None)) as manager:
+        if args.unfinished_uploads:
+            ids = [manager.get(_id(i)).id for i in args.ids]
+            for download_id in ids or [u.id for u in manager.unfinished_uploads()]:
+                manager.update_credentials(download_id, credentials)
+            return remove_unfinished(manager, ids)
         for download_id in args.ids:
             info = manager.get(_id(download_id))
+            manager.update_credentials(info.id, credentials)
             manager.remove(info.id, delete_file=args.delete_file)
             deleted = " and deleted its file" if args.delete_file and info.state is State.DONE \
                 else ""
@@ -156,9 +168,20 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     failed = 0
+    if not args.targets and not args.all:
+        raise InputError("say what to verify: laden verify ID|PATH... or --all")
+    # Credentials only: the checksum typed is what to compare with, not the download's own.
+    credentials = _with(download_options(args), {"checksum": None})
     with open_manager(_config(None)) as manager:
-        for target in args.targets:
+        targets = list(args.targets)
+        if args.all:
+            targets += [str(i.id) for i in manager.list() if i.state is State.DONE]
+            if not targets:
+                print("nothing finished to verify")
+        for target in targets:
             info = manager.find(target) if not target.isdigit() else manager.get(int(target))
+            if info is not None:
+                manager.update_credentials(info.id, credentials)  # an upload asks its service
             if info is None and formats.kind_of(target) and os.path.isfile(target):
                 failed += not check_model_file(target)  # a file laden did not download
                 continue
@@ -216,19 +239,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ..store.lock import holder
 
     folder = paths.state_dir()
-    if not os.path.exists(os.path.join(folder, "journal.sqlite3")):
+    if args.at and not args.unfinished_uploads:
+        raise InputError("--at goes with --unfinished-uploads")
+    if not os.path.exists(os.path.join(folder, "journal.sqlite3")) and not args.at:
         if not args.json:
-            print("no downloads yet")
+            print("no unfinished uploads" if args.unfinished_uploads else "no downloads yet")
         return 0
     # Reading needs no lock: list works while another laden is downloading.
-    journal = Journal(folder)
-    tell_if_journal_recovered(journal)
-    try:
-        records = sorted(journal.load_all(), key=lambda r: r.position)
-    finally:
-        journal.close()
+    records: list[Any] = []
+    if os.path.exists(os.path.join(folder, "journal.sqlite3")):
+        journal = Journal(folder)
+        tell_if_journal_recovered(journal)
+        try:
+            records = sorted(journal.load_all(), key=lambda r: r.position)
+        finally:
+            journal.close()
     running = holder(folder)
     states = {r.id: shown_state(r.state, running is not None) for r in records}
+    if args.unfinished_uploads:
+        from .unfinished import print_unfinished
+
+        return print_unfinished(records, states, args)
     if args.json:
         for r in records:
             done = sum(e - s for s, e in r.done_ranges)

@@ -18,13 +18,16 @@ laden: a terminal download manager.
   laden [URL...]             open the app (with these URLs queued); saved sessions resume
   laden get URL... [opts]    download headless, with progress; Ctrl-C pauses, rerun resumes
   laden put LOCAL... s3://B/P upload files or folders headless; Ctrl-C pauses, rerun resumes
-  laden run MANIFEST         download every item of a YAML or TOML manifest; rerun resumes
-  laden list                 show the downloads in the journal
+  laden run MANIFEST         download (and upload) every item of a YAML or TOML manifest;
+                             rerun resumes
+  laden list                 show the downloads in the journal (--unfinished-uploads: the
+                             uploads begun at a service and never finished)
   laden resume ID|--all      continue paused or interrupted downloads headless
   laden pause ID             mark a download paused
-  laden remove ID            forget a download (--delete-file deletes its file too)
-  laden verify ID|PATH       check a finished file against its recorded checksum (and a
-                             model file's structure)
+  laden remove ID            forget a download (--delete-file deletes its file too); an
+                             upload is aborted at the service (--unfinished-uploads: all)
+  laden verify ID|PATH|--all check a finished file against its recorded checksum (and a
+                             model file's structure), or an upload's object at the service
   laden repair ID|PATH       fetch again only the damaged pieces of a finished file
   laden settings             show the settings file and the values in force
 """
@@ -60,8 +63,9 @@ def build() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="download every item of a manifest", description=(
         "Download every item a manifest (YAML or TOML; Kaiwo's format works as it is) lists, "
-        "headless, then print a summary. Exits 0 only if every item succeeded. Ctrl-C or "
-        "SIGTERM pauses and saves; running the same command again resumes."))
+        "and upload its upload_items, headless, then print a summary. Exits 0 only if every "
+        "item succeeded. Ctrl-C or SIGTERM pauses and saves; running the same command again "
+        "resumes."))
     run.add_argument("manifest", metavar="MANIFEST", help="the manifest file")
     run.add_argument("--max-workers", type=int, metavar="N",
                      help="files downloading at the same time (default 8)")
@@ -70,7 +74,8 @@ def build() -> argparse.ArgumentParser:
                           "on the disk, without downloading")
     run.add_argument("--verify", action="store_true",
                      help="hash the files an earlier run downloaded before keeping them "
-                          "(otherwise only their size is checked)")
+                          "(otherwise only their size is checked), and compare the uploads "
+                          "it finished with their objects at the service")
     run.add_argument("--shard", metavar="I/N",
                      help="download only shard I of N (0-based): the objects whose target path "
                           "hashes to I, folders included")
@@ -82,9 +87,19 @@ def build() -> argparse.ArgumentParser:
                           "whole job is complete (exit 0), failed for good (4) or not yet (1)")
     add_output_options(run)  # -q, --json, --log-level
 
-    commands.add_parser("list", help="show the downloads in the journal",
-                        description="Show every download the journal knows, with its id.") \
-        .add_argument("--json", action="store_true", help="one JSON object per download")
+    listing = commands.add_parser("list", help="show the downloads in the journal",
+                                  description="Show every download and upload the journal "
+                                              "knows, with its id.")
+    listing.add_argument("--json", action="store_true", help="one JSON object per download")
+    listing.add_argument("--unfinished-uploads", action="store_true",
+                         help="only the uploads laden began in parts at a service and never "
+                              "finished (their parts are stored, and billed, until finished "
+                              "or aborted)")
+    listing.add_argument("--at", metavar="ADDRESS",
+                         help="with --unfinished-uploads: also ask the service for the "
+                              "unfinished uploads under ADDRESS (s3://bucket/prefix) that "
+                              "laden's journal does not know")
+    add_credential_options(listing)  # for --at
 
     resume = commands.add_parser("resume", help="continue downloads headless", description=(
         "Continue paused, failed or interrupted downloads and wait for them. Credentials are "
@@ -99,21 +114,34 @@ def build() -> argparse.ArgumentParser:
     pause.add_argument("ids", nargs="+", metavar="ID")
 
     remove = commands.add_parser("remove", help="forget downloads", description=(
-        "Forget downloads and delete their partial files."))
-    remove.add_argument("ids", nargs="+", metavar="ID")
+        "Forget downloads and delete their partial files; forget uploads and abort their "
+        "unfinished uploads at the service."))
+    remove.add_argument("ids", nargs="*", metavar="ID")
     remove.add_argument("--delete-file", action="store_true",
-                        help="also delete the finished file")
+                        help="also delete the finished file (never an upload's local file)")
+    remove.add_argument("--unfinished-uploads", action="store_true",
+                        help="abort every upload laden began at a service and never finished "
+                             "(or those of the IDs given) and forget them; one the service "
+                             "cannot be asked to abort is kept (exit 1)")
+    add_credential_options(remove)
+    remove.add_argument("--log-level", default=argparse.SUPPRESS, metavar="LEVEL",
+                        help="log detail in the log file: debug, info, warning, error")
 
     verify = commands.add_parser("verify", help="re-check finished files", description=(
         "Check a finished file's size and checksum against what the journal recorded (or "
-        "against --checksum). The first check of a file with no known checksum records one."))
-    verify.add_argument("targets", nargs="+", metavar="ID|PATH")
+        "against --checksum). The first check of a file with no known checksum records one. "
+        "A finished upload is checked at the service: the local file's size and CRC32C are "
+        "compared with the object's."))
+    verify.add_argument("targets", nargs="*", metavar="ID|PATH")
+    verify.add_argument("--all", action="store_true",
+                        help="every finished download and upload")
     verify.add_argument("--checksum", metavar="ALGO:HEX",
                         help="the checksum it must have (reported; the download's state "
                              "changes only with --record)")
     verify.add_argument("--record", action="store_true",
                         help="with --checksum: a mismatch marks the download failed (laden "
                              "resume then fetches it again), a match marks it done")
+    add_credential_options(verify)  # an upload's service is asked for its object
 
     repair = commands.add_parser("repair", help="mend damaged finished files", description=(
         "Find the damaged 4 MiB pieces of a finished file by the piece hashes recorded while it "

@@ -25,7 +25,8 @@ def cmd_put(args: argparse.Namespace) -> int:
     with open_manager(config) as manager, json_events(manager, args):
         with manager.adding_many():
             ids = manager.add_uploads(paths, remote, glob=args.glob, options=options,
-                                      conflict=args.upload_conflict)
+                                      conflict=args.upload_conflict,
+                                      on_change=args.on_change)
         return watch(manager, ids, args)
 
 
@@ -34,10 +35,13 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
     put = commands.add_parser("put", help="upload files and folders headless", description=(
         "Upload files, or folders keeping their layout, to s3://bucket/key or "
-        "s3://bucket/prefix/ (also gs://, ftp:// and ftps://). Large files go in parts "
-        "(over several connections to S3; in order over one to GCS and FTP); Ctrl-C pauses "
-        "and saves, and running the same command again sends only what the service lacks. "
-        "The file must not change until it is committed."))
+        "s3://bucket/prefix/, az://container/blob (or an Azure blob https address), "
+        "azureml://datastores/NAME/paths/PATH, gs://bucket/prefix/ or ftp(s)://host/folder/. "
+        "Large files go in parts (over several connections; to GCS and FTP in order over "
+        "one); Ctrl-C pauses and saves, and running the same command again sends only what "
+        "the service lacks. "
+        "A file must not change until it is committed: if it does, its upload stops (or, "
+        "with --on-change restart, starts again from the first byte)."))
     put.add_argument("paths", nargs="+", metavar="LOCAL... REMOTE",
                      help="files or folders, then where they go")
     group = put.add_argument_group("upload options")
@@ -50,9 +54,13 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     group.add_argument("--conflict", dest="upload_conflict", default="overwrite",
                        choices=("overwrite", "skip", "fail"),
                        help="when the remote name is taken: overwrite (default), skip when it "
-                            "has the file's size and checksums already (CRC32C, MD5; FTP: "
-                            "the size, and MD5 when the server offers it), or fail (the "
-                            "service refuses to replace it; FTP checks just before renaming)")
+                            "has the file's size and checksum already (CRC32C, Azure's "
+                            "Content-MD5, GCS's CRC32C and MD5; FTP: the size, and MD5 when "
+                            "the server offers it), or fail (the service refuses to replace "
+                            "it; FTP checks just before renaming)")
+    group.add_argument("--on-change", default="stop", choices=("stop", "restart"),
+                       help="when a file changes before its upload commits: stop (default; "
+                            "nothing is committed) or restart it from the first byte")
     group.add_argument("--glob", metavar="PATTERN",
                        help="of a folder's files, only those whose path inside it matches "
                             "(* stays in a folder, ** crosses folders)")

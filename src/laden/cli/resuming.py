@@ -19,6 +19,8 @@ from ..engine.partfile import PART_SUFFIX
 
 def fresh_start(info: DownloadInfo) -> str | None:
     """Why a rerun of `info` starts again from zero, or None when it resumes."""
+    if info.direction == "upload":
+        return None  # the service's parts are what it resumes from: no validator needed
     if not kept_bytes(info):
         return None
     if not info.resumable or info.supports_ranges is False:

@@ -209,7 +209,8 @@ def print_plan(planned: list[Any], args: argparse.Namespace) -> int:
     if args.json:
         for p in planned:
             _json({"event": "plan", "item": p.item.title, "errors": p.errors, "files": [
-                {"url": strip_credentials(f.url), "dest": f.dest, "size": f.size}
+                {"url": strip_credentials(f.url), "dest": f.dest, "size": f.size,
+                 "direction": "download" if f.upload is None else "upload"}
                 for f in p.files]})
         for c in checks:
             _json({"event": "disk", "folder": c.folder, "needed": c.needed, "free": c.free,

@@ -132,6 +132,7 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
     KnownSource(
         "az", ("az",), "laden.sources.azure:AzureBlobSource", manifest_type="azure-blob",
         containers="containers",
+        uploader="laden.sources.azure_upload:AzureBlobUploader",
         web_hosts=(".blob.core.windows.net", ".blob.core.chinacloudapi.cn",
                    ".blob.core.usgovcloudapi.net"),
         options=(
@@ -162,6 +163,7 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
                 uploader="laden.sources.ftp_upload:FtpUploader"),
     KnownSource(
         "azureml", ("azureml",), "laden.sources.azureml:AzureMLSource", manifest_type="azureml",
+        uploader="laden.sources.azureml_upload:AzureMLUploader",
         options=(
             SourceOption("azureml_workspace", "NAME", "Azure ML workspace of "
                          "azureml://datastores/... and azureml://jobs/... addresses, or its "

@@ -24,6 +24,7 @@ from ..core.errors import (
     ChecksumMismatch,
     DiskError,
     LadenError,
+    LocalFileChanged,
     RangeNotSupported,
     RemoteChanged,
     RemoteError,
@@ -49,8 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("laden.transfer")
 TICK = 0.25
 MAX_RESTARTS = 3
-CHANGES = (RemoteChanged, RangeNotSupported, ChecksumMismatch)
-"""Errors that may mean the bytes moved so far are of another version (see `_after_change`)."""
+CHANGES = (RemoteChanged, LocalFileChanged, RangeNotSupported, ChecksumMismatch)
+"""Errors that may mean the bytes moved so far are of another version (see `_after_change`):
+an upload's local file changing is one, so its direction decides to stop or start again."""
 
 
 class Coordinator:

@@ -40,6 +40,7 @@ from .ratelimit import TokenBucket
 from .repair import RepairResult
 from .reruns import FinishedCopy
 from .transfer import Transfer
+from .uploading.unfinished import UnfinishedUpload
 
 log = logging.getLogger("laden")
 
@@ -200,6 +201,7 @@ class DownloadManager:
         *,
         options: DownloadOptions | None = None,
         conflict: str = "overwrite",
+        on_change: str = "stop",
         group: str | None = None,
         start: bool = True,
         on_progress: InfoCallback | None = None,
@@ -211,15 +213,20 @@ class DownloadManager:
         It is a transfer like a download: listed, paused, resumed, removed, waited for and
         watched the same way (`DownloadInfo.direction` is "upload", `dest` the local file).
         The file is pinned now (size, modification time, inode): if it changes before the
-        upload commits, the upload fails and nothing is committed. Adding the same file to
-        the same address again continues the unfinished upload.
+        upload commits, nothing is committed and `on_change` decides what follows. Adding the
+        same file to the same address again continues the unfinished upload.
 
         Args:
             path: the local file.
-            url: where it goes: `s3://bucket/key`.
+            url: where it goes: `s3://bucket/key`, `az://container/blob` (or an Azure blob
+                https address), `azureml://datastores/NAME/paths/PATH`.
             options: credentials, endpoint, connections, rate limit, as for downloads.
             conflict: when `url` exists: "overwrite"; "skip" when it has the file's size and
-                CRC32C already; "fail" (the service refuses the commit).
+                checksum already (CRC32C, or Azure's Content-MD5); "fail" (the service
+                refuses the commit).
+            on_change: when the file changes before the commit: "stop" (the upload fails
+                and says so; adding it again with "restart" goes on) or "restart" (what was
+                sent is aborted and the upload starts again from the first byte, saying why).
             group: as for `add`.
             start: False adds it paused.
             on_progress: as for `add`.
@@ -233,7 +240,8 @@ class DownloadManager:
         from .uploading.adding import add_upload
 
         upload_id = add_upload(self, path, url, options=options, group=group, start=start,
-                               conflict=conflict, option_fields=option_fields)
+                               conflict=conflict, on_change=on_change,
+                               option_fields=option_fields)
         if on_progress is not None or on_done is not None:
             self.callbacks.watch(upload_id, on_progress, on_done)
         return upload_id
@@ -246,6 +254,7 @@ class DownloadManager:
         glob: str | None = None,
         options: DownloadOptions | None = None,
         conflict: str = "overwrite",
+        on_change: str = "stop",
         group: str | None = None,
         start: bool = True,
         **option_fields: Any,
@@ -257,8 +266,38 @@ class DownloadManager:
 
         chosen = targets(paths, url, glob)
         return [add_upload(self, path, target, options=options, group=group, start=start,
-                           conflict=conflict, option_fields=dict(option_fields))
+                           conflict=conflict, on_change=on_change,
+                           option_fields=dict(option_fields))
                 for path, target in chosen]
+
+    def unfinished_uploads(self) -> list[UnfinishedUpload]:
+        """The uploads that began an upload in parts at their service and never committed
+        it: paused, failed or interrupted, their parts stored (and billed) meanwhile."""
+        from .uploading.unfinished import unfinished_uploads
+
+        return unfinished_uploads(d.record for d in self.queue.everything())
+
+    def finished_uploads(self, group: str | None = None) -> list[DownloadInfo]:
+        """The finished uploads (of `group`, if given) whose local file is still the one sent:
+        its size, modification time and inode as they were pinned. A rerun may keep these
+        rather than send them again."""
+        from .uploading.finished import unchanged
+
+        return [d.info() for d in unchanged(self.queue.everything(), group)]
+
+    def abort_upload(self, download_id: int) -> UnfinishedUpload | None:
+        """Abort the upload's unfinished upload at its service and forget the upload (as
+        `remove` does, but a failure to abort raises and keeps it, to try again).
+
+        Returns:
+            What was aborted; None when the upload held nothing at the service.
+
+        Raises:
+            LadenError: the service could not be asked or refused; nothing was forgotten.
+        """
+        from .uploading.unfinished import abort
+
+        return abort(self, download_id)
 
     def find_finished(
         self,
@@ -408,6 +447,8 @@ class DownloadManager:
         """Check a finished file again: its size, and its checksum against `expected`, against
         what the journal recorded, or (the first time) record one for later checks. A model
         file's structure is checked too (see `formats`), whatever the `format_check` setting.
+        A finished upload is checked at its service instead: its local file is read again and
+        its size and CRC32C compared with the object's (`expected` is refused then).
 
         `record`: let the result change the download's state (a mismatch fails it, so a
         resume fetches it again). By default only a check against what the journal recorded

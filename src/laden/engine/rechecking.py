@@ -1,6 +1,7 @@
 """Checking a finished file again, and repairing it, at your request.
 
-The download shows as verifying meanwhile. A verdict that counts (see `verify`'s `record`)
+The download shows as verifying meanwhile; an upload is compared with its object at the
+service (`uploading.verifying`). A verdict that counts (see `verify`'s `record`)
 leaves it done or failed; any other check, or one that raises, puts it back as it was.
 """
 
@@ -10,11 +11,13 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..core.errors import InputError
 from ..core.states import State
 from . import events
 from .checking import VerifyResult, recheck
 from .format_check import after_recheck
 from .repair import RepairResult, repair_file
+from .uploading.verifying import verify_upload
 
 if TYPE_CHECKING:
     from .context import Engine
@@ -27,11 +30,18 @@ def verify(
 ) -> VerifyResult:
     """`DownloadManager.verify`: see there."""
     download = manager.queue.get(download_id)
+    upload = download.record.direction == "upload"
+    if upload and expected is not None:
+        raise InputError("an upload is verified against its object at the service; a checksum "
+                         "to compare with applies to downloads")
     record = expected is None if record is None else record
     before = _before(download)
     try:
-        result = recheck(download, algorithm, expected, _verifying(manager, download))
-        result = after_recheck(download, result)  # a model file's structure too
+        if upload:  # the object at the service against the local file
+            result = verify_upload(download, manager.sources, _verifying(manager, download))
+        else:
+            result = recheck(download, algorithm, expected, _verifying(manager, download))
+            result = after_recheck(download, result)  # a model file's structure too
     except BaseException:
         _settle(manager, download, *before)
         raise

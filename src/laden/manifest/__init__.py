@@ -27,7 +27,8 @@ The format is the Kaiwo downloader's, accepted as it is::
 Every item may add `checksum`, `connections`, `limit_rate`, `overwrite` (`overwrite`, `skip`
 an existing file, or `resume` from it) and `retry` (a table of `RetryPolicy`'s fields, such as
 `{attempts: 10, backoff: 2, retry_on: [timeout, 5xx]}`). See `addresses.py` for how fields map
-onto the sources.
+onto the sources. `upload_items` (beside or instead of `download_items`) send local files the
+other way: see `uploads.py`.
 """
 
 from __future__ import annotations

@@ -31,21 +31,35 @@ class Target:
     """For folders: which files, relative to the folder (pathlib rules, default every file)."""
     label: str = ""
     """How messages name it: bucket/key, repo/file, the address."""
+    upload: Upload | None = None
+    """For an upload item's file: `url` is where it goes, `dest` the local file it sends."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload's policies (see `DownloadManager.add_upload`)."""
+
+    conflict: str = "overwrite"
+    """When the remote name is taken: overwrite, skip (same size and CRC32C), fail."""
+    on_change: str = "stop"
+    """When the local file changes before the commit: stop, or restart from the first byte."""
 
 
 @dataclass(frozen=True)
 class Item:
-    """One entry of `download_items`."""
+    """One entry of `download_items` (or of `upload_items`)."""
 
     index: int
-    """1-based position in the manifest, as messages count."""
+    """1-based position in its list, as messages count."""
     name: str
     type: str
     targets: tuple[Target, ...]
+    direction: str = "download"
 
     @property
     def title(self) -> str:
-        return self.name or f"item {self.index} ({self.type})"
+        kind = "upload item" if self.direction == "upload" else "item"
+        return self.name or f"{kind} {self.index} ({self.type})"
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class Manifest:
     """Absolute path of the manifest file."""
     download_root: str
     items: tuple[Item, ...]
+    """Download items first, then upload items."""
 
     @property
     def group(self) -> str:

@@ -20,7 +20,7 @@ from ..core.errors import InputError, LadenError, is_permanent
 from ..core.names import sanitize_filename
 from ..core.options import DownloadOptions
 from ..core.urls import strip_credentials
-from .model import Item, Manifest, Target
+from .model import Item, Manifest, Target, Upload
 
 log = logging.getLogger("laden.manifest")
 PROBE_WORKERS = 8
@@ -34,6 +34,8 @@ class PlannedFile:
     options: DownloadOptions
     size: int | None = None
     label: str = ""
+    upload: Upload | None = None
+    """For an upload: `url` is where it goes, `dest` the local file (see `Target.upload`)."""
 
 
 @dataclass
@@ -52,6 +54,11 @@ def expand(manifest: Manifest, sources: Any) -> list[PlannedItem]:
     for item in manifest.items:
         entry = PlannedItem(item)
         for target in item.targets:
+            if target.upload is not None:  # a local file: its size is known
+                entry.files.append(PlannedFile(target.url, target.dest, target.options,
+                                               _local_size(target.dest), target.label,
+                                               target.upload))
+                continue
             if not target.folder:
                 entry.files.append(PlannedFile(target.url, target.dest, target.options,
                                                label=target.label))
@@ -67,6 +74,13 @@ def expand(manifest: Manifest, sources: Any) -> list[PlannedItem]:
         log.info("manifest item %s: %d files", item.title, len(entry.files))
         planned.append(entry)
     return planned
+
+
+def _local_size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # gone since the manifest was checked: adding it says so
+        return None
 
 
 def _listed(target: Target, sources: Any) -> list[PlannedFile]:
@@ -96,7 +110,7 @@ class _NothingMatched(InputError):  # the manifest names nothing there: another 
 def measure(planned: Iterable[PlannedItem], sources: Any) -> None:
     """Find the size of every file that a listing did not give (probes run in parallel)."""
     todo = [(entry, index) for entry in planned for index, f in enumerate(entry.files)
-            if f.size is None]
+            if f.size is None and f.upload is None]
 
     def probe(job: tuple[PlannedItem, int]) -> None:
         entry, index = job
@@ -135,8 +149,8 @@ def disk_checks(planned: Iterable[PlannedItem]) -> list[DiskCheck]:
     needed: dict[int, list[Any]] = {}
     for entry in planned:
         for planned_file in entry.files:
-            if _skipped(planned_file):
-                continue
+            if _skipped(planned_file) or planned_file.upload is not None:
+                continue  # an upload takes no room here
             folder = _existing_parent(planned_file.dest)
             device = os.stat(folder).st_dev
             slot = needed.setdefault(device, [folder, 0, 0])

@@ -4,7 +4,8 @@ A run is a set of journal entries in the manifest's group, like any other downlo
 same manifest again therefore continues it: the manager's `add` finds each file by its address
 and place, resumes an unfinished one and keeps a finished one that is still on disk at its size
 (hashed first with `rehash`, `laden run --verify`; see `engine.reruns`), so the summary can say
-what was checked.
+what was checked. An upload an earlier run finished is kept while its local file is unchanged
+(`DownloadManager.finished_uploads`; with `rehash`, its object is compared at the service).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..core.snapshots import DownloadInfo
 from ..core.states import SETTLED, State
 from ..engine.events import AlreadyDownloaded
 from .model import Manifest
-from .plan import PlannedItem
+from .plan import PlannedFile, PlannedItem
 
 log = logging.getLogger("laden.manifest")
 
@@ -66,13 +67,18 @@ class ManifestRun:
         unsubscribe = self.manager.subscribe(
             lambda event: kept.setdefault(event.download_id, event)
             if isinstance(event, AlreadyDownloaded) else None, progress=False)
+        sent = self._sent_before()
         try:
             for number, entry in enumerate(self.planned):
                 for planned_file in entry.files:
+                    earlier = sent.get((planned_file.dest, planned_file.url))
+                    if earlier is not None and planned_file.upload is not None:
+                        checked = self._still_there(earlier)
+                        if checked is not None:
+                            self._earlier.setdefault(number, []).append((earlier, checked))
+                            continue
                     try:
-                        download_id = self.manager.add(
-                            planned_file.url, planned_file.dest, options=planned_file.options,
-                            group=self.manifest.group, rehash=self.rehash)
+                        download_id = self._add(planned_file)
                     except LadenError as exc:
                         entry.errors.append(f"{planned_file.label}: {exc}")
                         entry.permanent = entry.permanent or is_permanent(exc)
@@ -86,6 +92,33 @@ class ManifestRun:
                     self._item_of[download_id] = number
         finally:
             unsubscribe()
+
+    def _sent_before(self) -> dict[tuple[str, str], DownloadInfo]:
+        """The uploads an earlier run of the manifest finished, whose file is unchanged."""
+        if not any(f.upload for entry in self.planned for f in entry.files):
+            return {}
+        return {(info.dest, info.url): info
+                for info in self.manager.finished_uploads(self.manifest.group)}
+
+    def _still_there(self, info: DownloadInfo) -> bool | None:
+        """Whether to keep an upload an earlier run finished: False (kept, its object not
+        asked for), True (`--verify`: the object at the service matched the file), None (it
+        did not: send the file again)."""
+        if not self.rehash:
+            return False
+        result = self.manager.verify(info.id)
+        return True if result.ok else None
+
+    def _add(self, planned_file: PlannedFile) -> int:
+        upload = planned_file.upload
+        if upload is not None:
+            return int(self.manager.add_upload(
+                planned_file.dest, planned_file.url, options=planned_file.options,
+                conflict=upload.conflict, on_change=upload.on_change,
+                group=self.manifest.group))
+        return int(self.manager.add(planned_file.url, planned_file.dest,
+                                    options=planned_file.options, group=self.manifest.group,
+                                    rehash=self.rehash))
 
     def observe(self, infos: list[DownloadInfo]) -> None:
         """Note when each download started and settled (called by the display loop)."""

@@ -39,6 +39,7 @@ from .addresses import (
 from .fields import PATH_SHOWN, Fields, Problems, cut, shown
 from .loading import ManifestError, read_document
 from .model import DEFAULT_POLICY, POLICIES, Item, Manifest, Target
+from .uploads import upload_items
 
 TYPES = tuple(CONNECTION_FIELDS)
 """Every source's manifest type (`core.known_sources`)."""
@@ -66,15 +67,22 @@ def load_manifest(path: str, *, cwd: str | None = None) -> Manifest:
     path = os.path.abspath(path)
     document = read_document(path)
     problems = Problems()
-    top = Fields(document, "", problems, {"download_root", "download_items", *KAIWO_LISTS})
+    top = Fields(document, "", problems, {"download_root", "download_items", "upload_root",
+                                          "upload_items", *KAIWO_LISTS})
     root = os.path.abspath(os.path.expanduser(top.text("download_root") or cwd or os.getcwd()))
     by_type = [{"type": kind, **entry} if isinstance(entry, dict) else entry
                for key, kind in KAIWO_LISTS.items() for entry in top.list(key)]
-    raw_items = top.list("download_items", required=not by_type) + by_type
+    raw_uploads = top.list("upload_items")
+    raw_items = top.list("download_items", required=not by_type and not raw_uploads) + by_type
     if top.has("download_items") and not raw_items:
         problems.add("download_items", "is empty: nothing to download")
+    if top.has("upload_items") and not raw_uploads:
+        problems.add("upload_items", "is empty: nothing to upload")
     items = [_item(index, data, root, problems) for index, data in enumerate(raw_items, 1)]
     _check_duplicates(items, problems)
+    upload_root = os.path.abspath(os.path.expanduser(top.text("upload_root") or cwd
+                                                     or os.getcwd()))
+    items += upload_items(raw_uploads, upload_root, problems, item_options, SPECIFIC)
     if problems.lines:
         count = len(problems.lines)
         if count == 1:
@@ -108,7 +116,7 @@ def _item(index: int, data: Any, root: str, problems: Problems) -> Item:
                     COMMON | SPECIFIC[kind] | set(CONNECTION_FIELDS[kind]) | secret_fields)
     if not fields.ok:
         return Item(index, name, kind, ())
-    options = _options(kind, fields)
+    options = item_options(kind, fields)
     targets = _READERS[kind](kind, fields, root, options)
     checksum = fields.checksum()
     if checksum:
@@ -120,7 +128,7 @@ def _item(index: int, data: Any, root: str, problems: Problems) -> Item:
     return Item(index, name, kind, tuple(targets))
 
 
-def _options(kind: str, fields: Fields) -> DownloadOptions:
+def item_options(kind: str, fields: Fields) -> DownloadOptions:
     """Options every file of the item shares: connection settings, secrets and policies."""
     settings: dict[str, Any] = {}
     secrets: dict[str, str] = {}

@@ -38,7 +38,7 @@ from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
 from . import cloud, listing, versions
 from .base import ListedObject, RangeReader, RemoteInfo, Source
-from .foreign_errors import Becomes, ErrorTable, Rows, first_line
+from .foreign_errors import Becomes, ErrorTable, Rows, Translate, first_line
 from .http_headers import parse_content_range
 from .requests_log import logged_request
 from .statuses import Later, Wording
@@ -182,6 +182,11 @@ class AzureBlobSource(Source):
         return listing.expand(url, items, chosen, address.url_for)
 
     # -- clients and credentials -------------------------------------------------------------
+
+    def service(self, address: BlobAddress, options: DownloadOptions) -> Any:
+        """The `BlobServiceClient` of `address`'s account, signed in as the options say; one
+        per account and credential, shared by downloads and uploads (`azure_upload`)."""
+        return self._service(address, options)
 
     def _service(self, address: BlobAddress, options: DownloadOptions) -> Any:
         config = self._config
@@ -349,17 +354,28 @@ def _response_error(exc: Any, facts: Any) -> LadenError:
                          first_line=Later(lambda: first_line(exc)))
 
 
+def azure_rows(response_error: Translate, invalid: str) -> Rows:
+    """azure-core's exceptions, an answer's (`HttpResponseError`) worded by `response_error`
+    and a request the SDK refuses to make by the line `invalid`: the rows downloads and
+    uploads share."""
+    from azure.core import exceptions as az
+
+    return {
+        (az.ServiceRequestError, az.ServiceResponseError): Becomes(
+            Retryable, "connection to Azure failed for {url}: {first_line}"),
+        az.HttpResponseError: response_error,
+        (az.AzureError, OSError): Becomes(Retryable, "Azure error for {url}: {first_line}"),
+        ValueError: Becomes(Permanent, invalid),
+    }
+
+
 def _azure_rows() -> Rows:
     from azure.core import exceptions as az
 
     return {
         az.ResourceModifiedError: Becomes(
             RemoteChanged, "{url} changed during the download (its ETag no longer matches)"),
-        (az.ServiceRequestError, az.ServiceResponseError): Becomes(
-            Retryable, "connection to Azure failed for {url}: {first_line}"),
-        az.HttpResponseError: _response_error,
-        (az.AzureError, OSError): Becomes(Retryable, "Azure error for {url}: {first_line}"),
-        ValueError: Becomes(Permanent, "Azure cannot read {url}: {first_line}"),
+        **azure_rows(_response_error, "Azure cannot read {url}: {first_line}"),
     }
 
 

@@ -44,7 +44,8 @@ RESOLVED_FOR = 20 * 60
 """Seconds a resolution (and the secret in it) is used before Resource Manager is asked again."""
 FRESH = 10
 """A resolution younger than this that storage refuses is not resolved again: it is wrong."""
-STORAGE_ROLE = "the Storage Blob Data Reader role on the account"
+STORAGE_ROLE = ("the Storage Blob Data Reader role on the account (Storage Blob Data Contributor "
+                "to upload)")
 
 
 class AzureMLSource(Source):
@@ -112,6 +113,16 @@ class AzureMLSource(Source):
             blobs.close()
         if credential is not None:
             credential.close()
+
+    def in_storage(self, url: str, options: DownloadOptions,
+                   call: Callable[[Any, str, DownloadOptions], T]) -> T:
+        """`call(blob_source, blob_url, blob_options)` on the blob `url` resolves to: the Azure
+        Blob source, `az://CONTAINER/BLOB` and the options that sign in to its account (the
+        uploader's way in). Resolved again, and called again, once when storage refuses a
+        secret that may have expired; errors are in the address's terms."""
+        address = parse_address(url)
+        return self._in_storage(address, options, url, lambda resolved, blob_options: call(
+            self._blobs(), resolved.blob_url(address.path), blob_options))
 
     # -- storage calls, with a second try after a refused secret -----------------------------
 

@@ -16,7 +16,6 @@ server offers no checksum.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ftplib
 import io
@@ -47,6 +46,9 @@ class FtpUploader:
 
     in_order = True
     one_stream = True
+    whole_checksum = "crc32c"
+    """The file's, kept in the journal; the server keeps none (its MD5 is compared where it
+    offers one)."""
     min_part = 8 * MiB
     """Files up to this size are sent from memory in one STOR."""
     max_parts = 10_000
@@ -240,7 +242,7 @@ def _md5_commands(ftp: ftplib.FTP, path: str) -> list[str] | None:
 
 
 def _md5(ftp: ftplib.FTP, path: str) -> str | None:
-    """The server's MD5 of `path` in base64, when it offers a command for it."""
+    """The server's MD5 of `path` in hex, when it offers a command for it."""
     reply = ""
     try:
         for command in _md5_commands(ftp, path) or ():
@@ -248,7 +250,7 @@ def _md5(ftp: ftplib.FTP, path: str) -> str | None:
     except ftplib.error_perm:
         return None
     found = _MD5.search(reply[4:]) if reply else None
-    return base64.b64encode(bytes.fromhex(found[1])).decode("ascii") if found else None
+    return found[1].lower() if found else None
 
 
 def _make_folders(ftp: ftplib.FTP, folder: str) -> None:

@@ -58,6 +58,8 @@ class GcsUploader:
 
     in_order = True
     one_stream = False
+    whole_checksum = "crc32c"
+    """What a single request's check compares; a session's compares its MD5 too."""
     min_part = 16 * MiB
     """Chunks and the largest single request: Google suggests at least 8 MiB per chunk."""
     max_parts = 100_000
@@ -80,8 +82,9 @@ class GcsUploader:
             return None
         self._check(answer, url, bucket, (200,))
         meta = answer.json()
+        md5 = meta.get("md5Hash")  # base64; StoredObject's is hex
         return StoredObject(int(meta["size"]), meta.get("crc32c") or None,
-                            meta.get("md5Hash") or None)
+                            base64.b64decode(md5).hex() if md5 else None)
 
     def put(self, url: str, body: bytes | bytearray, crc32c: str, options: DownloadOptions, *,
             only_new: bool) -> None:

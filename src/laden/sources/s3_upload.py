@@ -24,7 +24,7 @@ from .foreign_errors import ErrorTable
 from .requests_log import logged_request
 from .s3 import botocore_rows
 from .statuses import Wording
-from .uploads import SentPart, StoredObject
+from .uploads import SentPart, StoredObject, WaitingUpload
 
 if TYPE_CHECKING:
     from ..core.options import DownloadOptions
@@ -61,6 +61,7 @@ class S3Uploader:
 
     min_part = 5 * 1024 * 1024
     max_parts = 10_000
+    whole_checksum = "crc32c"
 
     def __init__(self, source: S3Source) -> None:
         self._source = source
@@ -90,7 +91,7 @@ class S3Uploader:
             request["IfNoneMatch"] = "*"
         self._call("PutObject", url, bucket, options, request, start=0, end=len(body))
 
-    def begin(self, url: str, options: DownloadOptions) -> str:
+    def begin(self, url: str, options: DownloadOptions, *, file_tag: str) -> str:
         bucket, key = _object(url)
         answer = self._call("CreateMultipartUpload", url, bucket, options, {
             "Bucket": bucket, "Key": key, "ChecksumAlgorithm": "CRC32C",
@@ -124,7 +125,7 @@ class S3Uploader:
                 return found
 
     def complete(self, url: str, upload_id: str, parts: list[SentPart], crc32c: str,
-                 options: DownloadOptions, *, only_new: bool) -> None:
+                 options: DownloadOptions, *, only_new: bool, md5: str | None) -> None:
         bucket, key = _object(url)
         request: dict[str, Any] = {
             "Bucket": bucket, "Key": key, "UploadId": upload_id,
@@ -142,6 +143,29 @@ class S3Uploader:
         with contextlib.suppress(UploadLost):  # gone already: what abort wanted
             self._call("AbortMultipartUpload", url, bucket, options, {
                 "Bucket": bucket, "Key": key, "UploadId": upload_id})
+
+    def unfinished(self, url: str, options: DownloadOptions) -> list[WaitingUpload]:
+        """ListMultipartUploads under `url` (s3://bucket or s3://bucket/prefix), every page."""
+        bucket, prefix = cloud.split_address(url)
+        if not bucket:
+            raise InputError(f"{url} does not name a bucket (s3://bucket/prefix)")
+        found: list[WaitingUpload] = []
+        markers: dict[str, str] = {}
+        while True:
+            answer = self._call("ListMultipartUploads", url, bucket, options,
+                                {"Bucket": bucket, "Prefix": prefix, **markers})
+            for upload in answer.get("Uploads", ()):
+                started = upload.get("Initiated")
+                found.append(WaitingUpload(
+                    cloud.object_url("s3", bucket, str(upload["Key"])),
+                    started.timestamp() if hasattr(started, "timestamp") else None,
+                    str(upload["UploadId"])))
+            if not answer.get("IsTruncated"):
+                return found
+            markers = {"KeyMarker": str(answer.get("NextKeyMarker") or ""),
+                       "UploadIdMarker": str(answer.get("NextUploadIdMarker") or "")}
+            if not markers["KeyMarker"]:
+                return found
 
     def _call(self, operation: str, url: str, bucket: str, options: DownloadOptions,
               request: dict[str, Any], *, start: int | None = None, end: int | None = None

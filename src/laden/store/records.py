@@ -150,6 +150,13 @@ class _Upload(TypedDict, total=False):
     """Part number -> (the service's ETag, the part's CRC32C in base64), once acknowledged."""
     checksum: str | None
     """The whole file's CRC32C in base64, once known."""
+    committing: bool
+    """A commit was asked for: the next run first looks whether the object is there."""
+    conflict: Literal["overwrite", "skip", "fail"]
+    """What to do when the remote name is taken (`engine.uploading.adding.CONFLICTS`)."""
+    on_change: Literal["stop", "restart"]
+    """What to do when the local file changes before the commit (`engine.uploading.changes`);
+    missing: stop."""
 
 
 class _Stored(TypedDict, total=False):

@@ -20,6 +20,7 @@ from ...sources.listing import compile_glob
 from ...store.records import Record
 from .. import events
 from ..adding import build_options, take_credentials
+from .changes import checked, on_change_of
 from .local import pin
 from .parts import part_size
 from .state import fresh
@@ -41,6 +42,7 @@ def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[s
     """
     if not paths:
         raise InputError("nothing to upload")
+    _without_query(url)
     scheme = url.split("://", 1)[0] if "://" in url else ""
     bucket, key = cloud.split_address(url) if scheme else ("", "")
     if not bucket:
@@ -69,6 +71,15 @@ def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[s
     return found
 
 
+def _without_query(url: str) -> None:
+    """Refuse an address with a query: for an upload it would be a SAS or a signature, which
+    the journal would keep with the address (and a folder's files would go after it)."""
+    bare, query = url.split("?", 1) if "?" in url else (url, "")
+    if query:
+        raise InputError(f"{bare}?... : an upload address takes no query; give a SAS with "
+                         "--azure-sas-token-file (or the service's other credential options)")
+
+
 def _walk(folder: str) -> list[str]:
     """The files under `folder`, as paths relative to it with "/" between names, sorted; links
     to folders are not followed (a loop would never end)."""
@@ -84,15 +95,17 @@ def _walk(folder: str) -> list[str]:
 
 def add_upload(
     manager: Engine, path: str, url: str, *, options: DownloadOptions | None, group: str | None,
-    start: bool, conflict: str, option_fields: dict[str, Any],
+    start: bool, conflict: str, option_fields: dict[str, Any], on_change: str = "stop",
 ) -> int:
     """Queue one upload of the file `path` to `url`; the same again continues the unfinished
-    one. Returns its id."""
+    one (with this call's policies). Returns its id."""
     from ...sources.registry import scheme_of
 
+    _without_query(url)
     if conflict not in CONFLICTS:
         raise InputError(f"an upload's conflict policy is one of {', '.join(CONFLICTS)}, not "
                          f"{conflict!r}")
+    policy = on_change_of({"on_change": checked(on_change)})
     scheme_of(url)
     url, options = take_credentials(url, build_options(options, option_fields))
     uploader = manager.sources.uploader_for(url)  # refuses a service laden cannot upload to
@@ -107,6 +120,8 @@ def add_upload(
                 existing.options = existing.options.merged(options)
                 assert existing.record.upload is not None
                 existing.record.upload["conflict"] = conflict
+                existing.record.upload.pop("on_change", None)
+                existing.record.upload.update(policy)
             if start:
                 manager.resume(existing.id)
             return existing.id
@@ -116,8 +131,8 @@ def add_upload(
             state=State.QUEUED.value if start else State.PAUSED.value,
             options=options.to_journal(), group=group, position=queue.next_position(),
             direction="upload",
-            upload=fresh(pinned, part_size(pinned.size, uploader.min_part, uploader.max_parts),
-                         conflict),
+            upload={**fresh(pinned, part_size(pinned.size, uploader.min_part,
+                                              uploader.max_parts), conflict), **policy},
         )
         download = queue.add(record, options)
     manager.emit(events.Added(download.id, download.info()))

@@ -21,6 +21,7 @@ from ...core.errors import (
     ChecksumMismatch,
     DestinationExists,
     LadenError,
+    LocalFileChanged,
     Retryable,
     TransferError,
     UploadLost,
@@ -30,7 +31,8 @@ from ...sources.in_order_uploads import in_order as takes_in_order
 from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
-from . import crc32c, in_order
+from . import crc32c, in_order, whole_md5
+from .changes import on_change_of, restarts_on_change, stopped
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
 from .state import UploadState, fresh
@@ -60,6 +62,8 @@ class UploadDirection:
         self.host = ""
         self.upload: UploadState | None = None
         self._sink: PartSink | in_order.StreamSink | None = None
+        self.md5: whole_md5.TrailingMd5 | None = None
+        """The file's MD5, for a service that keeps one instead of a CRC32C."""
 
     @property
     def reader(self) -> LocalFile:
@@ -105,21 +109,28 @@ class UploadDirection:
         self.plan = SegmentPlan(upload.size, upload.done_ranges(), min_size=upload.part_size,
                                 piece_size=upload.part_size)
         download.plan = self.plan
+        self.md5 = whole_md5.follow(self.md5, uploader, upload.local,
+                                    lambda: self.plan.done_prefix() if self.plan else 0)
         return True
 
     def _pin_again(self, run: Run, uploader: Uploader, now: Pin) -> None:
         """The file is not what it was when the upload began: what was sent is of another
-        version, so the upload starts again from the first byte, and says why."""
+        version. The upload stops (nothing is committed) unless its `on_change` policy is
+        restart: then it starts again from the first byte, and says why."""
         download = run.download
         record = download.record
         assert record.upload is not None
         old_id = record.upload.get("upload_id")
         sent = old_id or record.upload.get("parts")
+        if sent and not restarts_on_change(record.upload):
+            raise LocalFileChanged(f"{record.dest} changed since the upload began")
         if old_id:
             _abort_quietly(uploader, record.url, old_id, download)
         with download.lock:
-            record.upload = fresh(now, part_size(now.size, uploader.min_part, uploader.max_parts),
-                                  record.upload.get("conflict", "overwrite"))
+            record.upload = {**fresh(now, part_size(now.size, uploader.min_part,
+                                                    uploader.max_parts),
+                                     record.upload.get("conflict", "overwrite")),
+                             **on_change_of(record.upload)}
             record.done_ranges = []
         if sent:
             download.add_error(f"{record.dest} changed since the upload began; starting again "
@@ -132,6 +143,9 @@ class UploadDirection:
         if takes_in_order(upload.uploader):
             return in_order.committed_before(run, upload)
         stored = upload.uploader.stored(upload.url, run.download.options)
+        if stored is not None and stored.md5 and whole_md5.wanted(upload.uploader):
+            # Its MD5 is the file's: this content is there, whoever committed it.
+            return stored.size == upload.size and stored.md5 == whole_md5.of_file(upload.local)
         expected = upload.journal.get("checksum")
         return bool(stored is not None and stored.size == upload.size and stored.crc32c
                     and expected == stored.crc32c == crc32c.encoded(file_checksum(upload)))
@@ -142,6 +156,12 @@ class UploadDirection:
             return
         stored = upload.uploader.stored(upload.url, run.download.options)
         if stored is None or stored.size != upload.size:
+            return
+        if stored.md5 and whole_md5.wanted(upload.uploader):
+            if stored.md5 == whole_md5.of_file(upload.local):
+                with run.download.lock:
+                    run.download.record.extra["skipped"] = True
+                raise Skip(f"{upload.url} has this file's size and MD5 already; skipped")
             return
         if stored.crc32c is None:
             log.info("upload %s: the remote object keeps no CRC32C; uploading it again",
@@ -172,7 +192,8 @@ class UploadDirection:
                                         if held.get(int(n)) == v[0]}
                     download.record.done_ranges = upload.done_ranges()
         if not upload_id:
-            upload_id = upload.uploader.begin(upload.url, options)
+            upload_id = upload.uploader.begin(upload.url, options,
+                                              file_tag=upload.local.pinned.tag())
             with download.lock:
                 upload.journal["upload_id"] = upload_id
                 upload.journal["parts"] = {}
@@ -196,6 +217,7 @@ class UploadDirection:
             if not upload.committed:  # an empty file: no byte went through the loop
                 upload.send(1, b"", crc32c.of(b""))
             whole = crc32c.decoded(upload.journal["checksum"])
+            md5 = self.md5.digest() if self.md5 else None
         elif isinstance(self._sink, in_order.StreamSink):
             try:
                 in_order.finish(run, upload, self._sink)  # commit, and compare its checksums
@@ -209,39 +231,44 @@ class UploadDirection:
             if missing:
                 raise Retryable(f"{missing} parts were not acknowledged; sending them again")
             whole = upload.whole_checksum()
+            md5 = self.md5.digest() if self.md5 else None
             upload.before_commit(whole)
             try:
                 upload.uploader.complete(upload.url, upload.journal["upload_id"],
                                          upload.parts_to_commit(), crc32c.encoded(whole),
-                                         download.options, only_new=upload.only_new)
+                                         download.options, only_new=upload.only_new, md5=md5)
             except DestinationExists:
                 self.abandon(run)  # its parts would only cost the owner of the bucket
                 raise
         run.set_state(State.VERIFYING)
-        self._check_stored(run, upload, whole)
+        self._check_stored(run, upload, whole, md5)
         self._mark_done(run, upload, "")
 
-    def _check_stored(self, run: Run, upload: UploadState, whole: int) -> None:
-        """Compare the service's checksum of the object with laden's of the file."""
+    def _check_stored(self, run: Run, upload: UploadState, whole: int, md5: str | None) -> None:
+        """Compare the service's checksum of the object with laden's of the file (its MD5
+        when `md5` is given, else its CRC32C)."""
         download = run.download
         stored = upload.uploader.stored(upload.url, download.options)
-        ours = f"{whole:08x}"
         if stored is None or stored.size != upload.size:
             found = "is not there" if stored is None else f"has {stored.size} bytes"
             raise TransferError(f"after the upload, {upload.url} {found}; the file has "
                                 f"{upload.size}")
-        theirs = f"{crc32c.decoded(stored.crc32c):08x}" if stored.crc32c else None
+        if md5 is not None:
+            algorithm, ours, theirs = "md5", md5, stored.md5
+        else:
+            algorithm, ours = "crc32c", f"{whole:08x}"
+            theirs = f"{crc32c.decoded(stored.crc32c):08x}" if stored.crc32c else None
         with download.lock:
             download.record.checksums = [c for c in download.record.checksums
                                          if c.get("origin") != "the service"]
             download.record.checksums.append({
-                "algorithm": "crc32c", "expected": ours, "origin": "the service",
+                "algorithm": algorithm, "expected": ours, "origin": "the service",
                 "actual": theirs, "verified": None if theirs is None else theirs == ours})
         if theirs is None:
-            log.info("upload %s: the service keeps no CRC32C of the object; its size matched",
-                     download.id)
+            log.info("upload %s: the service keeps no %s of the object; its size matched",
+                     download.id, algorithm.upper())
         elif theirs != ours:
-            raise ChecksumMismatch("crc32c", ours, theirs, source="the object after the upload")
+            raise ChecksumMismatch(algorithm, ours, theirs, source="the object after the upload")
 
     def _mark_done(self, run: Run, upload: UploadState, message: str) -> None:
         download = run.download
@@ -265,6 +292,9 @@ class UploadDirection:
     def judge_change(self, run: Run, exc: TransferError) -> tuple[Change, TransferError]:
         if isinstance(exc, ChecksumMismatch):
             return Change.FAIL, exc  # committed already: sending it again would not say more
+        if isinstance(exc, LocalFileChanged) and not restarts_on_change(
+                run.download.record.upload or {}):
+            return Change.FAIL, stopped(exc)
         return Change.RESTART, exc
 
     def go_on(self, run: Run, change: Change, exc: TransferError) -> None:
@@ -288,6 +318,9 @@ class UploadDirection:
             self.abandon(run)
         if self.upload is not None:
             self.upload.local.close()
+        if self.md5 is not None:
+            self.md5.close()
+            self.md5 = None
         if run.download.state is not State.DONE:
             run.save()
 

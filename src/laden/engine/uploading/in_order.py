@@ -321,11 +321,15 @@ def committed_before(run: Run, upload: UploadState) -> bool:
 
 
 def _compared(stored: StoredObject, whole: WholeFile) -> list[tuple[str, str, str]]:
-    """(algorithm, ours, theirs) in hex, for each checksum the service gave."""
+    """(algorithm, ours, theirs) in hex, for each checksum the service gave (its CRC32C in
+    base64, its MD5 in hex)."""
     pairs = []
     if stored.crc32c:
-        pairs.append(("crc32c", whole.crc32c, stored.crc32c))
+        pairs.append(("crc32c", _hex(whole.crc32c), _hex(stored.crc32c)))
     if stored.md5 and whole.md5:
-        pairs.append(("md5", whole.md5, stored.md5))
-    return [(name, base64.b64decode(ours).hex(), base64.b64decode(theirs).hex())
-            for name, ours, theirs in pairs]
+        pairs.append(("md5", _hex(whole.md5), stored.md5.lower()))
+    return pairs
+
+
+def _hex(base64_text: str) -> str:
+    return base64.b64decode(base64_text).hex()

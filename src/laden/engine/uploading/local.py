@@ -2,13 +2,15 @@
 
 The pin is the file's size, modification time in nanoseconds and inode. Any change to it
 before the commit means the parts sent and the parts left to send may be of two versions of
-the file, so the upload stops (`LocalFileChanged`) rather than commit a mixed object. An
+the file, so the upload stops (`LocalFileChanged`) rather than commit a mixed object; its
+`on_change` policy (`changes`) says whether it then starts again from the first byte. An
 editor that saves by writing a new file and renaming it changes the inode; one that writes in
 place changes the modification time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,12 @@ class Pin:
     @classmethod
     def from_journal(cls, data: dict[str, Any]) -> Pin:
         return cls(int(data["size"]), int(data["mtime_ns"]), int(data["inode"]))
+
+    def tag(self) -> str:
+        """A short name for this version of the file, the same in every run (Azure's block
+        ids are made from it); it tells nothing of the file but that it changed."""
+        text = f"{self.size}:{self.mtime_ns}:{self.inode}".encode()
+        return hashlib.sha256(text).hexdigest()[:16]
 
 
 def pin(path: str) -> Pin:
@@ -76,8 +84,7 @@ class LocalFile:
             if (found.st_size, found.st_mtime_ns, found.st_ino) != (
                     self.pinned.size, self.pinned.mtime_ns, self.pinned.inode):
                 raise LocalFileChanged(
-                    f"{self.path} changed during the upload; nothing was committed (resume "
-                    "to upload it again from the first byte)")
+                    f"{self.path} changed during the upload; nothing was committed")
 
     def open_range(self, start: int, end: int | None) -> _Range:
         return _Range(self._fd, start, self.size if end is None else end, self.path)
