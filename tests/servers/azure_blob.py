@@ -44,11 +44,15 @@ class AzuriteServer(Emulator):
 
     def __init__(self, *, binary: Path = AZURITE_BIN, start_timeout: float = 30.0,
                  cert_file: str | None = None, key_file: str | None = None,
-                 ca_file: str | None = None, oauth: bool = False) -> None:
+                 ca_file: str | None = None, oauth: bool = False,
+                 extent_memory_mib: int = 512) -> None:
         self.binary = binary
         self.start_timeout = start_timeout
         self.cert_file, self.key_file, self.ca_file = cert_file, key_file, ca_file
         self.oauth = oauth
+        # Azurite refuses a block once its in-memory blocks pass this limit (and frees deleted
+        # ones only every 10 minutes): the tests' blobs are small, the benchmark's are 1 GiB.
+        self.extent_memory_mib = extent_memory_mib
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -92,7 +96,7 @@ class AzuriteServer(Emulator):
                 # Telemetry would contact Microsoft; never from a test.
                 "--disableTelemetry",
                 "--inMemoryPersistence",
-                "--extentMemoryLimit", "512",
+                "--extentMemoryLimit", str(self.extent_memory_mib),
                 # Account name from the path, never from the host name.
                 "--disableProductStyleUrl",
                 "--silent",

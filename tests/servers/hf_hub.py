@@ -9,6 +9,7 @@ Modelled on huggingface_hub 2.x (file_download.py, hf_api.py, utils/_http.py):
   expiring query string, plus ``X-Linked-Etag`` (sha256) and ``X-Linked-Size``.
 Errors carry ``X-Error-Code`` (RepoNotFound, GatedRepo, RevisionNotFound, EntryNotFound) as
 ``hf_raise_for_status`` expects. No Xet headers are ever sent, so clients use plain HTTP.
+What uploads use (preupload, the LFS batch API, commits) is in ``hf_hub_uploads``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ._httpd import QuietServer, RecordedRequest, RequestLog, serve_bytes
+from .hf_hub_uploads import UploadEndpoints
 
 TOKEN = "hf_laden_test_token_0123456789"
 # /api/{plural}/... names the repo type; downloads use a prefix, except for models.
@@ -37,9 +40,10 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def lfs_pointer(data: bytes) -> bytes:
-    """The pointer file git stores in place of an LFS file's content."""
-    sha = hashlib.sha256(data).hexdigest()
+def lfs_pointer(data: bytes, sha: str | None = None) -> bytes:
+    """The pointer file git stores in place of an LFS file's content (`sha`: its sha256, when
+    known already)."""
+    sha = sha or hashlib.sha256(data).hexdigest()
     text = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {len(data)}\n"
     return text.encode()
 
@@ -59,14 +63,18 @@ class HubFile:
     def size(self) -> int:
         return len(self.data)
 
-    @property
+    @cached_property  # a large file's hash is asked for at every listing: once is enough
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
-    @property
+    @cached_property
     def blob_id(self) -> str:
         # For an LFS file git stores the pointer, so the tree's oid is the pointer's sha1.
-        return git_blob_sha1(lfs_pointer(self.data) if self.lfs else self.data)
+        return git_blob_sha1(self.pointer if self.lfs else self.data)
+
+    @cached_property
+    def pointer(self) -> bytes:
+        return lfs_pointer(self.data, self.sha256)
 
     @property
     def etag(self) -> str:
@@ -77,7 +85,7 @@ class HubFile:
             return {"rfilename": self.path}
         entry = {"rfilename": self.path, "size": self.size, "blobId": self.blob_id}
         if self.lfs:
-            pointer_size = len(lfs_pointer(self.data))
+            pointer_size = len(self.pointer)
             entry["lfs"] = {"sha256": self.sha256, "size": self.size, "pointerSize": pointer_size}
         return entry
 
@@ -85,8 +93,8 @@ class HubFile:
         entry: dict[str, Any] = {"type": "file", "oid": self.blob_id, "size": self.size}
         entry["path"] = self.path
         if self.lfs:
-            pointer = lfs_pointer(self.data)
-            entry["lfs"] = {"oid": self.sha256, "size": self.size, "pointerSize": len(pointer)}
+            entry["lfs"] = {"oid": self.sha256, "size": self.size,
+                            "pointerSize": len(self.pointer)}
         return entry
 
 
@@ -112,8 +120,9 @@ class _HubError(Exception):
         self.status, self.code, self.message, self.commit = status, code, message, commit
 
 
-class HubServer:
-    """The hub on ``endpoint`` and its CDN on ``cdn_endpoint``; state lives in memory."""
+class HubServer(UploadEndpoints):
+    """The hub on ``endpoint`` and its CDN on ``cdn_endpoint``; state lives in memory. The
+    CDN is also the storage uploads are PUT to (see `hf_hub_uploads`)."""
 
     token = TOKEN
 
@@ -131,8 +140,11 @@ class HubServer:
         self.hub_requests = RequestLog()
         self.cdn_requests = RequestLog()
         self._blobs: dict[str, bytes] = {}  # sha256 -> LFS content, what the CDN serves
+        self._parts: dict[str, dict[str, bytes]] = {}  # sha256 -> ETag -> a part uploaded
+        self.commit_messages: list[str] = []
+        """The summary of each commit made through the commit API, in order."""
         self._secret = secrets.token_bytes(16)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a commit holds it while it adds files and moves the ref
         self._hub: QuietServer | None = None
         self._cdn: QuietServer | None = None
         self.endpoint = self.cdn_endpoint = ""
@@ -218,7 +230,13 @@ class HubServer:
         parts = [unquote(p) for p in url.path.split("/")[1:]]
         query = parse_qs(url.query)
         try:
-            if parts[0] == "api" and len(parts) >= 3 and parts[1] in API_TYPES:
+            if (parts[0] == "api" and len(parts) >= 3 and parts[1] in API_TYPES
+                    and req.command == "POST" and ("preupload" in parts or "commit" in parts)):
+                self._upload_api(req, API_TYPES[parts[1]], parts[2:])
+            elif any(p.endswith(".git") for p in parts) and "lfs" in parts:
+                kind = URL_PREFIXES.get(parts[0], "model")
+                self._lfs(req, kind, parts[1:] if parts[0] in URL_PREFIXES else parts)
+            elif parts[0] == "api" and len(parts) >= 3 and parts[1] in API_TYPES:
                 self._api(req, API_TYPES[parts[1]], parts[2:], query)
             elif "resolve" in parts and parts[0] in URL_PREFIXES:
                 self._resolve(req, URL_PREFIXES[parts[0]], parts[1:])
@@ -338,6 +356,9 @@ class HubServer:
         return hmac.new(self._secret, f"{sha256}:{expires}:{name}".encode(), "sha256").hexdigest()
 
     def _handle_cdn(self, req: Any) -> None:
+        if req.command == "PUT":
+            self._storage_put(req)
+            return
         url = urlsplit(req.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         sha256 = url.path.rsplit("/", 1)[-1]

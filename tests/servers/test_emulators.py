@@ -134,6 +134,35 @@ def test_hf_hub_download_small_and_lfs_files(hf_hub) -> None:
     assert any(r.headers.get("authorization") for r in hf_hub.hub_requests)
 
 
+def test_hf_hub_takes_a_commit_from_huggingface_hub_itself(hf_hub) -> None:
+    import io
+
+    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+
+    repo = f"org/{unique_name('model')}"
+    weights = os.urandom(5000)  # new to the hub, which keeps objects across its repos
+    hf_hub.add_repo(repo, {"README.md": b"# r\n"})
+    api = HfApi(endpoint=hf_hub.endpoint, token=hf_hub.token)
+    # File objects: huggingface_hub takes the LFS route (Xet reads paths only).
+    info = api.create_commit(repo, [
+        CommitOperationAdd("config.json", io.BytesIO(b'{"a": 1}\n')),
+        CommitOperationAdd("weights/model.bin", io.BytesIO(weights)),
+    ], commit_message="two files")
+    assert hf_hub.repos[("model", repo)].refs["main"] == info.oid
+    cache = tempfile.mkdtemp()
+    for name, data in (("config.json", b'{"a": 1}\n'), ("weights/model.bin", weights)):
+        path = hf_hub_download(repo, name, revision=info.oid, endpoint=hf_hub.endpoint,
+                               cache_dir=cache)  # fmt: skip
+        with open(path, "rb") as file:
+            assert file.read() == data
+    assert [r.method for r in hf_hub.cdn_requests].count("PUT") == 1  # the LFS file only
+    hf_hub.cdn_requests.clear()
+    again = api.upload_file(path_or_fileobj=io.BytesIO(weights), path_in_repo="copy.bin",
+                            repo_id=repo)  # fmt: skip
+    assert again.oid != info.oid
+    assert "PUT" not in [r.method for r in hf_hub.cdn_requests]  # the hub holds the object
+
+
 def test_hf_hub_metadata_tree_pagination_and_info(hf_hub) -> None:
     from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
 

@@ -343,8 +343,13 @@ def test_local_file_changed_mid_upload_commits_nothing(azurite_server: Any,
         assert info.state is State.FAILED
         assert "changed during the upload; nothing was committed" in info.message
         assert _names(azurite_server, azure_container) == []
-        m.resume(upload_id)  # again from the first byte of the file as it is now
-        m.set_limit_rate(None)
+        m.resume(upload_id)  # stops again: the file is still not the one pinned
+        info = m.wait(upload_id, timeout=60)
+        assert info.state is State.FAILED
+        assert "--on-change restart" in info.message
+        m.set_limit_rate(None)  # added again with restart: from the first byte of it now
+        assert m.add_upload(str(path), f"az://{azure_container}/moving.bin",
+                            on_change="restart", **_secrets(azurite_server)) == upload_id
         info = m.wait(upload_id, timeout=60)
     assert info.state is State.DONE, info.message
     now = path.read_bytes()

@@ -8,6 +8,7 @@ same command again (or `laden resume`) sends only the parts the service lacks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from ..core.errors import InputError
 from .logs import setup_logging
@@ -22,6 +23,10 @@ def cmd_put(args: argparse.Namespace) -> int:
     *paths, remote = args.paths
     config = _config(args)
     options = with_retry(download_options(args), config, args)
+    if args.message:
+        # Journalled with the upload's other settings: a resumed upload commits with it too.
+        options = dataclasses.replace(options, source_settings={
+            **options.source_settings, "commit_message": args.message})
     with open_manager(config) as manager, json_events(manager, args):
         with manager.adding_many():
             ids = manager.add_uploads(paths, remote, glob=args.glob, options=options,
@@ -36,10 +41,11 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     put = commands.add_parser("put", help="upload files and folders headless", description=(
         "Upload files, or folders keeping their layout, to s3://bucket/key or "
         "s3://bucket/prefix/, az://container/blob (or an Azure blob https address), "
-        "azureml://datastores/NAME/paths/PATH, gs://bucket/prefix/ or ftp(s)://host/folder/. "
-        "Large files go in parts (over several connections; to GCS and FTP in order over "
-        "one); Ctrl-C pauses and saves, and running the same command again sends only what "
-        "the service lacks. "
+        "azureml://datastores/NAME/paths/PATH, gs://bucket/prefix/, ftp(s)://host/folder/, "
+        "or a Hugging Face repository, hf://[datasets/|spaces/]owner/repo[@branch]/path/ "
+        "(one commit per file). Large files go in parts (over several connections; to GCS "
+        "and FTP in order over one); Ctrl-C pauses and saves, and running the same command "
+        "again sends only what the service lacks. "
         "A file must not change until it is committed: if it does, its upload stops (or, "
         "with --on-change restart, starts again from the first byte)."))
     put.add_argument("paths", nargs="+", metavar="LOCAL... REMOTE",
@@ -54,13 +60,17 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     group.add_argument("--conflict", dest="upload_conflict", default="overwrite",
                        choices=("overwrite", "skip", "fail"),
                        help="when the remote name is taken: overwrite (default), skip when it "
-                            "has the file's size and checksum already (CRC32C, Azure's "
-                            "Content-MD5, GCS's CRC32C and MD5; FTP: the size, and MD5 when "
-                            "the server offers it), or fail (the service refuses to replace "
-                            "it; FTP checks just before renaming)")
+                            "has the file's size and checksum already (CRC32C; Azure's "
+                            "Content-MD5; GCS's CRC32C and MD5; SHA-256 or git blob id on "
+                            "the hub; FTP: the size, and MD5 when the server offers it), or "
+                            "fail (the service refuses to replace it; FTP checks just before "
+                            "renaming)")
     group.add_argument("--on-change", default="stop", choices=("stop", "restart"),
                        help="when a file changes before its upload commits: stop (default; "
                             "nothing is committed) or restart it from the first byte")
+    group.add_argument("-m", "--message", metavar="TEXT",
+                       help="the commit message, where the service makes commits (the "
+                            "Hugging Face Hub; default: Upload PATH with laden)")
     group.add_argument("--glob", metavar="PATTERN",
                        help="of a folder's files, only those whose path inside it matches "
                             "(* stays in a folder, ** crosses folders)")

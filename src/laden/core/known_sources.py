@@ -150,6 +150,7 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
     ),
     KnownSource(
         "hf", ("hf",), "laden.sources.hf:HfSource", manifest_type="hf",
+        uploader="laden.sources.hf_upload:HfUploader",
         options=(
             SourceOption("hf_endpoint", "URL", "Hugging Face Hub endpoint (default: "
                          "HF_ENDPOINT, or huggingface.co)", manifest="endpoint_url"),

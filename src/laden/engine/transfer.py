@@ -13,12 +13,16 @@ from .download import Download
 from .downloading.direction import DownloadDirection
 from .seam import Direction
 from .uploading.direction import UploadDirection
+from .uploading.whole_file import WholeFileDirection, sends_whole
 
 __all__ = ["EngineContext", "Transfer"]
 
 
 class Transfer(Coordinator):
     def __init__(self, ctx: EngineContext, download: Download) -> None:
-        direction: Direction = (UploadDirection(download) if download.record.direction == "upload"
-                                else DownloadDirection(download))
+        direction: Direction = DownloadDirection(download)
+        if download.record.direction == "upload":
+            # A service that takes a file whole (the hub) has its own direction, without parts.
+            whole = sends_whole(ctx.sources, download.record.url)
+            direction = WholeFileDirection(download) if whole else UploadDirection(download)
         super().__init__(ctx, download, direction)

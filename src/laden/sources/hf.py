@@ -61,6 +61,17 @@ class HubAddress:
         return f"hf://{kind}{self.repo_id}{revision}/{quote(path, safe=cloud.KEY_SAFE)}"
 
 
+@dataclass(frozen=True)
+class HubCall:
+    """A client for one address: the hub's API (holding the token), the address, the revision
+    it names (or the `revision` setting, or main), and the facts `ERRORS` words errors with."""
+
+    api: Any
+    address: HubAddress
+    revision: str
+    facts: dict[str, Any]
+
+
 def parse_address(url: str) -> HubAddress:
     parts = url.split("://", 1)[1].split("/")
     repo_type = "model"
@@ -183,6 +194,18 @@ class HfSource(Source):
                                          revision=commit, repo_type=address.repo_type)
             items = [(e.path, e.size) for e in entries if isinstance(e, RepoFile)]
         return listing.expand(url, items, chosen, address.url_for)
+
+    # -- what uploads share -----------------------------------------------------------------
+
+    def hub(self, url: str, options: DownloadOptions) -> HubCall:
+        """What a call to the hub about `url` needs (the upload side asks this)."""
+        from huggingface_hub import HfApi
+
+        address = parse_address(url)
+        token = self._token(options)
+        revision = self._revision(address, options)
+        return HubCall(HfApi(endpoint=self._endpoint(options), token=token or False), address,
+                       revision, _facts(url, address, revision, token))
 
     # -- settings ----------------------------------------------------------------------------
 

@@ -151,12 +151,17 @@ class _Upload(TypedDict, total=False):
     checksum: str | None
     """The whole file's CRC32C in base64, once known."""
     committing: bool
-    """A commit was asked for: the next run first looks whether the object is there."""
+    """A commit was asked for and its answer not recorded yet: the next run first looks
+    whether the object is there already."""
     conflict: Literal["overwrite", "skip", "fail"]
     """What to do when the remote name is taken (`engine.uploading.adding.CONFLICTS`)."""
     on_change: Literal["stop", "restart"]
     """What to do when the local file changes before the commit (`engine.uploading.changes`);
     missing: stop."""
+    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+    """A whole-file upload's SHA-256 of the file as pinned (hashed once per version)."""
+    revision: Annotated[str, msgspec.Meta(max_length=256)]
+    """The commit that holds the uploaded file, where the service makes commits."""
 
 
 class _Stored(TypedDict, total=False):

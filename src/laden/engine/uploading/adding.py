@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ...core.errors import InputError
 from ...core.states import State
@@ -49,7 +50,13 @@ def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[s
         raise InputError(f"{url} does not name a bucket to upload to")
     pattern = compile_glob(glob) if glob else None
     many = len(paths) > 1 or any(os.path.isdir(p) for p in paths)
-    prefix = key if (key.endswith("/") or not key) else (key + "/" if many else None)
+    to_key = not (key.endswith("/") or not key or many)
+    # Names are added to the address as written: what it holds percent-encoded stays so (a
+    # hub revision with "/" in it, `@feature%2Fx`), where decoding and encoding it again
+    # would not give it back. What is not allowed in an address as it stands (a space) is
+    # percent-encoded, as in the names added to it.
+    url = quote(url, safe=cloud.KEY_SAFE + "%")
+    under = url if url.endswith("/") else url + "/"
     found: list[tuple[str, str]] = []
     for path in paths:
         path = os.path.abspath(os.path.expanduser(path))
@@ -57,13 +64,13 @@ def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[s
             for relative in _walk(path):
                 if pattern is None or pattern.fullmatch(relative):
                     found.append((os.path.join(path, relative),
-                                  cloud.object_url(scheme, bucket, f"{prefix}{relative}")))
+                                  under + quote(relative, safe=cloud.KEY_SAFE)))
         elif os.path.isfile(path):
             if pattern is not None and len(paths) > 1 and not pattern.fullmatch(
                     os.path.basename(path)):
                 continue
-            name = key if prefix is None else prefix + os.path.basename(path)
-            found.append((path, cloud.object_url(scheme, bucket, name)))
+            name = os.path.basename(path)
+            found.append((path, url if to_key else under + quote(name, safe=cloud.KEY_SAFE)))
         else:
             raise InputError(f"{path} is not there to upload")
     if not found:

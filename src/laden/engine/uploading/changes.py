@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.errors import InputError, LocalFileChanged
+from ...core.errors import ChecksumMismatch, InputError, LocalFileChanged, TransferError
+from ..seam import Change
 
 ON_CHANGE = ("stop", "restart")
 """The choices: stop (the default) or restart from the first byte."""
@@ -46,3 +47,12 @@ def stopped(exc: LocalFileChanged) -> LocalFileChanged:
     if "nothing was committed" not in text:
         text += "; nothing was committed"
     return LocalFileChanged(f"{text}; {HOW_TO_RESTART}")
+
+
+def judged(journal: dict[str, Any], exc: TransferError) -> tuple[Change, TransferError]:
+    """What an upload does after `exc` ended an attempt (`seam.Direction.judge_change`)."""
+    if isinstance(exc, ChecksumMismatch):
+        return Change.FAIL, exc  # committed already: sending it again would not say more
+    if isinstance(exc, LocalFileChanged) and not restarts_on_change(journal):
+        return Change.FAIL, stopped(exc)
+    return Change.RESTART, exc

@@ -32,7 +32,7 @@ from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
 from . import crc32c, in_order, whole_md5
-from .changes import on_change_of, restarts_on_change, stopped
+from .changes import judged, on_change_of, restarts_on_change
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
 from .state import UploadState, fresh
@@ -290,12 +290,7 @@ class UploadDirection:
     # -- changes and endings -----------------------------------------------------------------
 
     def judge_change(self, run: Run, exc: TransferError) -> tuple[Change, TransferError]:
-        if isinstance(exc, ChecksumMismatch):
-            return Change.FAIL, exc  # committed already: sending it again would not say more
-        if isinstance(exc, LocalFileChanged) and not restarts_on_change(
-                run.download.record.upload or {}):
-            return Change.FAIL, stopped(exc)
-        return Change.RESTART, exc
+        return judged(run.download.record.upload or {}, exc)
 
     def go_on(self, run: Run, change: Change, exc: TransferError) -> None:
         if change is Change.KEEP:

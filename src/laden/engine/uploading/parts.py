@@ -39,6 +39,9 @@ class PartSink:
         self._lock = threading.Lock()
         self._filling: dict[int, tuple[bytearray, list[int]]] = {}
         """Part number -> its buffer, and how many of its bytes are written."""
+        self._spare: list[bytearray] = []
+        """Buffers of whole-size parts already sent, for the next parts: a new 8 MiB
+        bytearray is zeroed and then faulted in page by page, for every part."""
 
     def write(self, data: memoryview, offset: int, *, placed: bool = False) -> None:
         upload = self._upload
@@ -46,7 +49,9 @@ class PartSink:
         start, end = upload.part_range(number)
         with self._lock:
             if offset == start:  # a first or a new try: a buffer of the part's size, once
-                self._filling[number] = (bytearray(end - start), [0])
+                spare = self._spare.pop() if self._spare and end - start == len(
+                    self._spare[-1]) else None
+                self._filling[number] = (spare or bytearray(end - start), [0])
             body, filled = self._filling[number]
         # One connection writes a part, in order: the copy needs no lock.
         at = offset - start
@@ -57,7 +62,12 @@ class PartSink:
         if filled[0] == end - start:
             with self._lock:
                 self._filling.pop(number, None)
-            upload.send(number, body, crc32c.of(body))
+            try:
+                upload.send(number, body, crc32c.of(body))
+            finally:  # sent or not, the request is over: nothing reads the buffer any more
+                if len(body) == upload.part_size:
+                    with self._lock:
+                        self._spare.append(body)
 
     def splice_in(self, pipe: int, count: int, offset: int) -> None:
         """Never called: the byte loop splices only from a reader that offers it (a socket's),
