@@ -98,8 +98,8 @@ def test_only_uploads_need_no_download_items(tmp_path: Path) -> None:
      r"'resume'"),
     ({"on_change": "ignore"},
      r"upload item 1 \('ckpt'\), field on_change: must be one of stop, restart"),
-    ({"type": "hf"},  # not yet
-     r"upload item 1 \('ckpt'\), field type: 'hf': laden cannot upload there \(uploads go "
+    ({"type": "http"},  # every other type takes uploads now
+     r"upload item 1 \('ckpt'\), field type: 'http': laden cannot upload there \(uploads go "
      r"to: s3"),
     ({"target_path": "x"},
      r"upload item 1 \('ckpt'\): unknown field target_path"),
