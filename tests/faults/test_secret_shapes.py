@@ -150,3 +150,15 @@ def test_a_signed_address_is_shown_without_its_signature(laden_dirs: dict[str, P
         assert "X-Amz-Signature=REDACTED" in shown[1]
         logs = "".join(p.read_text() for p in laden_dirs["logs"].rglob("*.log"))
         assert signature not in done.stdout + done.stderr + "".join(shown) + logs
+
+
+def test_a_gcs_upload_session_is_shown_without_its_id() -> None:
+    # The session URI is the upload's id in the journal; it lets anyone write the object for a
+    # week. The uploader never words it into a message, and were one to, it is cut here.
+    from laden.core.printable import printable
+
+    session = ("https://storage.googleapis.com/upload/storage/v1/b/b/o?uploadType=resumable"
+               "&upload_id=ADPycdsSeSsIoNtOkEn-77")
+    shown = printable(f"PUT {session} failed")
+    figures.FIGURES["secret values checked"] += 1
+    assert "ADPycdsSeSsIoNtOkEn-77" not in shown and "upload_id=REDACTED" in shown

@@ -98,8 +98,8 @@ def test_only_uploads_need_no_download_items(tmp_path: Path) -> None:
      r"'resume'"),
     ({"on_change": "ignore"},
      r"upload item 1 \('ckpt'\), field on_change: must be one of stop, restart"),
-    ({"type": "gcs"},
-     r"upload item 1 \('ckpt'\), field type: 'gcs': laden cannot upload there \(uploads go "
+    ({"type": "http"},  # every other type takes uploads now
+     r"upload item 1 \('ckpt'\), field type: 'http': laden cannot upload there \(uploads go "
      r"to: s3"),
     ({"target_path": "x"},
      r"upload item 1 \('ckpt'\): unknown field target_path"),
@@ -233,3 +233,23 @@ def test_one_item_sending_two_files_to_one_name_is_refused(tmp_path: Path) -> No
         {"source": "run/shards/notes.txt", "file": "same"}]}])])
     assert message.endswith("upload item 1 ('ckpt'): models/same is also uploaded by this "
                             "item: one file per remote name"), message
+
+
+def test_laden_run_uploads_to_gcs_and_ftp(gcs_server: Any, gcs_bucket: str, ftp_server: Any,
+                                          tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    files = _tree(tmp_path)
+    ftp_url = f"ftp://127.0.0.1:{ftp_server.port}/manifest/config.json"
+    path = write_manifest(tmp_path / "m.yaml", {"upload_root": str(tmp_path), "upload_items": [
+        {"type": "gcs", "name": "to-gcs", "endpoint_url": gcs_server.endpoint,
+         "buckets": [{"name": gcs_bucket, "items": [
+             {"source": "run/shards", "folder": "out/shards", "glob": "**/*.safetensors"}]}]},
+        {"type": "ftp", "name": "to-ftp", "url": ftp_url, "source": "run/config.json",
+         "username": ftp_server.user, "password": ftp_server.password}]})
+    assert main(["run", str(path)]) == 0, capsys.readouterr().err
+    assert "2 of 2 items succeeded" in capsys.readouterr().out
+    bucket = gcs_server.client().bucket(gcs_bucket)
+    for name in ("a.safetensors", "deeper/c.safetensors"):
+        assert bucket.get_blob(f"out/shards/{name}").download_as_bytes() == \
+            files[f"run/shards/{name}"]
+    assert (ftp_server.root / "manifest/config.json").read_bytes() == files["run/config.json"]

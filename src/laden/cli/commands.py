@@ -440,7 +440,8 @@ def summarise(infos: list[DownloadInfo], *, quiet: bool) -> int:
             if quiet:
                 continue
             if info.direction == "upload":
-                print(f"skipped {info.dest}: {info.url} has its size and checksum already"
+                # The message says what was compared: CRC32C, MD5, or the size alone (FTP).
+                print(f"skipped {info.dest}: {info.message.removesuffix('; skipped')}"
                       if info.skipped else
                       f"uploaded {info.dest} to {info.url} ({format_size(info.size)})")
             elif info.skipped:

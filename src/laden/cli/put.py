@@ -41,10 +41,11 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     put = commands.add_parser("put", help="upload files and folders headless", description=(
         "Upload files, or folders keeping their layout, to s3://bucket/key or "
         "s3://bucket/prefix/, az://container/blob (or an Azure blob https address), "
-        "azureml://datastores/NAME/paths/PATH, or a Hugging Face repository, "
-        "hf://[datasets/|spaces/]owner/repo[@branch]/path/ (one commit per file). Large "
-        "files go in parts over several connections; Ctrl-C "
-        "pauses and saves, and running the same command again sends only the missing parts. "
+        "azureml://datastores/NAME/paths/PATH, gs://bucket/prefix/, ftp(s)://host/folder/, "
+        "or a Hugging Face repository, hf://[datasets/|spaces/]owner/repo[@branch]/path/ "
+        "(one commit per file). Large files go in parts (over several connections; to GCS "
+        "and FTP in order over one); Ctrl-C pauses and saves, and running the same command "
+        "again sends only what the service lacks. "
         "A file must not change until it is committed: if it does, its upload stops (or, "
         "with --on-change restart, starts again from the first byte)."))
     put.add_argument("paths", nargs="+", metavar="LOCAL... REMOTE",
@@ -60,8 +61,10 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                        choices=("overwrite", "skip", "fail"),
                        help="when the remote name is taken: overwrite (default), skip when it "
                             "has the file's size and checksum already (CRC32C; Azure's "
-                            "Content-MD5; SHA-256 or git blob id on the hub), or fail (the "
-                            "service refuses to replace it)")
+                            "Content-MD5; GCS's CRC32C and MD5; SHA-256 or git blob id on "
+                            "the hub; FTP: the size, and MD5 when the server offers it), or "
+                            "fail (the service refuses to replace it; FTP checks just before "
+                            "renaming)")
     group.add_argument("--on-change", default="stop", choices=("stop", "restart"),
                        help="when a file changes before its upload commits: stop (default; "
                             "nothing is committed) or restart it from the first byte")

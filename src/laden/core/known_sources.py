@@ -117,6 +117,7 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
     ),
     KnownSource(
         "gs", ("gs",), "laden.sources.gcs:GcsSource", manifest_type="gcs", containers="buckets",
+        uploader="laden.sources.gcs_upload:GcsUploader",
         options=(
             SourceOption("gcs_endpoint_url", "URL", "Google Cloud Storage endpoint, e.g. an "
                          "emulator (default: STORAGE_EMULATOR_HOST, or Google)",
@@ -159,7 +160,8 @@ KNOWN_SOURCES: tuple[KnownSource, ...] = (
         ),
     ),
     KnownSource("http", ("http", "https"), "laden.sources.http:HttpSource", manifest_type="http"),
-    KnownSource("ftp", ("ftp", "ftps"), "laden.sources.ftp:FtpSource", manifest_type="ftp"),
+    KnownSource("ftp", ("ftp", "ftps"), "laden.sources.ftp:FtpSource", manifest_type="ftp",
+                uploader="laden.sources.ftp_upload:FtpUploader"),
     KnownSource(
         "azureml", ("azureml",), "laden.sources.azureml:AzureMLSource", manifest_type="azureml",
         uploader="laden.sources.azureml_upload:AzureMLUploader",

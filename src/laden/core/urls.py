@@ -56,13 +56,14 @@ def _without_userinfo(url: str) -> str:
 _SIGNED = re.compile(
     r"([?&;](?:x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|"
     r"x-goog-credential|signature|sig|token|access_token|id_token|api_key|apikey|password|"
-    r"secret|client_secret)=)[^&#\s\"'<>]+",
+    r"secret|client_secret|upload_id)=)[^&#\s\"'<>]+",
     re.IGNORECASE)
 
 
 def without_signatures(text: str) -> str:
     """`text` with the signature and token values of signed addresses in it replaced: a signed
-    S3, GCS or Azure SAS address, or one with `?token=`, works for whoever reads it. The
+    S3, GCS or Azure SAS address, one with `?token=`, or a GCS resumable session's URI
+    (`upload_id=`), works for whoever reads it. The
     journal keeps the address whole (a resume needs it); what is shown or logged does not."""
     if "=" not in text:
         return text

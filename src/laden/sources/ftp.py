@@ -59,6 +59,12 @@ class FtpSource(Source):
         self._lock = threading.Lock()
         self._idle: dict[tuple[Any, ...], list[tuple[float, ftplib.FTP]]] = {}
 
+    @property
+    def stall_timeout(self) -> float:
+        """Seconds a data connection may stay silent (or full, when sending) before it counts
+        as stalled: the uploader's too."""
+        return self._config.stall_timeout
+
     # -- facts and bytes ---------------------------------------------------------------------
 
     def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:

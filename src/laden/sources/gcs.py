@@ -54,6 +54,7 @@ from .statuses import Wording
 
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 READ_ONLY = "https://www.googleapis.com/auth/devstorage.read_only"
+READ_WRITE = "https://www.googleapis.com/auth/devstorage.read_write"
 CREDENTIALS_LIMIT = 1 << 20
 """A service account JSON is a few KiB: anything past this is not one."""
 
@@ -75,7 +76,7 @@ _LISTING = _WORDING.with_lines(statuses={404: "no such GCS bucket: {bucket}"})
 
 
 @dataclass(frozen=True)
-class _Gcs:
+class GcsClients:
     storage: Any
     """google.cloud.storage.Client, for metadata and listings."""
     session: Any
@@ -89,10 +90,11 @@ class GcsSource(Source):
 
     def __init__(self, config: Config | None = None) -> None:
         self._config = config or Config()
-        self._clients: cloud.ClientCache[_Gcs] = cloud.ClientCache()
+        self._clients: cloud.ClientCache[GcsClients] = cloud.ClientCache()
 
     @property
-    def _timeout(self) -> tuple[float, float]:
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) seconds for a request, the uploader's too."""
         return (self._config.connect_timeout, self._config.stall_timeout)
 
     # -- the probe ---------------------------------------------------------------------------
@@ -104,7 +106,7 @@ class GcsSource(Source):
         gcs = self._client(options)
         with ERRORS.translating(url=url, wording=_WORDING), \
                 logged_request("GET metadata", url) as answer:
-            blob = gcs.storage.bucket(bucket).get_blob(key, timeout=self._timeout, retry=None)
+            blob = gcs.storage.bucket(bucket).get_blob(key, timeout=self.timeout, retry=None)
             answer.status = 404 if blob is None else 200
         if blob is None:
             raise self._missing(gcs, bucket, url)
@@ -128,9 +130,9 @@ class GcsSource(Source):
             extra={"generation": generation, "content_type": blob.content_type or ""},
         )
 
-    def _missing(self, gcs: _Gcs, bucket: str, url: str) -> LadenError:
+    def _missing(self, gcs: GcsClients, bucket: str, url: str) -> LadenError:
         try:
-            exists = gcs.storage.lookup_bucket(bucket, timeout=self._timeout, retry=None)
+            exists = gcs.storage.lookup_bucket(bucket, timeout=self.timeout, retry=None)
         except Exception:  # noqa: BLE001 - only a finer message was at stake
             exists = True
         if exists is None:
@@ -156,7 +158,7 @@ class GcsSource(Source):
         with ERRORS.translating(url=remote.url, wording=_WORDING), \
                 logged_request("GET", remote.url, *((start, end) if ranged else ())) as answer:
             response = gcs.session.request("GET", media, headers=headers, stream=True,
-                                           timeout=self._timeout)
+                                           timeout=self.timeout)
             answer.status = response.status_code
         try:
             _check(response, remote, start, end, ranged)
@@ -179,13 +181,18 @@ class GcsSource(Source):
         gcs = self._client(options)
         with ERRORS.translating(url=url, bucket=bucket, wording=_LISTING):
             blobs = gcs.storage.list_blobs(bucket, prefix=chosen.prefix or None,
-                                           timeout=self._timeout, retry=None)
+                                           timeout=self.timeout, retry=None)
             items = [(b.name, b.size) for b in blobs]
         return listing.expand(url, items, chosen, lambda k: cloud.object_url("gs", bucket, k))
 
     # -- clients and credentials -------------------------------------------------------------
 
-    def _client(self, options: DownloadOptions) -> _Gcs:
+    def clients(self, options: DownloadOptions, *, write: bool = False) -> GcsClients:
+        """The clients for `options`, shared with the uploader (`gcs_upload`); `write` asks
+        for credentials scoped to write objects too (uploads)."""
+        return self._client(options, READ_WRITE if write else READ_ONLY)
+
+    def _client(self, options: DownloadOptions, scope: str = READ_ONLY) -> GcsClients:
         config = self._config
         endpoint = cloud.setting(options, config, "gcs_endpoint_url") or os.environ.get(
             "STORAGE_EMULATOR_HOST")
@@ -193,13 +200,14 @@ class GcsSource(Source):
             endpoint = f"http://{endpoint}"
         credentials_file = cloud.setting(options, config, "gcs_credentials_file")
         anonymous = cloud.flag(options, config, "anonymous")
-        key = (endpoint, credentials_file, anonymous)
+        key = (endpoint, credentials_file, anonymous, scope)
         return self._clients.get(key, lambda: self._make_client(
-            endpoint, credentials_file, anonymous))
+            endpoint, credentials_file, anonymous, scope))
 
     def _make_client(
-        self, endpoint: str | None, credentials_file: str | None, anonymous: bool
-    ) -> _Gcs:
+        self, endpoint: str | None, credentials_file: str | None, anonymous: bool,
+        scope: str = READ_ONLY,
+    ) -> GcsClients:
         import google.auth
         import requests.adapters
         from google.auth.credentials import AnonymousCredentials
@@ -216,7 +224,7 @@ class GcsSource(Source):
                 info = json.loads(data)
                 if not isinstance(info, dict):
                     raise ValueError("it is not a JSON object")
-                credentials, _ = google.auth.load_credentials_from_dict(info, scopes=[READ_ONLY])
+                credentials, _ = google.auth.load_credentials_from_dict(info, scopes=[scope])
             except (DefaultCredentialsError, OSError, ValueError, RecursionError) as exc:
                 # google-auth wraps the reason: ("Failed to load ... from FILE", reason)
                 reason = exc.args[-1] if len(exc.args) > 1 else exc
@@ -226,7 +234,7 @@ class GcsSource(Source):
             credentials = AnonymousCredentials()
         else:
             try:
-                credentials, _ = google.auth.default(scopes=[READ_ONLY])
+                credentials, _ = google.auth.default(scopes=[scope])
             except DefaultCredentialsError:
                 credentials = AnonymousCredentials()  # public buckets need none
         client_options = {"api_endpoint": endpoint} if endpoint else None
@@ -237,7 +245,7 @@ class GcsSource(Source):
             pool_connections=4, pool_maxsize=MAX_CONNECTIONS * 2, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
-        return _Gcs(storage=client, session=session, endpoint=(endpoint or DEFAULT_ENDPOINT)
+        return GcsClients(storage=client, session=session, endpoint=(endpoint or DEFAULT_ENDPOINT)
                     .rstrip("/"))
 
     def close(self) -> None:

@@ -3,10 +3,12 @@
 A service that takes uploads declares an `Uploader` (`core.known_sources`: `uploader`), made
 with the service's `Source` so that both directions share its clients and credentials. The
 shape is S3's (one request for a small file; for a large one an upload id, numbered parts sent
-in any order, a commit), which Azure's staged blocks and GCS's resumable sessions also fit.
+in any order, a commit), which Azure's staged blocks also fit.
 Checksums of parts are CRC32C in base64, as the services write them. Of the whole object a
 service keeps either a CRC32C (S3, GCS) or an MD5 (Azure's Content-MD5): its uploader says which
-(`whole_checksum`), and the upload direction computes that one of the file.
+(`whole_checksum`), and the upload direction computes that one of the file. A service that
+takes the file in order, as one stream (GCS, FTP), says `in_order = True` and offers
+`in_order_uploads`'s methods instead of parts.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class StoredObject:
     crc32c: str | None
     """The whole object's CRC32C in base64, when the service keeps one (None: it does not)."""
     md5: str | None = None
-    """The whole object's MD5 in hex, when the service keeps one (Azure's Content-MD5)."""
+    """The whole object's MD5 in hex, when the service keeps one (Azure's Content-MD5, GCS's
+    md5Hash) or computes one (an FTP server's HASH or XMD5)."""
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,9 @@ class _Upload(TypedDict, total=False):
     pinned: Required[_Pinned]
     part_size: Required[Annotated[int, msgspec.Meta(ge=1, le=_MAX_OFFSET)]]
     upload_id: str | None
-    """The service's name of the unfinished upload (S3's UploadId); None before it began."""
+    """The service's name of the unfinished upload (S3's UploadId, a GCS resumable session's
+    URI, an FTP upload's temporary name); None before it began. A session URI lets whoever
+    holds it write the object: it is kept here, in the owner-only journal, and nowhere else."""
     parts: dict[str, tuple[str, str]]
     """Part number -> (the service's ETag, the part's CRC32C in base64), once acknowledged."""
     checksum: str | None

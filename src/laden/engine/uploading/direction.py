@@ -5,7 +5,9 @@ and settles what the service already holds (ListParts: only the missing parts ar
 byte loop reads ranges of the file (`local`) into a sink that sends whole parts (`parts`),
 `finish` commits them as one object and compares the service's checksum of it with the file's.
 The service is reached only through its `sources.uploads.Uploader`: another service is another
-uploader, and the same direction.
+uploader, and the same direction. A service that takes the file in order, as one stream (GCS,
+FTP: `in_order_uploads.in_order`), is sent to over one connection from the offset it reports,
+by `in_order`'s plan and sink; the few places that differ say `in_order`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from ...core.errors import (
     UploadLost,
 )
 from ...core.states import State
+from ...sources.in_order_uploads import in_order as takes_in_order
 from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
-from . import crc32c, whole_md5
+from . import crc32c, in_order, whole_md5
 from .changes import judged, on_change_of, restarts_on_change
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
@@ -61,7 +64,7 @@ class UploadDirection:
         self.pieces: PieceRecorder | None = None
         self.host = ""
         self.upload: UploadState | None = None
-        self._sink: PartSink | None = None
+        self._sink: PartSink | in_order.StreamSink | None = None
         self.md5: whole_md5.TrailingMd5 | None = None
         """The file's MD5, for a service that keeps one instead of a CRC32C."""
 
@@ -71,7 +74,7 @@ class UploadDirection:
         return self.upload.local
 
     @property
-    def sink(self) -> PartSink:
+    def sink(self) -> PartSink | in_order.StreamSink:
         assert self._sink is not None
         return self._sink
 
@@ -97,6 +100,12 @@ class UploadDirection:
             return False
         if record.upload.get("conflict") == "skip":
             self._skip_if_there(run, upload)
+        if isinstance(self._sink, in_order.StreamSink):
+            self._sink.close()  # an attempt before this one's
+        if not upload.single and takes_in_order(uploader):
+            self._sink, self.plan = in_order.start(run, upload)
+            download.plan = self.plan
+            return True
         if not upload.single and self._settle_parts(run, upload):
             self._mark_done(run, upload, "it was committed before laden stopped")
             return False
@@ -135,6 +144,8 @@ class UploadDirection:
     def _committed_before(self, run: Run, upload: UploadState) -> bool:
         """Whether laden stopped between the commit and the journal's record of it: the
         object is there with the file's size and checksum."""
+        if takes_in_order(upload.uploader):
+            return in_order.committed_before(run, upload)
         stored = upload.uploader.stored(upload.url, run.download.options)
         return self._stored_is_the_file(upload, stored)
 
@@ -166,6 +177,9 @@ class UploadDirection:
                     and expected == stored.crc32c == crc32c.encoded(file_checksum(upload)))
 
     def _skip_if_there(self, run: Run, upload: UploadState) -> None:
+        if takes_in_order(upload.uploader):
+            in_order.skip_if_same(run, upload)  # its own checksums: CRC32C, MD5, or none
+            return
         stored = upload.uploader.stored(upload.url, run.download.options)
         if stored is None or stored.size != upload.size:
             return
@@ -234,6 +248,14 @@ class UploadDirection:
                 upload.send(1, b"", crc32c.of(b""))
             whole = crc32c.decoded(upload.journal["checksum"])
             md5 = self.md5.digest() if self.md5 else None
+        elif isinstance(self._sink, in_order.StreamSink):
+            try:
+                in_order.finish(run, upload, self._sink)  # commit, and compare its checksums
+            except DestinationExists:
+                self.abandon(run)
+                raise
+            self._mark_done(run, upload, "")
+            return
         else:
             missing = upload.count - len(upload.acknowledged())
             if missing:
@@ -318,6 +340,8 @@ class UploadDirection:
         abandon(run.sources, run.download)
 
     def close(self, run: Run) -> None:
+        if isinstance(self._sink, in_order.StreamSink):
+            self._sink.close()  # an unfinished chunk (before an abort, which then is final)
         if run.stop_reason in ("cancel", "remove"):
             self.abandon(run)
         if self.upload is not None:
