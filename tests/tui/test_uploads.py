@@ -136,7 +136,6 @@ async def test_the_conflict_policy_fail_is_shown_when_the_name_is_taken(
     ("", "s3://b/k", "Enter the local file or folder"),
     ("{file}", "", "Enter where it goes"),
     ("{missing}", "s3://{bucket}/k", "is not there to upload"),
-    ("{file}", "gs://{bucket}/k", "cannot upload to gs"),
     ("{file}", "https://example.invalid/k", "cannot upload to http"),
     ("{file}", "not an address", "does not name a bucket"),
 ])
