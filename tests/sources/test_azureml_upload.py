@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from engine.helpers import run_laden
 from laden.engine.uploading.parts import MiB
@@ -150,3 +151,19 @@ def test_an_expired_sas_is_asked_for_again_when_the_upload_resumes(
     assert _content_md5(azureml, "big.bin") == hashlib.md5(data).hexdigest()
     assert azureml.workspace.calls["secrets"] == 2
     assert server.issued_sas[-1] != first_sas
+
+
+def test_a_manifest_upload_item_of_type_azureml(azureml: AzureMLSetup, tmp_path: Path) -> None:
+    folder = tmp_path / "outputs"
+    _file(folder, "metrics.json", 20, seed=270)
+    _file(folder, "ckpt/last.ckpt", PART + 5, seed=271)
+    ws = azureml.workspace
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump({"upload_root": str(tmp_path), "upload_items": [{
+        "type": "azureml", "name": "run", "workspace": ws.name,
+        "resource_group": ws.resource_group, "subscription": ws.subscription,
+        "url": "azureml://datastores/blobs/paths/run-9/", "source": "outputs"}]}))
+    result = run_laden("run", "-q", str(manifest))
+    assert result.returncode == 0, result.stderr
+    for name in ("metrics.json", "ckpt/last.ckpt"):
+        assert _content(azureml, f"run-9/{name}") == (folder / name).read_bytes()
