@@ -61,6 +61,24 @@ def _laden(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=timeout, env={**os.environ, "COLUMNS": "120"})
 
 
+def _temporary(folder: Path, name: str, timeout: float = 30) -> Path:
+    """The upload's temporary file beside `name` in `folder`, once it is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(folder.glob(f".{name}.*laden-upload"))
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no temporary file for {name} in {folder}")
+
+
+def _refuse(reply: str) -> Any:
+    def refuse(self: Any, line: str) -> None:
+        self.respond(reply)
+
+    return refuse
+
+
 def _wait_size(path: Path, at_least: int, timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -176,6 +194,41 @@ def test_a_server_that_cannot_continue_a_file_starts_again_and_says_why(
     assert (server.root / name).read_bytes() == data
     assert any("can continue no file" in e.message
                and "starting again from the first byte" in e.message for e in info.errors)
+
+
+def test_a_failed_last_reply_asks_the_server_again_and_never_commits_bytes_twice(
+        slow_upload_server: FTPTestServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # No REST: a resume APPEs. The SIZE after the last byte fails once (as a 226 reply that
+    # timed out would): the server has every byte, and the next try must ask it, not APPE the
+    # rest again from where the resume began.
+    from pyftpdlib.handlers import FTPHandler
+
+    server = slow_upload_server
+    path, data = _file(tmp_path, "twice.bin", 9 * MiB, seed=12)
+    failed: list[str] = []
+    size_of = FTPHandler.ftp_SIZE
+
+    def size(self: Any, where: str) -> None:
+        if not failed and where.endswith("laden-upload") and os.path.exists(where) \
+                and os.path.getsize(where) >= len(data):
+            failed.append(where)
+            self.respond("451 Requested action aborted: local error in processing.")
+            return
+        size_of(self, where)
+
+    with manager() as m:
+        upload = m.add_upload(str(path), _address(server, "twice.bin"), **_login(server))
+        _wait_size(_temporary(server.root, "twice.bin"), 2 * MiB)
+        m.pause(upload)
+        m.wait(upload)
+        monkeypatch.setattr(FTPHandler, "ftp_REST", _refuse("502 Command not implemented."))
+        monkeypatch.setattr(FTPHandler, "ftp_SIZE", size)
+        m.resume(upload)
+        info = m.wait(upload, timeout=90)
+    assert failed
+    assert info.state is State.DONE, info.message
+    assert (server.root / "twice.bin").read_bytes() == data
 
 
 # -- conflicts -------------------------------------------------------------------------------

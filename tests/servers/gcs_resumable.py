@@ -21,7 +21,9 @@ else of the API:
 
 A chunk whose body arrives short (the client died mid-request) persists nothing, which is what
 the protocol allows; `keep_short_once` makes the next chunk persist 256 KiB less than was sent,
-which Google allows too; `fail_next_chunks` answers chunks 503, as a busy service does.
+which Google allows too; `fail_next_chunks` answers chunks 503, as a busy service does;
+`keep_then_fail_once` persists the next chunk that is not the last and answers it 503 all the
+same (the answer lost on its way, as a client sees a reply that timed out).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class GcsResumableServer(Emulator):
         self.keep_short_once = False
         self.fail_next_chunks = 0
         """Answer this many of the next chunks 503, keeping none of their bytes."""
+        self.keep_then_fail_once = False
         self._lock = threading.Lock()
         self._generation = 1
         self._server: QuietServer | None = None
@@ -184,6 +187,9 @@ class GcsResumableServer(Emulator):
             body = body[:-QUANTUM]
         session.data += body
         self.chunks.append((start, start + len(body)))
+        if not final and self.keep_then_fail_once:
+            self.keep_then_fail_once = False
+            return _send(handler, 503, {"error": {"message": "Backend Error"}})
         if not final:
             return self._held(handler, session)
         data = bytes(session.data)

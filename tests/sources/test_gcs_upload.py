@@ -43,6 +43,8 @@ def google(resumable: GcsResumableServer) -> GcsResumableServer:
     resumable.chunks.clear()
     resumable.objects.clear()
     resumable.forget_sessions()
+    resumable.keep_short_once = resumable.keep_then_fail_once = False
+    resumable.fail_next_chunks = 0
     return resumable
 
 
@@ -390,4 +392,18 @@ def test_a_chunk_refused_by_a_busy_service_is_sent_again(google: GcsResumableSer
     assert info.state is State.DONE, info.message
     assert google.object(BUCKET, "busy.bin") == data
     assert sum("GCS asks for fewer requests (HTTP 503)" in e.message for e in info.errors) == 2
+    assert google.chunks == [(0, CHUNK), (CHUNK, 2 * CHUNK), (2 * CHUNK, len(data))]
+
+
+def test_a_chunk_kept_though_its_answer_failed_is_not_sent_again(google: GcsResumableServer,
+                                                                 tmp_path: Path) -> None:
+    # The PUT failed after the service persisted the chunk: the next attempt asks the service
+    # where it stands, not what the sink last knew (which would send the chunk twice).
+    path, data = _file(tmp_path, "kept.bin", 2 * CHUNK + 9, seed=49)
+    google.keep_then_fail_once = True
+    with manager() as m:
+        info = m.wait(m.add_upload(str(path), f"gs://{BUCKET}/kept.bin",
+                                   **_settings(google.endpoint)))
+    assert info.state is State.DONE, info.message
+    assert google.object(BUCKET, "kept.bin") == data
     assert google.chunks == [(0, CHUNK), (CHUNK, 2 * CHUNK), (2 * CHUNK, len(data))]

@@ -16,6 +16,7 @@ LadenError                      base: one clear line for the user in str(exc)
 │   │   └── Permanent           trying again will not help (404, 410, 401/403 after retry)
 │   ├── RemoteChanged           the remote file changed under us: restart, never stitch
 │   │   └── UploadLost          the service no longer knows an unfinished upload: start again
+│   │       └── UploadUnusable  still held, but it cannot go on: aborted, start again
 │   ├── LocalFileChanged        the file being uploaded changed: never commit a mixed object
 │   ├── RangeNotSupported       the server ignored a Range request
 │   ├── ChecksumMismatch        the bytes on disk are not what was promised
@@ -130,6 +131,12 @@ class RemoteChanged(TransferError):
 class UploadLost(RemoteChanged):
     """The service no longer knows an unfinished upload (expired, or aborted by someone else):
     its parts are gone, so the upload starts again from the first byte."""
+
+
+class UploadUnusable(UploadLost):
+    """The service still holds the unfinished upload, but it cannot be continued (it holds
+    other bytes than were sent, or cannot append): it is aborted at the service, never left
+    there (a GCS session could still write the object), and the upload starts again."""
 
 
 class LocalFileChanged(TransferError):

@@ -25,6 +25,7 @@ from ...core.errors import (
     Retryable,
     TransferError,
     UploadLost,
+    UploadUnusable,
 )
 from ...core.states import State
 from ...sources.in_order_uploads import WholeFile
@@ -162,10 +163,20 @@ class StreamSink:
             upload.before_commit(crc32c.decoded(whole.crc32c))
         writer, self._writer, self._open = self._writer, None, False
         try:
-            held = self._end if writer is None else writer.finish(whole)
+            held = self._held if writer is None else writer.finish(whole)
         except DestinationExists:
             self._give_up()
             raise
+        except BaseException:
+            self._held = None  # it may have taken the piece, or part of it: asked again
+            raise
+        assert held is not None  # `_open_piece` asked
+        if writer is not None and held > self._end:
+            self._held = None
+            raise UploadUnusable(
+                f"the service holds {held} bytes of the unfinished upload to {upload.url}, "
+                f"more than the {self._end} laden sent (some were taken twice); it is not "
+                "committed")
         self._held = held
         with download.lock:
             download.record.done_ranges = [(0, min(held, upload.size))] if held else []
