@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from laden.engine.uploading.local import pin
 from servers.fixtures import random_bytes
 from servers.ftp import FTPTestServer
 from servers.gcs_resumable import GcsResumableServer
@@ -101,7 +102,8 @@ def test_kill_9_during_ftp_upload(tmp_path: Path, laden_dirs: dict[str, Path]) -
     with FTPTestServer() as server:
         common = ["put", "-q", "-u", f"{server.user}:{server.password}", str(path),
                   f"ftp://127.0.0.1:{server.port}/crash/up.bin"]
-        temporary = server.root / "crash" / ".up.bin.laden-upload"
+        tag = pin(str(path)).tag()  # this version of the file names its temporary file
+        temporary = server.root / "crash" / f".up.bin.{tag}.laden-upload"
         kills, held = 0, 0
         for _ in range(3):
             size = temporary.stat().st_size if temporary.exists() else -1

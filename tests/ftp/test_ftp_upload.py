@@ -24,7 +24,6 @@ from servers.ftp import FTPTestServer
 from .conftest import CommandLog
 
 SLOW = 2_000_000  # bytes per second the slow server takes
-TEMPORARY = ".{}.laden-upload"
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +124,9 @@ def test_pause_then_resume_goes_on_from_the_servers_size(
         slow_upload_server: FTPTestServer, tmp_path: Path, ftp_commands: CommandLog) -> None:
     server = slow_upload_server
     path, data = _file(tmp_path, "paused.bin", 12 * MiB, seed=2)
-    temporary = server.root / TEMPORARY.format("paused.bin")
     with manager() as m:
         upload = m.add_upload(str(path), _address(server, "paused.bin"), **_login(server))
+        temporary = _temporary(server.root, "paused.bin")
         _wait_size(temporary, 3 * MiB)
         m.pause(upload)
         assert m.wait(upload).state is State.PAUSED
@@ -147,11 +146,11 @@ def test_kill_9_then_the_same_command_again_finishes_it(
         slow_upload_server: FTPTestServer, tmp_path: Path, ftp_commands: CommandLog) -> None:
     server = slow_upload_server
     path, data = _file(tmp_path, "killed.bin", 12 * MiB, seed=3)
-    temporary = server.root / TEMPORARY.format("killed.bin")
     command = ["put", *_cli(server), str(path), _address(server, "killed.bin")]
     process = subprocess.Popen([sys.executable, "-m", "laden", *command],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        temporary = _temporary(server.root, "killed.bin")
         _wait_size(temporary, 3 * MiB)
     finally:
         process.send_signal(signal.SIGKILL)
@@ -180,9 +179,9 @@ def test_a_server_that_cannot_continue_a_file_starts_again_and_says_why(
     server = slow_upload_server
     name = f"again-{reply[:3]}.bin"
     path, data = _file(tmp_path, name, 12 * MiB, seed=4)
-    temporary = server.root / TEMPORARY.format(name)
     with manager() as m:
         upload = m.add_upload(str(path), _address(server, name), **_login(server))
+        temporary = _temporary(server.root, name)
         _wait_size(temporary, 2 * MiB)
         m.pause(upload)
         m.wait(upload)
@@ -229,6 +228,84 @@ def test_a_failed_last_reply_asks_the_server_again_and_never_commits_bytes_twice
     assert failed
     assert info.state is State.DONE, info.message
     assert (server.root / "twice.bin").read_bytes() == data
+
+
+def test_another_upload_to_the_same_name_is_never_continued(
+        slow_upload_server: FTPTestServer, tmp_path: Path) -> None:
+    # Another machine's laden sends its own version of the file to the same name while ours
+    # is paused: each has a temporary file of its own, so ours goes on from its own bytes.
+    server = slow_upload_server
+    path, data = _file(tmp_path, "shared.bin", 9 * MiB, seed=13)
+    (tmp_path / "elsewhere").mkdir()
+    theirs, _ = _file(tmp_path / "elsewhere", "shared.bin", 9 * MiB, seed=14)
+    other_state = tmp_path / "other-state"
+    other_state.mkdir()
+    with manager() as m:
+        upload = m.add_upload(str(path), _address(server, "shared.bin"), **_login(server))
+        _wait_size(_temporary(server.root, "shared.bin"), 2 * MiB)
+        m.pause(upload)
+        m.wait(upload)
+        time.sleep(0.3)
+        held = max(p.stat().st_size for p in server.root.glob(".shared.bin.*laden-upload"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "laden", "put", *_cli(server), str(theirs),
+             _address(server, "shared.bin")], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env={**os.environ, "LADEN_STATE_DIR": str(other_state)})
+        try:
+            deadline = time.monotonic() + 30
+            while max(p.stat().st_size for p in server.root.glob(".shared.bin.*laden-upload")
+                      ) < held + 2 * MiB:
+                assert time.monotonic() < deadline, "the other upload sent nothing"
+                time.sleep(0.02)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+        m.resume(upload)
+        info = m.wait(upload, timeout=90)
+    assert info.state is State.DONE, info.message
+    assert (server.root / "shared.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("reply", ["550", "451"], ids=["refused", "failed"])
+def test_a_temporary_file_gone_at_the_rename_is_sent_again_never_taken_as_done(
+        ftp_server: FTPTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        reply: str) -> None:
+    # Someone removes the temporary file right before the rename, and an older file of the
+    # same size has the name. 550: the refused rename must not delete that file; 451: the
+    # next try (the rename's answer lost, as when laden stops during it) cannot tell, with no
+    # checksum, whether the file there is this one, so it sends it again rather than take it
+    # as done.
+    from pyftpdlib.handlers import FTPHandler
+
+    path, data = _file(tmp_path, "f.bin", 9 * MiB, seed=15)
+    folder = f"gone-{reply}"
+    ftp_server.write_file(f"{folder}/f.bin", random_bytes(len(data), seed=16))
+    removed: list[str] = []
+    rename_from = FTPHandler.ftp_RNFR
+
+    def vanish(self: Any, where: str) -> None:
+        if not removed and where.endswith("laden-upload"):
+            removed.append(where)
+            os.remove(where)
+            if reply == "451":
+                self.respond("451 Requested action aborted: local error in processing.")
+                return
+        rename_from(self, where)
+
+    monkeypatch.setattr(FTPHandler, "ftp_RNFR", vanish)
+    with manager() as m:
+        upload = m.add_upload(str(path), _address(ftp_server, f"{folder}/f.bin"),
+                              **_login(ftp_server))
+        info = m.wait(upload, timeout=60)
+        if reply == "451":  # a failed commit ends the attempt; the next one looks first
+            assert info.state is State.FAILED and "451" in info.message
+            m.resume(upload)
+            info = m.wait(upload, timeout=60)
+    assert removed
+    assert info.state is State.DONE, info.message
+    assert (ftp_server.root / folder / "f.bin").read_bytes() == data
+    said = "gone from the server" if reply == "550" else "cannot be told"
+    assert any(said in e.message for e in info.errors), [e.message for e in info.errors]
 
 
 # -- conflicts -------------------------------------------------------------------------------
@@ -285,10 +362,10 @@ def test_conflict_fail_looks_again_right_before_the_rename(
         slow_upload_server: FTPTestServer, tmp_path: Path) -> None:
     server = slow_upload_server
     path, _ = _file(tmp_path, "f.bin", 10 * MiB, seed=8)
-    temporary = server.root / TEMPORARY.format("race.bin")
     with manager() as m:
         upload = m.add_upload(str(path), _address(server, "race.bin"), conflict="fail",
                               **_login(server))
+        temporary = _temporary(server.root, "race.bin")
         _wait_size(temporary, 1 * MiB)
         server.write_file("race.bin", b"someone else's")  # after laden looked
         info = m.wait(upload, timeout=60)
@@ -302,9 +379,9 @@ def test_cancel_removes_the_temporary_file(slow_upload_server: FTPTestServer,
                                            tmp_path: Path) -> None:
     server = slow_upload_server
     path, _ = _file(tmp_path, "gone.bin", 12 * MiB, seed=9)
-    temporary = server.root / TEMPORARY.format("gone.bin")
     with manager() as m:
         upload = m.add_upload(str(path), _address(server, "gone.bin"), **_login(server))
+        temporary = _temporary(server.root, "gone.bin")
         _wait_size(temporary, 1 * MiB)
         m.cancel(upload)
         m.wait(upload)

@@ -1,11 +1,13 @@
 """Uploads to FTP and FTPS: a temporary name beside the target, then a rename.
 
-The file is sent with `STOR` to `.NAME.laden-upload` in the target's folder (made when
-missing), so readers never see half a file; the commit is `RNFR`/`RNTO` to the final name. A
-resume asks the temporary file's `SIZE` and goes on from there with `REST` + `STOR` (when the
-server lists `REST STREAM` in `FEAT`) or `APPE`; a server that refuses both makes the upload
-start again from the first byte, saying why. Pausing closes the data connection: the server
-keeps what arrived, and the next `SIZE` says how much.
+The file is sent with `STOR` to `.NAME.TAG.laden-upload` in the target's folder (made when
+missing), so readers never see half a file; the commit is `RNFR`/`RNTO` to the final name. TAG
+names this version of the local file (`Pin.tag`): two uploads to one target (two machines, two
+versions of a file) never continue each other's bytes. A resume asks the temporary file's
+`SIZE` and goes on from there with `REST` + `STOR` (when the server lists `REST STREAM` in
+`FEAT`) or `APPE`; a server that refuses both makes the upload start again from the first byte,
+saying why. Pausing closes the data connection: the server keeps what arrived, and the next
+`SIZE` says how much.
 
 FTP has no conditional rename, so the conflict policy fail is a `SIZE` of the final name just
 before the rename: another client could still take the name in between. The check after the
@@ -20,11 +22,12 @@ import contextlib
 import ftplib
 import io
 import re
+import secrets
 import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..core.errors import DestinationExists, InputError, LadenError, UploadLost
+from ..core.errors import DestinationExists, InputError, LadenError, UploadLost, UploadUnusable
 from .ftp_protocol import classified, host_of, server_path, size_or_none
 from .in_order_uploads import WholeFile
 from .requests_log import logged_request
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from .ftp import FtpSource
 
 MiB = 1024 * 1024
-TEMPORARY = ".{name}.laden-upload"
+TEMPORARY = ".{name}.{tag}.laden-upload"
 _MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
 
 
@@ -68,12 +71,14 @@ class FtpUploader:
 
     def put(self, url: str, body: bytes | bytearray, crc32c: str, options: DownloadOptions, *,
             only_new: bool) -> None:
-        temporary = self.begin_in_order(url, len(body), options, only_new=only_new)
+        # A name of its own: one request sends it whole, so nothing is continued later.
+        temporary = self.begin_in_order(url, len(body), options, only_new=only_new,
+                                        file_tag=secrets.token_hex(8))
         with logged_request("STOR", url, 0, len(body)) as answer, \
                 self._control(url, options) as ftp:
             answer.status = ftp.storbinary(f"STOR {temporary}", io.BytesIO(bytes(body)))
         try:
-            self.commit(url, temporary, options, only_new=only_new)
+            self.commit(url, temporary, len(body), options, only_new=only_new)
         except DestinationExists:
             self.abort(url, temporary, options)
             raise
@@ -85,20 +90,20 @@ class FtpUploader:
             return _md5_commands(ftp, "") is not None
 
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
-                       only_new: bool) -> str:
+                       only_new: bool, file_tag: str) -> str:
         """The temporary name (the folder made when missing); nothing is sent yet."""
         path = _target(url)
         folder, _, name = path.rpartition("/")
         with self._control(url, options) as ftp:
             _make_folders(ftp, folder)
-        return (folder + "/" if folder else "") + TEMPORARY.format(name=name)
+        return (folder + "/" if folder else "") + TEMPORARY.format(name=name, tag=file_tag)
 
     def offset(self, url: str, upload_id: str, size: int, options: DownloadOptions) -> int:
         with logged_request("SIZE", url) as answer, self._control(url, options) as ftp:
             held = size_or_none(ftp, upload_id) or 0
             answer.status = f"{held} bytes held"
         if held > size:
-            raise UploadLost(f"the unfinished upload to {url} holds more than the file")
+            raise UploadUnusable(f"the unfinished upload to {url} holds more than the file")
         return held
 
     def writer(self, url: str, upload_id: str, start: int, end: int, size: int,
@@ -116,7 +121,7 @@ class FtpUploader:
             raise classified(exc, url, "the upload", options) from None
         return _Stream(self, ftp, data, url, upload_id, options)
 
-    def commit(self, url: str, upload_id: str, options: DownloadOptions, *,
+    def commit(self, url: str, upload_id: str, size: int, options: DownloadOptions, *,
                only_new: bool) -> None:
         path = _target(url)
         with logged_request("RNTO", url) as answer, self._control(url, options) as ftp:
@@ -127,11 +132,25 @@ class FtpUploader:
             try:
                 ftp.rename(upload_id, path)
             except ftplib.error_perm:
-                if only_new:
+                if only_new or not self._replaceable(ftp, url, upload_id, path, size):
                     raise
                 ftp.delete(path)  # servers that rename onto no existing name
                 ftp.rename(upload_id, path)
             answer.status = "renamed"
+
+    @staticmethod
+    def _replaceable(ftp: ftplib.FTP, url: str, upload_id: str, path: str, size: int) -> bool:
+        """Whether a refused rename may delete the target and rename again: only when the
+        temporary file is the whole file and the target is there (a server that renames onto
+        no existing name); never when the temporary file is gone or other than sent."""
+        held = size_or_none(ftp, upload_id)
+        if held is None:
+            raise UploadLost(f"the unfinished upload to {url} is gone from the server (removed "
+                             "by someone else?); nothing was renamed")
+        if held != size:
+            raise UploadUnusable(f"the unfinished upload to {url} holds {held} bytes, not the "
+                                 f"file's {size}; nothing was renamed")
+        return size_or_none(ftp, path) is not None
 
     def abort(self, url: str, upload_id: str, options: DownloadOptions) -> None:
         with logged_request("DELE", url) as answer, self._control(url, options) as ftp:

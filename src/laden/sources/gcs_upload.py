@@ -110,7 +110,7 @@ class GcsUploader:
         return True  # checked at finalise, and kept with the object
 
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
-                       only_new: bool) -> str:
+                       only_new: bool, file_tag: str) -> str:
         bucket, key = _object(url)
         gcs = self._gcs(options)
         target = (f"{gcs.endpoint}/upload/storage/v1/b/{_q(bucket)}/o?uploadType=resumable"
@@ -150,7 +150,7 @@ class GcsUploader:
                             headers=headers, start=start, end=end)
         return self._held(answer, url, size)
 
-    def commit(self, url: str, upload_id: str, options: DownloadOptions, *,
+    def commit(self, url: str, upload_id: str, size: int, options: DownloadOptions, *,
                only_new: bool) -> None:
         """Nothing: the last chunk finalised the object."""
 

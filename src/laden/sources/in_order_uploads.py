@@ -70,14 +70,17 @@ class InOrderUploader(Protocol):
         """Whether the service checks or can tell the object's MD5: only then is it computed
         while sending (it costs more than the sending on a fast link)."""
     def begin_in_order(self, url: str, size: int, options: DownloadOptions, *,
-                       only_new: bool) -> str:
+                       only_new: bool, file_tag: str) -> str:
         """Start an upload of `size` bytes; returns its id. With `only_new`, the service
-        refuses to finish it over an existing object (where it can)."""
+        refuses to finish it over an existing object (where it can). `file_tag` names this
+        version of the local file (`Pin.tag`): where the id is a name (FTP's temporary file),
+        it is in the name, so that another upload to the same target never continues it."""
     def offset(self, url: str, upload_id: str, size: int, options: DownloadOptions) -> int:
         """How many bytes of the file the service holds for the upload."""
     def writer(self, url: str, upload_id: str, start: int, end: int, size: int,
                options: DownloadOptions) -> ChunkWriter:
         """A writer of bytes `start` to `end`; `start` is what `offset` last said."""
-    def commit(self, url: str, upload_id: str, options: DownloadOptions, *,
+    def commit(self, url: str, upload_id: str, size: int, options: DownloadOptions, *,
                only_new: bool) -> None:
-        """Give the finished upload its name, when the last chunk did not already."""
+        """Give the finished upload of `size` bytes its name, when the last chunk did not
+        already."""

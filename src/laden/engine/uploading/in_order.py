@@ -14,6 +14,7 @@ given with the last chunk, and compared with the object's after the commit.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import threading
@@ -85,7 +86,8 @@ def start(run: Run, upload: UploadState) -> tuple[StreamSink, InOrderPlan]:
             raise DestinationExists(f"{upload.url} exists already, and the conflict policy is "
                                     "fail; nothing was sent")
         upload_id = uploader.begin_in_order(upload.url, upload.size, options,
-                                            only_new=upload.only_new)
+                                            only_new=upload.only_new,
+                                            file_tag=upload.local.pinned.tag())
         held = 0
         with download.lock:
             upload.journal["upload_id"] = upload_id
@@ -257,8 +259,8 @@ def finish(run: Run, upload: UploadState, sink: StreamSink) -> None:
     uploader: InOrderUploader = upload.uploader  # type: ignore[assignment]
     whole = sink.hashes.whole(upload.size)
     upload.before_commit(crc32c.decoded(whole.crc32c))
-    uploader.commit(upload.url, str(upload.journal["upload_id"]), run.download.options,
-                    only_new=upload.only_new)
+    uploader.commit(upload.url, str(upload.journal["upload_id"]), upload.size,
+                    run.download.options, only_new=upload.only_new)
     run.set_state(State.VERIFYING)
     check(run, upload, whole)
 
@@ -312,8 +314,10 @@ def skip_if_same(run: Run, upload: UploadState) -> None:
 
 def committed_before(run: Run, upload: UploadState) -> bool:
     """Whether laden stopped between the commit and the journal's record of it: the object
-    has the file's size and checksums, and (where the service keeps no checksum, FTP) the
-    unfinished upload is gone, renamed into place."""
+    has the file's size and checksums. Where the service keeps no checksum (FTP without a
+    checksum command), an object of the same size may be an older file, and the unfinished
+    upload being gone proves nothing (someone may have removed it): that cannot be told, so
+    it is said, and the file is sent again rather than taken as done."""
     uploader: InOrderUploader = upload.uploader  # type: ignore[assignment]
     options = run.download.options
     stored = uploader.stored(upload.url, options)
@@ -324,11 +328,13 @@ def committed_before(run: Run, upload: UploadState) -> bool:
     if compared:
         return all(theirs == ours for _algorithm, ours, theirs in compared)
     upload_id = upload.journal.get("upload_id")
-    try:
-        return not upload_id or uploader.offset(upload.url, upload_id, upload.size,
-                                                options) == 0
-    except UploadLost:
-        return True
+    with contextlib.suppress(UploadLost):  # gone: no better a proof than an empty one
+        if upload_id and uploader.offset(upload.url, upload_id, upload.size, options):
+            return False  # still there, not renamed yet
+    run.download.add_error(f"laden stopped while renaming the upload to {upload.url}, and the "
+                           "service keeps no checksum: whether the file of the same size there "
+                           "is this one cannot be told, so it is sent again")
+    return False
 
 
 def _compared(stored: StoredObject, whole: WholeFile) -> list[tuple[str, str, str]]:
