@@ -407,3 +407,27 @@ def test_a_chunk_kept_though_its_answer_failed_is_not_sent_again(google: GcsResu
     assert info.state is State.DONE, info.message
     assert google.object(BUCKET, "kept.bin") == data
     assert google.chunks == [(0, CHUNK), (CHUNK, 2 * CHUNK), (2 * CHUNK, len(data))]
+
+
+def test_added_again_with_conflict_fail_never_finishes_the_old_session(
+        google: GcsResumableServer, tmp_path: Path) -> None:
+    # The session was opened under overwrite; added again with fail, it must not finalise
+    # over an object that appeared meanwhile: a new session, under the new policy.
+    path, _ = _file(tmp_path, "policy.bin", 2 * CHUNK + 11, seed=50)
+    url = f"gs://{BUCKET}/policy.bin"
+    with manager(FAST.replace(limit_rate=16 * MiB)) as m:
+        upload = m.add_upload(str(path), url, **_settings(google.endpoint))
+        _wait_persisted(google, CHUNK)
+        m.pause(upload)
+        assert m.wait(upload).state is State.PAUSED
+        google.put_object(BUCKET, "policy.bin", b"theirs")
+        m.set_limit_rate(None)
+        assert m.add_upload(str(path), url, conflict="fail", **_settings(google.endpoint)) \
+            == upload
+        info = m.wait(upload, timeout=60)
+    assert info.state is State.FAILED, info.message
+    assert "exists already, and the conflict policy is fail" in info.message
+    assert google.object(BUCKET, "policy.bin") == b"theirs"
+    assert not google.sessions  # the session opened under overwrite was cancelled
+    assert any("not the one the upload session was opened with" in e.message
+               for e in info.errors)

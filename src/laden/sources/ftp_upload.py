@@ -48,6 +48,7 @@ class FtpUploader:
     """FTP's `sources.uploads.Uploader`, in order (`in_order_uploads`)."""
 
     in_order = True
+    conflict_at_begin = False  # looked at just before the rename
     one_stream = True
     whole_checksum = "crc32c"
     """The file's, kept in the journal; the server keeps none (its MD5 is compared where it

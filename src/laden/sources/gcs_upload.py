@@ -57,6 +57,7 @@ class GcsUploader:
     """GCS's `sources.uploads.Uploader`, in order (`in_order_uploads`)."""
 
     in_order = True
+    conflict_at_begin = True  # ifGenerationMatch=0 is the session's
     one_stream = False
     whole_checksum = "crc32c"
     """What a single request's check compares; a session's compares its MD5 too."""

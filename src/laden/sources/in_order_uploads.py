@@ -60,6 +60,10 @@ class InOrderUploader(Protocol):
     each confirmed before the next (GCS)."""
     min_part: int
     """The part size (GCS's chunks) and the largest file sent in one request."""
+    conflict_at_begin: bool
+    """True: `only_new` is fixed when the upload begins (GCS's `ifGenerationMatch=0` is the
+    session's), so an upload added again with another conflict policy needs a new one; False:
+    it is decided at the commit (FTP)."""
     max_parts: int
 
     def stored(self, url: str, options: DownloadOptions) -> StoredObject | None: ...

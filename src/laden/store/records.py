@@ -155,6 +155,10 @@ class _Upload(TypedDict, total=False):
     whether the object is there already."""
     conflict: Literal["overwrite", "skip", "fail"]
     """What to do when the remote name is taken (`engine.uploading.adding.CONFLICTS`)."""
+    session_only_new: bool
+    """Whether the unfinished upload was begun refusing to replace (the conflict policy
+    fail), where the service fixes that when it begins (a GCS session's ifGenerationMatch=0):
+    an upload added again with another policy begins anew."""
     on_change: Literal["stop", "restart"]
     """What to do when the local file changes before the commit (`engine.uploading.changes`);
     missing: stop."""

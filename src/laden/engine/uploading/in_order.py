@@ -68,16 +68,19 @@ def start(run: Run, upload: UploadState) -> tuple[StreamSink, InOrderPlan]:
     options = download.options
     held = 0
     upload_id = upload.journal.get("upload_id")
+    if upload_id and uploader.conflict_at_begin \
+            and upload.journal.get("session_only_new") is not upload.only_new:
+        # Added again with another conflict policy: the session would keep the old one.
+        download.add_error("the conflict policy is not the one the upload session was opened "
+                           "with; starting again from the first byte in a new session")
+        _drop(uploader, upload, upload_id)
+        upload_id = None
     if upload_id:
         try:
             held = uploader.offset(upload.url, upload_id, upload.size, options)
         except UploadLost as exc:
             download.add_error(f"{exc}; starting again from the first byte")
-            try:
-                uploader.abort(upload.url, upload_id, options)
-            except TransferError as again:
-                log.warning("upload %s: could not drop the lost upload: %s", download.id, again)
-            upload.forget_upload()
+            _drop(uploader, upload, upload_id)
             upload_id = None
     if not upload_id:
         # The service (or, for FTP, the check before the rename) decides at the commit; asking
@@ -91,6 +94,7 @@ def start(run: Run, upload: UploadState) -> tuple[StreamSink, InOrderPlan]:
         held = 0
         with download.lock:
             upload.journal["upload_id"] = upload_id
+            upload.journal["session_only_new"] = upload.only_new
             upload.journal["parts"] = {}
     with download.lock:
         download.record.done_ranges = [(0, held)] if held else []
@@ -99,6 +103,16 @@ def start(run: Run, upload: UploadState) -> tuple[StreamSink, InOrderPlan]:
     plan = InOrderPlan(upload.size, [(0, held)], min_size=piece, piece_size=piece)
     md5 = uploader.takes_md5(upload.url, options)
     return StreamSink(run, upload, held, piece, md5=md5), plan
+
+
+def _drop(uploader: InOrderUploader, upload: UploadState, upload_id: str) -> None:
+    """Abort an upload that will not be continued, and forget it."""
+    try:
+        uploader.abort(upload.url, upload_id, upload.download.options)
+    except TransferError as exc:
+        log.warning("upload %s: could not drop the unfinished upload: %s", upload.download.id,
+                    exc)
+    upload.forget_upload()
 
 
 class StreamSink:
