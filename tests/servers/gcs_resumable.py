@@ -117,6 +117,15 @@ class GcsResumableServer(Emulator):
             open_ = [s for s in self.sessions.values() if not s.finished]
             return len(open_[0].data) if open_ else 0
 
+    def lose_confirmed_bytes(self) -> None:
+        """The open session forgets the bytes it confirmed, and the next chunk is answered
+        503: a service going back on its word, which a client must not continue."""
+        with self._lock:
+            for session in self.sessions.values():
+                if not session.finished:
+                    session.data.clear()
+            self.fail_next_chunks = 1
+
     def forget_sessions(self) -> None:
         """As a week passing: every session expires."""
         with self._lock:

@@ -431,3 +431,21 @@ def test_added_again_with_conflict_fail_never_finishes_the_old_session(
     assert not google.sessions  # the session opened under overwrite was cancelled
     assert any("not the one the upload session was opened with" in e.message
                for e in info.errors)
+
+
+def test_a_session_that_lost_confirmed_bytes_is_cancelled_not_forgotten(
+        google: GcsResumableServer, tmp_path: Path) -> None:
+    path, data = _file(tmp_path, "shrunk.bin", 3 * CHUNK, seed=51)
+    with manager(FAST.replace(limit_rate=16 * MiB)) as m:
+        upload = m.add_upload(str(path), f"gs://{BUCKET}/shrunk.bin",
+                              **_settings(google.endpoint))
+        _wait_persisted(google, CHUNK)
+        google.lose_confirmed_bytes()
+        m.set_limit_rate(None)
+        info = m.wait(upload, timeout=60)
+    assert info.state is State.DONE, info.message
+    assert google.object(BUCKET, "shrunk.bin") == data
+    assert any("fewer than it confirmed" in e.message for e in info.errors)
+    # The session still alive was cancelled (DELETE), not dropped from the journal alone.
+    assert [s.finished for s in google.sessions.values()] == [True]
+    assert any(r.method == "DELETE" for r in google.requests)

@@ -229,8 +229,8 @@ def _open_data(ftp: ftplib.FTP, url: str, upload_id: str, start: int) -> socket.
     except ftplib.error_perm as exc:
         # Refused however it is worded (vsftpd's cmds_denied answers 550 Permission denied):
         # from the first byte, STOR alone is needed, and says so if it is refused too.
-        raise UploadLost(f"{host_of(url)} can continue no file (REST and APPE refused: "
-                         f"{str(exc).strip()})") from None
+        raise UploadUnusable(f"{host_of(url)} can continue no file (REST and APPE refused: "
+                             f"{str(exc).strip()})") from None
 
 
 def _close_data(data: socket.socket) -> None:

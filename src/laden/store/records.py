@@ -58,7 +58,9 @@ class Record:
     """Which way the bytes go: "download" (`url` to `dest`) or "upload" (`dest` to `url`)."""
     upload: dict[str, Any] | None = None
     """An upload's own state (see `_Upload`): the local file as pinned when it started, the
-    part size, the service's upload id and the parts it acknowledged. Never a credential."""
+    part size, the service's upload id and the parts it acknowledged. No credential but one a
+    resume cannot do without: a GCS session URI, which lets its holder write the object for a
+    week, kept in this owner-only journal and nowhere else."""
     id: int = 0
 
     def to_json(self) -> str:

@@ -25,6 +25,7 @@ from ...core.errors import (
     Retryable,
     TransferError,
     UploadLost,
+    UploadUnusable,
 )
 from ...core.states import State
 from ...sources.in_order_uploads import in_order as takes_in_order
@@ -328,7 +329,9 @@ class UploadDirection:
     def go_on(self, run: Run, change: Change, exc: TransferError) -> None:
         if change is Change.KEEP:
             return
-        if not isinstance(exc, UploadLost):
+        if not isinstance(exc, UploadLost) or isinstance(exc, UploadUnusable):
+            # Aborted unless the service said it is gone: a live upload forgotten would keep
+            # costing storage, and a GCS session could still write the object for a week.
             self.abandon(run)
         if self.upload is not None:
             self.upload.forget_upload()

@@ -158,8 +158,8 @@ class StreamSink:
             self._held = self._uploader.offset(upload.url, self._upload_id, upload.size,
                                                upload.download.options)
         if self._held < offset:
-            raise UploadLost(f"the service holds {self._held} bytes of the upload to "
-                             f"{upload.url}, fewer than it confirmed")
+            raise UploadUnusable(f"the service holds {self._held} bytes of the upload to "
+                                 f"{upload.url}, fewer than it confirmed")
         self._end = min((offset // self._piece + 1) * self._piece, upload.size)
         self._from = min(self._held, self._end)
         self._at = offset

@@ -2,8 +2,12 @@
 
 The record holds the local file's pin, the part size, the service's upload id and the parts the
 service acknowledged (number -> ETag and CRC32C). Each acknowledgement is journalled as it
-arrives, so after `kill -9` only the parts in flight are sent again. The record never holds a
-credential: the upload id names an upload, it grants nothing.
+arrives, so after `kill -9` only the parts in flight are sent again. The upload id of most
+services names an upload and grants nothing, but a GCS resumable session's URI is a credential:
+whoever holds it may write the object until the session ends (a week). It is kept all the same,
+since a resume needs it, in the journal alone, which is the owner's only (0600); it never
+reaches a message, a log or `--json`, and an upload laden stops continuing is cancelled at the
+service rather than forgotten.
 """
 
 from __future__ import annotations
