@@ -16,6 +16,8 @@ else of the API:
 - `PUT SESSION` with `Content-Range: bytes */TOTAL` and no body asks for the offset: 308 as
   above, or 200 once finalised. It never finalises anything.
 - An unknown (expired, cancelled) session: 404. `DELETE SESSION` cancels it: 499.
+- `POST /token`, as Google's OAuth token endpoint answers a revoked refresh token: 400
+  `invalid_grant` (credentials the service refuses).
 - `POST ...?uploadType=multipart` (one request, its metadata's crc32c and md5Hash checked) and
   `GET /storage/v1/b/BUCKET/o/NAME` (the object's size, crc32c, md5Hash).
 
@@ -138,6 +140,10 @@ class GcsResumableServer(Emulator):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         path = parts.path
         with self._lock:
+            if handler.command == "POST" and path == "/token":
+                return _send(handler, 400, {"error": "invalid_grant",
+                                            "error_description": "Token has been expired or "
+                                                                 "revoked."})
             if handler.command == "POST" and path.startswith("/upload/storage/v1/b/"):
                 bucket = unquote(path.split("/")[5])
                 if query.get("uploadType") == "resumable":

@@ -449,3 +449,27 @@ def test_a_session_that_lost_confirmed_bytes_is_cancelled_not_forgotten(
     # The session still alive was cancelled (DELETE), not dropped from the journal alone.
     assert [s.finished for s in google.sessions.values()] == [True]
     assert any(r.method == "DELETE" for r in google.requests)
+
+
+def test_refused_credentials_are_said_and_not_retried_as_a_failed_connection(
+        google: GcsResumableServer, tmp_path: Path) -> None:
+    path, _ = _file(tmp_path, "creds.bin", CHUNK + 1, seed=52)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    account = tmp_path / "account.json"  # a key the token endpoint (the test server) refuses
+    account.write_text(json.dumps({
+        "type": "service_account", "project_id": "laden-test", "private_key_id": "1",
+        "private_key": key, "client_email": "laden@laden-test.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": f"{google.endpoint}/token"}))
+    settings = {"source_settings": {"gcs_endpoint_url": google.endpoint,
+                                    "gcs_credentials_file": str(account)}}
+    with manager() as m:
+        info = m.wait(m.add_upload(str(path), f"gs://{BUCKET}/creds.bin", **settings))
+    assert info.state is State.FAILED
+    assert "Google refused the credentials for gs://up/creds.bin" in info.message
+    assert not any("connection to GCS" in e.message for e in info.errors)
+    assert not [r for r in google.requests if r.path.startswith("/upload/")]

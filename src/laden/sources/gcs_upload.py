@@ -26,8 +26,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from ..core.errors import DestinationExists, InputError, Retryable, UploadLost
+from ..core.errors import DestinationExists, InputError, LadenError, Retryable, UploadLost
 from . import cloud
+from .gcs import ERRORS as GCS_ERRORS
 from .in_order_uploads import WholeFile
 from .requests_log import logged_request
 from .statuses import Wording
@@ -193,10 +194,8 @@ class GcsUploader:
                                              **request)
                 logged.status = answer.status_code
                 return answer
-        except Exception as exc:  # noqa: BLE001 - worded without its text, which names target
-            host = urlsplit(target).netloc.rpartition("@")[2]
-            raise Retryable(f"connection to GCS at {host} failed for {url} "
-                            f"({type(exc).__name__})") from None
+        except Exception as exc:  # noqa: BLE001 - every failure becomes laden's, below
+            raise _translated(exc, target, url) from None
 
     def _check(self, answer: Any, url: str, bucket: str, good: tuple[int, ...]) -> None:
         status = answer.status_code
@@ -207,6 +206,22 @@ class GcsUploader:
                                     "(GCS refused to replace it)")
         raise _WORDING.error(status, url=url, bucket=bucket, detail=_detail(answer),
                              retry_after=_retry_after(answer))
+
+
+def _translated(exc: Exception, target: str, url: str) -> Exception:
+    """laden's error for a request that got no answer: through the GCS table (refused or
+    missing credentials say so, and are not retried), except that a failure to connect, and
+    any line that would carry `target` (a session URI is a credential), is worded without the
+    exception's text."""
+    error = GCS_ERRORS.translate(exc, url=url, wording=_WORDING,
+                                 bucket=cloud.split_address(url)[0])
+    text = str(error)
+    secret = urlsplit(target).query
+    if isinstance(error, LadenError) and not isinstance(error, Retryable) \
+            and target not in text and not (secret and secret in text):
+        return error
+    host = urlsplit(target).netloc.rpartition("@")[2]
+    return Retryable(f"connection to GCS at {host} failed for {url} ({type(exc).__name__})")
 
 
 class _Chunk:
