@@ -217,6 +217,8 @@ def test_pause_and_resume_send_only_what_the_session_lacks(google: GcsResumableS
         assert m.wait(upload).state is State.PAUSED
         held, before = google.persisted(), len(google.chunks)
         assert held % CHUNK == 0 and 0 < held < len(data)
+        (waiting,) = m.unfinished_uploads()  # `laden list --unfinished-uploads`
+        assert (waiting.parts, waiting.sent) == (held // CHUNK, held)
         m.set_limit_rate(None)
         m.resume(upload)
         info = m.wait(upload, timeout=60)

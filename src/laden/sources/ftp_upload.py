@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import DestinationExists, InputError, LadenError, UploadLost, UploadUnusable
 from .ftp_protocol import classified, host_of, server_path, size_or_none
-from .in_order_uploads import WholeFile
+from .in_order_uploads import FileChecksums
 from .requests_log import logged_request
 from .uploads import StoredObject
 
@@ -193,7 +193,7 @@ class _Stream:
             self.abort()
             raise classified(exc, self._url, "the upload", self._options) from None
 
-    def finish(self, whole: WholeFile | None) -> int:
+    def finish(self, whole: FileChecksums | None) -> int:
         ftp = self._ftp
         try:
             _close_data(self._data)

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 from ..core.errors import DestinationExists, InputError, LadenError, Retryable, UploadLost
 from . import cloud
 from .gcs import ERRORS as GCS_ERRORS
-from .in_order_uploads import WholeFile
+from .in_order_uploads import FileChecksums
 from .requests_log import logged_request
 from .statuses import Wording
 from .uploads import StoredObject
@@ -140,7 +140,7 @@ class GcsUploader:
         return _Chunk(self, url, upload_id, start, end, size, options)
 
     def send_chunk(self, url: str, upload_id: str, start: int, body: bytearray, size: int,
-                   whole: WholeFile | None, options: DownloadOptions) -> int:
+                   whole: FileChecksums | None, options: DownloadOptions) -> int:
         """PUT bytes `start` to `start + len(body)`; returns what the service then holds."""
         gcs = self._gcs(options)
         end = start + len(body)
@@ -239,7 +239,7 @@ class _Chunk:
         self._body[self._filled:self._filled + n] = data  # a copy: `data` is a reused buffer
         self._filled += n
 
-    def finish(self, whole: WholeFile | None) -> int:
+    def finish(self, whole: FileChecksums | None) -> int:
         if self._filled != len(self._body):
             raise AssertionError(f"a chunk of {len(self._body)} bytes finished at {self._filled}")
         return self._uploader.send_chunk(self._url, self._session, self._start, self._body,

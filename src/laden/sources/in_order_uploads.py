@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class WholeFile:
+class FileChecksums:
     """The whole local file's checksums, base64 as the services write them: given with the
     last bytes so the service can check the object it finalises."""
 
@@ -37,7 +37,7 @@ class ChunkWriter(Protocol):
     """Bytes `start` to `end` of the file on their way to the service, written in order."""
 
     def write(self, data: memoryview) -> None: ...
-    def finish(self, whole: WholeFile | None) -> int:
+    def finish(self, whole: FileChecksums | None) -> int:
         """The chunk is written: make the service take it (with `whole` when it is the last)
         and return how many bytes of the file the service now holds."""
     def abort(self) -> None:

@@ -29,7 +29,7 @@ from ...core.errors import (
     UploadUnusable,
 )
 from ...core.states import State
-from ...sources.in_order_uploads import WholeFile
+from ...sources.in_order_uploads import FileChecksums
 from ..seam import Skip
 from ..segments import Segment, SegmentPlan
 from . import crc32c
@@ -259,12 +259,12 @@ class RunningHashes:
         while n := reader.readinto(view):
             self.feed(view[:n], self._at)
 
-    def whole(self, size: int) -> WholeFile:
+    def whole(self, size: int) -> FileChecksums:
         if self._at < size:
             self._read_to(size)
         self._local.check()
         md5 = self._md5 and base64.b64encode(self._md5.digest()).decode("ascii")
-        return WholeFile(size, crc32c.encoded(self._crc), md5)
+        return FileChecksums(size, crc32c.encoded(self._crc), md5)
 
 
 def finish(run: Run, upload: UploadState, sink: StreamSink) -> None:
@@ -279,7 +279,7 @@ def finish(run: Run, upload: UploadState, sink: StreamSink) -> None:
     check(run, upload, whole)
 
 
-def check(run: Run, upload: UploadState, whole: WholeFile) -> None:
+def check(run: Run, upload: UploadState, whole: FileChecksums) -> None:
     """Compare the object with the file: its size, and each checksum the service has."""
     download = run.download
     stored = upload.uploader.stored(upload.url, download.options)
@@ -351,7 +351,7 @@ def committed_before(run: Run, upload: UploadState) -> bool:
     return False
 
 
-def _compared(stored: StoredObject, whole: WholeFile) -> list[tuple[str, str, str]]:
+def _compared(stored: StoredObject, whole: FileChecksums) -> list[tuple[str, str, str]]:
     """(algorithm, ours, theirs) in hex, for each checksum the service gave (its CRC32C in
     base64, its MD5 in hex)."""
     pairs = []

@@ -39,7 +39,8 @@ class UnfinishedUpload:
     """Its state in the journal: paused, failed, interrupted (queued or running when laden
     stopped), ..."""
     parts: int
-    """Parts the service acknowledged."""
+    """Parts the service acknowledged (for an upload sent in order, GCS's or FTP's, the
+    part-size pieces of what it holds, the last perhaps short)."""
     sent: int
     """Bytes of them."""
     started: float
@@ -54,15 +55,21 @@ def unfinished_uploads(records: Iterable[Record]) -> list[UnfinishedUpload]:
                 or record.state == State.DONE.value:
             continue
         parts = upload.get("parts") or {}
+        if parts:
+            counted, sent = len(parts), _stored_bytes(upload, parts)
+        else:  # sent in order (GCS, FTP): the prefix the service confirmed, in part sizes
+            sent = sum(end - start for start, end in record.done_ranges)
+            counted = -(-sent // max(1, int(upload["part_size"])))
         found.append(UnfinishedUpload(
             record.id, strip_credentials(record.url), record.dest or "", record.state,
-            len(parts), _stored_bytes(upload, parts), record.created))
+            counted, sent, record.created))
     return found
 
 
 def _stored_bytes(upload: dict[str, Any], parts: dict[str, Any]) -> int:
     """Bytes of the acknowledged parts, from their numbers (the record's done ranges are
-    cleared when an upload stops for a changed file, its parts are not)."""
+    cleared when an upload stops for a changed file, its parts are not). An upload sent in
+    order has no parts: its done ranges are the prefix the service holds."""
     size = int(upload["pinned"]["size"])
     part_size = int(upload["part_size"])
     return sum(max(0, min(int(n) * part_size, size) - (int(n) - 1) * part_size)
