@@ -13,6 +13,7 @@ from .download import Download
 from .downloading.direction import DownloadDirection
 from .seam import Direction
 from .uploading.direction import UploadDirection
+from .uploading.in_order_direction import InOrderDirection, sends_in_order
 from .uploading.whole_file import WholeFileDirection, sends_whole
 
 __all__ = ["EngineContext", "Transfer"]
@@ -22,7 +23,13 @@ class Transfer(Coordinator):
     def __init__(self, ctx: EngineContext, download: Download) -> None:
         direction: Direction = DownloadDirection(download)
         if download.record.direction == "upload":
-            # A service that takes a file whole (the hub) has its own direction, without parts.
-            whole = sends_whole(ctx.sources, download.record.url)
-            direction = WholeFileDirection(download) if whole else UploadDirection(download)
+            # A service that takes a file whole (the hub) has its own direction, without
+            # parts; one that takes it in order (GCS, FTP), the part direction's variant.
+            url = download.record.url
+            if sends_whole(ctx.sources, url):
+                direction = WholeFileDirection(download)
+            elif sends_in_order(ctx.sources, url):
+                direction = InOrderDirection(download)
+            else:
+                direction = UploadDirection(download)
         super().__init__(ctx, download, direction)

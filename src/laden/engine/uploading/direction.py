@@ -6,8 +6,8 @@ byte loop reads ranges of the file (`local`) into a sink that sends whole parts 
 `finish` commits them as one object and compares the service's checksum of it with the file's.
 The service is reached only through its `sources.uploads.Uploader`: another service is another
 uploader, and the same direction. A service that takes the file in order, as one stream (GCS,
-FTP: `in_order_uploads.in_order`), is sent to over one connection from the offset it reports,
-by `in_order`'s plan and sink; the few places that differ say `in_order`.
+FTP: `in_order_uploads.in_order`), has `in_order_direction.InOrderDirection`: this direction
+with its own plan, sink, commit and conflict checks (the methods here it replaces say so).
 """
 
 from __future__ import annotations
@@ -28,11 +28,10 @@ from ...core.errors import (
     UploadUnusable,
 )
 from ...core.states import State
-from ...sources.in_order_uploads import in_order as takes_in_order
 from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
-from . import crc32c, in_order, whole_md5
+from . import crc32c, whole_md5
 from .changes import judged, on_change_of, restarts_on_change
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from ..hashing import TrailingHasher
     from ..pieces import PieceRecorder
     from ..seam import Run
+    from .in_order import StreamSink
 
 log = logging.getLogger("laden.transfer")
 
@@ -65,7 +65,7 @@ class UploadDirection:
         self.pieces: PieceRecorder | None = None
         self.host = ""
         self.upload: UploadState | None = None
-        self._sink: PartSink | in_order.StreamSink | None = None
+        self._sink: PartSink | StreamSink | None = None
         self.md5: whole_md5.TrailingMd5 | None = None
         """The file's MD5, for a service that keeps one instead of a CRC32C."""
 
@@ -75,13 +75,20 @@ class UploadDirection:
         return self.upload.local
 
     @property
-    def sink(self) -> PartSink | in_order.StreamSink:
+    def sink(self) -> PartSink | StreamSink:
         assert self._sink is not None
         return self._sink
 
     # -- before the first byte ---------------------------------------------------------------
 
     def prepare(self, run: Run) -> bool:
+        upload = self._ready(run)
+        return upload is not None and self._plan_parts(run, upload)
+
+    def _ready(self, run: Run) -> UploadState | None:
+        """The file pinned (again, if it changed: `_pin_again`) and the upload's state; None
+        when the upload turned out done (committed before laden stopped). Raises Skip for the
+        conflict policy skip when the object is the file already."""
         download = run.download
         record = download.record
         run.set_state(State.CONNECTING)
@@ -98,15 +105,16 @@ class UploadDirection:
             record.size = upload.size
         if record.upload.get("committing") and self._committed_before(run, upload):
             self._mark_done(run, upload, "it was committed before laden stopped")
-            return False
+            return None
         if record.upload.get("conflict") == "skip":
             self._skip_if_there(run, upload)
-        if isinstance(self._sink, in_order.StreamSink):
-            self._sink.close()  # an attempt before this one's
-        if not upload.single and takes_in_order(uploader):
-            self._sink, self.plan = in_order.start(run, upload)
-            download.plan = self.plan
-            return True
+        return upload
+
+    def _plan_parts(self, run: Run, upload: UploadState) -> bool:
+        """Settle the parts the service holds, and plan the rest (the whole file, for one
+        request); False when the upload turned out committed."""
+        download = run.download
+        uploader = upload.uploader
         if not upload.single and self._settle_parts(run, upload):
             self._mark_done(run, upload, "it was committed before laden stopped")
             return False
@@ -144,9 +152,7 @@ class UploadDirection:
 
     def _committed_before(self, run: Run, upload: UploadState) -> bool:
         """Whether laden stopped between the commit and the journal's record of it: the
-        object is there with the file's size and checksum."""
-        if takes_in_order(upload.uploader):
-            return in_order.committed_before(run, upload)
+        object is there with the file's size and checksum (in order: replaced)."""
         stored = upload.uploader.stored(upload.url, run.download.options)
         return self._stored_is_the_file(upload, stored)
 
@@ -178,9 +184,7 @@ class UploadDirection:
                     and expected == stored.crc32c == crc32c.encoded(file_checksum(upload)))
 
     def _skip_if_there(self, run: Run, upload: UploadState) -> None:
-        if takes_in_order(upload.uploader):
-            in_order.skip_if_same(run, upload)  # its own checksums: CRC32C, MD5, or none
-            return
+        """Raise Skip when the object is the file already (in order: replaced)."""
         stored = upload.uploader.stored(upload.url, run.download.options)
         if stored is None or stored.size != upload.size:
             return
@@ -249,14 +253,6 @@ class UploadDirection:
                 upload.send(1, b"", crc32c.of(b""))
             whole = crc32c.decoded(upload.journal["checksum"])
             md5 = self.md5.digest() if self.md5 else None
-        elif isinstance(self._sink, in_order.StreamSink):
-            try:
-                in_order.finish(run, upload, self._sink)  # commit, and compare its checksums
-            except DestinationExists:
-                self.abandon(run)
-                raise
-            self._mark_done(run, upload, "")
-            return
         else:
             missing = upload.count - len(upload.acknowledged())
             if missing:
@@ -343,8 +339,6 @@ class UploadDirection:
         abandon(run.sources, run.download)
 
     def close(self, run: Run) -> None:
-        if isinstance(self._sink, in_order.StreamSink):
-            self._sink.close()  # an unfinished chunk (before an abort, which then is final)
         if run.stop_reason in ("cancel", "remove"):
             self.abandon(run)
         if self.upload is not None:
