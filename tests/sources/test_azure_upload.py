@@ -326,6 +326,10 @@ def test_a_block_azure_lost_is_staged_again(azurite_server: Any, azure_container
     assert info.state is State.DONE, info.message
     assert sorted(sent.numbers[first:]) == [1, 2, 3]
     assert _content(azurite_server, azure_container, "lost.bin") == data
+    # Said, and kept with the upload (the app's detail screen, the log): why it started again.
+    said = [e.message for e in info.errors]
+    assert any("the service no longer holds the" in m and "lost.bin" in m
+               and "starting again from the first byte" in m for m in said), said
 
 
 def test_local_file_changed_mid_upload_commits_nothing(azurite_server: Any,
