@@ -277,6 +277,11 @@ class UploadDirection:
             except UploadLost:
                 if not self._commit_landed(run, upload):
                     raise
+            except Retryable:
+                # The connection may have failed after the service committed, taking only
+                # its answer (Azure's SDK, told not to, asks no second time): look first.
+                if not self._commit_landed(run, upload):
+                    raise
         run.set_state(State.VERIFYING)
         self._check_stored(run, upload, whole, md5)
         self._mark_done(run, upload, "")
