@@ -102,9 +102,10 @@ def _error_lines(stderr: str) -> list[str]:
 # -- kill -9, then the same command again -----------------------------------------------------
 
 MOMENTS = ("the upload begun", "parts in flight", "a part half sent", "the commit")
-"""When the kills land; the last while the service is still finishing the commit asked for."""
+"""When the kills land; the last once the commit was sent whole, before the service made it."""
 SLOW_COMMIT = 2.5
-"""Seconds the service takes over that commit (a large object's, on S3)."""
+"""Seconds before that commit is made: S3 (moto) takes them over it, as for a large object;
+for Azure and GCS the relay holds the request on its way (see `upload_services`)."""
 
 
 @pytest.mark.slow
@@ -273,8 +274,9 @@ def test_upload_lost_at_the_service_starts_again_and_says_why(
 @pytest.mark.slow
 def test_a_commit_whose_answer_was_lost_is_not_sent_again(
         service: UploadService, relay: CountingRelay, tmp_path: Path) -> None:
-    """The commit succeeded but its answer was lost, and asking again says the upload is
-    unknown: laden finds the object is the file's and is done, sending nothing again."""
+    """The commit succeeded but its answer was lost (S3: asking again says the upload is
+    unknown; Azure, GCS: the connection is cut before the answer): laden finds the object is
+    the file's and is done, sending nothing again."""
     with scenario(f"{service.name} upload: the commit's answer lost"):
         path, data, _ = _local(service, tmp_path, 2, seed=1806)
         with service.commit_answer_lost(), manager(FAST) as m:
