@@ -11,8 +11,11 @@ inside a tunnel. Nothing here connects anywhere but 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
+import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 
@@ -175,12 +178,45 @@ class ForwardProxy(_Listener):
 
 class CountingRelay(TcpRelay):
     """A `TcpRelay` that counts the bytes the client sends (`sent`): what an upload put on the
-    wire, whichever service is behind it, request lines and headers included."""
+    wire, whichever service is behind it, request lines and headers included.
+
+    For a service whose emulator runs in another process (Azurite) or keeps its answers to
+    itself, the relay can also stand in the way of one kind of request, picked by a pattern of
+    its request line and headers: `holding` keeps such a request whole for a while before it
+    goes on (a commit that reaches the service after its client died), `losing_answer` passes
+    the request on and cuts the connection instead of passing the service's answer back (a
+    commit that took effect, whose client never learns it). Each takes effect for requests
+    that begin while inside.
+    """
 
     def __init__(self, target_port: int) -> None:
         super().__init__(target_port)
         self.sent = 0
         self._count_lock = threading.Lock()
+        self._rules: list[_Rule] = []
+
+    @contextlib.contextmanager
+    def holding(self, request: bytes, seconds: float) -> Iterator[threading.Event]:
+        """Requests whose head matches the regular expression `request` are kept at the relay,
+        whole, for `seconds`, then sent on. Yields an event set when one has arrived whole."""
+        rule = _Rule(re.compile(request, re.MULTILINE), hold=seconds)
+        self._rules.append(rule)
+        try:
+            yield rule.arrived
+        finally:
+            self._rules.remove(rule)
+
+    @contextlib.contextmanager
+    def losing_answer(self, request: bytes) -> Iterator[threading.Event]:
+        """The first request whose head matches `request` goes to the service whole; its
+        answer is dropped and the connection cut. Yields an event set when that happened."""
+        rule = _Rule(re.compile(request, re.MULTILINE), lose_answer=True)
+        self._rules.append(rule)
+        try:
+            yield rule.arrived
+        finally:
+            if rule in self._rules:
+                self._rules.remove(rule)
 
     def _serve(self, client: socket.socket) -> None:
         try:
@@ -188,15 +224,74 @@ class CountingRelay(TcpRelay):
         except OSError:
             client.close()
             return
-        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        cut = threading.Event()
+        threading.Thread(target=_answers, args=(upstream, client, cut), daemon=True).start()
         try:
             while data := client.recv(65536):
-                with self._count_lock:
-                    self.sent += len(data)
+                self._count(data)
+                rule = self._matching(data)
+                if rule is not None:
+                    data = self._whole(client, data)
+                    if rule.lose_answer:
+                        with contextlib.suppress(ValueError):
+                            self._rules.remove(rule)  # once
+                        cut.set()
+                    elif rule.hold:
+                        rule.arrived.set()
+                        time.sleep(rule.hold)
                 upstream.sendall(data)
+                if rule is not None and rule.lose_answer:
+                    rule.arrived.set()
         except OSError:
             pass
         finally:
             for sock in (client, upstream):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+    def _count(self, data: bytes) -> None:
+        with self._count_lock:
+            self.sent += len(data)
+
+    def _matching(self, data: bytes) -> _Rule | None:
+        if not self._rules:
+            return None
+        head = data[:data.find(b"\r\n\r\n") + 4] if b"\r\n\r\n" in data else b""
+        return next((r for r in list(self._rules) if head and r.request.search(head)), None)
+
+    def _whole(self, client: socket.socket, data: bytes) -> bytes:
+        """`data` (a request's start) and the rest of its body, read from `client`."""
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        missing = (int(length[1]) if length else 0) - len(body)
+        pieces = [data]
+        while missing > 0:
+            more = client.recv(min(missing, 65536))
+            if not more:
+                break
+            self._count(more)
+            pieces.append(more)
+            missing -= len(more)
+        return b"".join(pieces)
+
+
+class _Rule:
+    def __init__(self, request: re.Pattern[bytes], *, hold: float = 0.0,
+                 lose_answer: bool = False) -> None:
+        self.request, self.hold, self.lose_answer = request, hold, lose_answer
+        self.arrived = threading.Event()
+
+
+def _answers(upstream: socket.socket, client: socket.socket, cut: threading.Event) -> None:
+    """The service's answers back to the client, until `cut`: then the connection ends."""
+    try:
+        while data := upstream.recv(65536):
+            if cut.is_set():
+                break
+            client.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (upstream, client):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)

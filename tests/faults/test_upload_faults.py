@@ -3,9 +3,11 @@ service losing the upload, every request refused (403) and the local disk failin
 ending with the file's exact bytes under the remote name or one clear error and nothing
 committed.
 
-Each test runs once per service in `upload_services.SERVICES`. laden reaches the service
-through a relay that counts what it sends, so the bytes sent again after a fault are measured
-on the wire, the same way for every service, and reported with the suite's figures.
+Each test runs once per service in `upload_services.SERVICES` (S3, Azure, GCS). laden reaches
+the service through a relay that counts what it sends, so the bytes sent again after a fault
+are measured on the wire, the same way for every service, and reported with the suite's
+figures. Where services truly differ (how many parts may be in flight, what "lost" means, how
+a 403 comes about) the driver says so; the promises are the same.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def service(request: pytest.FixtureRequest) -> UploadService:
 @pytest.fixture
 def relay(service: UploadService) -> Iterator[CountingRelay]:
     with CountingRelay(service.port) as counting:
+        service.relay = counting  # type: ignore[assignment]
         yield counting  # type: ignore[misc]
 
 
@@ -66,8 +69,8 @@ def _local(service: UploadService, tmp_path: Path, parts: float,
     return path, data, -(-len(data) // service.part)
 
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    figures.kill_made()
+def _kill(process: subprocess.Popen[bytes], service: UploadService) -> None:
+    figures.kill_made(service.name)
     process.send_signal(signal.SIGKILL)
     process.wait(10)
 
@@ -77,8 +80,10 @@ def _record(state: Path) -> dict[str, Any]:
     return records[0] if records else {}
 
 
-def _journalled(state: Path) -> dict[str, Any]:
-    return (_record(state).get("upload") or {}).get("parts") or {}
+def _journalled(state: Path) -> int:
+    """Bytes the journal counts as held by the service (its acknowledged parts, or the
+    prefix an in-order service confirmed)."""
+    return sum(end - start for start, end in _record(state).get("done_ranges", ()))
 
 
 def _wait_until(process: subprocess.Popen[bytes], ready: Callable[[], object], what: str,
@@ -97,9 +102,10 @@ def _error_lines(stderr: str) -> list[str]:
 # -- kill -9, then the same command again -----------------------------------------------------
 
 MOMENTS = ("the upload begun", "parts in flight", "a part half sent", "the commit")
-"""When the kills land; the last while the service is still finishing the commit asked for."""
+"""When the kills land; the last once the commit was sent whole, before the service made it."""
 SLOW_COMMIT = 2.5
-"""Seconds the service takes over that commit (a large object's, on S3)."""
+"""Seconds before that commit is made: S3 (moto) takes them over it, as for a large object;
+for Azure and GCS the relay holds the request on its way (see `upload_services`)."""
 
 
 @pytest.mark.slow
@@ -117,13 +123,11 @@ def test_kill_9_at_several_moments_then_rerun(service: UploadService, relay: Cou
     command = ["put", "-q", "-c", str(CONNECTIONS), *service.args(_endpoint(relay)), str(path),
                service.url(key)]
     rng = random.Random(SEED * 1000 + 18)
-    kills, kept = 0, set()
+    kills, kept = 0, 0
 
     def unjournalled() -> int:
-        """Bytes of the parts the journal does not hold: all a run may send."""
-        held = {int(n) for n in _journalled(state)}
-        return sum(min(service.part, len(data) - (n - 1) * service.part)
-                   for n in range(1, count + 1) if n not in held)
+        """Bytes the journal does not hold: all a run may send."""
+        return len(data) - _journalled(state)
 
     for moment in MOMENTS:
         began, allowed = relay.sent, unjournalled() + SLACK
@@ -147,12 +151,12 @@ def test_kill_9_at_several_moments_then_rerun(service: UploadService, relay: Cou
                 time.sleep(0.005)
         if process.poll() is not None:
             break  # it finished: the checks after the loop still hold
-        _kill(process)
+        _kill(process, service)
         kills += 1
         time.sleep(0.2)  # what the killed process had written reaches the relay's count
         assert relay.sent - began <= allowed, \
             f"the run killed at {moment} sent a part the journal held (seed {SEED})"
-        kept = {int(n) for n in _journalled(state)}
+        kept = _journalled(state)
         _check_after_kill(service, state, key, data, moment)
     began, allowed = relay.sent, unjournalled() + SLACK
     done = subprocess.run(laden_command(*command), capture_output=True, text=True, timeout=60)
@@ -167,13 +171,14 @@ def test_kill_9_at_several_moments_then_rerun(service: UploadService, relay: Cou
     assert service.unfinished(key) == []
     # What went on the wire beyond the file itself: the parts that were in flight at each kill.
     extra = relay.sent - len(data)
-    bound = kills * CONNECTIONS * service.part + (kills + 1) * SLACK
+    bound = kills * service.in_flight * service.part + (kills + 1) * SLACK
     figures.NOTES.append(
         f"{service.name} upload, kill -9 at {', '.join(MOMENTS[:kills])}: "
         f"{format_size(extra)} sent beyond the file's {format_size(len(data))} in all "
-        f"({format_size(extra // max(1, kills))} per resume; at most {CONNECTIONS} parts of "
-        f"{format_size(service.part)} in flight); the last rerun sent {format_size(last)} "
-        f"with {len(kept)} of {count} parts journalled")
+        f"({format_size(extra // max(1, kills))} per resume; at most {service.in_flight} "
+        f"parts of {format_size(service.part)} in flight); the last rerun sent "
+        f"{format_size(last)} with {format_size(kept)} of {format_size(len(data))} "
+        f"journalled")
     assert extra <= bound, f"{extra} bytes sent again, more than the parts in flight " \
                            f"({bound}) (seed {SEED})"
 
@@ -184,14 +189,11 @@ def _check_after_kill(service: UploadService, state: Path, key: str, data: bytes
     stored = service.stored(key)
     assert stored is None or (moment == "the commit" and stored == data), \
         f"an object other than the file's appeared after a kill at {moment} (seed {SEED})"
-    upload = _record(state).get("upload") or {}
-    # During the commit the service has taken the parts out of the upload.
-    if upload.get("upload_id") and stored is None and moment != "the commit":
-        held = service.held(key, upload["upload_id"])
-        for number, (tag, _crc) in upload["parts"].items():
-            assert held.get(int(number)) == tag, \
-                f"part {number} journalled, not held by the service (seed {SEED})"
-    figures.kill_survived()
+    # During the commit the service may have taken the parts out of the upload.
+    if stored is None and moment != "the commit":
+        unheld = service.unheld(key, _record(state))
+        assert not unheld, f"journalled, not held by the service: {unheld} (seed {SEED})"
+    figures.kill_survived(service.name)
 
 
 def test_the_journal_keeps_what_a_resume_after_a_crash_needs() -> None:
@@ -256,7 +258,7 @@ def test_upload_lost_at_the_service_starts_again_and_says_why(
         command = ["put", *service.args(_endpoint(relay)), str(path), service.url("lost.bin")]
         process = start_laden(*command, "-c", "1", "--limit-rate", "8M")
         _wait_until(process, lambda: _journalled(laden_dirs["state"]), "a journalled part")
-        _kill(process)
+        _kill(process, service)
         assert service.lose("lost.bin") == 1  # behind laden's back
         again = subprocess.run(laden_command(*command), capture_output=True, text=True,
                                timeout=60)
@@ -265,16 +267,16 @@ def test_upload_lost_at_the_service_starts_again_and_says_why(
         assert service.stored("lost.bin") == data
         # The reason is kept with the upload: the app's detail screen and the log show it.
         said = [e["message"] for e in _record(laden_dirs["state"]).get("errors", ())]
-        assert any("no longer knows the unfinished upload" in m
-                   and "starting again from the first byte" in m for m in said), said
-        figures.kill_survived()
+        assert any(all(w in m for w in service.lost_words) for m in said), said
+        figures.kill_survived(service.name)
 
 
 @pytest.mark.slow
 def test_a_commit_whose_answer_was_lost_is_not_sent_again(
         service: UploadService, relay: CountingRelay, tmp_path: Path) -> None:
-    """The commit succeeded but its answer was lost, and asking again says the upload is
-    unknown: laden finds the object is the file's and is done, sending nothing again."""
+    """The commit succeeded but its answer was lost (S3: asking again says the upload is
+    unknown; Azure, GCS: the connection is cut before the answer): laden finds the object is
+    the file's and is done, sending nothing again."""
     with scenario(f"{service.name} upload: the commit's answer lost"):
         path, data, _ = _local(service, tmp_path, 2, seed=1806)
         with service.commit_answer_lost(), manager(FAST) as m:
@@ -308,15 +310,15 @@ def test_forbidden_mid_upload_is_one_clear_line_and_loses_no_part(
         lines = _error_lines(stderr)
         assert len(lines) == 1 and any(w in lines[0] for w in service.forbidden_words), stderr
         assert service.stored("denied.bin") is None
-        kept = len(_journalled(laden_dirs["state"]))
-        assert kept >= 1
+        kept = _journalled(laden_dirs["state"])
+        assert kept >= service.part
         # The key works again: the same command sends only the parts not journalled.
         before = relay.sent
         again = subprocess.run(laden_command(*command), capture_output=True, text=True,
                                timeout=60)
         assert again.returncode == 0, again.stderr
         assert service.stored("denied.bin") == data
-        assert relay.sent - before <= len(data) - kept * service.part + 2 * SLACK, \
+        assert relay.sent - before <= len(data) - kept + 2 * SLACK, \
             "parts acknowledged before the 403 were sent again"
 
 
@@ -360,4 +362,4 @@ def test_disk_read_error_pauses_clearly_and_resumes_once_readable(
             info = m.wait(upload_id, timeout=60)
         assert info.state is State.DONE, info.message
         assert service.stored("unreadable.bin") == data
-        assert relay.sent - before <= len(data) - kept + CONNECTIONS * service.part + SLACK
+        assert relay.sent - before <= len(data) - kept + service.in_flight * service.part + SLACK

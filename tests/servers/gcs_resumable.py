@@ -6,7 +6,8 @@ one. This small server does what Google's "Perform resumable uploads" page says,
 else of the API:
 
 - `POST /upload/storage/v1/b/BUCKET/o?uploadType=resumable&name=NAME[&ifGenerationMatch=0]`
-  opens a session: 200 with its URI in `Location`.
+  opens a session: 200 with its URI in `Location`, on the host the client asked (its `Host`
+  header), as Google's is: a client reaching the server through a relay stays on it.
 - `PUT SESSION` with `Content-Range: bytes A-B/TOTAL` (TOTAL `*` until the last chunk) appends
   a chunk starting exactly at the persisted offset; a chunk that is not the last must be a
   multiple of 256 KiB. 308 with `Range: bytes=0-N` (none while nothing is persisted); the chunk
@@ -25,7 +26,10 @@ A chunk whose body arrives short (the client died mid-request) persists nothing,
 the protocol allows; `keep_short_once` makes the next chunk persist 256 KiB less than was sent,
 which Google allows too; `fail_next_chunks` answers chunks 503, as a busy service does;
 `keep_then_fail_once` persists the next chunk that is not the last and answers it 503 all the
-same (the answer lost on its way, as a client sees a reply that timed out).
+same (the answer lost on its way, as a client sees a reply that timed out); `forbidden` answers
+every request 403 while it is set, as Google does once the caller may no longer write the
+bucket (its key revoked, its role taken away, the project's billing disabled); the sessions
+keep what they held.
 """
 
 from __future__ import annotations
@@ -83,6 +87,8 @@ class GcsResumableServer(Emulator):
         self.fail_next_chunks = 0
         """Answer this many of the next chunks 503, keeping none of their bytes."""
         self.keep_then_fail_once = False
+        self.forbidden = False
+        """Answer every request 403 Forbidden, keeping nothing of it."""
         self._lock = threading.Lock()
         self._generation = 1
         self._server: QuietServer | None = None
@@ -144,6 +150,9 @@ class GcsResumableServer(Emulator):
                 return _send(handler, 400, {"error": "invalid_grant",
                                             "error_description": "Token has been expired or "
                                                                  "revoked."})
+            if self.forbidden:
+                return _send(handler, 403, {"error": {"code": 403, "message": (
+                    "The caller does not have storage.objects.create access to the bucket.")}})
             if handler.command == "POST" and path.startswith("/upload/storage/v1/b/"):
                 bucket = unquote(path.split("/")[5])
                 if query.get("uploadType") == "resumable":
@@ -172,7 +181,8 @@ class GcsResumableServer(Emulator):
         name = query.get("name") or json.loads(handler.body or b"{}").get("name")
         token = secrets.token_urlsafe(24)
         self.sessions[token] = Session(bucket, name, query.get("ifGenerationMatch") == "0")
-        location = (f"{self.endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=resumable"
+        host = handler.headers.get("Host") or self.endpoint.split("://", 1)[1]
+        location = (f"http://{host}/upload/storage/v1/b/{bucket}/o?uploadType=resumable"
                     f"&upload_id={token}")
         _send(handler, 200, {}, {"Location": location})
 

@@ -232,6 +232,32 @@ def test_conflict_fail_loses_a_race_at_the_commit(azurite_server: Any, azure_con
     assert _content(azurite_server, azure_container, "raced") == b"first"
 
 
+def test_a_commit_whose_answer_was_lost_is_found_done(
+        azurite_server: Any, azure_container: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put Block List took effect and the connection failed before its answer (the trust
+    suite cuts it at a relay): laden looks, finds the file's MD5 on the blob and is done,
+    without a failure and without staging a block again."""
+    from laden.core.errors import Retryable
+
+    original = AzureBlobUploader.complete
+
+    def complete(self: Any, url: str, *args: Any, **kwargs: Any) -> None:
+        original(self, url, *args, **kwargs)
+        raise Retryable(f"connection to Azure failed for {url}: the answer was lost")
+
+    monkeypatch.setattr(AzureBlobUploader, "complete", complete)
+    sent = _Sent(monkeypatch)
+    path, data = _file(tmp_path, "answer.bin", 2 * PART + 5, seed=225)
+    with manager() as m:
+        info = m.wait(m.add_upload(str(path), f"az://{azure_container}/answer.bin",
+                                   **_secrets(azurite_server)), timeout=60)
+    assert info.state is State.DONE, info.message
+    assert not info.errors, info.errors
+    assert sorted(sent.numbers) == [1, 2, 3]
+    assert _content(azurite_server, azure_container, "answer.bin") == data
+
+
 def test_conflict_overwrite_replaces(azurite_server: Any, azure_container: str,
                                      tmp_path: Path) -> None:
     path, data = _file(tmp_path, "f.bin", PART + 1000, seed=224)
@@ -326,6 +352,10 @@ def test_a_block_azure_lost_is_staged_again(azurite_server: Any, azure_container
     assert info.state is State.DONE, info.message
     assert sorted(sent.numbers[first:]) == [1, 2, 3]
     assert _content(azurite_server, azure_container, "lost.bin") == data
+    # Said, and kept with the upload (the app's detail screen, the log): why it started again.
+    said = [e.message for e in info.errors]
+    assert any("the service no longer holds the" in m and "lost.bin" in m
+               and "starting again from the first byte" in m for m in said), said
 
 
 def test_local_file_changed_mid_upload_commits_nothing(azurite_server: Any,

@@ -222,9 +222,13 @@ class UploadDirection:
             else:
                 with download.lock:
                     journal = upload.journal
-                    journal["parts"] = {n: v for n, v in journal["parts"].items()
-                                        if held.get(int(n)) == v[0]}
+                    kept = {n: v for n, v in journal["parts"].items()
+                            if held.get(int(n)) == v[0]}
+                    gone = len(journal["parts"]) - len(kept)
+                    journal["parts"] = kept
                     download.record.done_ranges = upload.done_ranges()
+                if gone:  # Azure's blocks expire, or go at another writer's commit, unnamed
+                    download.add_error(_parts_gone(upload.url, gone, bool(kept)))
         if not upload_id:
             upload_id = upload.uploader.begin(upload.url, options,
                                               file_tag=upload.local.pinned.tag())
@@ -268,6 +272,11 @@ class UploadDirection:
                 self.abandon(run)  # its parts would only cost the owner of the bucket
                 raise
             except UploadLost:
+                if not self._commit_landed(run, upload):
+                    raise
+            except Retryable:
+                # The connection may have failed after the service committed, taking only
+                # its answer (Azure's SDK, told not to, asks no second time): look first.
                 if not self._commit_landed(run, upload):
                     raise
         run.set_state(State.VERIFYING)
@@ -368,6 +377,16 @@ def abandon(sources: SourceRegistry, download: Download) -> None:
             record.upload["upload_id"] = None
             record.upload["parts"] = {}
             record.done_ranges = []
+
+
+def _parts_gone(url: str, gone: int, some_kept: bool) -> str:
+    """Why parts acknowledged before are sent again: the service no longer holds them."""
+    if some_kept:
+        return (f"the service no longer holds {gone} of the parts it acknowledged of the upload "
+                f"to {url}; sending them again")
+    return (f"the service no longer holds the {gone} parts it acknowledged of the upload to "
+            f"{url} (they expired, or another writer's commit dropped them); starting again "
+            "from the first byte")
 
 
 def _abort_quietly(uploader: Uploader, url: str, upload_id: str, download: Download) -> None:

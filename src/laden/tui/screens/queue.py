@@ -49,24 +49,27 @@ class QueueScreen(Screen[None]):
         self._update_hint()
 
     def show(self, info: DownloadInfo) -> None:
-        if self._live:
-            self.table.update_download(info)
+        if (table := self._live_table()) is not None:
+            table.update_download(info)
             self._update_hint()
 
     def forget(self, download_id: int) -> None:
-        if self._live:
-            self.table.remove_download(download_id)
+        if (table := self._live_table()) is not None:
+            table.remove_download(download_id)
             self._update_hint()
 
-    @property
-    def _live(self) -> bool:
-        # Mounted, and the app not on its way out: the engine's events keep coming while the
-        # app exits, after this screen's widgets are gone but before it is unmounted.
-        return self.is_mounted and self.is_attached
+    def _live_table(self) -> QueueTable | None:
+        """The table, unless the app is on its way out: the engine's events keep coming while
+        the app exits, after this screen's widgets are gone (or going) but before it is
+        unmounted."""
+        if not (self.is_mounted and self.is_attached):
+            return None
+        tables = self.query(QueueTable)
+        return tables.first() if tables else None
 
     def set_show_history(self, show: bool) -> None:
-        if self._live:
-            self.table.set_show_history(show)
+        if (table := self._live_table()) is not None:
+            table.set_show_history(show)
             self._update_hint()
 
     def _update_hint(self) -> None:
