@@ -198,9 +198,11 @@ def peers_s3(peers: Peers, path: Path, name: str) -> list[Spec]:
 def peers_azure(peers: Peers, path: Path, name: str) -> list[Spec]:
     if "azure" not in peers:
         return []
-    return [(f"azure upload_blob {STREAMS}", [
-        peers.paths["azure"], str(BENCH / "azure_upload.py"), str(path), CONTAINER, name,
-        str(STREAMS)], AZURE_ENV)]
+    sdk = [peers.paths["azure"], str(BENCH / "azure_upload.py"), str(path), CONTAINER, name,
+           str(STREAMS)]
+    # The default sends no checksum; validate_content sends each block's MD5, as laden does.
+    return [(f"azure upload_blob {STREAMS}", sdk, AZURE_ENV),
+            (f"azure upload_blob {STREAMS} validate_content", [*sdk, "md5"], AZURE_ENV)]
 
 
 # ---------------------------------------------------------------- the table
