@@ -705,8 +705,9 @@ def sc_put_azure(ctx: Ctx, notes: list[str]) -> dict | None:
         peer_specs = uploads.peers_azure(ctx.peers, path, name)
         jobs = put_jobs(specs + peer_specs, host, path, name, sha, size)
         notes.append(f"server: Azurite (tests/servers/azure_blob.py, in memory), started afresh "
-                     f"before every run; {uploads.STREAMS} blocks at once, each tool at its own "
-                     "block size (the SDK's 4 MiB); the SDK's default row sends no checksum, its "
+                     f"before every run; {uploads.STREAMS} blocks at once (laden's default row: "
+                     "its own default), each tool at its own block size (laden 8 MiB, the "
+                     "SDK 4 MiB); the SDK's default row sends no checksum, its "
                      "validate_content row each block's MD5, as laden does (laden also hashes "
                      "the whole file for the blob's Content-MD5); after each run the blob's "
                      "size and the sha256 of a GET of it are checked at Azurite, outside the time")

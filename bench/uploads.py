@@ -140,8 +140,13 @@ def laden_s3(put: Put, path: Path, name: str) -> list[Spec]:
 
 
 def laden_azure(put: Put, path: Path, name: str) -> list[Spec]:
-    return [(f"laden -c{STREAMS}", laden_put(put, path, f"az://{CONTAINER}/{name}", STREAMS),
-             AZURE_ENV)]
+    """laden at its own default connections, and at the SDK's 16 (as put-s3's rows)."""
+    remote = f"az://{CONTAINER}/{name}"
+    default = f"laden -c{put.default_conns} (default)" if put.default_conns else "laden (default)"
+    specs = [(default, laden_put(put, path, remote, None), AZURE_ENV)]
+    if put.conns:
+        specs.append((f"laden -c{STREAMS}", laden_put(put, path, remote, STREAMS), AZURE_ENV))
+    return specs
 
 
 def azure_probe(put: Put, host: ServiceHost, tiny: Path) -> str:
