@@ -696,13 +696,21 @@ def sc_put_azure(ctx: Ctx, notes: list[str]) -> dict | None:
                 print(f"  {why}", flush=True)
             else:
                 specs = uploads.laden_azure(put, path, name)
+        for label, other in ctx.others:  # --also-laden: the same row of another build
+            other_put, _ = uploads.probe_put(other.argv)
+            if other_put:
+                specs += [(label + lab.removeprefix("laden"), argv, env)
+                          for lab, argv, env in uploads.laden_azure(other_put, path, name)]
         notes += [why] if why else []
         peer_specs = uploads.peers_azure(ctx.peers, path, name)
         jobs = put_jobs(specs + peer_specs, host, path, name, sha, size)
         notes.append(f"server: Azurite (tests/servers/azure_blob.py, in memory), started afresh "
-                     f"before every run; {uploads.STREAMS} blocks at once, each tool at its own "
-                     "block size (the SDK's 4 MiB); after each run the blob's size and the "
-                     "sha256 of a GET of it are checked at Azurite, outside the time")
+                     f"before every run; {uploads.STREAMS} blocks at once (laden's default row: "
+                     "its own default), each tool at its own block size (laden 8 MiB, the "
+                     "SDK 4 MiB); the SDK's default row sends no checksum, its "
+                     "validate_content row each block's MD5, as laden does (laden also hashes "
+                     "the whole file for the blob's Content-MD5); after each run the blob's "
+                     "size and the sha256 of a GET of it are checked at Azurite, outside the time")
         return put_rounds(ctx, "put-azure", jobs, [label for label, _, _ in peer_specs],
                           peer_specs[0][0] if peer_specs else "", notes, {"size": size})
     finally:

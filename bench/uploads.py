@@ -140,8 +140,13 @@ def laden_s3(put: Put, path: Path, name: str) -> list[Spec]:
 
 
 def laden_azure(put: Put, path: Path, name: str) -> list[Spec]:
-    return [(f"laden -c{STREAMS}", laden_put(put, path, f"az://{CONTAINER}/{name}", STREAMS),
-             AZURE_ENV)]
+    """laden at its own default connections, and at the SDK's 16 (as put-s3's rows)."""
+    remote = f"az://{CONTAINER}/{name}"
+    default = f"laden -c{put.default_conns} (default)" if put.default_conns else "laden (default)"
+    specs = [(default, laden_put(put, path, remote, None), AZURE_ENV)]
+    if put.conns:
+        specs.append((f"laden -c{STREAMS}", laden_put(put, path, remote, STREAMS), AZURE_ENV))
+    return specs
 
 
 def azure_probe(put: Put, host: ServiceHost, tiny: Path) -> str:
@@ -198,9 +203,11 @@ def peers_s3(peers: Peers, path: Path, name: str) -> list[Spec]:
 def peers_azure(peers: Peers, path: Path, name: str) -> list[Spec]:
     if "azure" not in peers:
         return []
-    return [(f"azure upload_blob {STREAMS}", [
-        peers.paths["azure"], str(BENCH / "azure_upload.py"), str(path), CONTAINER, name,
-        str(STREAMS)], AZURE_ENV)]
+    sdk = [peers.paths["azure"], str(BENCH / "azure_upload.py"), str(path), CONTAINER, name,
+           str(STREAMS)]
+    # The default sends no checksum; validate_content sends each block's MD5, as laden does.
+    return [(f"azure upload_blob {STREAMS}", sdk, AZURE_ENV),
+            (f"azure upload_blob {STREAMS} validate_content", [*sdk, "md5"], AZURE_ENV)]
 
 
 # ---------------------------------------------------------------- the table

@@ -118,6 +118,35 @@ def test_another_clients_upload_is_not_stopped_by_blocks_laden_left(
     assert _content(azurite_server, azure_container, "shared.bin") == data
 
 
+def test_the_service_checks_every_blocks_and_blobs_md5(
+        azurite_server: Any, azure_container: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MD5 laden sends with a Put Blob or a Put Block is the service's to check: with the
+    bytes other than the MD5 says, Azurite refuses them, and laden sends them again."""
+    from laden.core.errors import Retryable
+    from laden.core.options import DownloadOptions
+    from laden.sources import azure_upload
+    from laden.sources.azure import AzureBlobSource
+
+    uploader = AzureBlobUploader(AzureBlobSource())
+    options = DownloadOptions(secrets={"azure_connection_string": azurite_server.connection_string})
+    url = f"az://{azure_container}/checked.bin"
+    body = bytearray(random_bytes(1 << 20, seed=77))
+    md5 = hashlib.md5
+    # laden's MD5 of other bytes than it sends: as if the bytes changed on their way.
+    monkeypatch.setattr(azure_upload, "hashlib", type("Other", (), {
+        "md5": staticmethod(lambda data: md5(bytes(data) + b"x"))}))
+    with pytest.raises(Retryable, match="MD5 did not match"):
+        uploader.put(url, body, "", options, only_new=False)
+    upload_id = uploader.begin(url, options, file_tag="checked")
+    with pytest.raises(Retryable, match="MD5 did not match"):
+        uploader.send_part(url, upload_id, 1, body, "", options, 0)
+    monkeypatch.undo()
+    uploader.put(url, body, "", options, only_new=False)
+    assert _content(azurite_server, azure_container, "checked.bin") == body
+    assert _content_md5(azurite_server, azure_container, "checked.bin") == hashlib.md5(
+        body).hexdigest()
+
+
 # -- uploads ---------------------------------------------------------------------------------
 
 def test_small_file_is_one_put_with_its_content_md5(azurite_server: Any, azure_container: str,

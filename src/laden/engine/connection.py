@@ -143,6 +143,9 @@ def _stream_segment(
         splice = None
     # With a checksum to check, bytes the hash will reach soon are read into the hasher's ring.
     hasher = ends.hasher
+    # A sink that keeps what it is sent in memory (an upload's parts) may offer the place to
+    # read into, so no byte is copied from the connection's buffer into it.
+    sink_place = getattr(part, "place_for", None) if hasher is None else None
     # Piece hashes are taken from the bytes as written, while they are still in memory.
     pieces = ends.pieces.stream() if ends.pieces is not None else None
     try:
@@ -154,12 +157,13 @@ def _stream_segment(
             if splice is not None and reader.can_splice:  # type: ignore[attr-defined]
                 n = splice(part, segment.position, want)
             else:
-                place = hasher.place_for(segment.position, want) if hasher else None
+                place = (hasher.place_for(segment.position, want) if hasher else
+                         sink_place(segment.position, want) if sink_place else None)
                 region = slot(view, segment.position, want) if place is None else place
                 n = _fill(reader, region, began) if part.direct else reader.readinto(region)
                 if n:
                     part.write(region[:n], segment.position, placed=True)
-                    if place is not None:
+                    if place is not None and hasher is not None:
                         hasher.keep(segment.position, n)  # type: ignore[union-attr]
                     if pieces is not None:
                         pieces.feed(segment.position, region[:n])

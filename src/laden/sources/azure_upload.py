@@ -98,11 +98,14 @@ class AzureBlobUploader:
         from azure.storage.blob import BlobType, ContentSettings
 
         blob = self._blob(url, options)
-        md5 = bytearray(hashlib.md5(body).digest())
-        # overwrite=False is the SDK's way of sending If-None-Match: *.
+        md5 = hashlib.md5(body).digest()
+        # overwrite=False is the SDK's way of sending If-None-Match: *. The one MD5 is both
+        # the request's (Content-MD5, which the service checks) and the blob's to keep:
+        # validate_content would hash the body a second time.
         self._call("PutBlob", url, blob.upload_blob, bytes(body), length=len(body),
                    blob_type=BlobType.BLOCKBLOB, overwrite=not only_new, max_concurrency=1,
-                   validate_content=True, content_settings=ContentSettings(content_md5=md5),
+                   headers={"Content-MD5": base64.b64encode(md5).decode("ascii")},
+                   content_settings=ContentSettings(content_md5=bytearray(md5)),
                    start=0, end=len(body))
 
     def begin(self, url: str, options: DownloadOptions, *, file_tag: str) -> str:

@@ -9,6 +9,7 @@ journals it). A part whose sending fails is given back whole by the plan (`Segme
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import crc32c
@@ -43,23 +44,29 @@ class PartSink:
         """Buffers of whole-size parts already sent, for the next parts: a new 8 MiB
         bytearray is zeroed and then faulted in page by page, for every part."""
 
+    def place_for(self, offset: int, n: int) -> memoryview:
+        """Where the byte loop reads the `n` bytes at `offset`: in the part's own buffer, so
+        they are not read into the connection's buffer and copied over (a copy of every byte
+        with the GIL held). The plan hands out whole parts, so `n` never crosses a part's end."""
+        body, _filled, start = self._buffer(offset, lambda _body: False)
+        at = offset - start
+        return memoryview(body)[at:at + n]
+
     def write(self, data: memoryview, offset: int, *, placed: bool = False) -> None:
         upload = self._upload
-        number = upload.part_at(offset)
-        start, end = upload.part_range(number)
-        with self._lock:
-            if offset == start:  # a first or a new try: a buffer of the part's size, once
-                spare = self._spare.pop() if self._spare and end - start == len(
-                    self._spare[-1]) else None
-                self._filling[number] = (spare or bytearray(end - start), [0])
-            body, filled = self._filling[number]
+        mine = getattr(data, "obj", None)
+        body, filled, start = self._buffer(offset, lambda body: body is mine)
+        end = start + len(body)
         # One connection writes a part, in order: the copy needs no lock.
         at = offset - start
         if at != filled[0]:
-            raise AssertionError(f"part {number}: a write at {offset} after {start + filled[0]}")
-        body[at:at + len(data)] = data  # a copy: `data` is the connection's reused buffer
+            raise AssertionError(f"part {upload.part_at(offset)}: a write at {offset} after "
+                                 f"{start + filled[0]}")
+        if mine is not body:  # read elsewhere (a reader that fills its own buffer): copy
+            body[at:at + len(data)] = data
         filled[0] = at + len(data)
         if filled[0] == end - start:
+            number = upload.part_at(offset)
             with self._lock:
                 self._filling.pop(number, None)
             try:
@@ -68,6 +75,23 @@ class PartSink:
                 if len(body) == upload.part_size:
                     with self._lock:
                         self._spare.append(body)
+
+    def _buffer(self, offset: int, placed: Callable[[bytearray], bool]
+                ) -> tuple[bytearray, list[int], int]:
+        """The buffer of the part `offset` is in, how many of its bytes are written, and the
+        part's first byte. A try starts at the part's first byte with a fresh buffer, unless
+        its bytes were `placed` in the one `place_for` just gave it."""
+        upload = self._upload
+        number = upload.part_at(offset)
+        start, end = upload.part_range(number)
+        with self._lock:
+            there = self._filling.get(number)
+            if offset == start and (there is None or not placed(there[0])):
+                spare = self._spare.pop() if self._spare and end - start == len(
+                    self._spare[-1]) else None
+                there = self._filling[number] = (spare or bytearray(end - start), [0])
+            assert there is not None
+            return there[0], there[1], start
 
     def splice_in(self, pipe: int, count: int, offset: int) -> None:
         """Never called: the byte loop splices only from a reader that offers it (a socket's),
