@@ -5,13 +5,16 @@ is read once for each checksum the service keeps of it (`comparing`: CRC32C, MD5
 git's blob id; a change while it is read is reported, not compared). The result says what was
 compared, with what: a service that keeps no checksum of the object has only its size
 compared, and the message says so. A mismatch or a
-missing object fails the upload (`laden resume` sends it again); a check that could not be
-made (the file gone or changing, the service unreachable) leaves it as it was.
+missing object fails a done upload (`laden resume` sends it again); a check that could not be
+made (the file gone or changing, the service unreachable) leaves it as it was. A failed upload
+is only reported on, unless it was committed (`committed`) and a checksum matched: then it is
+done again (see `settles`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ...core.errors import InputError, LadenError, LocalFileChanged
@@ -23,12 +26,46 @@ from .local import Pin, pin
 
 if TYPE_CHECKING:
     from ...sources.registry import SourceRegistry
+    from ...store.records import Record
     from ..download import Download
 
 
 def verify_upload(download: Download, sources: SourceRegistry,
                   verifying: Callable[[], None]) -> VerifyResult:
     """Compare the finished upload's object at the service with its local file as it is now."""
+    failed = download.state is State.FAILED
+    result = _compared(download, sources, verifying)
+    if not failed or settles(download.record, result):
+        return result
+    why = ("it was never committed" if not committed(download.record) else
+           "only its size was compared" if result.ok else "")
+    if not why:
+        return replace(result, settles=False)
+    return replace(result, settles=False,
+                   message=f"{result.message}; the upload stays failed ({why})")
+
+
+def committed(record: Record) -> bool:
+    """Whether the upload's object was committed: the upload was done once (`finished`, set
+    when its commit was acknowledged and checked, or the object found there already), and no
+    later attempt is under way at the service (no upload id, no commit asked for): marking it
+    done again would orphan that attempt's parts or session."""
+    journal = record.upload or {}
+    return (record.finished is not None and not journal.get("upload_id")
+            and not journal.get("committing"))
+
+
+def settles(record: Record, result: VerifyResult) -> bool:
+    """Whether `result` may set a failed upload's state: only a committed one, and only back to
+    done, when a checksum (not the size alone) matched. A failed upload never committed is
+    reported on, never changed: an object of the same size (an older one, another client's)
+    would make it "done", and `--unfinished-uploads` would then skip its unfinished upload
+    (it skips done ones)."""
+    return (result.ok and result.algorithm not in (None, "size") and committed(record))
+
+
+def _compared(download: Download, sources: SourceRegistry,
+              verifying: Callable[[], None]) -> VerifyResult:
     record = download.record
     path = record.dest or ""
     url = strip_credentials(record.url)
