@@ -31,7 +31,7 @@ from ...sources.in_order_uploads import in_order as takes_in_order
 from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
-from . import crc32c, in_order, whole_md5
+from . import crc32c, given_md5, in_order, whole_md5
 from .changes import judged, on_change_of, restarts_on_change
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
@@ -279,13 +279,21 @@ class UploadDirection:
 
     def _check_stored(self, run: Run, upload: UploadState, whole: int, md5: str | None) -> None:
         """Compare the service's checksum of the object with laden's of the file (its MD5
-        when `md5` is given, else its CRC32C)."""
+        when `md5` is given, else its CRC32C); where the service keeps the MD5 as laden gave
+        it, check its committed parts instead (`given_md5`)."""
         download = run.download
         stored = upload.uploader.stored(upload.url, download.options)
         if stored is None or stored.size != upload.size:
             found = "is not there" if stored is None else f"has {stored.size} bytes"
             raise TransferError(f"after the upload, {upload.url} {found}; the file has "
                                 f"{upload.size}")
+        if md5 is not None and given_md5.keeps_given(upload.uploader):
+            entries = given_md5.checked(upload, md5, download.options)  # not the MD5 it was given
+            with download.lock:
+                download.record.checksums = [c for c in download.record.checksums
+                                             if c.get("origin") not in ("the service", "laden")]
+                download.record.checksums.extend(entries)
+            return
         if md5 is not None:
             algorithm, ours, theirs = "md5", md5, stored.md5
         else:

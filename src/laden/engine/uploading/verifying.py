@@ -21,13 +21,17 @@ from ...core.errors import InputError, LadenError, LocalFileChanged
 from ...core.states import State
 from ...core.urls import strip_credentials
 from ..checking import VerifyResult
-from . import comparing
+from . import comparing, given_md5
 from .local import Pin, pin
 
 if TYPE_CHECKING:
     from ...sources.registry import SourceRegistry
     from ...store.records import Record
     from ..download import Download
+
+
+GIVEN_MD5 = "the MD5 laden stored with the commit (Azure's Content-MD5)"
+"""What is compared at a service that keeps the MD5 laden gave it (`given_md5`)."""
 
 
 def verify_upload(download: Download, sources: SourceRegistry,
@@ -81,7 +85,8 @@ def _compared(download: Download, sources: SourceRegistry,
     since = (" (the local file changed since the upload)"
              if pinned and Pin.from_journal(pinned) != now else "")
     try:
-        stored = sources.uploader_for(record.url).stored(record.url, download.options)
+        uploader = sources.uploader_for(record.url)
+        stored = uploader.stored(record.url, download.options)
     except LadenError as exc:
         return _failed(path, f"could not ask the service for {url}: {exc}")
     if stored is None:
@@ -111,7 +116,9 @@ def _compared(download: Download, sources: SourceRegistry,
             return VerifyResult(False, path, algorithm, digest, ours[algorithm],
                                 f"{url} at the service has {name} {digest}, the local file "
                                 f"{ours[algorithm]} (both {now.size} bytes){since}")
-    names = " and ".join(comparing.NAMES[a] for a in theirs)
+    names = " and ".join(
+        GIVEN_MD5 if a == "md5" and given_md5.keeps_given(uploader) else comparing.NAMES[a]
+        for a in theirs)
     algorithm = next(iter(theirs))
     shown = ", ".join(f"{comparing.NAMES[a]} {ours[a]}" for a in theirs)
     return VerifyResult(True, path, algorithm, theirs[algorithm], ours[algorithm],

@@ -138,15 +138,18 @@ class WholeFileDirection:
         local = self.reader
         size = local.size
         if stored.sha256 is not None:
+            # The LFS oid is the SHA-256 laden declared: the same one says the hub holds that
+            # object, not that its bytes were hashed again, so it is laden's, never "verified".
             checks = [{"algorithm": "sha256", "expected": self.journal["sha256"],
-                       "actual": stored.sha256.lower()}]
+                       "actual": stored.sha256.lower(), "origin": "laden"}]
         else:  # a small file, kept by git itself: its blob id is of its content
             checks = [{"algorithm": "git-sha1", "expected": git_blob_id(local, run),
-                       "actual": (stored.blob_id or "").lower() or None}]
+                       "actual": (stored.blob_id or "").lower() or None,
+                       "origin": "the service"}]
         for check in checks:
-            check["origin"] = "the service"
-            check["verified"] = None if check["actual"] is None else (
-                check["actual"] == check["expected"] and stored.size == size)
+            same = check["actual"] == check["expected"] and stored.size == size
+            check["verified"] = (None if check["actual"] is None else
+                                 None if same and check["origin"] == "laden" else same)
         self.checks = checks
         return [c for c in checks if c["verified"] is False] + (
             [{"algorithm": "size", "expected": str(size), "actual": str(stored.size)}]
@@ -223,7 +226,8 @@ class WholeFileDirection:
         download = self.download
         with download.lock:
             record = download.record
-            record.checksums = [c for c in record.checksums if c.get("origin") != "the service"]
+            record.checksums = [c for c in record.checksums
+                                if c.get("origin") not in ("the service", "laden")]
             record.checksums.extend(c for c in self.checks if c["algorithm"] != "size")
             if revision is not None:
                 self.journal["revision"] = revision
