@@ -538,3 +538,34 @@ def test_cancel_commits_nothing_and_leaves_the_staged_blocks_to_azure(
     held = _blob(azurite_server, azure_container, "gone.bin").get_block_list("uncommitted")[1]
     assert held and all(b.id.startswith("laden-") for b in held)
     assert path.exists()
+
+
+def test_a_file_changed_after_a_commit_laden_saw_no_answer_to_is_done(
+        azurite_server: Any, azure_container: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocks are committed, laden stops before it hears so, and the file changes: the
+    blob's committed block list is the journalled one, so the upload is done, and the changed
+    file is not read."""
+    from laden.core.errors import DiskError
+
+    path, data = _file(tmp_path, "sent.bin", 2 * PART + 3, seed=206)
+    commit = AzureBlobUploader.complete
+
+    def then_stops(self: Any, *args: Any, **kwargs: Any) -> None:
+        commit(self, *args, **kwargs)
+        raise DiskError("stopped right after the commit")
+
+    with manager() as m:
+        with monkeypatch.context() as patched:
+            patched.setattr(AzureBlobUploader, "complete", then_stops)
+            info = m.wait(m.add_upload(str(path), f"az://{azure_container}/sent.bin",
+                                       **_secrets(azurite_server)))
+        assert info.state is State.PAUSED, info.message
+        time.sleep(0.01)
+        path.write_bytes(b"another version")
+        m.resume(info.id)
+        done = m.wait(info.id)
+    assert done.state is State.DONE, done.message
+    assert done.message == ("it was committed before laden stopped; the local file changed "
+                            "since")
+    assert _content(azurite_server, azure_container, "sent.bin") == data

@@ -88,7 +88,12 @@ class UploadDirection:
         self.host = urlsplit(record.url).hostname or ""
         assert record.dest is not None and record.upload is not None
         now = pin(record.dest)
-        if Pin.from_journal(record.upload["pinned"]) != now:
+        pinned = Pin.from_journal(record.upload["pinned"])
+        if pinned != now:
+            if record.upload.get("committing") and self._committed_as_journalled(run, uploader):
+                self._mark_done(run, pinned.size, "it was committed before laden stopped; the "
+                                                  "local file changed since")
+                return False
             self._pin_again(run, uploader, now)
         if self.upload is not None:
             self.upload.local.close()
@@ -96,7 +101,7 @@ class UploadDirection:
         with download.lock:
             record.size = upload.size
         if record.upload.get("committing") and self._committed_before(run, upload):
-            self._mark_done(run, upload, "it was committed before laden stopped")
+            self._mark_done(run, upload.size, "it was committed before laden stopped")
             return False
         if record.upload.get("conflict") == "skip":
             self._skip_if_there(run, upload)
@@ -107,7 +112,7 @@ class UploadDirection:
             download.plan = self.plan
             return True
         if not upload.single and self._settle_parts(run, upload):
-            self._mark_done(run, upload, "it was committed before laden stopped")
+            self._mark_done(run, upload.size, "it was committed before laden stopped")
             return False
         self._sink = PartSink(upload)
         self.plan = SegmentPlan(upload.size, upload.done_ranges(), min_size=upload.part_size,
@@ -140,6 +145,24 @@ class UploadDirection:
             download.add_error(f"{record.dest} changed since the upload began; starting again "
                                "from the first byte")
         run.save()
+
+    def _committed_as_journalled(self, run: Run, uploader: Uploader) -> bool:
+        """Whether the commit the journal says was asked for made the object, judged without
+        the local file (it changed since): the object has the pinned size and the checksum
+        journalled before the commit (its CRC32C), or, where the service keeps the MD5 it is
+        given (Azure), the journalled blocks committed in order. A service that keeps neither
+        (FTP) cannot tell: the change stops the upload as before."""
+        record = run.download.record
+        journal = record.upload or {}
+        stored = uploader.stored(record.url, run.download.options)
+        if stored is None or stored.size != Pin.from_journal(journal["pinned"]).size:
+            return False
+        if given_md5.keeps_given(uploader):
+            parts = sorted(journal.get("parts", {}).items(), key=lambda item: int(item[0]))
+            sent = [tag for _number, (tag, _crc) in parts]
+            return bool(sent) and uploader.committed_parts(  # type: ignore[attr-defined]
+                record.url, run.download.options) == sent
+        return bool(journal.get("checksum")) and stored.crc32c == journal["checksum"]
 
     def _committed_before(self, run: Run, upload: UploadState) -> bool:
         """Whether laden stopped between the commit and the journal's record of it: the
@@ -254,7 +277,7 @@ class UploadDirection:
             except DestinationExists:
                 self.abandon(run)
                 raise
-            self._mark_done(run, upload, "")
+            self._mark_done(run, upload.size, "")
             return
         else:
             missing = upload.count - len(upload.acknowledged())
@@ -275,7 +298,7 @@ class UploadDirection:
                     raise
         run.set_state(State.VERIFYING)
         self._check_stored(run, upload, whole, md5)
-        self._mark_done(run, upload, "")
+        self._mark_done(run, upload.size, "")
 
     def _check_stored(self, run: Run, upload: UploadState, whole: int, md5: str | None) -> None:
         """Compare the service's checksum of the object with laden's of the file (its MD5
@@ -311,7 +334,7 @@ class UploadDirection:
         elif theirs != ours:
             raise ChecksumMismatch(algorithm, ours, theirs, source="the object after the upload")
 
-    def _mark_done(self, run: Run, upload: UploadState, message: str) -> None:
+    def _mark_done(self, run: Run, size: int, message: str) -> None:
         download = run.download
         record = download.record
         with download.lock:
@@ -321,7 +344,7 @@ class UploadDirection:
             record.upload["parts"] = {}
             record.finished = time.time()
             record.message = message
-            download.set_done_ranges([(0, upload.size)] if upload.size else [])
+            download.set_done_ranges([(0, size)] if size else [])
             download.speed = 0.0
             download.connections.clear()
             run.set_state(State.DONE)

@@ -83,7 +83,12 @@ class WholeFileDirection:
         self.host = urlsplit(record.url).hostname or ""
         assert record.dest is not None
         now = pin(record.dest)
-        if Pin.from_journal(self.journal["pinned"]) != now:
+        pinned = Pin.from_journal(self.journal["pinned"])
+        if pinned != now:
+            if self.journal.get("committing") and self._committed_as_journalled(pinned):
+                self._mark_done(run, "it was committed before laden stopped; the local file "
+                                     "changed since", size=pinned.size)
+                return False
             self._pin_again(run, now)
         if self._local is not None:
             self._local.close()
@@ -125,6 +130,17 @@ class WholeFileDirection:
             download.add_error(f"{download.record.dest} changed since the upload began; "
                                "sending it again")
         run.save()
+
+    def _committed_as_journalled(self, pinned: Pin) -> bool:
+        """Whether the commit the journal says was asked for made the file, judged without the
+        local file (it changed since): a large (LFS) file at the address with the pinned size
+        and the SHA-256 journalled for it. A small file's blob id is of bytes that are gone:
+        the change stops the upload as before."""
+        assert self._uploader is not None
+        stored = self._uploader.stored(self.download.record.url, self.download.options)
+        digest = self.journal.get("sha256")
+        return bool(stored is not None and digest and stored.sha256
+                    and stored.sha256.lower() == digest and stored.size == pinned.size)
 
     def _there(self, run: Run) -> bool:
         """Whether the service holds the file's content at the address already."""
@@ -232,9 +248,9 @@ class WholeFileDirection:
             if revision is not None:
                 self.journal["revision"] = revision
 
-    def _mark_done(self, run: Run, message: str) -> None:
+    def _mark_done(self, run: Run, message: str, *, size: int | None = None) -> None:
         download = self.download
-        size = self.reader.size
+        size = self.reader.size if size is None else size
         with download.lock:
             self.journal.pop("committing", None)
             download.record.finished = time.time()
