@@ -219,11 +219,13 @@ class DownloadManager:
         Args:
             path: the local file.
             url: where it goes: `s3://bucket/key`, `az://container/blob` (or an Azure blob
-                https address), `azureml://datastores/NAME/paths/PATH`.
+                https address), `azureml://datastores/NAME/paths/PATH`, `gs://bucket/object`,
+                `hf://[TYPE/]OWNER/REPO[@REVISION]/PATH`, `ftp://` or `ftps://host/path`.
             options: credentials, endpoint, connections, rate limit, as for downloads.
             conflict: when `url` exists: "overwrite"; "skip" when it has the file's size and
-                checksum already (CRC32C, or Azure's Content-MD5); "fail" (the service
-                refuses the commit).
+                checksum already (each checksum the service keeps: CRC32C, MD5, the hub's
+                SHA-256 or git blob id); "fail" (the service refuses the commit, or laden
+                looks first where it cannot, FTP).
             on_change: when the file changes before the commit: "stop" (the upload fails
                 and says so; adding it again with "restart" goes on) or "restart" (what was
                 sent is aborted and the upload starts again from the first byte, saying why).
@@ -448,7 +450,8 @@ class DownloadManager:
         what the journal recorded, or (the first time) record one for later checks. A model
         file's structure is checked too (see `formats`), whatever the `format_check` setting.
         A finished upload is checked at its service instead: its local file is read again and
-        its size and CRC32C compared with the object's (`expected` is refused then).
+        its size and every checksum the service keeps of the object compared with the
+        object's (`expected` is refused then; see `uploading.verifying`).
 
         `record`: let the result change the download's state (a mismatch fails it, so a
         resume fetches it again). By default only a check against what the journal recorded

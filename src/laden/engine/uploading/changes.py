@@ -40,7 +40,7 @@ def restarts_on_change(journal: dict[str, Any]) -> bool:
     return journal.get("on_change") == "restart"
 
 
-def stopped(exc: LocalFileChanged) -> LocalFileChanged:
+def stop_error(exc: LocalFileChanged) -> LocalFileChanged:
     """The error an upload stops with: what changed, that nothing was committed, and how to
     go on."""
     text = str(exc)
@@ -54,5 +54,5 @@ def judged(journal: dict[str, Any], exc: TransferError) -> tuple[Change, Transfe
     if isinstance(exc, ChecksumMismatch):
         return Change.FAIL, exc  # committed already: sending it again would not say more
     if isinstance(exc, LocalFileChanged) and not restarts_on_change(journal):
-        return Change.FAIL, stopped(exc)
+        return Change.FAIL, stop_error(exc)
     return Change.RESTART, exc

@@ -213,8 +213,8 @@ class UploadDirection:
                 raise Skip(f"{upload.url} has this file's size and MD5 already; skipped")
             return
         if stored.crc32c is None:
-            log.info("upload %s: the remote object keeps no CRC32C; uploading it again",
-                     run.download.id)
+            log.info("upload %s: the remote object keeps no %s; uploading it again",
+                     run.download.id, "MD5" if whole_md5.wanted(upload.uploader) else "CRC32C")
             return
         if stored.crc32c == crc32c.encoded(file_checksum(upload)):
             with run.download.lock:

@@ -8,7 +8,6 @@ credential: the upload id names an upload, it grants nothing.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from . import crc32c
@@ -17,8 +16,6 @@ from .local import LocalFile, Pin
 if TYPE_CHECKING:
     from ...sources.uploads import SentPart, Uploader
     from ..seam import Run
-
-log = logging.getLogger("laden.transfer")
 
 
 def fresh(pinned: Pin, part_size: int, conflict: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ...core.errors import ChecksumMismatch, LadenError, LocalFileChanged, Retry
 from ...core.states import State
 from .. import events
 from ..seam import Change, Skip
-from .changes import judged, on_change_of, restarts_on_change, stopped
+from .changes import judged, on_change_of, restarts_on_change, stop_error
 from .local import LocalFile, Pin, pin
 from .parts import part_size
 from .state import fresh
@@ -119,7 +119,7 @@ class WholeFileDirection:
         download = self.download
         was_committing = self.journal.get("committing")
         if self.journal.get("sha256") and not restarts_on_change(self.journal):
-            raise stopped(LocalFileChanged(f"{download.record.dest} changed since the upload "
+            raise stop_error(LocalFileChanged(f"{download.record.dest} changed since the upload "
                                            "began"))
         with download.lock:
             download.record.upload = {**fresh(now, part_size(now.size, 0, 1),
