@@ -18,10 +18,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.config import MAX_CONNECTIONS, Config
 from ..core.errors import JournalError, LadenError, UnknownDownload
@@ -41,6 +41,10 @@ from .repair import RepairResult
 from .reruns import FinishedCopy
 from .transfer import Transfer
 from .uploading.unfinished import UnfinishedUpload
+
+if TYPE_CHECKING:
+    from ..sources.uploads import WaitingUpload
+    from ..store.records import Record
 
 log = logging.getLogger("laden")
 
@@ -278,6 +282,23 @@ class DownloadManager:
         from .uploading.unfinished import unfinished_uploads
 
         return unfinished_uploads(d.record for d in self.queue.everything())
+
+    def unfinished_at(self, url: str, options: DownloadOptions | None = None, *,
+                      besides: Iterable[Record] | None = None) -> list[WaitingUpload]:
+        """The unfinished uploads in parts the service holds under `url` (a bucket, or a
+        prefix) that laden did not begin: another tool's, or ones laden forgot. `besides`: the
+        records whose uploads are laden's (this manager's, by default; `laden list` passes the
+        journal's, read without its lock).
+
+        Raises:
+            InputError: the service cannot list them (or laden cannot upload there).
+            LadenError: the service could not be asked.
+        """
+        from .uploading.unfinished import at_service
+
+        records = (list(besides) if besides is not None
+                   else [d.record for d in self.queue.everything()])
+        return at_service(self.sources, url, options or DownloadOptions(), records)
 
     def finished_uploads(self, group: str | None = None) -> list[DownloadInfo]:
         """The finished uploads (of `group`, if given) whose local file is still the one sent:
