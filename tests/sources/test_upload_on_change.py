@@ -186,3 +186,29 @@ def test_a_file_changed_after_a_commit_laden_saw_no_answer_to_is_done(
     assert done.message == ("it was committed before laden stopped; the local file changed "
                             "since")
     assert _object(s3_server, s3_bucket, "sent.bin") == data
+
+
+def test_the_policy_words_are_the_same_in_every_face_and_the_engine(tmp_path: Path) -> None:
+    """One definition (`core.upload_policies`): `laden put`'s choices, a manifest's and the
+    engine's refusal all name the same words."""
+    from laden.cli.parser import build
+    from laden.core.upload_policies import CONFLICTS, ON_CHANGE
+
+    parser = build()
+    put = next(a for a in parser._subparsers._group_actions[0].choices["put"]._actions
+               if a.dest == "upload_conflict")
+    change = next(a for a in parser._subparsers._group_actions[0].choices["put"]._actions
+                  if a.dest == "on_change")
+    assert tuple(put.choices) == CONFLICTS and put.default == CONFLICTS[0]
+    assert tuple(change.choices) == ON_CHANGE and change.default == ON_CHANGE[0]
+    path, _ = _file(tmp_path, "p.bin", 10, seed=67)
+    with manager() as m:
+        with pytest.raises(InputError, match="one of overwrite, skip, fail, not 'maybe'"):
+            m.add_upload(str(path), "s3://b/p.bin", conflict="maybe")
+        with pytest.raises(InputError, match="one of stop, restart, not 'maybe'"):
+            m.add_upload(str(path), "s3://b/p.bin", on_change="maybe")
+        # The engine names an option by its settings key, never a command line flag.
+        with pytest.raises(InputError) as refused:
+            m.add_upload(str(path), "https://acct.blob.core.windows.net/box/p.bin?sv=1&sig=x")
+    assert "azure_sas_token_file option" in str(refused.value)
+    assert "--" not in str(refused.value)

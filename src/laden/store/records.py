@@ -154,7 +154,7 @@ class _Upload(TypedDict, total=False):
     """A commit was asked for and its answer not recorded yet: the next run first looks
     whether the object is there already."""
     conflict: Literal["overwrite", "skip", "fail"]
-    """What to do when the remote name is taken (`engine.uploading.adding.CONFLICTS`)."""
+    """What to do when the remote name is taken (`core.upload_policies.CONFLICTS`)."""
     on_change: Literal["stop", "restart"]
     """What to do when the local file changes before the commit (`engine.uploading.changes`);
     missing: stop."""

@@ -13,10 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...core.errors import ChecksumMismatch, InputError, LocalFileChanged, TransferError
+from ...core.upload_policies import ON_CHANGE
 from ..seam import Change
-
-ON_CHANGE = ("stop", "restart")
-"""The choices: stop (the default) or restart from the first byte."""
 
 HOW_TO_RESTART = ("to send it as it is now from the first byte, add it again with "
                   "--on-change restart (on_change: restart in a manifest or the API), or "
