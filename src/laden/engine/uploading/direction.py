@@ -31,7 +31,7 @@ from ...sources.in_order_uploads import in_order as takes_in_order
 from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
-from . import crc32c, given_md5, in_order, whole_md5
+from . import comparing, crc32c, given_md5, in_order, whole_md5
 from .changes import judged, on_change_of, restarts_on_change
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
@@ -192,12 +192,13 @@ class UploadDirection:
         return False
 
     def _stored_is_the_file(self, upload: UploadState, stored: StoredObject | None) -> bool:
-        if stored is not None and stored.md5 and whole_md5.wanted(upload.uploader):
-            # Its MD5 is the file's: this content is there, whoever committed it.
-            return stored.size == upload.size and stored.md5 == whole_md5.of_file(upload.local)
-        expected = upload.journal.get("checksum")
-        return bool(stored is not None and stored.size == upload.size and stored.crc32c
-                    and expected == stored.crc32c == crc32c.encoded(file_checksum(upload)))
+        """Whether `stored` has the file's size and every checksum the service keeps of it
+        (read from the file): this content is there, whoever committed it."""
+        if stored is None or stored.size != upload.size or not comparing.kept(stored):
+            return False
+        local = upload.local
+        return comparing.matches(stored, comparing.digests(local, local.pinned,
+                                                           comparing.kept(stored)))
 
     def _skip_if_there(self, run: Run, upload: UploadState) -> None:
         if takes_in_order(upload.uploader):
@@ -206,20 +207,16 @@ class UploadDirection:
         stored = upload.uploader.stored(upload.url, run.download.options)
         if stored is None or stored.size != upload.size:
             return
-        if stored.md5 and whole_md5.wanted(upload.uploader):
-            if stored.md5 == whole_md5.of_file(upload.local):
-                with run.download.lock:
-                    run.download.record.extra["skipped"] = True
-                raise Skip(f"{upload.url} has this file's size and MD5 already; skipped")
-            return
-        if stored.crc32c is None:
+        theirs = comparing.kept(stored)
+        if not theirs:
             log.info("upload %s: the remote object keeps no %s; uploading it again",
                      run.download.id, "MD5" if whole_md5.wanted(upload.uploader) else "CRC32C")
             return
-        if stored.crc32c == crc32c.encoded(file_checksum(upload)):
+        if self._stored_is_the_file(upload, stored):
             with run.download.lock:
                 run.download.record.extra["skipped"] = True
-            raise Skip(f"{upload.url} has this file's size and CRC32C already; skipped")
+            names = " and ".join(comparing.NAMES[name] for name in theirs)
+            raise Skip(f"{upload.url} has this file's size and {names} already; skipped")
 
     def _settle_parts(self, run: Run, upload: UploadState) -> bool:
         """Keep the journalled parts the service still holds with the same ETag; begin an
@@ -410,15 +407,3 @@ def _abort_quietly(uploader: Uploader, url: str, upload_id: str, download: Downl
     except LadenError as exc:
         log.warning("upload %s: could not abort its unfinished upload: %s", download.id, exc)
 
-
-def file_checksum(upload: UploadState) -> int:
-    """The CRC32C of the whole local file, read again (the conflict policy skip, and the
-    check after a crash at the commit)."""
-    local = upload.local
-    view = memoryview(bytearray(8 * 1024 * 1024))
-    total = crc32c.of(b"")
-    reader = local.open_range(0, None)
-    while n := reader.readinto(view):
-        total = crc32c.extend(total, view[:n])
-    local.check()
-    return total

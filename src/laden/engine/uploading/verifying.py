@@ -110,12 +110,12 @@ def _compared(download: Download, sources: SourceRegistry,
         return _failed(path, f"{exc}; verify it again once it is still")
     except LadenError as exc:
         return _failed(path, str(exc))
-    for algorithm, digest in theirs.items():
-        if ours[algorithm] != digest:
-            name = comparing.NAMES[algorithm]
-            return VerifyResult(False, path, algorithm, digest, ours[algorithm],
-                                f"{url} at the service has {name} {digest}, the local file "
-                                f"{ours[algorithm]} (both {now.size} bytes){since}")
+    if not comparing.matches(stored, ours):
+        algorithm = comparing.first_difference(stored, ours) or next(iter(theirs))
+        digest, name = theirs[algorithm], comparing.NAMES[algorithm]
+        return VerifyResult(False, path, algorithm, digest, ours[algorithm],
+                            f"{url} at the service has {name} {digest}, the local file "
+                            f"{ours[algorithm]} (both {now.size} bytes){since}")
     names = " and ".join(
         GIVEN_MD5 if a == "md5" and given_md5.keeps_given(uploader) else comparing.NAMES[a]
         for a in theirs)
