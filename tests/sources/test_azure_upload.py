@@ -7,11 +7,13 @@ no key or SAS anywhere it could leak.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,8 +161,9 @@ def test_small_file_is_one_put_with_its_content_md5(azurite_server: Any, azure_c
     assert _content(azurite_server, azure_container, "a/small.bin") == data
     md5 = hashlib.md5(data).hexdigest()
     assert _content_md5(azurite_server, azure_container, "a/small.bin") == md5
-    assert [(c.algorithm, c.expected, c.verified) for c in info.checksums] == [
-        ("md5", md5, True)]
+    # Azure keeps the Content-MD5 as given: laden's, not verified by Azure.
+    assert [(c.algorithm, c.expected, c.origin, c.verified) for c in info.checksums] == [
+        ("md5", md5, "laden", None)]
 
 
 def test_empty_file_uploads(azurite_server: Any, azure_container: str, tmp_path: Path) -> None:
@@ -174,11 +177,14 @@ def test_empty_file_uploads(azurite_server: Any, azure_container: str, tmp_path:
 
 
 def test_large_file_is_staged_in_blocks_and_committed_with_its_md5(
-        azurite_server: Any, azure_container: str, tmp_path: Path) -> None:
+        azurite_server: Any, azure_container: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
     path, data = _file(tmp_path, "big.bin", 3 * PART + 12_345, seed=201)
+    caplog.set_level(logging.INFO, logger="laden.transfer")
     with manager() as m:
         info = m.wait(m.add_upload(str(path), f"az://{azure_container}/big.bin", connections=4,
                                    **_secrets(azurite_server)))
+        checked = m.verify(info.id)  # the credentials are in memory only
     assert info.state is State.DONE, info.message
     assert _content(azurite_server, azure_container, "big.bin") == data
     assert _content_md5(azurite_server, azure_container, "big.bin") == hashlib.md5(
@@ -188,7 +194,40 @@ def test_large_file_is_staged_in_blocks_and_committed_with_its_md5(
     assert [b.id for b in committed] == [block_name(prefix, n) for n in (1, 2, 3, 4)]
     assert [b.size for b in committed] == [PART, PART, PART, 12_345]
     assert uncommitted == []
-    assert info.checksums[0].algorithm == "md5" and info.checksums[0].verified
+    md5 = hashlib.md5(data).hexdigest()
+    # What Azure checked is each block: the committed list is laden's, in order, sized; the
+    # Content-MD5 is the one laden gave with the commit (never computed by Azure).
+    assert [(c.algorithm, c.expected, c.origin, c.verified) for c in info.checksums] == [
+        ("md5", md5, "laden", None)]
+    assert (f"the blob holds laden's 4 blocks, {len(data)} bytes, in order (Azure checked each "
+            "by its MD5 as it was staged)") in caplog.text
+    assert checked.ok, checked.message
+    assert "size and the MD5 laden stored with the commit (Azure's Content-MD5) match" \
+        in checked.message
+
+
+def test_a_commit_of_other_blocks_than_laden_sent_fails_the_check(
+        azurite_server: Any, azure_container: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check after the commit reads the committed block list: one that is not the parts
+    the journal holds (here, its first two blocks swapped: the same size, and the Content-MD5
+    laden gives, which Azure stores unchecked) fails the upload."""
+    path, _ = _file(tmp_path, "swapped.bin", 2 * PART + 10, seed=205)
+    commit = AzureBlobUploader.complete
+
+    def swaps_two(self: Any, url: str, upload_id: str, parts: list[Any],
+                  *args: Any, **kwargs: Any) -> None:
+        first, second, *rest = sorted(parts, key=lambda p: p.number)
+        swapped = [replace(first, etag=second.etag), replace(second, etag=first.etag), *rest]
+        commit(self, url, upload_id, swapped, *args, **kwargs)
+
+    monkeypatch.setattr(AzureBlobUploader, "complete", swaps_two)
+    with manager() as m:
+        info = m.wait(m.add_upload(str(path), f"az://{azure_container}/swapped.bin",
+                                   **_secrets(azurite_server)))
+    assert info.state is State.FAILED
+    assert ("block list checksum mismatch (the blob after the commit): expected laden's blocks "
+            "1 to 3 in order, got blocks 2, 1, 3") in info.message, info.message
 
 
 def test_folder_with_a_glob_keeps_its_layout(azurite_server: Any, azure_container: str,
@@ -558,3 +597,34 @@ def test_cancel_commits_nothing_and_leaves_the_staged_blocks_to_azure(
     held = _blob(azurite_server, azure_container, "gone.bin").get_block_list("uncommitted")[1]
     assert held and all(b.id.startswith("laden-") for b in held)
     assert path.exists()
+
+
+def test_a_file_changed_after_a_commit_laden_saw_no_answer_to_is_done(
+        azurite_server: Any, azure_container: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocks are committed, laden stops before it hears so, and the file changes: the
+    blob's committed block list is the journalled one, so the upload is done, and the changed
+    file is not read."""
+    from laden.core.errors import DiskError
+
+    path, data = _file(tmp_path, "sent.bin", 2 * PART + 3, seed=206)
+    commit = AzureBlobUploader.complete
+
+    def then_stops(self: Any, *args: Any, **kwargs: Any) -> None:
+        commit(self, *args, **kwargs)
+        raise DiskError("stopped right after the commit")
+
+    with manager() as m:
+        with monkeypatch.context() as patched:
+            patched.setattr(AzureBlobUploader, "complete", then_stops)
+            info = m.wait(m.add_upload(str(path), f"az://{azure_container}/sent.bin",
+                                       **_secrets(azurite_server)))
+        assert info.state is State.PAUSED, info.message
+        time.sleep(0.01)
+        path.write_bytes(b"another version")
+        m.resume(info.id)
+        done = m.wait(info.id)
+    assert done.state is State.DONE, done.message
+    assert done.message == ("it was committed before laden stopped; the local file changed "
+                            "since")
+    assert _content(azurite_server, azure_container, "sent.bin") == data

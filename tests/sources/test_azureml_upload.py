@@ -66,6 +66,10 @@ def test_a_file_to_a_datastore_path_in_the_long_form(azureml: AzureMLSetup, tmp_
     assert _content_md5(azureml, "up/model.bin") == hashlib.md5(data).hexdigest()
     [record] = journal_records(laden_dirs["state"])
     assert record.url == url and record.direction == "upload"
+    # The datastore's blob is checked as an Azure blob: its committed blocks, not the MD5
+    # laden gave with the commit (laden's, recorded as such).
+    assert [(c["algorithm"], c["origin"], c["verified"]) for c in record.checksums] == [
+        ("md5", "laden", None)]
     state = "".join(p.read_bytes().decode("latin-1") for p in laden_dirs["state"].rglob("*")
                     if p.is_file())
     assert azureml.storage.account_key not in state

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from laden.core.errors import LadenError
 from laden.core.states import State
 from laden.engine.uploading.parts import MiB
@@ -184,3 +186,21 @@ def test_an_upload_laden_was_killed_in_shows_as_interrupted(s3_server: Any, s3_b
     listed = laden("list", "--unfinished-uploads")
     (row,) = [line for line in listed.stdout.splitlines() if "killed.bin ->" in line]
     assert row.split()[1] == "interrupted"
+
+
+def test_the_manager_lists_the_services_unfinished_uploads_laden_did_not_begin(
+        s3_server: Any, s3_bucket: str, tmp_path: Path) -> None:
+    """`DownloadManager.unfinished_at`, which `laden list --unfinished-uploads --at` asks (a
+    face never reaches past the manager to the sources)."""
+    from laden.core.errors import InputError
+    from laden.core.options import DownloadOptions
+
+    mine = _paused_upload(s3_server, s3_bucket, tmp_path, "known.bin", seed=88)
+    s3_server.client().create_multipart_upload(Bucket=s3_bucket, Key="runs/theirs.bin")
+    options = DownloadOptions(source_settings={"s3_endpoint_url": s3_server.endpoint_url})
+    with manager() as m:
+        assert m.get(mine).state is State.PAUSED
+        found = m.unfinished_at(f"s3://{s3_bucket}/", options)
+        assert [w.url for w in found] == [f"s3://{s3_bucket}/runs/theirs.bin"]
+        with pytest.raises(InputError):
+            m.unfinished_at("https://example.org/x/", options)

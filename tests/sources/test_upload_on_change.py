@@ -153,3 +153,62 @@ def test_a_file_that_keeps_changing_is_given_up_on_and_nothing_committed(
     assert info.state is State.FAILED
     assert "changed during the upload" in info.message and "giving up" in info.message
     assert _keys(s3_server, s3_bucket) == []
+
+
+def test_a_file_changed_after_a_commit_laden_saw_no_answer_to_is_done(
+        s3_server: Any, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit is made, laden stops before it hears so (the journal says committing), and
+    the file changes before the next run: the object is looked for by the journalled size and
+    CRC32C, without reading the changed file, and the upload is done (not "nothing was
+    committed")."""
+    from laden.core.errors import DiskError
+    from laden.sources.s3_upload import S3Uploader
+
+    path, data = _file(tmp_path, "sent.bin", 2 * PART + 7, seed=66)
+    commit = S3Uploader.complete
+
+    def then_stops(self: Any, *args: Any, **kwargs: Any) -> None:
+        commit(self, *args, **kwargs)
+        raise DiskError("stopped right after the commit")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(S3Uploader, "complete", then_stops)
+        with manager() as m:
+            info = m.wait(m.add_upload(str(path), f"s3://{s3_bucket}/sent.bin",
+                                       **_options(s3_server)))
+    assert info.state is State.PAUSED, info.message
+    time.sleep(0.01)
+    _edit_in_place(path)
+    with manager() as m:
+        m.resume(info.id)
+        done = m.wait(info.id)
+    assert done.state is State.DONE, done.message
+    assert done.message == ("it was committed before laden stopped; the local file changed "
+                            "since")
+    assert _object(s3_server, s3_bucket, "sent.bin") == data
+
+
+def test_the_policy_words_are_the_same_in_every_face_and_the_engine(tmp_path: Path) -> None:
+    """One definition (`core.upload_policies`): `laden put`'s choices, a manifest's and the
+    engine's refusal all name the same words."""
+    from laden.cli.parser import build
+    from laden.core.upload_policies import CONFLICTS, ON_CHANGE
+
+    parser = build()
+    put = next(a for a in parser._subparsers._group_actions[0].choices["put"]._actions
+               if a.dest == "upload_conflict")
+    change = next(a for a in parser._subparsers._group_actions[0].choices["put"]._actions
+                  if a.dest == "on_change")
+    assert tuple(put.choices) == CONFLICTS and put.default == CONFLICTS[0]
+    assert tuple(change.choices) == ON_CHANGE and change.default == ON_CHANGE[0]
+    path, _ = _file(tmp_path, "p.bin", 10, seed=67)
+    with manager() as m:
+        with pytest.raises(InputError, match="one of overwrite, skip, fail, not 'maybe'"):
+            m.add_upload(str(path), "s3://b/p.bin", conflict="maybe")
+        with pytest.raises(InputError, match="one of stop, restart, not 'maybe'"):
+            m.add_upload(str(path), "s3://b/p.bin", on_change="maybe")
+        # The engine names an option by its settings key, never a command line flag.
+        with pytest.raises(InputError) as refused:
+            m.add_upload(str(path), "https://acct.blob.core.windows.net/box/p.bin?sv=1&sig=x")
+    assert "azure_sas_token_file option" in str(refused.value)
+    assert "--" not in str(refused.value)

@@ -96,3 +96,41 @@ def test_a_check_that_cannot_be_made_leaves_the_upload_done(s3_server: Any, s3_b
     refused = laden("verify", "--checksum", "sha256:" + "0" * 64, str(upload_id))
     assert refused.returncode == 2 and "applies to downloads" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_failed_upload_never_committed_is_only_reported_on(s3_server: Any, s3_bucket: str,
+                                                             tmp_path: Path) -> None:
+    """An older object of the same size, without a checksum: its size alone matches, and the
+    upload, which never committed, stays failed (it is not done, and `--unfinished-uploads`
+    still sees what it left)."""
+    path, _ = _file(tmp_path, "taken.bin", 400, seed=78)
+    s3_server.client().put_object(Bucket=s3_bucket, Key="taken.bin", Body=b"o" * 400)
+    with manager() as m:
+        info = m.wait(m.add_upload(str(path), f"s3://{s3_bucket}/taken.bin", conflict="fail",
+                                   **_options(s3_server)))
+    assert info.state is State.FAILED, info.message
+    result = laden("verify", str(info.id))
+    assert "only the size was compared" in result.stdout, result.stdout
+    assert "the upload stays failed (it was never committed)" in result.stdout
+    assert _state(info.id) is State.FAILED
+
+
+def test_a_committed_upload_that_failed_verify_is_done_again_when_its_checksum_matches(
+        s3_server: Any, s3_bucket: str, tmp_path: Path) -> None:
+    upload_id, _, data = _uploaded(s3_server, s3_bucket, tmp_path, "back.bin", 600, seed=79)
+    client = s3_server.client()
+    client.put_object(Bucket=s3_bucket, Key="back.bin", Body=b"x" * 10)
+    assert laden("verify", str(upload_id)).returncode == 1
+    assert _state(upload_id) is State.FAILED
+    client.put_object(Bucket=s3_bucket, Key="back.bin", Body=data)  # the size alone: no change
+    shown = laden("verify", str(upload_id)).stdout
+    assert "the upload stays failed (only its size was compared)" in shown
+    assert _state(upload_id) is State.FAILED
+    copy = tmp_path / "elsewhere" / "back.bin"  # the same bytes, sent with their CRC32C
+    copy.parent.mkdir()
+    copy.write_bytes(data)
+    with manager() as m:
+        assert m.wait(m.add_upload(str(copy), f"s3://{s3_bucket}/back.bin",
+                                   **_options(s3_server))).state is State.DONE
+    assert laden("verify", str(upload_id)).returncode == 0
+    assert _state(upload_id) is State.DONE

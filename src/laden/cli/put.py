@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 
 from ..core.errors import InputError
+from ..core.upload_policies import CONFLICTS, ON_CHANGE
 from .logs import setup_logging
 
 
@@ -57,15 +58,15 @@ def add_put_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                        help="files sent at the same time (default 3)")
     group.add_argument("--limit-rate", metavar="RATE",
                        help="bandwidth limit for all transfers together, e.g. 5M (bytes/s)")
-    group.add_argument("--conflict", dest="upload_conflict", default="overwrite",
-                       choices=("overwrite", "skip", "fail"),
+    group.add_argument("--conflict", dest="upload_conflict", default=CONFLICTS[0],
+                       choices=CONFLICTS,
                        help="when the remote name is taken: overwrite (default), skip when it "
                             "has the file's size and checksum already (CRC32C; Azure's "
                             "Content-MD5; GCS's CRC32C and MD5; SHA-256 or git blob id on "
                             "the hub; FTP: the size, and MD5 when the server offers it), or "
                             "fail (the service refuses to replace it; FTP checks just before "
                             "renaming)")
-    group.add_argument("--on-change", default="stop", choices=("stop", "restart"),
+    group.add_argument("--on-change", default=ON_CHANGE[0], choices=ON_CHANGE,
                        help="when a file changes before its upload commits: stop (default; "
                             "nothing is committed) or restart it from the first byte")
     group.add_argument("-m", "--message", metavar="TEXT",

@@ -53,17 +53,16 @@ def print_unfinished(records: list[Any], states: dict[int, str],
 
 def _at_service(records: list[Any], args: argparse.Namespace) -> list[Any]:
     """The service's unfinished uploads under `--at` that laden's journal does not know."""
-    from ..engine.uploading.unfinished import at_service
-    from ..sources.registry import SourceRegistry
+    from ..engine.manager import DownloadManager
     from ..store import settings
     from .commands import download_options
 
-    options = download_options(args)
-    registry = SourceRegistry({"config": settings.load()})
+    # Without the journal: `laden list` works while another laden holds it.
+    manager = DownloadManager(settings.load(), persist=False)
     try:
-        return at_service(registry, args.at, options, records)
+        return manager.unfinished_at(args.at, download_options(args), besides=records)
     finally:
-        registry.close()
+        manager.close()
 
 
 def _print_others(others: list[Any], at: str | None) -> None:

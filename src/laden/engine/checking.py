@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.checksums import parse_checksum
@@ -34,6 +34,10 @@ class VerifyResult:
     damaged: tuple[tuple[int, int], ...] = ()
     """Byte ranges [start, end) whose bytes do not match the piece hashes recorded when the
     file was downloaded (see `pieces`); `repair` fetches them again."""
+    settles: bool = field(default=True, kw_only=True)
+    """Whether the result may set the transfer's state (False: a report only, see
+    `uploading.verifying.settles`); keyword-only, so `RepairResult`'s fields keep their
+    places."""
 
 
 def recheck(

@@ -18,10 +18,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.config import MAX_CONNECTIONS, Config
 from ..core.errors import JournalError, LadenError, UnknownDownload
@@ -41,6 +41,10 @@ from .repair import RepairResult
 from .reruns import FinishedCopy
 from .transfer import Transfer
 from .uploading.unfinished import UnfinishedUpload
+
+if TYPE_CHECKING:
+    from ..sources.uploads import WaitingUpload
+    from ..store.records import Record
 
 log = logging.getLogger("laden")
 
@@ -219,11 +223,13 @@ class DownloadManager:
         Args:
             path: the local file.
             url: where it goes: `s3://bucket/key`, `az://container/blob` (or an Azure blob
-                https address), `azureml://datastores/NAME/paths/PATH`.
+                https address), `azureml://datastores/NAME/paths/PATH`, `gs://bucket/object`,
+                `hf://[TYPE/]OWNER/REPO[@REVISION]/PATH`, `ftp://` or `ftps://host/path`.
             options: credentials, endpoint, connections, rate limit, as for downloads.
             conflict: when `url` exists: "overwrite"; "skip" when it has the file's size and
-                checksum already (CRC32C, or Azure's Content-MD5); "fail" (the service
-                refuses the commit).
+                checksum already (each checksum the service keeps: CRC32C, MD5, the hub's
+                SHA-256 or git blob id); "fail" (the service refuses the commit, or laden
+                looks first where it cannot, FTP).
             on_change: when the file changes before the commit: "stop" (the upload fails
                 and says so; adding it again with "restart" goes on) or "restart" (what was
                 sent is aborted and the upload starts again from the first byte, saying why).
@@ -276,6 +282,23 @@ class DownloadManager:
         from .uploading.unfinished import unfinished_uploads
 
         return unfinished_uploads(d.record for d in self.queue.everything())
+
+    def unfinished_at(self, url: str, options: DownloadOptions | None = None, *,
+                      besides: Iterable[Record] | None = None) -> list[WaitingUpload]:
+        """The unfinished uploads in parts the service holds under `url` (a bucket, or a
+        prefix) that laden did not begin: another tool's, or ones laden forgot. `besides`: the
+        records whose uploads are laden's (this manager's, by default; `laden list` passes the
+        journal's, read without its lock).
+
+        Raises:
+            InputError: the service cannot list them (or laden cannot upload there).
+            LadenError: the service could not be asked.
+        """
+        from .uploading.unfinished import at_service
+
+        records = (list(besides) if besides is not None
+                   else [d.record for d in self.queue.everything()])
+        return at_service(self.sources, url, options or DownloadOptions(), records)
 
     def finished_uploads(self, group: str | None = None) -> list[DownloadInfo]:
         """The finished uploads (of `group`, if given) whose local file is still the one sent:
@@ -448,7 +471,8 @@ class DownloadManager:
         what the journal recorded, or (the first time) record one for later checks. A model
         file's structure is checked too (see `formats`), whatever the `format_check` setting.
         A finished upload is checked at its service instead: its local file is read again and
-        its size and CRC32C compared with the object's (`expected` is refused then).
+        its size and every checksum the service keeps of the object compared with the
+        object's (`expected` is refused then; see `uploading.verifying`).
 
         `record`: let the result change the download's state (a mismatch fails it, so a
         resume fetches it again). By default only a check against what the journal recorded

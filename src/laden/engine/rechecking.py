@@ -46,7 +46,7 @@ def verify(
         _settle(manager, download, *before)
         raise
     checked = bool(result.path) and os.path.isfile(result.path)
-    if checked and record:
+    if checked and record and result.settles:
         return _verified(manager, download, result)
     _settle(manager, download, *before)  # back from verifying, as it was
     if checked:

@@ -38,6 +38,8 @@ from urllib.parse import quote
 
 from ..core.known_sources import KNOWN_SOURCES
 from ..core.options import DownloadOptions
+from ..core.upload_policies import CONFLICTS, ON_CHANGE
+from ..engine.uploading.local import files_under
 from ..sources import cloud
 from .addresses import CONNECTION_FIELDS, CREDENTIAL_FIELDS, OBJECT_STORES, SCHEMES
 from .fields import PATH_SHOWN, Fields, Problems, cut, shown
@@ -47,8 +49,6 @@ from .plan import glob_matches
 UPLOAD_TYPES = tuple(source.manifest_type for source in KNOWN_SOURCES
                      if source.manifest_type and source.uploader)
 """The item types laden can upload to."""
-CONFLICTS = ("overwrite", "skip", "fail")
-ON_CHANGE = ("stop", "restart")
 COMMON = {"type", "name", "connections", "limit_rate", "retry", "conflict", "on_change", "url",
           "source", "glob"}
 PER_TYPE = {"headers", "ca_bundle", *CREDENTIAL_FIELDS}
@@ -106,8 +106,8 @@ def _item(index: int, data: Any, root: str, problems: Problems, options_of: Opti
     if not fields.ok:
         return Item(index, name, kind, (), "upload")
     options = options_of(kind, fields)
-    upload = Upload(fields.choice("conflict", CONFLICTS, {}) or "overwrite",
-                    fields.choice("on_change", ON_CHANGE, {}) or "stop")
+    upload = Upload(fields.choice("conflict", CONFLICTS, {}) or CONFLICTS[0],
+                    fields.choice("on_change", ON_CHANGE, {}) or ON_CHANGE[0])
     entries: list[tuple[Fields, str, str]] = []  # (fields, remote address, its label)
     if fields.has("url") or store is None or not fields.has(store.containers):
         if store is not None and fields.has(store.containers):
@@ -189,7 +189,7 @@ def _targets(entry: Fields, url: str, label: str, root: str, options: DownloadOp
     targets = [Target(_under(url, relative), os.path.join(source, *relative.split("/")),
                       options, glob=glob, label=f"{label.rstrip('/')}/{relative}",
                       upload=upload)
-               for relative in _walk(source) if glob_matches(glob, relative)]
+               for relative in files_under(source) if glob_matches(glob, relative)]
     if not targets:
         entry.problem("glob" if entry.has("glob") else "source",
                       f"no file in {cut(source, PATH_SHOWN)} matches {glob!r}")
@@ -226,14 +226,3 @@ def _source(entry: Fields, root: str) -> str | None:
     return path
 
 
-def _walk(folder: str) -> list[str]:
-    """The files under `folder`, as "/" paths relative to it, sorted; links to folders are not
-    followed (a loop would never end)."""
-    found = []
-    for top, folders, files in os.walk(folder):
-        folders.sort()
-        for name in sorted(files):
-            full = os.path.join(top, name)
-            if os.path.isfile(full):
-                found.append(os.path.relpath(full, folder).replace(os.sep, "/"))
-    return found

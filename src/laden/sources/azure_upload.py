@@ -162,6 +162,15 @@ class AzureBlobUploader:
         self._call("PutBlockList", url, blob.commit_block_list, blocks,
                    content_settings=settings, **conditions)
 
+    def committed_parts(self, url: str, options: DownloadOptions) -> list[str]:
+        """The blob's committed blocks, in order, as the journal keeps a part (id:size): what
+        the upload direction checks after a commit, for Azure keeps the Content-MD5 given
+        with it and never computes one (`engine.uploading.given_md5`)."""
+        blob = self._blob(url, options)
+        committed, _uncommitted = self._call("GetBlockList", url, blob.get_block_list,
+                                             "committed")
+        return [_tag(str(block.id), int(block.size)) for block in committed]
+
     def abort(self, url: str, upload_id: str, options: DownloadOptions) -> None:
         """Nothing to do, and nothing that could be done: Azure has no call that drops
         uncommitted blocks (committing an empty list would create an empty blob, which is

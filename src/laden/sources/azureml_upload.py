@@ -64,6 +64,10 @@ class AzureMLUploader:
         self._on_blob(url, options, lambda blobs, blob, o: blobs.complete(
             blob, upload_id, parts, crc32c, o, only_new=only_new, md5=md5))
 
+    def committed_parts(self, url: str, options: DownloadOptions) -> list[str]:
+        """See `AzureBlobUploader.committed_parts`."""
+        return self._on_blob(url, options, lambda blobs, blob, o: blobs.committed_parts(blob, o))
+
     def abort(self, url: str, upload_id: str, options: DownloadOptions) -> None:
         """Nothing to do: see `AzureBlobUploader.abort`."""
 

@@ -156,7 +156,7 @@ class _Upload(TypedDict, total=False):
     """A commit was asked for and its answer not recorded yet: the next run first looks
     whether the object is there already."""
     conflict: Literal["overwrite", "skip", "fail"]
-    """What to do when the remote name is taken (`engine.uploading.adding.CONFLICTS`)."""
+    """What to do when the remote name is taken (`core.upload_policies.CONFLICTS`)."""
     session_only_new: bool
     """Whether the unfinished upload was begun refusing to replace (the conflict policy
     fail), where the service fixes that when it begins (a GCS session's ifGenerationMatch=0):

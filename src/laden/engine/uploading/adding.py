@@ -16,24 +16,20 @@ from urllib.parse import quote
 
 from ...core.errors import InputError
 from ...core.states import State
+from ...core.upload_policies import CONFLICTS
 from ...sources import cloud
 from ...sources.listing import compile_glob
 from ...store.records import Record
 from .. import events
 from ..adding import build_options, take_credentials
 from .changes import checked, on_change_of
-from .local import pin
+from .local import files_under, pin
 from .parts import part_size
 from .state import fresh
 
 if TYPE_CHECKING:
     from ...core.options import DownloadOptions
     from ..context import Engine
-
-CONFLICTS = ("overwrite", "skip", "fail")
-"""What an upload does when the remote name is taken: replace it, keep it when it already has
-the file's size and checksum, or fail (the service refuses the commit)."""
-
 
 def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[str, str]]:
     """(local file, remote address) for each file to send.
@@ -61,7 +57,7 @@ def targets(paths: list[str], url: str, glob: str | None = None) -> list[tuple[s
     for path in paths:
         path = os.path.abspath(os.path.expanduser(path))
         if os.path.isdir(path):
-            for relative in _walk(path):
+            for relative in files_under(path):
                 if pattern is None or pattern.fullmatch(relative):
                     found.append((os.path.join(path, relative),
                                   under + quote(relative, safe=cloud.KEY_SAFE)))
@@ -83,21 +79,9 @@ def _without_query(url: str) -> None:
     the journal would keep with the address (and a folder's files would go after it)."""
     bare, query = url.split("?", 1) if "?" in url else (url, "")
     if query:
-        raise InputError(f"{bare}?... : an upload address takes no query; give a SAS with "
-                         "--azure-sas-token-file (or the service's other credential options)")
-
-
-def _walk(folder: str) -> list[str]:
-    """The files under `folder`, as paths relative to it with "/" between names, sorted; links
-    to folders are not followed (a loop would never end)."""
-    found = []
-    for root, folders, files in os.walk(folder):
-        folders.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            if os.path.isfile(full):
-                found.append(os.path.relpath(full, folder).replace(os.sep, "/"))
-    return found
+        raise InputError(f"{bare}?... : an upload address takes no query; give a SAS as a "
+                         "credential instead (the azure_sas_token_file option, or the "
+                         "service's other credential options)")
 
 
 def add_upload(

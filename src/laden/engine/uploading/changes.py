@@ -13,10 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...core.errors import ChecksumMismatch, InputError, LocalFileChanged, TransferError
+from ...core.upload_policies import ON_CHANGE
 from ..seam import Change
-
-ON_CHANGE = ("stop", "restart")
-"""The choices: stop (the default) or restart from the first byte."""
 
 HOW_TO_RESTART = ("to send it as it is now from the first byte, add it again with "
                   "--on-change restart (on_change: restart in a manifest or the API), or "
@@ -40,7 +38,7 @@ def restarts_on_change(journal: dict[str, Any]) -> bool:
     return journal.get("on_change") == "restart"
 
 
-def stopped(exc: LocalFileChanged) -> LocalFileChanged:
+def stop_error(exc: LocalFileChanged) -> LocalFileChanged:
     """The error an upload stops with: what changed, that nothing was committed, and how to
     go on."""
     text = str(exc)
@@ -54,5 +52,5 @@ def judged(journal: dict[str, Any], exc: TransferError) -> tuple[Change, Transfe
     if isinstance(exc, ChecksumMismatch):
         return Change.FAIL, exc  # committed already: sending it again would not say more
     if isinstance(exc, LocalFileChanged) and not restarts_on_change(journal):
-        return Change.FAIL, stopped(exc)
+        return Change.FAIL, stop_error(exc)
     return Change.RESTART, exc

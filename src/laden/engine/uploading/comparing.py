@@ -11,8 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ...core.errors import Cancelled
 from . import crc32c
 from .local import LocalFile
 
@@ -54,27 +57,53 @@ def _hex(digest: str) -> str:
         return digest.lower()
 
 
-def digests(path: str, pinned: Pin, algorithms: list[str]) -> dict[str, str]:
-    """The file's digests of `algorithms` (see `NAMES`) in hex, from one reading;
-    LocalFileChanged if it changes meanwhile."""
-    crc = crc32c.of(b"") if "crc32c" in algorithms else None
+def digests(local_or_path: LocalFile | str, pinned: Pin, algorithms: Iterable[str],
+            stop_event: threading.Event | None = None) -> dict[str, str]:
+    """The pinned file's digests of `algorithms` (see `NAMES`) in hex, from one reading: the
+    one loop that reads a whole local file to hash it (the check after a commit, the conflict
+    policy skip, `laden verify`, the hub's SHA-256 and blob id). A `LocalFile` given is read
+    and left open; a path is opened and closed here.
+
+    Raises:
+        LocalFileChanged, DiskError: the file changed while it was read, or could not be.
+        Cancelled: `stop_event` was set.
+    """
+    wanted = set(algorithms)
+    crc = crc32c.of(b"") if "crc32c" in wanted else None
     hashers = {name: hashlib.new(name, usedforsecurity=False)
-               for name in ("md5", "sha256") if name in algorithms}
-    if "git-sha1" in algorithms:
+               for name in ("md5", "sha256") if name in wanted}
+    if "git-sha1" in wanted:
         hashers["git-sha1"] = hashlib.sha1(b"blob %d\0" % pinned.size, usedforsecurity=False)
-    local = LocalFile(path, pinned)
+    local = LocalFile(local_or_path, pinned) if isinstance(local_or_path, str) else local_or_path
     try:
         view = memoryview(bytearray(READ_SIZE))
         reader = local.open_range(0, None)
         while n := reader.readinto(view):
+            if stop_event is not None and stop_event.is_set():
+                raise Cancelled("stopped")
             if crc is not None:
                 crc = crc32c.extend(crc, view[:n])
             for hasher in hashers.values():
                 hasher.update(view[:n])
         local.check()
     finally:
-        local.close()
+        if local is not local_or_path:
+            local.close()
     found = {name: hasher.hexdigest() for name, hasher in hashers.items()}
     if crc is not None:
         found["crc32c"] = f"{crc:08x}"
     return found
+
+
+def matches(stored: Any, ours: dict[str, str]) -> bool:
+    """Whether the object is the file: every checksum the service keeps of it (`kept`) equals
+    the file's in `ours` (`digests` of at least those), and there is one. The sizes are the
+    caller's to compare first, before reading the file."""
+    theirs = kept(stored)
+    return bool(theirs) and all(ours.get(name) == digest for name, digest in theirs.items())
+
+
+def first_difference(stored: Any, ours: dict[str, str]) -> str | None:
+    """The first algorithm whose digests differ (None: they all match)."""
+    return next((name for name, digest in kept(stored).items() if ours.get(name) != digest),
+                None)

@@ -31,7 +31,7 @@ from ...core.states import State
 from .. import events
 from ..seam import Change, Skip
 from ..segments import SegmentPlan
-from . import crc32c, whole_md5
+from . import comparing, crc32c, given_md5, whole_md5
 from .changes import judged, on_change_of, restarts_on_change
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
@@ -96,7 +96,12 @@ class UploadDirection:
         self.host = urlsplit(record.url).hostname or ""
         assert record.dest is not None and record.upload is not None
         now = pin(record.dest)
-        if Pin.from_journal(record.upload["pinned"]) != now:
+        pinned = Pin.from_journal(record.upload["pinned"])
+        if pinned != now:
+            if record.upload.get("committing") and self._committed_as_journalled(run, uploader):
+                self._mark_done(run, pinned.size, "it was committed before laden stopped; the "
+                                                  "local file changed since")
+                return None
             self._pin_again(run, uploader, now)
         if self.upload is not None:
             self.upload.local.close()
@@ -104,7 +109,7 @@ class UploadDirection:
         with download.lock:
             record.size = upload.size
         if record.upload.get("committing") and self._committed_before(run, upload):
-            self._mark_done(run, upload, "it was committed before laden stopped")
+            self._mark_done(run, upload.size, "it was committed before laden stopped")
             return None
         if record.upload.get("conflict") == "skip":
             self._skip_if_there(run, upload)
@@ -116,7 +121,7 @@ class UploadDirection:
         download = run.download
         uploader = upload.uploader
         if not upload.single and self._settle_parts(run, upload):
-            self._mark_done(run, upload, "it was committed before laden stopped")
+            self._mark_done(run, upload.size, "it was committed before laden stopped")
             return False
         self._sink = PartSink(upload)
         self.plan = SegmentPlan(upload.size, upload.done_ranges(), min_size=upload.part_size,
@@ -150,6 +155,24 @@ class UploadDirection:
                                "from the first byte")
         run.save()
 
+    def _committed_as_journalled(self, run: Run, uploader: Uploader) -> bool:
+        """Whether the commit the journal says was asked for made the object, judged without
+        the local file (it changed since): the object has the pinned size and the checksum
+        journalled before the commit (its CRC32C), or, where the service keeps the MD5 it is
+        given (Azure), the journalled blocks committed in order. A service that keeps neither
+        (FTP) cannot tell: the change stops the upload as before."""
+        record = run.download.record
+        journal = record.upload or {}
+        stored = uploader.stored(record.url, run.download.options)
+        if stored is None or stored.size != Pin.from_journal(journal["pinned"]).size:
+            return False
+        if given_md5.keeps_given(uploader):
+            parts = sorted(journal.get("parts", {}).items(), key=lambda item: int(item[0]))
+            sent = [tag for _number, (tag, _crc) in parts]
+            return bool(sent) and uploader.committed_parts(  # type: ignore[attr-defined]
+                record.url, run.download.options) == sent
+        return bool(journal.get("checksum")) and stored.crc32c == journal["checksum"]
+
     def _committed_before(self, run: Run, upload: UploadState) -> bool:
         """Whether laden stopped between the commit and the journal's record of it: the
         object is there with the file's size and checksum (in order: replaced)."""
@@ -176,32 +199,29 @@ class UploadDirection:
         return False
 
     def _stored_is_the_file(self, upload: UploadState, stored: StoredObject | None) -> bool:
-        if stored is not None and stored.md5 and whole_md5.wanted(upload.uploader):
-            # Its MD5 is the file's: this content is there, whoever committed it.
-            return stored.size == upload.size and stored.md5 == whole_md5.of_file(upload.local)
-        expected = upload.journal.get("checksum")
-        return bool(stored is not None and stored.size == upload.size and stored.crc32c
-                    and expected == stored.crc32c == crc32c.encoded(file_checksum(upload)))
+        """Whether `stored` has the file's size and every checksum the service keeps of it
+        (read from the file): this content is there, whoever committed it."""
+        if stored is None or stored.size != upload.size or not comparing.kept(stored):
+            return False
+        local = upload.local
+        return comparing.matches(stored, comparing.digests(local, local.pinned,
+                                                           comparing.kept(stored)))
 
     def _skip_if_there(self, run: Run, upload: UploadState) -> None:
         """Raise Skip when the object is the file already (in order: replaced)."""
         stored = upload.uploader.stored(upload.url, run.download.options)
         if stored is None or stored.size != upload.size:
             return
-        if stored.md5 and whole_md5.wanted(upload.uploader):
-            if stored.md5 == whole_md5.of_file(upload.local):
-                with run.download.lock:
-                    run.download.record.extra["skipped"] = True
-                raise Skip(f"{upload.url} has this file's size and MD5 already; skipped")
+        theirs = comparing.kept(stored)
+        if not theirs:
+            log.info("upload %s: the remote object keeps no %s; uploading it again",
+                     run.download.id, "MD5" if whole_md5.wanted(upload.uploader) else "CRC32C")
             return
-        if stored.crc32c is None:
-            log.info("upload %s: the remote object keeps no CRC32C; uploading it again",
-                     run.download.id)
-            return
-        if stored.crc32c == crc32c.encoded(file_checksum(upload)):
+        if self._stored_is_the_file(upload, stored):
             with run.download.lock:
                 run.download.record.extra["skipped"] = True
-            raise Skip(f"{upload.url} has this file's size and CRC32C already; skipped")
+            names = " and ".join(comparing.NAMES[name] for name in theirs)
+            raise Skip(f"{upload.url} has this file's size and {names} already; skipped")
 
     def _settle_parts(self, run: Run, upload: UploadState) -> bool:
         """Keep the journalled parts the service still holds with the same ETag; begin an
@@ -281,17 +301,25 @@ class UploadDirection:
                     raise
         run.set_state(State.VERIFYING)
         self._check_stored(run, upload, whole, md5)
-        self._mark_done(run, upload, "")
+        self._mark_done(run, upload.size, "")
 
     def _check_stored(self, run: Run, upload: UploadState, whole: int, md5: str | None) -> None:
         """Compare the service's checksum of the object with laden's of the file (its MD5
-        when `md5` is given, else its CRC32C)."""
+        when `md5` is given, else its CRC32C); where the service keeps the MD5 as laden gave
+        it, check its committed parts instead (`given_md5`)."""
         download = run.download
         stored = upload.uploader.stored(upload.url, download.options)
         if stored is None or stored.size != upload.size:
             found = "is not there" if stored is None else f"has {stored.size} bytes"
             raise TransferError(f"after the upload, {upload.url} {found}; the file has "
                                 f"{upload.size}")
+        if md5 is not None and given_md5.keeps_given(upload.uploader):
+            entries = given_md5.checked(upload, md5, download.options)  # not the MD5 it was given
+            with download.lock:
+                download.record.checksums = [c for c in download.record.checksums
+                                             if c.get("origin") not in ("the service", "laden")]
+                download.record.checksums.extend(entries)
+            return
         if md5 is not None:
             algorithm, ours, theirs = "md5", md5, stored.md5
         else:
@@ -309,7 +337,7 @@ class UploadDirection:
         elif theirs != ours:
             raise ChecksumMismatch(algorithm, ours, theirs, source="the object after the upload")
 
-    def _mark_done(self, run: Run, upload: UploadState, message: str) -> None:
+    def _mark_done(self, run: Run, size: int, message: str) -> None:
         download = run.download
         record = download.record
         with download.lock:
@@ -319,7 +347,7 @@ class UploadDirection:
             record.upload["parts"] = {}
             record.finished = time.time()
             record.message = message
-            download.set_done_ranges([(0, upload.size)] if upload.size else [])
+            download.set_done_ranges([(0, size)] if size else [])
             download.speed = 0.0
             download.connections.clear()
             run.set_state(State.DONE)
@@ -395,15 +423,3 @@ def _abort_quietly(uploader: Uploader, url: str, upload_id: str, download: Downl
     except LadenError as exc:
         log.warning("upload %s: could not abort its unfinished upload: %s", download.id, exc)
 
-
-def file_checksum(upload: UploadState) -> int:
-    """The CRC32C of the whole local file, read again (the conflict policy skip, and the
-    check after a crash at the commit)."""
-    local = upload.local
-    view = memoryview(bytearray(8 * 1024 * 1024))
-    total = crc32c.of(b"")
-    reader = local.open_range(0, None)
-    while n := reader.readinto(view):
-        total = crc32c.extend(total, view[:n])
-    local.check()
-    return total

@@ -62,7 +62,7 @@ class InOrderDirection(UploadDirection):
         except DestinationExists:
             self.abandon(run)
             raise
-        self._mark_done(run, upload, "")
+        self._mark_done(run, upload.size, "")
 
     def close(self, run: Run) -> None:
         if isinstance(self._sink, in_order.StreamSink):

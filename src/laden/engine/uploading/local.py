@@ -123,3 +123,16 @@ class _Range:
 
     def close(self) -> None:
         """The descriptor is the file's, shared by every range."""
+
+
+def files_under(folder: str) -> list[str]:
+    """The files under `folder`, as paths relative to it with "/" between names, sorted; links
+    to folders are not followed (a loop would never end)."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        folders.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            if os.path.isfile(full):
+                found.append(os.path.relpath(full, folder).replace(os.sep, "/"))
+    return found

@@ -1,7 +1,7 @@
 """An upload's parts: their size, and the byte loop's sink that sends each one once it is whole.
 
 The byte loop (`connection`) writes a part's bytes in order into its buffer here; the last byte
-sends the part, and only the service's answer makes it count (`UploadState.acknowledge`, which
+sends the part, and only the service's answer makes it count (`UploadState.send`, which
 journals it). A part whose sending fails is given back whole by the plan (`SegmentPlan` with
 `piece_size`), so its next try starts again at its first byte, with a fresh buffer.
 """

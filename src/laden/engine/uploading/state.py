@@ -12,7 +12,6 @@ service rather than forgotten.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from . import crc32c
@@ -21,8 +20,6 @@ from .local import LocalFile, Pin
 if TYPE_CHECKING:
     from ...sources.uploads import SentPart, Uploader
     from ..seam import Run
-
-log = logging.getLogger("laden.transfer")
 
 
 def fresh(pinned: Pin, part_size: int, conflict: str) -> dict[str, Any]:

@@ -5,30 +5,71 @@ is read once for each checksum the service keeps of it (`comparing`: CRC32C, MD5
 git's blob id; a change while it is read is reported, not compared). The result says what was
 compared, with what: a service that keeps no checksum of the object has only its size
 compared, and the message says so. A mismatch or a
-missing object fails the upload (`laden resume` sends it again); a check that could not be
-made (the file gone or changing, the service unreachable) leaves it as it was.
+missing object fails a done upload (`laden resume` sends it again); a check that could not be
+made (the file gone or changing, the service unreachable) leaves it as it was. A failed upload
+is only reported on, unless it was committed (`committed`) and a checksum matched: then it is
+done again (see `settles`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ...core.errors import InputError, LadenError, LocalFileChanged
 from ...core.states import State
 from ...core.urls import strip_credentials
 from ..checking import VerifyResult
-from . import comparing
+from . import comparing, given_md5
 from .local import Pin, pin
 
 if TYPE_CHECKING:
     from ...sources.registry import SourceRegistry
+    from ...store.records import Record
     from ..download import Download
+
+
+GIVEN_MD5 = "the MD5 laden stored with the commit (Azure's Content-MD5)"
+"""What is compared at a service that keeps the MD5 laden gave it (`given_md5`)."""
 
 
 def verify_upload(download: Download, sources: SourceRegistry,
                   verifying: Callable[[], None]) -> VerifyResult:
     """Compare the finished upload's object at the service with its local file as it is now."""
+    failed = download.state is State.FAILED
+    result = _compared(download, sources, verifying)
+    if not failed or settles(download.record, result):
+        return result
+    why = ("it was never committed" if not committed(download.record) else
+           "only its size was compared" if result.ok else "")
+    if not why:
+        return replace(result, settles=False)
+    return replace(result, settles=False,
+                   message=f"{result.message}; the upload stays failed ({why})")
+
+
+def committed(record: Record) -> bool:
+    """Whether the upload's object was committed: the upload was done once (`finished`, set
+    when its commit was acknowledged and checked, or the object found there already), and no
+    later attempt is under way at the service (no upload id, no commit asked for): marking it
+    done again would orphan that attempt's parts or session."""
+    journal = record.upload or {}
+    return (record.finished is not None and not journal.get("upload_id")
+            and not journal.get("committing"))
+
+
+def settles(record: Record, result: VerifyResult) -> bool:
+    """Whether `result` may set a failed upload's state: only a committed one, and only back to
+    done, when a checksum (not the size alone) matched. A failed upload never committed is
+    reported on, never changed: an object of the same size (an older one, another client's)
+    would make it "done", and `--unfinished-uploads` would then skip its unfinished upload
+    (it skips done ones)."""
+    return (result.ok and result.algorithm not in (None, "size") and committed(record))
+
+
+def _compared(download: Download, sources: SourceRegistry,
+              verifying: Callable[[], None]) -> VerifyResult:
     record = download.record
     path = record.dest or ""
     url = strip_credentials(record.url)
@@ -44,7 +85,8 @@ def verify_upload(download: Download, sources: SourceRegistry,
     since = (" (the local file changed since the upload)"
              if pinned and Pin.from_journal(pinned) != now else "")
     try:
-        stored = sources.uploader_for(record.url).stored(record.url, download.options)
+        uploader = sources.uploader_for(record.url)
+        stored = uploader.stored(record.url, download.options)
     except LadenError as exc:
         return _failed(path, f"could not ask the service for {url}: {exc}")
     if stored is None:
@@ -68,13 +110,15 @@ def verify_upload(download: Download, sources: SourceRegistry,
         return _failed(path, f"{exc}; verify it again once it is still")
     except LadenError as exc:
         return _failed(path, str(exc))
-    for algorithm, digest in theirs.items():
-        if ours[algorithm] != digest:
-            name = comparing.NAMES[algorithm]
-            return VerifyResult(False, path, algorithm, digest, ours[algorithm],
-                                f"{url} at the service has {name} {digest}, the local file "
-                                f"{ours[algorithm]} (both {now.size} bytes){since}")
-    names = " and ".join(comparing.NAMES[a] for a in theirs)
+    if not comparing.matches(stored, ours):
+        algorithm = comparing.first_difference(stored, ours) or next(iter(theirs))
+        digest, name = theirs[algorithm], comparing.NAMES[algorithm]
+        return VerifyResult(False, path, algorithm, digest, ours[algorithm],
+                            f"{url} at the service has {name} {digest}, the local file "
+                            f"{ours[algorithm]} (both {now.size} bytes){since}")
+    names = " and ".join(
+        GIVEN_MD5 if a == "md5" and given_md5.keeps_given(uploader) else comparing.NAMES[a]
+        for a in theirs)
     algorithm = next(iter(theirs))
     shown = ", ".join(f"{comparing.NAMES[a]} {ours[a]}" for a in theirs)
     return VerifyResult(True, path, algorithm, theirs[algorithm], ours[algorithm],

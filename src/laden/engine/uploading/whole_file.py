@@ -21,7 +21,7 @@ from ...core.errors import ChecksumMismatch, LadenError, LocalFileChanged, Retry
 from ...core.states import State
 from .. import events
 from ..seam import Change, Skip
-from .changes import judged, on_change_of, restarts_on_change, stopped
+from .changes import judged, on_change_of, restarts_on_change, stop_error
 from .local import LocalFile, Pin, pin
 from .parts import part_size
 from .state import fresh
@@ -83,7 +83,12 @@ class WholeFileDirection:
         self.host = urlsplit(record.url).hostname or ""
         assert record.dest is not None
         now = pin(record.dest)
-        if Pin.from_journal(self.journal["pinned"]) != now:
+        pinned = Pin.from_journal(self.journal["pinned"])
+        if pinned != now:
+            if self.journal.get("committing") and self._committed_as_journalled(pinned):
+                self._mark_done(run, "it was committed before laden stopped; the local file "
+                                     "changed since", size=pinned.size)
+                return False
             self._pin_again(run, now)
         if self._local is not None:
             self._local.close()
@@ -114,7 +119,7 @@ class WholeFileDirection:
         download = self.download
         was_committing = self.journal.get("committing")
         if self.journal.get("sha256") and not restarts_on_change(self.journal):
-            raise stopped(LocalFileChanged(f"{download.record.dest} changed since the upload "
+            raise stop_error(LocalFileChanged(f"{download.record.dest} changed since the upload "
                                            "began"))
         with download.lock:
             download.record.upload = {**fresh(now, part_size(now.size, 0, 1),
@@ -125,6 +130,17 @@ class WholeFileDirection:
             download.add_error(f"{download.record.dest} changed since the upload began; "
                                "sending it again")
         run.save()
+
+    def _committed_as_journalled(self, pinned: Pin) -> bool:
+        """Whether the commit the journal says was asked for made the file, judged without the
+        local file (it changed since): a large (LFS) file at the address with the pinned size
+        and the SHA-256 journalled for it. A small file's blob id is of bytes that are gone:
+        the change stops the upload as before."""
+        assert self._uploader is not None
+        stored = self._uploader.stored(self.download.record.url, self.download.options)
+        digest = self.journal.get("sha256")
+        return bool(stored is not None and digest and stored.sha256
+                    and stored.sha256.lower() == digest and stored.size == pinned.size)
 
     def _there(self, run: Run) -> bool:
         """Whether the service holds the file's content at the address already."""
@@ -138,15 +154,18 @@ class WholeFileDirection:
         local = self.reader
         size = local.size
         if stored.sha256 is not None:
+            # The LFS oid is the SHA-256 laden declared: the same one says the hub holds that
+            # object, not that its bytes were hashed again, so it is laden's, never "verified".
             checks = [{"algorithm": "sha256", "expected": self.journal["sha256"],
-                       "actual": stored.sha256.lower()}]
+                       "actual": stored.sha256.lower(), "origin": "laden"}]
         else:  # a small file, kept by git itself: its blob id is of its content
             checks = [{"algorithm": "git-sha1", "expected": git_blob_id(local, run),
-                       "actual": (stored.blob_id or "").lower() or None}]
+                       "actual": (stored.blob_id or "").lower() or None,
+                       "origin": "the service"}]
         for check in checks:
-            check["origin"] = "the service"
-            check["verified"] = None if check["actual"] is None else (
-                check["actual"] == check["expected"] and stored.size == size)
+            same = check["actual"] == check["expected"] and stored.size == size
+            check["verified"] = (None if check["actual"] is None else
+                                 None if same and check["origin"] == "laden" else same)
         self.checks = checks
         return [c for c in checks if c["verified"] is False] + (
             [{"algorithm": "size", "expected": str(size), "actual": str(stored.size)}]
@@ -223,14 +242,15 @@ class WholeFileDirection:
         download = self.download
         with download.lock:
             record = download.record
-            record.checksums = [c for c in record.checksums if c.get("origin") != "the service"]
+            record.checksums = [c for c in record.checksums
+                                if c.get("origin") not in ("the service", "laden")]
             record.checksums.extend(c for c in self.checks if c["algorithm"] != "size")
             if revision is not None:
                 self.journal["revision"] = revision
 
-    def _mark_done(self, run: Run, message: str) -> None:
+    def _mark_done(self, run: Run, message: str, *, size: int | None = None) -> None:
         download = self.download
-        size = self.reader.size
+        size = self.reader.size if size is None else size
         with download.lock:
             self.journal.pop("committing", None)
             download.record.finished = time.time()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...core.errors import DiskError, LocalFileChanged
+from . import comparing
 
 if TYPE_CHECKING:
     from ...sources.uploads import Uploader
@@ -134,12 +135,5 @@ def follow(previous: TrailingMd5 | None, uploader: Uploader, local: LocalFile,
 
 
 def of_file(local: LocalFile) -> str:
-    """The MD5 of the whole local file, read again (the conflict policy skip, and the check
-    after a crash at the commit)."""
-    whole = hashlib.md5(usedforsecurity=False)
-    view = memoryview(bytearray(READ_SIZE))
-    reader = local.open_range(0, None)
-    while n := reader.readinto(view):
-        whole.update(view[:n])
-    local.check()
-    return whole.hexdigest()
+    """The MD5 of the whole local file, read again (`comparing.digests`)."""
+    return comparing.digests(local, local.pinned, ["md5"])["md5"]

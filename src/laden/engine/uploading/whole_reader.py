@@ -9,7 +9,6 @@ is still the one pinned, so a changed file fails the request before it ends.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import time
@@ -17,12 +16,12 @@ from typing import TYPE_CHECKING
 
 from ...core.errors import Cancelled
 from .. import events
+from . import comparing
 
 if TYPE_CHECKING:
     from ..seam import Run
     from .local import LocalFile
 
-HASH_BUFFER = 8 * 1024 * 1024
 SAMPLE_EVERY = 0.25
 """Seconds between speed samples while the SDK reads (the coordinator's monitor's tick)."""
 
@@ -113,21 +112,9 @@ class PinnedReader(io.BufferedIOBase):
 
 def sha256_of(local: LocalFile, run: Run) -> str:
     """The file's SHA-256 in hex, read once (stopping when the transfer stops)."""
-    return _digest(local, run, hashlib.sha256())
+    return comparing.digests(local, local.pinned, ["sha256"], run.stop_event)["sha256"]
 
 
 def git_blob_id(local: LocalFile, run: Run) -> str:
     """The id git gives the file's content as a blob: sha1 of "blob SIZE\\0" and the bytes."""
-    digest = hashlib.sha1(b"blob %d\0" % local.size, usedforsecurity=False)
-    return _digest(local, run, digest)
-
-
-def _digest(local: LocalFile, run: Run, digest: hashlib._Hash) -> str:
-    buffer = memoryview(bytearray(HASH_BUFFER))
-    reader = local.open_range(0, None)
-    while n := reader.readinto(buffer):
-        if run.stop_event.is_set():
-            raise Cancelled(run.stop_reason or "stopped")
-        digest.update(buffer[:n])
-    local.check()
-    return digest.hexdigest()
+    return comparing.digests(local, local.pinned, ["git-sha1"], run.stop_event)["git-sha1"]

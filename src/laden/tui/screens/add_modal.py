@@ -22,9 +22,8 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select,
 
 from ...core.known_sources import KNOWN_SOURCES
 from ...core.printable import printable
+from ...core.upload_policies import CONFLICTS, ON_CHANGE
 from ...engine.reruns import FinishedCopy
-from ...engine.uploading.adding import CONFLICTS
-from ...engine.uploading.changes import ON_CHANGE
 
 if TYPE_CHECKING:
     from ..app import LadenApp
