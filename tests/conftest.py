@@ -3,6 +3,7 @@ reach a real cloud (the environment is isolated before any SDK is imported)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -36,6 +37,20 @@ def laden_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
                  "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     yield dirs
+
+
+@pytest.fixture(autouse=True)
+def laden_logger() -> Iterator[None]:
+    """The "laden" logger as each test found it: a command run in the test's process sets it
+    up to write to its file and stop propagating (`cli.logs`), which hid a later test's
+    records from `caplog` in the same worker."""
+    logger = logging.getLogger("laden")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    yield
+    for handler in logger.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture

@@ -158,7 +158,11 @@ def test_kill_9_during_s3_upload(s3_server, s3_bucket: str, tmp_path: Path,
         journal_opens_cleanly(state)
         listed = client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
         assert listed == [], f"an object appeared before the commit (seed {SEED})"
-        upload = next(iter(journal_records(state)))["upload"]
+        records = list(journal_records(state))
+        if not records:  # killed before the upload was added: nothing to check yet
+            figures.kill_survived()
+            continue
+        upload = records[0]["upload"]
         journalled = upload["parts"]
         held = {}
         if upload["upload_id"]:
@@ -186,7 +190,12 @@ def test_kill_9_during_s3_upload(s3_server, s3_bucket: str, tmp_path: Path,
                                          f"{len(journalled)} of 10 (seed {SEED})"
     body = client.get_object(Bucket=s3_bucket, Key="crash/up.bin")["Body"].read()
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest(), f"seed {SEED}"
-    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    # A kill between CreateMultipartUpload and the journal's record of its id leaves an upload
+    # laden does not know (`laden list --unfinished-uploads --at` shows it): empty, since no
+    # part is sent before the id is journalled. Any other one left is a leak.
+    for left in client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []):
+        parts = client.list_parts(Bucket=s3_bucket, Key=left["Key"], UploadId=left["UploadId"])
+        assert not parts.get("Parts"), f"an unfinished upload with parts was left (seed {SEED})"
 
 
 @pytest.mark.slow
