@@ -8,6 +8,7 @@ The service is reached only through its `sources.uploads.Uploader`: another serv
 uploader, and the same direction. A service that takes the file in order, as one stream (GCS,
 FTP: `in_order_uploads.in_order`), has `in_order_direction.InOrderDirection`: this direction
 with its own plan, sink, commit and conflict checks (the methods here it replaces say so).
+The checks of the object at the service, before sending and after a commit, are `commits`'.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ...core.errors import (
-    ChecksumMismatch,
     DestinationExists,
     LadenError,
     LocalFileChanged,
@@ -29,9 +29,9 @@ from ...core.errors import (
 )
 from ...core.states import State
 from .. import events
-from ..seam import Change, Skip
+from ..seam import Change
 from ..segments import SegmentPlan
-from . import comparing, crc32c, given_md5, whole_md5
+from . import commits, crc32c, whole_md5
 from .changes import judged, on_change_of, restarts_on_change
 from .local import LocalFile, Pin, pin
 from .parts import PartSink, part_size
@@ -39,7 +39,7 @@ from .state import UploadState, fresh
 
 if TYPE_CHECKING:
     from ...sources.registry import SourceRegistry
-    from ...sources.uploads import StoredObject, Uploader
+    from ...sources.uploads import Uploader
     from ..download import Download
     from ..hashing import TrailingHasher
     from ..pieces import PieceRecorder
@@ -47,9 +47,6 @@ if TYPE_CHECKING:
     from .in_order import StreamSink
 
 log = logging.getLogger("laden.transfer")
-
-COMMIT_LOOKS = (0.5, 1.0, 2.0, 4.0)
-"""Seconds between looks for the object of a commit a killed laden asked for (7.5 s in all)."""
 
 
 class UploadDirection:
@@ -98,7 +95,7 @@ class UploadDirection:
         now = pin(record.dest)
         pinned = Pin.from_journal(record.upload["pinned"])
         if pinned != now:
-            if record.upload.get("committing") and self._committed_as_journalled(run, uploader):
+            if record.upload.get("committing") and commits.landed_as_journalled(run, uploader):
                 self._mark_done(run, pinned.size, "it was committed before laden stopped; the "
                                                   "local file changed since")
                 return None
@@ -155,73 +152,15 @@ class UploadDirection:
                                "from the first byte")
         run.save()
 
-    def _committed_as_journalled(self, run: Run, uploader: Uploader) -> bool:
-        """Whether the commit the journal says was asked for made the object, judged without
-        the local file (it changed since): the object has the pinned size and the checksum
-        journalled before the commit (its CRC32C), or, where the service keeps the MD5 it is
-        given (Azure), the journalled blocks committed in order. A service that keeps neither
-        (FTP) cannot tell: the change stops the upload as before."""
-        record = run.download.record
-        journal = record.upload or {}
-        stored = uploader.stored(record.url, run.download.options)
-        if stored is None or stored.size != Pin.from_journal(journal["pinned"]).size:
-            return False
-        if given_md5.keeps_given(uploader):
-            parts = sorted(journal.get("parts", {}).items(), key=lambda item: int(item[0]))
-            sent = [tag for _number, (tag, _crc) in parts]
-            return bool(sent) and uploader.committed_parts(  # type: ignore[attr-defined]
-                record.url, run.download.options) == sent
-        return bool(journal.get("checksum")) and stored.crc32c == journal["checksum"]
-
     def _committed_before(self, run: Run, upload: UploadState) -> bool:
         """Whether laden stopped between the commit and the journal's record of it: the
-        object is there with the file's size and checksum (in order: replaced)."""
+        object is there with the file's size and checksum."""
         stored = upload.uploader.stored(upload.url, run.download.options)
-        return self._stored_is_the_file(upload, stored)
-
-    def _commit_landed(self, run: Run, upload: UploadState) -> bool:
-        """Whether a commit laden asked for made the object after all, though the service no
-        longer knows the upload: S3 drops it from ListParts before the object appears (and a
-        retried CompleteMultipartUpload whose first try succeeded answers NoSuchUpload), and
-        finishing a large object takes a while. So the object is looked for again for a few
-        seconds before the upload is taken as lost and sent again from the first byte."""
-        if not upload.journal.get("committing"):
-            return False
-        options = run.download.options
-        for wait in (0.0, *COMMIT_LOOKS):
-            if wait:
-                log.info("upload %s: its commit may still be finishing at the service; "
-                         "looking again in %s s", run.download.id, wait)
-            if run.stop_event.wait(wait):
-                return False
-            if self._stored_is_the_file(upload, upload.uploader.stored(upload.url, options)):
-                return True
-        return False
-
-    def _stored_is_the_file(self, upload: UploadState, stored: StoredObject | None) -> bool:
-        """Whether `stored` has the file's size and every checksum the service keeps of it
-        (read from the file): this content is there, whoever committed it."""
-        if stored is None or stored.size != upload.size or not comparing.kept(stored):
-            return False
-        local = upload.local
-        return comparing.matches(stored, comparing.digests(local, local.pinned,
-                                                           comparing.kept(stored)))
+        return commits.is_the_file(upload, stored)
 
     def _skip_if_there(self, run: Run, upload: UploadState) -> None:
-        """Raise Skip when the object is the file already (in order: replaced)."""
-        stored = upload.uploader.stored(upload.url, run.download.options)
-        if stored is None or stored.size != upload.size:
-            return
-        theirs = comparing.kept(stored)
-        if not theirs:
-            log.info("upload %s: the remote object keeps no %s; uploading it again",
-                     run.download.id, "MD5" if whole_md5.wanted(upload.uploader) else "CRC32C")
-            return
-        if self._stored_is_the_file(upload, stored):
-            with run.download.lock:
-                run.download.record.extra["skipped"] = True
-            names = " and ".join(comparing.NAMES[name] for name in theirs)
-            raise Skip(f"{upload.url} has this file's size and {names} already; skipped")
+        """Raise Skip when the object is the file already."""
+        commits.skip_if_there(run, upload)
 
     def _settle_parts(self, run: Run, upload: UploadState) -> bool:
         """Keep the journalled parts the service still holds with the same ETag; begin an
@@ -234,7 +173,7 @@ class UploadDirection:
             try:
                 held = upload.uploader.parts(upload.url, upload_id, options)
             except UploadLost as exc:
-                if self._commit_landed(run, upload):
+                if commits.landed(run, upload):
                     return True
                 download.add_error(f"{exc}; starting again from the first byte")
                 upload.forget_upload()
@@ -292,50 +231,16 @@ class UploadDirection:
                 self.abandon(run)  # its parts would only cost the owner of the bucket
                 raise
             except UploadLost:
-                if not self._commit_landed(run, upload):
+                if not commits.landed(run, upload):
                     raise
             except Retryable:
                 # The connection may have failed after the service committed, taking only
                 # its answer (Azure's SDK, told not to, asks no second time): look first.
-                if not self._commit_landed(run, upload):
+                if not commits.landed(run, upload):
                     raise
         run.set_state(State.VERIFYING)
-        self._check_stored(run, upload, whole, md5)
+        commits.check_stored(run, upload, whole, md5)
         self._mark_done(run, upload.size, "")
-
-    def _check_stored(self, run: Run, upload: UploadState, whole: int, md5: str | None) -> None:
-        """Compare the service's checksum of the object with laden's of the file (its MD5
-        when `md5` is given, else its CRC32C); where the service keeps the MD5 as laden gave
-        it, check its committed parts instead (`given_md5`)."""
-        download = run.download
-        stored = upload.uploader.stored(upload.url, download.options)
-        if stored is None or stored.size != upload.size:
-            found = "is not there" if stored is None else f"has {stored.size} bytes"
-            raise TransferError(f"after the upload, {upload.url} {found}; the file has "
-                                f"{upload.size}")
-        if md5 is not None and given_md5.keeps_given(upload.uploader):
-            entries = given_md5.checked(upload, md5, download.options)  # not the MD5 it was given
-            with download.lock:
-                download.record.checksums = [c for c in download.record.checksums
-                                             if c.get("origin") not in ("the service", "laden")]
-                download.record.checksums.extend(entries)
-            return
-        if md5 is not None:
-            algorithm, ours, theirs = "md5", md5, stored.md5
-        else:
-            algorithm, ours = "crc32c", f"{whole:08x}"
-            theirs = f"{crc32c.decoded(stored.crc32c):08x}" if stored.crc32c else None
-        with download.lock:
-            download.record.checksums = [c for c in download.record.checksums
-                                         if c.get("origin") != "the service"]
-            download.record.checksums.append({
-                "algorithm": algorithm, "expected": ours, "origin": "the service",
-                "actual": theirs, "verified": None if theirs is None else theirs == ours})
-        if theirs is None:
-            log.info("upload %s: the service keeps no %s of the object; its size matched",
-                     download.id, algorithm.upper())
-        elif theirs != ours:
-            raise ChecksumMismatch(algorithm, ours, theirs, source="the object after the upload")
 
     def _mark_done(self, run: Run, size: int, message: str) -> None:
         download = run.download
