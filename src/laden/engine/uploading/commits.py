@@ -10,9 +10,12 @@ keeps of it (`comparing`); where the service keeps the MD5 it was given without 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from ...core.errors import ChecksumMismatch, TransferError
+from ...core.states import State
+from .. import events
 from ..seam import Skip
 from . import comparing, crc32c, given_md5, whole_md5
 from .local import Pin
@@ -99,11 +102,7 @@ def check_stored(run: Run, upload: UploadState, whole: int, md5: str | None) -> 
     when `md5` is given, else its CRC32C); where the service keeps the MD5 as laden gave
     it, check its committed parts instead (`given_md5`)."""
     download = run.download
-    stored = upload.uploader.stored(upload.url, download.options)
-    if stored is None or stored.size != upload.size:
-        found = "is not there" if stored is None else f"has {stored.size} bytes"
-        raise TransferError(f"after the upload, {upload.url} {found}; the file has "
-                            f"{upload.size}")
+    stored = stored_after_commit(run, upload)
     if md5 is not None and given_md5.keeps_given(upload.uploader):
         entries = given_md5.checked(upload, md5, download.options)  # not the MD5 it was given
         with download.lock:
@@ -127,3 +126,32 @@ def check_stored(run: Run, upload: UploadState, whole: int, md5: str | None) -> 
                  download.id, algorithm.upper())
     elif theirs != ours:
         raise ChecksumMismatch(algorithm, ours, theirs, source="the object after the upload")
+
+
+def stored_after_commit(run: Run, upload: UploadState) -> StoredObject:
+    """The object the commit made; TransferError when it is not there with the file's size."""
+    stored = upload.uploader.stored(upload.url, run.download.options)
+    if stored is None or stored.size != upload.size:
+        found = "is not there" if stored is None else f"has {stored.size} bytes"
+        raise TransferError(f"after the upload, {upload.url} {found}; the file has "
+                            f"{upload.size}")
+    return stored
+
+
+def mark_done(run: Run, size: int, message: str) -> None:
+    """The upload is committed: its journal keeps no unfinished upload, and it is done."""
+    download = run.download
+    record = download.record
+    with download.lock:
+        assert record.upload is not None
+        record.upload.pop("committing", None)
+        record.upload["upload_id"] = None
+        record.upload["parts"] = {}
+        record.finished = time.time()
+        record.message = message
+        download.set_done_ranges([(0, size)] if size else [])
+        download.speed = 0.0
+        download.connections.clear()
+        run.set_state(State.DONE)
+    run.save()
+    run.emit(events.Completed(download.id, download.info()))

@@ -14,7 +14,6 @@ The checks of the object at the service, before sending and after a commit, are 
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -28,7 +27,6 @@ from ...core.errors import (
     UploadUnusable,
 )
 from ...core.states import State
-from .. import events
 from ..seam import Change
 from ..segments import SegmentPlan
 from . import commits, crc32c, whole_md5
@@ -243,21 +241,7 @@ class UploadDirection:
         self._mark_done(run, upload.size, "")
 
     def _mark_done(self, run: Run, size: int, message: str) -> None:
-        download = run.download
-        record = download.record
-        with download.lock:
-            assert record.upload is not None
-            record.upload.pop("committing", None)
-            record.upload["upload_id"] = None
-            record.upload["parts"] = {}
-            record.finished = time.time()
-            record.message = message
-            download.set_done_ranges([(0, size)] if size else [])
-            download.speed = 0.0
-            download.connections.clear()
-            run.set_state(State.DONE)
-        run.save()
-        run.emit(events.Completed(download.id, download.info()))
+        commits.mark_done(run, size, message)
 
     # -- changes and endings -----------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from ...core.states import State
 from ...sources.in_order_uploads import FileChecksums
 from ..seam import Skip
 from ..segments import Segment, SegmentPlan
-from . import crc32c
+from . import commits, crc32c
 
 if TYPE_CHECKING:
     from ...sources.in_order_uploads import ChunkWriter, InOrderUploader
@@ -282,11 +282,7 @@ def finish(run: Run, upload: UploadState, sink: StreamSink) -> None:
 def check(run: Run, upload: UploadState, whole: FileChecksums) -> None:
     """Compare the object with the file: its size, and each checksum the service has."""
     download = run.download
-    stored = upload.uploader.stored(upload.url, download.options)
-    if stored is None or stored.size != upload.size:
-        found = "is not there" if stored is None else f"has {stored.size} bytes"
-        raise TransferError(f"after the upload, {upload.url} {found}; the file has "
-                            f"{upload.size}")
+    stored = commits.stored_after_commit(run, upload)
     compared = _compared(stored, whole)
     with download.lock:
         download.record.checksums = [c for c in download.record.checksums

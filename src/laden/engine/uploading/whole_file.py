@@ -13,14 +13,13 @@ nothing it holds already.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ...core.errors import ChecksumMismatch, LadenError, LocalFileChanged, Retryable, TransferError
 from ...core.states import State
-from .. import events
 from ..seam import Change, Skip
+from . import commits
 from .changes import judged, on_change_of, restarts_on_change, stop_error
 from .local import LocalFile, Pin, pin
 from .parts import part_size
@@ -249,18 +248,7 @@ class WholeFileDirection:
                 self.journal["revision"] = revision
 
     def _mark_done(self, run: Run, message: str, *, size: int | None = None) -> None:
-        download = self.download
-        size = self.reader.size if size is None else size
-        with download.lock:
-            self.journal.pop("committing", None)
-            download.record.finished = time.time()
-            download.record.message = message
-            download.set_done_ranges([(0, size)] if size else [])
-            download.speed = 0.0
-            download.connections.clear()
-            run.set_state(State.DONE)
-        run.save()
-        run.emit(events.Completed(download.id, download.info()))
+        commits.mark_done(run, self.reader.size if size is None else size, message)
 
     # -- changes and endings -----------------------------------------------------------------
 
