@@ -271,22 +271,26 @@ def _restore_snapshot(state: Path, snapshot: Path) -> None:
         (state / path.name).write_bytes(path.read_bytes())
 
 
-@pytest.mark.parametrize("size", [1 << 20, 64 << 10], ids=["1 MiB", "whole with the probe"])
-@pytest.mark.parametrize("moment", ["after the hard link", "after the rename"])
+@pytest.mark.parametrize(("moment", "size"), [
+    ("after the hard link", 1 << 20), ("after the rename", 1 << 20),
+    ("after the link", 64 << 10)], ids=["after the hard link", "after the rename",
+                                        "whole with the probe, after the link"])
 def test_crash_inside_the_final_rename(moment: str, size: int, http_server: FileServer,
                                        downloads: Path, laden_dirs: dict[str, Path],
                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The exact moments random kills seldom hit: the disk and the journal are copied as they
     are at that instant (the partial file linked to its final name but not yet unlinked; or
     renamed, with the journal not yet told), then laden starts from that copy. A small file
-    comes whole with the probe, and its bytes are recorded on another path."""
+    comes whole with the probe into a file with no name (see `engine.unnamed`): its one
+    moment is the link to its final name, with the journal not yet told."""
     from engine.helpers import manager
-    from laden.engine.downloading import finishing
+    from laden.engine import partfile
+    from laden.engine.unnamed import UnnamedFile
 
     data = random_bytes(size, seed=705)
     url = http_server.add_file("/moment.bin", data)
     state, snapshot = laden_dirs["state"], tmp_path / "snapshot"
-    real_finish = finishing.finish
+    real_finish, real_link = partfile.finish, UnnamedFile.name_as
 
     def finish_then_freeze(part: str, dest: str, *, overwrite: bool, durable: bool) -> None:
         if moment == "after the hard link":
@@ -297,10 +301,17 @@ def test_crash_inside_the_final_rename(moment: str, size: int, http_server: File
         if moment == "after the rename":
             _journal_snapshot(state, snapshot)
 
-    monkeypatch.setattr(finishing, "finish", finish_then_freeze)
+    def link_then_freeze(self: UnnamedFile, dest: str, **how: bool) -> None:
+        real_link(self, dest, **how)
+        _journal_snapshot(state, snapshot)
+
+    monkeypatch.setattr(partfile, "finish", finish_then_freeze)
+    monkeypatch.setattr(UnnamedFile, "name_as", link_then_freeze)
     with manager() as m:
         assert m.wait(m.add(url, str(downloads))).state.value == "done"
-    monkeypatch.setattr(finishing, "finish", real_finish)
+    assert snapshot.exists(), "the moment was not reached"
+    monkeypatch.setattr(partfile, "finish", real_finish)
+    monkeypatch.setattr(UnnamedFile, "name_as", real_link)
     _restore_snapshot(state, snapshot)
     if moment == "after the hard link":  # put the disk back as it was at that instant too
         os.link(downloads / "moment.bin", downloads / "moment.bin.laden-part")

@@ -59,6 +59,9 @@ def allocated_bytes(path: str) -> int:
 
 
 class PartialFile:
+    named = True
+    """Whether the bytes have a name on disk, so the journal may count them as written."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
@@ -239,6 +242,11 @@ class PartialFile:
         except OSError as exc:
             raise disk_error(exc, self.path) from exc
 
+    def name_as(self, dest: str, *, overwrite: bool, durable: bool) -> None:
+        """Close the file and move it to `dest` (see `finish`)."""
+        self.close()
+        finish(self.path, dest, overwrite=overwrite, durable=durable)
+
     def close(self) -> None:
         if self._direct_fd is not None:
             fd, self._direct_fd = self._direct_fd, None
@@ -291,7 +299,7 @@ def finish(part_path: str, dest: str, *, overwrite: bool, durable: bool = True) 
                     # A crash came between the link and the unlink below: finish that move.
                     os.unlink(part_path)
                     if durable:
-                        _fsync_dir(os.path.dirname(dest) or ".")
+                        fsync_dir(os.path.dirname(dest) or ".")
                     return
                 if exc.errno == errno.EEXIST:
                     raise FileExistsError(dest) from exc
@@ -304,7 +312,7 @@ def finish(part_path: str, dest: str, *, overwrite: bool, durable: bool = True) 
             else:
                 os.unlink(part_path)
         if durable:
-            _fsync_dir(os.path.dirname(dest) or ".")
+            fsync_dir(os.path.dirname(dest) or ".")
     except FileExistsError:
         raise
     except OSError as exc:
@@ -354,7 +362,8 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """Make a change to the folder's names (a rename, a link) outlive a power cut."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

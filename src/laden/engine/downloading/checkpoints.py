@@ -24,8 +24,8 @@ def checkpoint(run: Run, files: DownloadFiles, *, final: bool = False, flush: bo
     """
     plan = files.plan
     journal = run.journal
-    if plan is None or journal is None:
-        return
+    if plan is None or journal is None or not files.part.named:
+        return  # bytes without a name on disk are gone if laden stops: none is counted
     ranges = plan.done_ranges()
     part = files.part
     try:

@@ -11,13 +11,13 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from ...core.errors import Cancelled, DestinationExists, Retryable
-from ...core.names import free_name
+from ...core.errors import Cancelled, DestinationExists, FormatError, Retryable
+from ...core.names import PART_SUFFIX, free_name
 from ...core.states import State
 from .. import events
 from ..format_check import check_before_rename
-from ..partfile import finish
 from ..pieces import PieceRecorder
+from ..unnamed import UnnamedFile
 from ..verify import checksums_to_check, hash_file, record_digests
 from .destination import conflict_policy, renamed_whole
 
@@ -39,7 +39,7 @@ def verify(run: Run, files: DownloadFiles) -> None:
         record.size = size
     wanted = checksums_to_check(record.checksums)
     if not wanted:
-        check_before_rename(run, files.part.path)  # a model file's structure (see `formats`)
+        _check_format(run, files)  # a model file's structure (see `formats`)
         return
     run.set_state(State.VERIFYING)
     run.save()  # `laden list` in another terminal shows it: hashing takes time
@@ -54,7 +54,21 @@ def verify(run: Run, files: DownloadFiles) -> None:
     if mismatch is not None:
         raise mismatch
     # After the checksum: a mismatch may mean a changed remote.
-    check_before_rename(run, files.part.path)
+    _check_format(run, files)
+
+
+def _check_format(run: Run, files: DownloadFiles) -> None:
+    """The model-file check; a file that fails it keeps its bytes under the partial name,
+    named there now if they had no name yet (see `unnamed`)."""
+    try:
+        check_before_rename(run, files.part.path)
+    except FormatError:
+        record, part = run.download.record, files.part
+        if isinstance(part, UnnamedFile) and not part.named and record.dest is not None:
+            identity = part.keep_as(record.dest + PART_SUFFIX)
+            with run.download.lock:
+                record.extra["part"] = identity
+        raise
 
 
 def finish_download(run: Run, files: DownloadFiles) -> None:
@@ -67,11 +81,10 @@ def finish_download(run: Run, files: DownloadFiles) -> None:
     with download.lock:
         if run.stop_event.is_set():
             raise Cancelled(run.stop_reason or "stopped")
-        part.close()
         while True:
             try:
-                finish(part.path, record.dest, overwrite=policy == "overwrite",
-                       durable=run.config.flush_on_finish)
+                part.name_as(record.dest, overwrite=policy == "overwrite",
+                             durable=run.config.flush_on_finish)
                 break
             except FileExistsError:
                 if policy != "rename":

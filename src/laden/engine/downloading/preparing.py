@@ -25,6 +25,7 @@ from ..partfile import (
 )
 from ..pieces import PieceRecorder
 from ..segments import SegmentPlan
+from ..unnamed import UnnamedFile
 from ..verify import checksums_to_check
 from .destination import conflict_policy
 from .restarts import reset
@@ -53,11 +54,12 @@ def prepare_file(run: Run, files: DownloadFiles) -> None:
     if size is not None:
         check_free_space(os.path.dirname(record.dest),
                          max(0, size - allocated_bytes(part_path)))
-    identity = _open_part(run, files, size)
-    if record.extra.get("part") != identity:
-        with download.lock:
-            record.extra["part"] = identity
-        run.save()  # before any byte is written: this file is ours
+    if not _open_unnamed(run, files):
+        identity = _open_part(run, files, size)
+        if record.extra.get("part") != identity:
+            with download.lock:
+                record.extra["part"] = identity
+            run.save()  # before any byte is written: this file is ours
     if size is not None and record.supports_ranges:
         if files.probe_body() is None:  # a file already in memory is written at once
             files.part.preallocate(size)
@@ -66,6 +68,24 @@ def prepare_file(run: Run, files: DownloadFiles) -> None:
     else:
         files.part.truncate(0)
         files.plan = None
+
+
+def _open_unnamed(run: Run, files: DownloadFiles) -> bool:
+    """Write a file that came whole with the probe into a file with no name yet (see
+    `unnamed`): no partial file is made, so none is recorded. Only where the final name is
+    chosen free (the rename policy) and no partial file of this download is on record."""
+    download = run.download
+    record = download.record
+    if files.probe_body() is None or record.done_ranges or record.extra.get("part") \
+            or conflict_policy(download, run.config) != "rename":
+        return False
+    assert record.dest is not None
+    part = UnnamedFile(os.path.dirname(record.dest))
+    if not part.open_unnamed():
+        return False
+    files.part.close()
+    files.part = part
+    return True
 
 
 def _open_part(run: Run, files: DownloadFiles, size: int | None) -> list[int]:

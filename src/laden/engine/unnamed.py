@@ -1,0 +1,154 @@
+"""A file that has no name until it is whole: how a small file that came whole with the probe
+is written.
+
+It is made with `O_TMPFILE` in the destination's folder and linked to its final name once
+written and checked. Nothing is on disk under any name before that, so laden never needs to
+record the file's identity to know it is its own after a crash (a partial file needs that,
+one journal write per file), and a crash before the link leaves nothing behind to clean up:
+the next session fetches the file again, in one request. The link fails when the name is
+taken, so it never replaces a file, as the partial file's rename never does.
+
+Where a file system or kernel cannot make such a file (`O_TMPFILE` is Linux 3.11 and later,
+on ext4, XFS, Btrfs and tmpfs; not on NFS and some FUSE mounts), or the process may not link
+one (linkat with AT_EMPTY_PATH needs root or Linux 6.10; some sandboxes refuse the /proc
+way), the download takes a named partial file as before.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .partfile import PartialFile, disk_error, fsync_dir
+
+_CANNOT = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT)
+"""What open(2) answers where a folder cannot hold an unnamed file (ENOENT: no O_TMPFILE in
+an old kernel's file system code)."""
+
+_PROC = "/proc/self/fd"
+"""Where an unnamed file is read by path while it is open (the checks after the download)."""
+_AT_FDCWD = -100
+_AT_EMPTY_PATH = 0x1000
+_ways: dict[int, Callable[[int, str], None] | None] = {}
+"""How an unnamed file is named on each device (by `st_dev`), learnt once per process."""
+_learning = threading.Lock()
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes  # here, not at the top: only a small file's download needs it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.linkat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                            ctypes.c_int]
+    return libc
+
+
+def _link_empty_path(fd: int, dest: str) -> None:
+    """linkat(fd, "", AT_EMPTY_PATH): allowed to root, and since Linux 6.10 to the process
+    that opened the file."""
+    if _libc().linkat(fd, b"", _AT_FDCWD, os.fsencode(dest), _AT_EMPTY_PATH) != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), dest)
+
+
+def _link_proc(fd: int, dest: str) -> None:
+    """linkat of /proc/self/fd/N with AT_SYMLINK_FOLLOW: open(2)'s own way for everyone,
+    which some sandboxes answer with EXDEV."""
+    os.link(f"{_PROC}/{fd}", dest, follow_symlinks=True)
+
+
+def _way_for(folder: str, device: int) -> Callable[[int, str], None] | None:
+    """The first way to name an unnamed file that works in `folder`, tried once per device
+    with a file of its own (a name made and removed at once); None when none does. Without
+    /proc the file could not be read back by path for its checks: none is used."""
+    if device in _ways:
+        return _ways[device]
+    with _learning:
+        if device in _ways:
+            return _ways[device]
+        found = None
+        ways = (_link_empty_path, _link_proc) if os.path.isdir(_PROC) else ()
+        for way in ways:
+            probe = os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            name = os.path.join(folder, f".laden-link-check-{os.getpid()}")
+            try:
+                way(probe, name)
+            except OSError:
+                continue
+            else:
+                os.unlink(name)
+                found = way
+                break
+            finally:
+                os.close(probe)
+        _ways[device] = found
+        return found
+
+
+class UnnamedFile(PartialFile):
+    """An `O_TMPFILE` file written like a partial file; `path` reads it while it is open."""
+
+    named = False
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        self.folder = folder
+        self._link: Callable[[int, str], None] = _link_proc
+
+    def open_unnamed(self) -> bool:
+        """Make the file; False where this folder cannot hold one (the caller names one)."""
+        if not hasattr(os, "O_TMPFILE"):
+            return False
+        try:
+            fd = os.open(self.folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno in _CANNOT:
+                return False
+            raise disk_error(exc, self.folder) from exc
+        try:
+            self._link = _way_for(self.folder, os.fstat(fd).st_dev)
+        except OSError:
+            self._link = None
+        if self._link is None:
+            os.close(fd)
+            return False
+        self._fd = fd
+        self.path = f"{_PROC}/{fd}"
+        return True
+
+    def still_there(self) -> bool:
+        return self._fd is not None  # nobody can delete a file that has no name
+
+    def name_as(self, dest: str, *, overwrite: bool, durable: bool) -> None:
+        """Give the file its name, which must be free (FileExistsError when it is not)."""
+        assert not overwrite, "an unnamed file is taken only where nothing is replaced"
+        try:
+            if durable:
+                os.fdatasync(self.fd)
+            self._link(self.fd, dest)  # EEXIST on a taken name
+            if durable:
+                fsync_dir(os.path.dirname(dest) or ".")
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise disk_error(exc, dest) from exc
+        self.close()
+
+    def keep_as(self, path: str) -> list[int] | None:
+        """Name the bytes `path` (the partial file's name) when a check stops the download
+        before its end, as a named partial file keeps them; from then on this is that named
+        file. Its identity, to be journalled, or None when the name is taken."""
+        try:
+            self._link(self.fd, path)
+        except OSError:
+            return None
+        self.path, self.named = path, True
+        found = os.fstat(self.fd)
+        return [found.st_dev, found.st_ino]
