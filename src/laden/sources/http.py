@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import netrc
 import os
 import ssl
+import stat
 import threading
 import urllib.request
 import warnings
@@ -458,16 +460,34 @@ class _RangeRefused(Exception):
 
 def netrc_credentials(host: str) -> tuple[str | None, str | None]:
     path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
-    if not host or not os.path.isfile(path):
+    if not host:
         return None, None
     try:
-        found = netrc.netrc(path).authenticators(host)
-    except (netrc.NetrcParseError, OSError):
+        found = os.stat(path)
+    except OSError:
         return None, None
-    if not found:
+    if not stat.S_ISREG(found.st_mode):
         return None, None
-    login, _account, password = found
+    entries = _parsed_netrc(path, found.st_mtime_ns, found.st_size, found.st_ino)
+    login, password = entries.get(host) or entries.get("default") or (None, None)
     return login, password
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_netrc(path: str, *_version: int) -> dict[str, tuple[str | None, str | None]]:
+    """Each host's login and password in the netrc file at `path`, read once per version of
+    the file (its modification time, size and inode): a request asks for them, and with
+    thousands of small files a parse per request cost more than the request's own headers."""
+    try:
+        parsed = netrc.netrc(path)
+    except (netrc.NetrcParseError, OSError):
+        return {}
+    entries = {host: (login, password) for host, (login, _account, password)
+               in parsed.hosts.items()}
+    default = parsed.authenticators("default")
+    if default and "default" not in entries:
+        entries["default"] = (default[0], default[2])
+    return entries
 
 
 def _same_origin(a: str, b: str) -> bool:
