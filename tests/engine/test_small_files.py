@@ -3,6 +3,7 @@ final name once whole: no partial file, none recorded, nothing left by a stop be
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -49,7 +50,7 @@ def test_where_no_unnamed_file_can_be_made_a_partial_file_is(
         http_server, downloads: Path, laden_dirs: dict[str, Path],
         monkeypatch: pytest.MonkeyPatch) -> None:
     # As on a file system without O_TMPFILE, or a kernel that lets no one link one.
-    monkeypatch.setattr(unnamed, "_ways", {os.stat(downloads).st_dev: None})
+    monkeypatch.setattr(unnamed, "_ways", {os.stat(downloads).st_dev: []})
     data = random_bytes(50_000, seed=6)
     url = http_server.add_file("/plain.bin", data)
     with manager() as m:
@@ -59,6 +60,27 @@ def test_where_no_unnamed_file_can_be_made_a_partial_file_is(
     assert part_files(downloads) == []
     [record] = journal_records(laden_dirs["state"])
     assert record["extra"].get("part"), "the partial file it wrote was recorded as its own"
+
+
+def test_a_way_of_linking_that_fails_is_dropped_and_the_bytes_named_instead(
+        http_server, downloads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in a sandbox that answers linkat with EXDEV: learnt on the first file.
+    def refused(fd: int, dest: str) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link", dest)
+
+    device = os.stat(downloads).st_dev
+    monkeypatch.setattr(unnamed, "_ways", {device: [refused]})
+    data = random_bytes(40_000, seed=7)
+    url = http_server.add_file("/again.bin", data)
+    with manager() as m:
+        info = m.wait(m.add(url, str(downloads) + "/"))
+        second = m.wait(m.add(http_server.add_file("/next.bin", data), str(downloads) + "/"))
+    assert info.state is State.DONE and second.state is State.DONE, info.message
+    assert (downloads / "again.bin").read_bytes() == data == (downloads / "next.bin").read_bytes()
+    assert unnamed._ways[device] == [] and part_files(downloads) == []
+    # The first file's bytes went into a partial file from memory; the next took one at once.
+    assert len(http_server.ranged_requests("/again.bin")) == 1
+    assert len(http_server.ranged_requests("/next.bin")) == 1
 
 
 def test_a_small_file_that_fails_its_check_keeps_its_bytes_as_a_partial_file(

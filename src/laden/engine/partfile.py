@@ -64,6 +64,8 @@ class PartialFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.shown = path
+        """How the file is named in messages."""
         self._fd: int | None = None
         self._direct_fd: int | None = None
         self._direct_refused = False
@@ -77,7 +79,7 @@ class PartialFile:
     @property
     def fd(self) -> int:
         if self._fd is None:
-            raise DiskError(f"{self.path} is not open")
+            raise DiskError(f"{self.shown} is not open")
         return self._fd
 
     def open(self, identity: list[int] | None, *, resumed: bool = False,
@@ -169,7 +171,7 @@ class PartialFile:
                     raise
                 os.ftruncate(self.fd, size)
         except OSError as exc:
-            raise disk_error(exc, self.path) from exc
+            raise disk_error(exc, self.shown) from exc
 
     def write(self, data: memoryview, offset: int, *, placed: bool = False) -> None:
         """Write `data` at `offset`. `placed`: the data sits where `direct.slot` put it, so its
@@ -206,7 +208,7 @@ class PartialFile:
                 with self._buffered:
                     self._pwrite(fd, data, offset)
         except OSError as exc:
-            raise disk_error(exc, self.path) from exc
+            raise disk_error(exc, self.shown) from exc
 
     @staticmethod
     def _pwrite(fd: int, data: memoryview, offset: int) -> None:
@@ -226,13 +228,13 @@ class PartialFile:
                     count -= moved
                     offset += moved
         except OSError as exc:
-            raise disk_error(exc, self.path) from exc
+            raise disk_error(exc, self.shown) from exc
 
     def truncate(self, size: int) -> None:
         try:
             os.ftruncate(self.fd, size)
         except OSError as exc:
-            raise disk_error(exc, self.path) from exc
+            raise disk_error(exc, self.shown) from exc
 
     def flush(self) -> None:
         if self._fd is None:
@@ -240,7 +242,7 @@ class PartialFile:
         try:
             os.fdatasync(self._fd)
         except OSError as exc:
-            raise disk_error(exc, self.path) from exc
+            raise disk_error(exc, self.shown) from exc
 
     def name_as(self, dest: str, *, overwrite: bool, durable: bool) -> None:
         """Close the file and move it to `dest` (see `finish`)."""
@@ -273,7 +275,12 @@ def remove_partial(record: Record) -> None:
     path = record.dest + PART_SUFFIX
     recorded = record.extra.pop("part", None)
     found = identity_of(path)
-    if found is not None and (recorded is None or list(recorded) == found):
+    if found is None:
+        return
+    # With no identity recorded, only a record that counts bytes is taken to own the file (one
+    # journalled before identities were): a download that made no partial file (a small one
+    # written with no name, see `unnamed`) leaves another's alone.
+    if list(recorded) == found if recorded is not None else bool(record.done_ranges):
         os.unlink(path)
 
 

@@ -11,6 +11,7 @@ the journal. A process that asks for something the owner is not fetching still g
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,19 @@ class Request:
     @property
     def key(self) -> str:
         return fetching.fetch_key(strip_credentials(self.address), self.destination, self.name)
+
+
+def asked_for(request: Request, url: str, folder: str) -> bool:
+    """Whether a download of `url` into `folder` is one `request` asked for: its address, or
+    a file under it (a folder or prefix address), into its folder or one below."""
+    address = strip_credentials(request.address)
+    if url != address and not url.startswith(address.rstrip("/") + "/"):
+        return False
+    if request.destination is None:
+        return True
+    wanted = os.path.abspath(request.destination)
+    folder = os.path.abspath(folder)
+    return folder == wanted or folder.startswith(wanted.rstrip(os.sep) + os.sep)
 
 
 def state_folder(state_dir: str | None = None) -> str:

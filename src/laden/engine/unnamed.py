@@ -11,13 +11,15 @@ taken, so it never replaces a file, as the partial file's rename never does.
 Where a file system or kernel cannot make such a file (`O_TMPFILE` is Linux 3.11 and later,
 on ext4, XFS, Btrfs and tmpfs; not on NFS and some FUSE mounts), or the process may not link
 one (linkat with AT_EMPTY_PATH needs root or Linux 6.10; some sandboxes refuse the /proc
-way), the download takes a named partial file as before.
+way), the download takes a named partial file as before: the ways that fail are learnt per
+file system, once per process, on the first file.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -25,17 +27,21 @@ from typing import Any
 
 from .partfile import PartialFile, disk_error, fsync_dir
 
+log = logging.getLogger("laden.transfer")
+
 _CANNOT = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT)
 """What open(2) answers where a folder cannot hold an unnamed file (ENOENT: no O_TMPFILE in
 an old kernel's file system code)."""
+
+_NO_LINK = (errno.EPERM, errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL, errno.EMLINK,
+            errno.ENOENT)
+"""What a way of linking answers where it does not work: not allowed to this process (EPERM),
+refused by a sandbox (EXDEV), or /proc not there (ENOENT)."""
 
 _PROC = "/proc/self/fd"
 """Where an unnamed file is read by path while it is open (the checks after the download)."""
 _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
-_ways: dict[int, Callable[[int, str], None] | None] = {}
-"""How an unnamed file is named on each device (by `st_dev`), learnt once per process."""
-_learning = threading.Lock()
 
 
 @functools.cache
@@ -64,32 +70,32 @@ def _link_proc(fd: int, dest: str) -> None:
     os.link(f"{_PROC}/{fd}", dest, follow_symlinks=True)
 
 
-def _way_for(folder: str, device: int) -> Callable[[int, str], None] | None:
-    """The first way to name an unnamed file that works in `folder`, tried once per device
-    with a file of its own (a name made and removed at once); None when none does. Without
-    /proc the file could not be read back by path for its checks: none is used."""
-    if device in _ways:
-        return _ways[device]
+@functools.cache
+def _proc_mounted() -> bool:
+    return os.path.isdir(_PROC)
+
+
+Link = Callable[[int, str], None]
+_ways: dict[int, list[Link]] = {}
+"""The ways of linking still believed to work on each device (by `st_dev`), in the order
+they are tried; one that fails with `_NO_LINK` is dropped for the life of the process."""
+_learning = threading.Lock()
+
+
+def _ways_on(device: int) -> list[Link]:
     with _learning:
-        if device in _ways:
-            return _ways[device]
-        found = None
-        ways = (_link_empty_path, _link_proc) if os.path.isdir(_PROC) else ()
-        for way in ways:
-            probe = os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
-            name = os.path.join(folder, f".laden-link-check-{os.getpid()}")
-            try:
-                way(probe, name)
-            except OSError:
-                continue
-            else:
-                os.unlink(name)
-                found = way
-                break
-            finally:
-                os.close(probe)
-        _ways[device] = found
-        return found
+        return list(_ways.setdefault(device, [_link_empty_path, _link_proc]))
+
+
+def _drop(device: int, way: Link) -> None:
+    with _learning:
+        ways = _ways.setdefault(device, [_link_empty_path, _link_proc])
+        if way in ways:
+            ways.remove(way)
+
+
+class CannotLink(Exception):
+    """No way of linking an unnamed file works on this file system after all."""
 
 
 class UnnamedFile(PartialFile):
@@ -97,26 +103,25 @@ class UnnamedFile(PartialFile):
 
     named = False
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, shown: str) -> None:
         super().__init__(folder)
         self.folder = folder
-        self._link: Callable[[int, str], None] = _link_proc
+        self.shown = shown
+        self._device = -1
 
     def open_unnamed(self) -> bool:
-        """Make the file; False where this folder cannot hold one (the caller names one)."""
-        if not hasattr(os, "O_TMPFILE"):
-            return False
+        """Make the file; False where this folder cannot hold one, or none can be linked on
+        its file system (the caller names a partial file instead)."""
+        if not hasattr(os, "O_TMPFILE") or not _proc_mounted():
+            return False  # without /proc the file could not be read back for its checks
         try:
             fd = os.open(self.folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             if exc.errno in _CANNOT:
                 return False
             raise disk_error(exc, self.folder) from exc
-        try:
-            self._link = _way_for(self.folder, os.fstat(fd).st_dev)
-        except OSError:
-            self._link = None
-        if self._link is None:
+        self._device = os.fstat(fd).st_dev
+        if not _ways_on(self._device):
             os.close(fd)
             return False
         self._fd = fd
@@ -127,15 +132,20 @@ class UnnamedFile(PartialFile):
         return self._fd is not None  # nobody can delete a file that has no name
 
     def name_as(self, dest: str, *, overwrite: bool, durable: bool) -> None:
-        """Give the file its name, which must be free (FileExistsError when it is not)."""
+        """Give the file its name, which must be free (FileExistsError when it is not).
+
+        Raises:
+            CannotLink: no way of linking works here after all (learnt for the next files);
+                the caller writes the bytes into a named partial file instead.
+        """
         assert not overwrite, "an unnamed file is taken only where nothing is replaced"
         try:
             if durable:
                 os.fdatasync(self.fd)
-            self._link(self.fd, dest)  # EEXIST on a taken name
+            self._link(dest)  # EEXIST on a taken name
             if durable:
                 fsync_dir(os.path.dirname(dest) or ".")
-        except FileExistsError:
+        except (FileExistsError, CannotLink):
             raise
         except OSError as exc:
             raise disk_error(exc, dest) from exc
@@ -144,11 +154,26 @@ class UnnamedFile(PartialFile):
     def keep_as(self, path: str) -> list[int] | None:
         """Name the bytes `path` (the partial file's name) when a check stops the download
         before its end, as a named partial file keeps them; from then on this is that named
-        file. Its identity, to be journalled, or None when the name is taken."""
+        file. Its identity, to be journalled, or None when they could not be kept there."""
         try:
-            self._link(self.fd, path)
-        except OSError:
+            self._link(path)
+        except (OSError, CannotLink) as exc:
+            log.warning("the bytes of %s could not be kept as %s: %s", self.shown, path, exc)
             return None
-        self.path, self.named = path, True
+        self.path = self.shown = path
+        self.named = True
         found = os.fstat(self.fd)
         return [found.st_dev, found.st_ino]
+
+    def _link(self, dest: str) -> None:
+        """Link the file to `dest` by the first way that works on its file system."""
+        for way in _ways_on(self._device):
+            try:
+                way(self.fd, dest)
+                return
+            except OSError as exc:
+                if exc.errno not in _NO_LINK or (exc.errno == errno.ENOENT
+                                                 and not os.path.isdir(os.path.dirname(dest))):
+                    raise
+                _drop(self._device, way)
+        raise CannotLink(dest)

@@ -1,4 +1,5 @@
-"""The last steps of a download: verify the bytes, rename the partial file, record it done.
+"""The last steps of a download: verify the bytes, give them their final name (a rename of
+the partial file, or a link of a file with no name yet), record it done.
 
 Also the one case where those steps already happened: laden stopped between the final rename
 and the journal's record of it.
@@ -17,9 +18,10 @@ from ...core.states import State
 from .. import events
 from ..format_check import check_before_rename
 from ..pieces import PieceRecorder
-from ..unnamed import UnnamedFile
+from ..unnamed import CannotLink, UnnamedFile
 from ..verify import checksums_to_check, hash_file, record_digests
 from .destination import conflict_policy, renamed_whole
+from .preparing import name_partial_instead
 
 if TYPE_CHECKING:
     from ..seam import Run
@@ -86,6 +88,10 @@ def finish_download(run: Run, files: DownloadFiles) -> None:
                 part.name_as(record.dest, overwrite=policy == "overwrite",
                              durable=run.config.flush_on_finish)
                 break
+            except CannotLink:
+                log.info("download %s: %s cannot link a file made without a name; written "
+                         "into a partial file instead", download.id, os.path.dirname(record.dest))
+                part = name_partial_instead(run, files)
             except FileExistsError:
                 if policy != "rename":
                     raise DestinationExists(
@@ -95,6 +101,9 @@ def finish_download(run: Run, files: DownloadFiles) -> None:
                 with run.choosing_name() as taken:
                     record.dest = free_name(record.dest, taken)
                 record.filename = os.path.basename(record.dest)
+                # Journalled before the bytes take it: after a crash right after, the next
+                # session finds them under the name it knows (`renamed_before_a_crash`).
+                run.save()
         mark_done(run)  # under the same lock hold as the rename: no pause in between
     announce_done(run)
 

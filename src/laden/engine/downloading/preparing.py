@@ -4,7 +4,7 @@ The partial file is this download's alone (its identity is journalled before any
 written), sized up front so a full disk shows at once. The plan splits what is missing among
 the connections; with a checksum to check, in pieces front to back, so the hash can follow
 the bytes as they arrive (`hashing`). A small file that came whole with the probe is written
-at once, with no connection at all.
+at once, with no connection at all, into a file with no name where it can be (`unnamed`).
 """
 
 from __future__ import annotations
@@ -80,12 +80,26 @@ def _open_unnamed(run: Run, files: DownloadFiles) -> bool:
             or conflict_policy(download, run.config) != "rename":
         return False
     assert record.dest is not None
-    part = UnnamedFile(os.path.dirname(record.dest))
+    part = UnnamedFile(os.path.dirname(record.dest), shown=f"{record.dest} (not yet named)")
     if not part.open_unnamed():
         return False
     files.part.close()
     files.part = part
     return True
+
+
+def name_partial_instead(run: Run, files: DownloadFiles) -> PartialFile:
+    """A small file's bytes, written into a file with no name that could not be linked after
+    all, written again into a named partial file, recorded as this download's first."""
+    body = files.probe_body()
+    assert body is not None, "only a file that came whole with the probe has no name"
+    record = run.download.record
+    identity = _open_part(run, files, len(body))
+    with run.download.lock:
+        record.extra["part"] = identity
+    run.save()
+    files.part.write(memoryview(body), 0)
+    return files.part
 
 
 def _open_part(run: Run, files: DownloadFiles, size: int | None) -> list[int]:

@@ -101,14 +101,14 @@ def _changed_since(files: DownloadFiles) -> bool:
 
 def reset(run: Run, files: DownloadFiles, reason: str) -> None:
     download = run.download
+    files.drop_hasher()
+    files.plan = None
+    files.part.close()
+    remove_partial(download.record)  # before its ranges go: they may be what says it is ours
     with download.lock:
         download.set_done_ranges([])
         for checksum in download.record.checksums:
             checksum["actual"] = checksum["verified"] = None
-    files.drop_hasher()
-    files.plan = None
-    files.part.close()
-    remove_partial(download.record)
     download.add_error(reason)
     run.save()
     run.emit(events.Restarted(download.id, reason, download.info()))
