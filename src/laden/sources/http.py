@@ -468,26 +468,24 @@ def netrc_credentials(host: str) -> tuple[str | None, str | None]:
         return None, None
     if not stat.S_ISREG(found.st_mode):
         return None, None
-    entries = _parsed_netrc(path, found.st_mtime_ns, found.st_size, found.st_ino)
+    entries = _parsed_netrc(path, found.st_mtime_ns, found.st_ctime_ns, found.st_size,
+                            found.st_ino, found.st_dev)
     login, password = entries.get(host) or entries.get("default") or (None, None)
     return login, password
 
 
 @functools.lru_cache(maxsize=4)
 def _parsed_netrc(path: str, *_version: int) -> dict[str, tuple[str | None, str | None]]:
-    """Each host's login and password in the netrc file at `path`, read once per version of
-    the file (its modification time, size and inode): a request asks for them, and with
-    thousands of small files a parse per request cost more than the request's own headers."""
+    """Each host's login and password in the netrc file at `path` ("default" among them, as
+    `netrc` keeps it), read once per version of the file (its times, size, inode and device):
+    a request asks for them, and with thousands of small files a parse per request cost more
+    than the request's own headers."""
     try:
         parsed = netrc.netrc(path)
     except (netrc.NetrcParseError, OSError):
         return {}
-    entries = {host: (login, password) for host, (login, _account, password)
-               in parsed.hosts.items()}
-    default = parsed.authenticators("default")
-    if default and "default" not in entries:
-        entries["default"] = (default[0], default[2])
-    return entries
+    return {host: (login, password) for host, (login, _account, password)
+            in parsed.hosts.items()}
 
 
 def _same_origin(a: str, b: str) -> bool:
