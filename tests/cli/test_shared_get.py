@@ -105,3 +105,19 @@ def test_the_python_api_shares_one_download_between_processes(http_server,
     assert {out.strip() for _, out, _ in results} == {repr([str(downloads / "api.bin")])}
     assert (downloads / "api.bin").read_bytes() == DATA
     assert len({r.client_port for r in _gets(http_server, "/api.bin")}) <= 3
+
+
+def test_a_waiter_shows_the_owners_progress(http_server, downloads: Path) -> None:
+    url = http_server.add_file("/shown.bin", DATA, faults=Faults(rate_per_connection=600_000))
+    owner = _start("get", "-q", "-c", "1", "-o", str(downloads), url)
+    deadline = time.monotonic() + 30
+    while not part_files(downloads) or part_files(downloads)[0].stat().st_size == 0:
+        assert time.monotonic() < deadline, "the owner never started writing"
+        time.sleep(0.05)
+    waiter = _start("get", "-o", str(downloads), url)  # not a terminal: plain lines
+    codes = [owner.wait(timeout=120), waiter.wait(timeout=120)]
+    out, err = waiter.communicate()
+    assert codes == [0, 0], (out, err)
+    # The owner's download as the waiter's own would be shown, then what it got.
+    assert "shown.bin downloading" in out, out
+    assert f"saved {downloads / 'shown.bin'}" in out.splitlines()[-1], out
