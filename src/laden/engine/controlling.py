@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from ..core.states import ACTIVE, State
 from . import events
 from .partfile import remove_partial
-from .uploading.direction import abandon
 
 if TYPE_CHECKING:
     from .context import Engine
@@ -122,6 +121,8 @@ def delete_partial(download: Download, manager: Engine) -> None:
     """What a cancelled or removed transfer leaves: a download's partial file, an upload's
     unfinished upload at the service (aborted, so its parts stop costing storage)."""
     if download.record.direction == "upload":
+        from .uploading.direction import abandon  # here: a download's start-up needs none of it
+
         abandon(manager.sources, download)
         return
     try:

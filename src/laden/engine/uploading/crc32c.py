@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
-
-import crc32c as _crc32c  # type: ignore[import-untyped]
+from typing import Any
 
 _POLY = 0x82F63B78
 """CRC32C's polynomial, bit-reversed as the register holds it."""
@@ -26,7 +25,16 @@ def extend(crc: int, data: bytes | bytearray | memoryview) -> int:
     # the GIL released; google-crc32c, which the GCS SDK brings, takes bytes only, and copying
     # each 8 MiB part for it cost a tenth of a CPU second per GiB and a part's memory per
     # connection.
-    return int(_crc32c.crc32c(data, value=crc))
+    return int(_package().crc32c(data, value=crc))
+
+
+@functools.cache
+def _package() -> Any:
+    # Imported on first use: the package reads its own version through importlib.metadata,
+    # 20 ms that every `laden get` paid at start-up for code only uploads run.
+    import crc32c  # type: ignore[import-untyped]
+
+    return crc32c
 
 
 def encoded(crc: int) -> str:
