@@ -45,12 +45,31 @@ class FinishedIndex:
     """
 
     def __init__(self, journal: Journal | None) -> None:
-        self._by_address: dict[tuple[str, str], list[Record]] = {}
-        for record in journal.load_done() if journal is not None else ():
-            self._by_address.setdefault((record.url, record.dest_dir), []).append(record)
+        self._journal = journal
+        self._ids: dict[tuple[object, object], list[int]] = {}
+        """The finished downloads' ids by (address, folder), read without their records."""
+        self._records: dict[tuple[str, str], list[Record]] = {}
+        """The records of the places asked for, read when first asked."""
+        if journal is None:
+            return
+        places = journal.finished_places()
+        if places is None:  # an SQLite without JSON functions: every record is read
+            for record in journal.load_done():
+                self._records.setdefault((record.url, record.dest_dir), []).append(record)
+            self._journal = None
+            return
+        for download_id, url, folder in places:
+            self._ids.setdefault((url, folder), []).append(download_id)
 
     def records(self, url: str, folder: str) -> list[Record]:
-        return self._by_address.get((url, folder), [])
+        found = self._records.get((url, folder))
+        if found is None:
+            ids = self._ids.get((url, folder), [])
+            found = self._journal.load_many(ids) if ids and self._journal is not None else []
+            # The row was read as JSON text; the record itself is checked now.
+            found = self._records[(url, folder)] = [
+                r for r in found if (r.url, r.dest_dir) == (url, folder)]
+        return found
 
 
 class Queue:

@@ -152,6 +152,34 @@ class Journal:
             ).fetchall()
         return _readable((row for row in rows if row[0] not in leave_out), self.left_out)
 
+    def finished_places(self) -> list[tuple[int, object, object]] | None:
+        """(id, address, folder) of every finished download, read by SQLite's JSON functions
+        without decoding the records: a check of one address against 5,000 finished downloads
+        took 150 ms when each was read whole. Values are as the rows hold them (a damaged row's
+        may be anything); `load_many` reads the records of those that match. None where this
+        SQLite has no JSON functions (`load_done` then)."""
+        try:
+            with self._lock:
+                return self._db.execute(
+                    "SELECT id, json_extract(data, '$.url'), json_extract(data, '$.dest_dir') "
+                    "FROM downloads WHERE state = 'done' AND json_valid(data) ORDER BY id"
+                ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such function" not in str(exc):
+                raise
+            return None
+
+    def load_many(self, ids: Iterable[int]) -> list[Record]:
+        """The records of these downloads that exist and can be read, by id."""
+        wanted = sorted(set(ids))
+        with self._lock:
+            rows = [row for start in range(0, len(wanted), 500)
+                    for row in self._db.execute(
+                        f"SELECT {_COLUMNS} FROM downloads WHERE id IN "
+                        f"({','.join('?' * len(wanted[start:start + 500]))}) ORDER BY id",
+                        wanted[start:start + 500]).fetchall()]
+        return _readable(rows, self.left_out)
+
     def load_all(self) -> list[Record]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM downloads ORDER BY id").fetchall()
