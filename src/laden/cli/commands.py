@@ -114,9 +114,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
             ids = [i.id for i in manager.list(done=False) if i.state is not State.CANCELLED]
         else:
             ids = [manager.get(_id(i)).id for i in args.ids]
-        for download_id in ids:
-            manager.update_credentials(download_id, credentials)
-            manager.resume(download_id)
+        # Resumed one by one, each would start on a thread of its own after a count of the
+        # whole queue: 2,000 small files took a fifth longer.
+        with manager.adding_many():
+            for download_id in ids:
+                manager.update_credentials(download_id, credentials)
+                manager.resume(download_id)
         if not ids:
             print("nothing to resume")
             return 0

@@ -363,9 +363,10 @@ class DownloadManager:
 
     def resume_all(self) -> None:
         """Resume every download that is not done."""
-        for download in self.queue.in_order():
-            if download.state is not State.DONE:
-                self.resume(download.id)
+        with self.adding_many():  # one count of the queue, not one per download
+            for download in self.queue.in_order():
+                if download.state is not State.DONE:
+                    self.resume(download.id)
 
     def cancel(self, download_id: int) -> None:
         """Stop for good and delete the partial file; the entry stays in the list."""
