@@ -23,6 +23,14 @@ def _start(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "120"})
 
 
+def _wait_for_bytes(downloads: Path) -> None:
+    """Until the owner has written into its partial file."""
+    deadline = time.monotonic() + 30
+    while not part_files(downloads) or part_files(downloads)[0].stat().st_size == 0:
+        assert time.monotonic() < deadline, "the owner never started writing"
+        time.sleep(0.05)
+
+
 def _gets(server, path: str) -> list:
     return [r for r in server.requests if r.method == "GET" and r.path.split("?")[0] == path]
 
@@ -47,10 +55,7 @@ def test_eight_ranks_started_at_once_make_one_download(http_server, downloads: P
 def test_a_waiter_takes_over_when_the_owner_is_killed(http_server, downloads: Path) -> None:
     url = http_server.add_file("/big.bin", DATA, faults=Faults(rate_per_connection=300_000))
     owner = _start("get", "-q", "-c", "1", "-o", str(downloads), url)
-    deadline = time.monotonic() + 30
-    while not part_files(downloads) or part_files(downloads)[0].stat().st_size == 0:
-        assert time.monotonic() < deadline, "the owner never started writing"
-        time.sleep(0.05)
+    _wait_for_bytes(downloads)
     waiter = _start("get", "-c", "2", "-o", str(downloads), url)
     time.sleep(1.0)
     os.kill(owner.pid, signal.SIGKILL)
@@ -110,10 +115,7 @@ def test_the_python_api_shares_one_download_between_processes(http_server,
 def test_a_waiter_shows_the_owners_progress(http_server, downloads: Path) -> None:
     url = http_server.add_file("/shown.bin", DATA, faults=Faults(rate_per_connection=600_000))
     owner = _start("get", "-q", "-c", "1", "-o", str(downloads), url)
-    deadline = time.monotonic() + 30
-    while not part_files(downloads) or part_files(downloads)[0].stat().st_size == 0:
-        assert time.monotonic() < deadline, "the owner never started writing"
-        time.sleep(0.05)
+    _wait_for_bytes(downloads)
     waiter = _start("get", "-o", str(downloads), url)  # not a terminal: plain lines
     codes = [owner.wait(timeout=120), waiter.wait(timeout=120)]
     out, err = waiter.communicate()
