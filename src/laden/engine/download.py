@@ -89,17 +89,20 @@ class Download:
         self.plan: SegmentPlan | None = None
         self.connections: dict[int, Connection] = {}
         self.speed = 0.0
-        self.history: deque[float] = deque(maxlen=HISTORY_SECONDS)
+        self.history: deque[float] | None = None
+        """One speed a second while it runs (`sample`); made with the first. An empty deque
+        with a bound takes most of a kilobyte, and a list of 100,000 small files holds as many
+        downloads, most of which never run long enough for a point."""
         self._history_shown: tuple[float, ...] | None = None
         """`history` as snapshots show it, made again only when it changes."""
         self._errors_shown: tuple[ErrorRecord, ...] | None = None
         """`record.errors` as snapshots show them, made again only when they change."""
         self._told_at = float("-inf")
         """When the last progress tick was made (`tick`)."""
-        self._samples: deque[tuple[float, int]] = deque(maxlen=SPEED_SAMPLES)
+        self._samples: deque[tuple[float, int]] | None = None
         self._last_history = 0.0
         self._bytes_done_cache = sum(e - s for s, e in record.done_ranges)
-        self.finished_event = threading.Event()
+        self._finished: threading.Event | None = None
         self.retry_at: float | None = None
         """While a connection or the probe waits before trying again (see Transfer.backoff)."""
 
@@ -121,11 +124,29 @@ class Download:
             self.record.state = new.value
             if message is not None:
                 self.record.message = message
-            if new.is_settled:
-                self.finished_event.set()
-            else:
-                self.finished_event.clear()
+            if self._finished is not None:
+                if new.is_settled:
+                    self._finished.set()
+                else:
+                    self._finished.clear()
             return old
+
+    def wake_waiters(self) -> None:
+        """Wake whoever waits on `finished_event` (nobody, when it was never asked for)."""
+        with self.lock:
+            if self._finished is not None:
+                self._finished.set()
+
+    @property
+    def finished_event(self) -> threading.Event:
+        """Set while the download is settled, a wake-up for `DownloadManager.wait`; made when
+        first asked for (see `history`)."""
+        with self.lock:
+            if self._finished is None:
+                self._finished = threading.Event()
+                if self.state.is_settled:
+                    self._finished.set()
+            return self._finished
 
     def settled(self) -> bool:
         """True once `DownloadManager.wait` returns for it: done, failed, cancelled, paused, or
@@ -156,7 +177,7 @@ class Download:
     def start_sampling(self) -> None:
         """Forget earlier samples: a pause must not count as a slow second."""
         with self.lock:
-            self._samples.clear()
+            self._samples = None  # made again by the first sample (see `history`)
 
     def sample(self, now: float, *, streamed: int | None = None) -> None:
         """Measure speeds now (called a few times a second while the download runs):
@@ -166,13 +187,18 @@ class Download:
         with self.lock:
             if streamed is not None:
                 self._bytes_done_cache = streamed
-            self._samples.append((now, done))
-            first_time, first_done = self._samples[0]
+            samples = self._samples
+            if samples is None:
+                samples = self._samples = deque(maxlen=SPEED_SAMPLES)
+            samples.append((now, done))
+            first_time, first_done = samples[0]
             elapsed = now - first_time
             self.speed = (done - first_done) / elapsed if elapsed > 0 else 0.0
             for conn in self.connections.values():
                 conn.measure(now)
             if now - self._last_history >= 1.0:
+                if self.history is None:
+                    self.history = deque(maxlen=HISTORY_SECONDS)
                 self.history.append(self.speed)
                 self._history_shown = None
                 self._last_history = now
@@ -286,7 +312,7 @@ class Download:
     def _history(self) -> tuple[float, ...]:
         shown = self._history_shown
         if shown is None:
-            shown = self._history_shown = tuple(self.history)
+            shown = self._history_shown = tuple(self.history or ())
         return shown
 
 

@@ -114,7 +114,7 @@ class Scheduler:
                 download.add_error("internal error: the transfer ended without a result")
                 download.set_state(State.FAILED)
                 stranded = True
-            download.finished_event.set()
+            download.wake_waiters()
         if stranded:
             self._manager.save(download)
             self._manager.emit(events.Failed(download.id, download.record.message,
