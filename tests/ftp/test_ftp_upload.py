@@ -247,15 +247,20 @@ def test_another_upload_to_the_same_name_is_never_continued(
         m.wait(upload)
         time.sleep(0.3)
         held = max(p.stat().st_size for p in server.root.glob(".shared.bin.*laden-upload"))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "laden", "put", *_cli(server), str(theirs),
-             _address(server, "shared.bin")], stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env={**os.environ, "LADEN_STATE_DIR": str(other_state)})
+        said = tmp_path / "other.err"
+        with said.open("w") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "laden", "put", *_cli(server), str(theirs),
+                 _address(server, "shared.bin")], stdout=subprocess.DEVNULL, stderr=err,
+                env={**os.environ, "LADEN_STATE_DIR": str(other_state)})
         try:
-            deadline = time.monotonic() + 30
+            # Generous: a loaded machine (the whole suite on two cores) starts Python slowly.
+            deadline = time.monotonic() + 90
             while max(p.stat().st_size for p in server.root.glob(".shared.bin.*laden-upload")
                       ) < held + 2 * MiB:
-                assert time.monotonic() < deadline, "the other upload sent nothing"
+                assert time.monotonic() < deadline and process.poll() is None, \
+                    f"the other upload sent too little: exit {process.poll()}, " \
+                    f"{said.read_text()!r}"
                 time.sleep(0.02)
         finally:
             process.send_signal(signal.SIGKILL)
