@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
 import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from laden.core.states import State
 from laden.engine import pieces
@@ -49,13 +52,16 @@ def fetched_ranges(server, path: str) -> list[str]:
 # -- the recorder, alone -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("runs", [
-    [(0, SIZE)],
-    [(0, 5_000_000), (5_000_000, SIZE)],  # a split inside the second piece
-    [(0, 65_536), (65_536, 3 * PIECE_SIZE), (3 * PIECE_SIZE, SIZE)],
-    [(PIECE_SIZE + 7, SIZE), (0, PIECE_SIZE + 7)],
-], ids=["one run", "split mid-piece", "short first run", "out of order"])
-def test_recorder_hashes_runs_and_reads_back_the_rest(tmp_path: Path, runs) -> None:
+@pytest.mark.parametrize(("runs", "read_back"), [
+    ([(0, SIZE)], 0),
+    ([(0, 5_000_000), (5_000_000, SIZE)], 0),  # a split inside the second piece
+    ([(0, 65_536), (65_536, 3 * PIECE_SIZE), (3 * PIECE_SIZE, SIZE)], 0),
+    ([(PIECE_SIZE + 7, SIZE), (0, PIECE_SIZE + 7)], 0),
+    ([(0, 5_000), (9_000, 20_000), (5_000, 9_000), (20_000, SIZE)], 0),  # cut three times
+    ([(0, 5_000_000), (6_000_000, SIZE)], 1),  # bytes written another way (splice)
+], ids=["one run", "split mid-piece", "short first run", "out of order", "cut three times",
+        "a gap"])
+def test_recorder_hashes_runs_and_reads_back_the_rest(tmp_path: Path, runs, read_back) -> None:
     data = random_bytes(SIZE, seed=300)
     path = tmp_path / "f"
     path.write_bytes(data)
@@ -64,10 +70,39 @@ def test_recorder_hashes_runs_and_reads_back_the_rest(tmp_path: Path, runs) -> N
         stream = recorder.stream()
         for at in range(start, end, 1 << 20):  # reads of up to 1 MiB, as a connection does
             stream.feed(at, memoryview(data)[at : min(end, at + (1 << 20))])
-    before = len(recorder.missing())
+        stream.close()
+    assert len(recorder.missing()) == read_back, "pieces cut between runs are joined"
     hashes = recorder.complete(str(path))
     assert [hashes.digest(i) for i in range(hashes.count)] == piece_digests(data)
-    assert before <= len(runs), "only pieces cut between two runs are read back"
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(1, 5_000), cuts=st.sets(st.integers(1, 4_999), max_size=12),
+       order=st.randoms(use_true_random=False), read=st.integers(1, 700),
+       ended=st.sets(st.integers(0, 12), max_size=3))
+def test_joined_pieces_are_the_pieces_hashes(size, cuts, order, read, ended) -> None:
+    """Runs in any order, cut anywhere, some ending early (a failed connection; the bytes left
+    are then never fed): every piece noted is the hash of its bytes."""
+    data = random_bytes(size, seed=size)
+    bounds = [0, *sorted(c for c in cuts if c < size), size]
+    runs = list(zip(bounds, bounds[1:], strict=False))
+    order.shuffle(runs)
+    recorder = PieceRecorder(size, piece_size=1000)
+    for number, (start, end) in enumerate(runs):
+        stream = recorder.stream()
+        stop = (start + end) // 2 if number in ended else end
+        for at in range(start, stop, read):
+            stream.feed(at, memoryview(data)[at : min(stop, at + read)])
+        stream.close()
+    if not ended:
+        assert recorder.missing() == []
+    # The pieces noted are not read back: a wrong one would stay wrong.
+    with tempfile.NamedTemporaryFile() as whole:
+        whole.write(data)
+        whole.flush()
+        hashes = recorder.complete(whole.name)
+    assert [hashes.digest(i) for i in range(hashes.count)] == [
+        xxhash.xxh3_64_digest(data[i : i + 1000]) for i in range(0, size, 1000)]
 
 
 def test_a_gap_in_a_run_never_gives_a_wrong_hash(tmp_path: Path) -> None:

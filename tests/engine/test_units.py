@@ -31,10 +31,12 @@ from laden.store.journal import Journal, Record
     done=st.lists(st.tuples(st.integers(0, 50_000_000), st.integers(0, 5_000_000)), max_size=5),
     steps=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 3_000_000)), max_size=60),
     min_size=st.sampled_from([1, 4096, 65536, 1 << 20]),
+    boundary=st.sampled_from([None, 1 << 20, 4 << 20]),
 )
-def test_segments_always_tile_the_file(size, connections, done, steps, min_size) -> None:
+def test_segments_always_tile_the_file(size, connections, done, steps, min_size,
+                                       boundary) -> None:
     ranges = [(start, min(size, start + length)) for start, length in done if start < size]
-    plan = SegmentPlan(size, ranges, min_size=min_size)
+    plan = SegmentPlan(size, ranges, min_size=min_size, boundary=boundary)
     plan.split_for(connections)
     plan.check()
     held = {}
@@ -72,6 +74,25 @@ def test_a_free_connection_takes_the_far_half_of_the_largest_range() -> None:
     third = plan.take(1)
     assert third.start == (5 << 20) // 2 and first.end == third.start
     plan.check()
+
+
+def test_cuts_fall_on_piece_boundaries_where_one_is_near() -> None:
+    """So each piece is hashed by the one connection that writes it (`pieces`)."""
+    MiB = 1 << 20
+    plan = SegmentPlan(200 * MiB, min_size=MiB, boundary=4 * MiB)
+    plan.split_for(16)  # 12.5 MiB each, unsnapped
+    segments = [plan.take(n) for n in range(16)]
+    assert all(s.start % (4 * MiB) == 0 for s in segments)
+    assert {s.end - s.start for s in segments} <= {12 * MiB, 16 * MiB}
+    first = segments[0]  # a connection that finished takes from the largest range left
+    plan.advance(first, plan.reserve(first, first.remaining))
+    stolen = plan.take(0)
+    assert stolen.start % (4 * MiB) == 0
+    # With less than a piece left, the far half is cut wherever it falls.
+    plan = SegmentPlan(8 * MiB, [(0, 5 * MiB)], min_size=MiB // 2, boundary=4 * MiB)
+    one = plan.take(0)
+    assert (one.start, one.end) == (5 * MiB, 8 * MiB)
+    assert plan.take(1).start == 5 * MiB + 3 * MiB // 2
 
 
 def test_split_never_cuts_below_a_read_in_flight() -> None:

@@ -13,10 +13,14 @@ tenth at most. xxhash's hashing object releases the GIL while it hashes; its one
 
 Where the hashes come from: each connection hashes the bytes it writes, from the buffer it read
 them into (`PieceStream`), whenever one run of its writes covers a piece from its first byte to
-its last. That is nearly every piece: segments and in-order pieces start on piece boundaries,
-and only a split in the middle of a segment cuts one. The pieces no run covered (cut by a split,
-written before a resume, moved by splice, carried by the probe's answer) are hashed from the
-partial file before the final rename (`PieceRecorder.complete`).
+its last. That is nearly every piece: segments are cut on piece boundaries where one is near
+(`segments`). A piece cut by splits is joined: the connection that wrote its first bytes
+leaves its hash state with the recorder, those that wrote the rest keep their bytes (less than
+a piece) until their run reaches the piece's end or stops, and the hash is finished once the
+runs meet. The pieces no run covered (written before a resume, moved by splice, carried by the
+probe's answer) are hashed from the partial file before the final rename
+(`PieceRecorder.complete`): reading them back from the disk is what the joins save, as it sits
+between the last byte and the rename.
 """
 
 from __future__ import annotations
@@ -123,6 +127,10 @@ class PieceRecorder:
         self.size = size
         self.piece_size = piece_size
         self._digests: list[bytes | None] = [None] * pieces_in(size, piece_size)
+        # A split piece, as its runs end: where its first bytes end and their hash so far;
+        # the bytes of the others, by where they start.
+        self._heads: dict[int, tuple[int, Hasher]] = {}
+        self._parts: dict[int, dict[int, bytes]] = {}
         self._lock = threading.Lock()
 
     def stream(self) -> PieceStream:
@@ -133,6 +141,38 @@ class PieceRecorder:
         with self._lock:
             self._digests[index] = digest
 
+    def head_written(self, index: int, end: int, hasher: Hasher) -> None:
+        """Piece `index`'s bytes from its first up to `end` were written, and `hasher` hashed
+        them; the rest joins them as it comes."""
+        with self._lock:
+            self._join(index, end, hasher)
+
+    def part_written(self, index: int, start: int, data: bytes) -> None:
+        """Piece `index`'s bytes from `start` (past its first) were written: `data`."""
+        with self._lock:
+            head = self._heads.pop(index, None)
+            if head is not None and head[0] == start:
+                head[1].update(data)
+                self._join(index, start + len(data), head[1])
+                return
+            if head is not None:
+                self._heads[index] = head
+            self._parts.setdefault(index, {})[start] = data
+
+    def _join(self, index: int, end: int, hasher: Hasher) -> None:
+        """With the lock held: feed `hasher` the parts that follow `end`, and note the digest
+        once it reaches the piece's end."""
+        parts = self._parts.get(index, {})
+        while end in parts:
+            data = parts.pop(end)
+            hasher.update(data)
+            end += len(data)
+        if end >= min(self.size, (index + 1) * self.piece_size):
+            self._parts.pop(index, None)
+            self._digests[index] = hasher.digest()
+        else:
+            self._heads[index] = (end, hasher)
+
     def missing(self) -> list[int]:
         with self._lock:
             return [i for i, d in enumerate(self._digests) if d is None]
@@ -140,6 +180,9 @@ class PieceRecorder:
     def complete(self, path: str, body: bytes | None = None) -> PieceHashes:
         """Every piece's hash: the ones no run of writes covered are hashed now, from `body`
         (the whole file, when the probe carried it) or read back from the file at `path`."""
+        with self._lock:
+            self._heads.clear()
+            self._parts.clear()
         missing = self.missing()
         if missing:
             if body is not None:
@@ -164,7 +207,7 @@ class PieceStream:
     missing in the recorder, never wrong.
     """
 
-    __slots__ = ("_recorder", "_next", "_hasher", "_index", "_left")
+    __slots__ = ("_recorder", "_next", "_hasher", "_index", "_left", "_tail", "_tail_at")
 
     def __init__(self, recorder: PieceRecorder) -> None:
         self._recorder = recorder
@@ -172,17 +215,32 @@ class PieceStream:
         self._hasher: Hasher | None = None
         self._index = 0
         self._left = 0
+        self._tail: bytearray | None = None  # a piece's bytes from where this run began inside it
+        self._tail_at = 0
 
     def feed(self, offset: int, view: memoryview) -> None:
         """`view` holds the bytes just written at `offset`."""
-        if offset != self._next:
-            self._hasher = None
-        n = len(view)
-        self._next = offset + n
         recorder = self._recorder
         piece = recorder.piece_size
+        if offset != self._next:
+            self._hasher = self._tail = None
+            if offset % piece and offset < recorder.size:  # a run that begins inside a piece
+                self._tail, self._tail_at = bytearray(), offset
+                self._index = offset // piece
+                self._left = min(piece - offset % piece, recorder.size - offset)
+        n = len(view)
+        self._next = offset + n
         at = 0
         while at < n:
+            if self._tail is not None:
+                take = min(n - at, self._left)
+                self._tail += view[at : at + take]
+                self._left -= take
+                at += take
+                if not self._left:
+                    recorder.part_written(self._index, self._tail_at, bytes(self._tail))
+                    self._tail = None
+                continue
             if self._hasher is None:
                 into = (offset + at) % piece
                 if into:  # this run joined the piece after its first byte
@@ -201,6 +259,15 @@ class PieceStream:
             if not self._left:
                 recorder.note(self._index, self._hasher.digest())  # type: ignore[union-attr]
                 self._hasher = None
+
+    def close(self) -> None:
+        """The run ended: a piece it began but did not finish (its segment was split there)
+        goes to the recorder, to be joined with the rest."""
+        if self._hasher is not None and self._left:
+            self._recorder.head_written(self._index, self._next, self._hasher)
+        elif self._tail:
+            self._recorder.part_written(self._index, self._tail_at, bytes(self._tail))
+        self._hasher = self._tail = None
 
 
 def _read_at(fd: int, buffer: memoryview, offset: int) -> int:

@@ -23,7 +23,7 @@ from ..partfile import (
     check_free_space,
     ensure_folder,
 )
-from ..pieces import PieceRecorder
+from ..pieces import PIECE_SIZE, PieceRecorder
 from ..segments import SegmentPlan
 from ..unnamed import UnnamedFile
 from ..verify import checksums_to_check
@@ -63,7 +63,8 @@ def prepare_file(run: Run, files: DownloadFiles) -> None:
     if size is not None and record.supports_ranges:
         if files.probe_body() is None:  # a file already in memory is written at once
             files.part.preallocate(size)
-        files.plan = SegmentPlan(size, record.done_ranges, min_size=run.config.min_segment_size)
+        files.plan = SegmentPlan(size, record.done_ranges, min_size=run.config.min_segment_size,
+                                 boundary=PIECE_SIZE)
         download.plan = files.plan
     else:
         files.part.truncate(0)
