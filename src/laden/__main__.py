@@ -1,5 +1,8 @@
-"""`python -m laden` is the `laden` command."""
+"""`python -m laden` is the `laden` command (with the interpreter's own exit, see
+`cli.entry`)."""
 
-from .cli import entry
+import sys
 
-entry()
+from .cli import main
+
+sys.exit(main())

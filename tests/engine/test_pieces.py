@@ -76,6 +76,26 @@ def test_recorder_hashes_runs_and_reads_back_the_rest(tmp_path: Path, runs, read
     assert [hashes.digest(i) for i in range(hashes.count)] == piece_digests(data)
 
 
+def test_bytes_kept_for_joins_are_bounded_and_never_kept_for_a_piece_begun_before(
+        tmp_path: Path) -> None:
+    """A resumed download's gaps begin inside pieces whose first bytes came in an earlier
+    attempt: nothing would join those, so they are read back instead of kept in memory; and
+    what one download keeps for joins is bounded."""
+    data = random_bytes(SIZE, seed=303)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    recorder = PieceRecorder(SIZE, done=[(0, 5_000_000)])  # into the second piece
+    assert not recorder.keep(1, 1000) and recorder.keep(2, 1000)
+    recorder.let_go(1000)
+    assert not recorder.keep(3, pieces.HELD_AT_MOST + 1)
+    stream = recorder.stream()
+    stream.feed(5_000_000, memoryview(data)[5_000_000:])
+    stream.close()
+    assert recorder.missing() == [0, 1]  # read back at the end
+    hashes = recorder.complete(str(path))
+    assert [hashes.digest(i) for i in range(hashes.count)] == piece_digests(data)
+
+
 @settings(max_examples=200, deadline=None)
 @given(size=st.integers(1, 5_000), cuts=st.sets(st.integers(1, 4_999), max_size=12),
        order=st.randoms(use_true_random=False), read=st.integers(1, 700),

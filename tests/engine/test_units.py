@@ -95,6 +95,31 @@ def test_cuts_fall_on_piece_boundaries_where_one_is_near() -> None:
     assert plan.take(1).start == 5 * MiB + 3 * MiB // 2
 
 
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 64 << 20), done=st.integers(0, 16 << 20),
+       connections=st.integers(1, 32), in_order=st.booleans(),
+       steals=st.lists(st.integers(0, 8 << 20), max_size=6))
+def test_snapped_cuts_keep_min_size(size, done, connections, in_order, steals) -> None:
+    """Snapping to a boundary never makes a segment or a stolen piece smaller than
+    `min_size`, beyond what the unsnapped plan would."""
+    MiB = 1 << 20
+    plan = SegmentPlan(size, [(0, min(done, size))], min_size=MiB, boundary=4 * MiB)
+    plain = SegmentPlan(size, [(0, min(done, size))], min_size=MiB)
+    for p in (plan, plain):
+        p.split_for(connections, in_order=4 * MiB if in_order else None)
+    smallest = min((end - start for start, end in plain.waiting()), default=0)
+    assert all(end - start >= min(MiB, smallest) for start, end in plan.waiting())
+    taken = [plan.take(n) for n in range(connections)]
+    for n, written in enumerate(steals):
+        segment = taken[n % len(taken)] if taken else None
+        if segment is not None:
+            plan.advance(segment, plan.reserve(segment, written))
+        stolen = plan.take(100 + n)
+        if stolen is not None:
+            assert stolen.end - stolen.start >= MiB
+    plan.check()
+
+
 def test_split_never_cuts_below_a_read_in_flight() -> None:
     plan = SegmentPlan(8 << 20, min_size=1 << 20)
     segment = plan.take(0)

@@ -21,13 +21,15 @@ from .terminal import printable_output
 
 
 def entry() -> NoReturn:
-    """The `laden` command (and `python -m laden`): `main`, then the end of the process without
-    the interpreter's teardown.
+    """The `laden` command: `main`, then the end of the process without the interpreter's
+    teardown.
 
     The teardown (every module and object freed one by one) took 25 to 40 ms of every command
     on the benchmark VM: a tenth of a 200 MiB download, more of a small one. Nothing needs it
     by then: the journal and the files are closed, and laden is built to survive being killed
     at any moment anyway. What the interpreter does before it is still done here.
+    (`python -m laden` keeps the teardown, for the tools that run it and report afterwards:
+    coverage, cProfile.)
     """
     code = main()
     shutdown = getattr(threading, "_shutdown", None)
@@ -37,13 +39,29 @@ def entry() -> NoReturn:
         # As the interpreter does (and multiprocessing's children): wait for the threads that
         # are not daemons, then run the exit handlers (the log's flush among them).
         shutdown()
-        atexit._run_exitfuncs()
     except KeyboardInterrupt:
         code = 130
+    atexit._run_exitfuncs()
+    os._exit(_flushed(code))
+
+
+def _flushed(code: int) -> int:
+    """`code` once stdout and stderr are flushed; 1 if what was printed could not all be
+    written (a closed pipe, a full disk), as the interpreter would fail too."""
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+        if stream is None:  # started with that descriptor closed
+            continue
+        try:
             stream.flush()
-    os._exit(code)
+        except BrokenPipeError:
+            code = code or 1  # the reader left: quietly, as `main` does
+        except (OSError, ValueError) as exc:
+            code = code or 1
+            if stream is sys.stdout and sys.stderr is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    print(f"laden: error: cannot write the output: {exc}", file=sys.stderr,
+                          flush=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,13 +71,19 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _dispatch(argv)
         except LadenError as exc:
-            print(f"laden: error: {exc}", file=sys.stderr)
+            _say(f"laden: error: {exc}")
             return exc.exit_code
         except KeyboardInterrupt:
-            print("laden: interrupted", file=sys.stderr)
+            _say("laden: interrupted")
             return 130
         except BrokenPipeError:
             return 1
+
+
+def _say(line: str) -> None:
+    """`line` on stderr, unless stderr itself cannot be written: the exit code still tells."""
+    with contextlib.suppress(OSError, LadenError):
+        print(line, file=sys.stderr)
 
 
 def _skip_httpx_cli() -> None:

@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from ..core.errors import LadenError
 from ..core.printable import printable
+
+
+class OutputLost(LadenError):
+    """What laden prints cannot be written (a full disk, an I/O error): one line and exit 1,
+    not a traceback. A closed pipe stays a BrokenPipeError, which ends a command quietly."""
 
 
 class PrintableStream:
@@ -24,8 +30,21 @@ class PrintableStream:
         self.stream = stream
 
     def write(self, text: str) -> int:
-        self.stream.write(printable(text, newlines=True))
+        try:
+            self.stream.write(printable(text, newlines=True))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputLost(f"cannot write the output: {exc.strerror or exc}") from None
         return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputLost(f"cannot write the output: {exc.strerror or exc}") from None
 
     def writelines(self, lines: Any) -> None:
         for line in lines:

@@ -182,12 +182,12 @@ def _stream_segment(
             raise Replaced(live.replaced) from None
         raise
     finally:
-        if pieces is not None:
-            pieces.close()
         if not live.replaced:
             run.health.answer_read(segment.position - first, time.monotonic() - live.since)
         live.since, live.abort = 0.0, None
         reader.close()
+        if pieces is not None:
+            pieces.close()
 
 
 class Replaced(Exception):

@@ -36,6 +36,9 @@ from .verify import Hasher
 
 PIECE_SIZE = 4 << 20
 """Bytes a piece hash covers (the last piece is shorter): a repair fetches at least this much."""
+HELD_AT_MOST = 16 << 20
+"""Bytes one download keeps for joins at most; past that a cut piece is read back at the end.
+Cuts fall inside a piece only when less than two pieces are left to split, near the end."""
 ALGORITHM = "xxh3_64"
 DIGEST_SIZE = 8
 
@@ -123,15 +126,36 @@ def of_record(record: Any) -> tuple[PieceHashes | None, str]:
 class PieceRecorder:
     """Collects the piece hashes of one download while it runs; thread-safe."""
 
-    def __init__(self, size: int, piece_size: int = PIECE_SIZE) -> None:
+    def __init__(self, size: int, piece_size: int = PIECE_SIZE,
+                 done: Iterable[tuple[int, int]] = ()) -> None:
+        """`done`: the byte ranges written before this attempt, which no run will feed."""
         self.size = size
         self.piece_size = piece_size
         self._digests: list[bytes | None] = [None] * pieces_in(size, piece_size)
         # A split piece, as its runs end: where its first bytes end and their hash so far;
         # the bytes of the others, by where they start.
         self._heads: dict[int, tuple[int, Hasher]] = {}
-        self._parts: dict[int, dict[int, bytes]] = {}
+        self._parts: dict[int, dict[int, bytearray]] = {}
+        self._held = 0  # bytes kept for joins, in `_parts` and in the streams
+        # Pieces with bytes from before: no run will hash their first bytes, so their later
+        # bytes are never kept for a join (they are read back, as they were written then).
+        self._begun = {i for start, end in done if end > start
+                       for i in range(start // piece_size, (end - 1) // piece_size + 1)}
         self._lock = threading.Lock()
+
+    def keep(self, index: int, n: int) -> bool:
+        """Whether a run that began inside piece `index` may keep its `n` bytes to the piece's
+        end for a join: not for a piece begun before, nor past HELD_AT_MOST in all."""
+        with self._lock:
+            if index in self._begun or self._held + n > HELD_AT_MOST:
+                return False
+            self._held += n
+            return True
+
+    def let_go(self, n: int) -> None:
+        """A stream's kept bytes that will not be joined (its run broke off early)."""
+        with self._lock:
+            self._held -= n
 
     def stream(self) -> PieceStream:
         """A cursor for one run of writes at consecutive offsets (one connection's segment)."""
@@ -147,11 +171,14 @@ class PieceRecorder:
         with self._lock:
             self._join(index, end, hasher)
 
-    def part_written(self, index: int, start: int, data: bytes) -> None:
-        """Piece `index`'s bytes from `start` (past its first) were written: `data`."""
+    def part_written(self, index: int, start: int, data: bytearray, kept: int) -> None:
+        """Piece `index`'s bytes from `start` (past its first) were written: `data`, for which
+        `kept` bytes were counted by `keep`."""
         with self._lock:
+            self._held -= kept - len(data)  # a run that stopped short keeps less
             head = self._heads.pop(index, None)
             if head is not None and head[0] == start:
+                self._held -= len(data)
                 head[1].update(data)
                 self._join(index, start + len(data), head[1])
                 return
@@ -165,6 +192,7 @@ class PieceRecorder:
         parts = self._parts.get(index, {})
         while end in parts:
             data = parts.pop(end)
+            self._held -= len(data)
             hasher.update(data)
             end += len(data)
         if end >= min(self.size, (index + 1) * self.piece_size):
@@ -183,6 +211,7 @@ class PieceRecorder:
         with self._lock:
             self._heads.clear()
             self._parts.clear()
+            self._held = 0
         missing = self.missing()
         if missing:
             if body is not None:
@@ -202,12 +231,15 @@ class PieceRecorder:
 class PieceStream:
     """Hashes one connection's run of writes, piece by piece, from the bytes as written.
 
-    Bytes fed at an offset other than the one after the last bytes start a new run: a piece is
-    hashed here only when one run covered it whole, in order. Pieces it could not hash stay
-    missing in the recorder, never wrong.
+    Bytes fed at an offset other than the one after the last bytes start a new run. A piece
+    the run covers whole is hashed here; one it begins is handed to the recorder as a hash
+    state when the run ends (`close`), one it joins after its first byte as the bytes to its
+    end, for the recorder to join. Pieces nothing could hash stay missing in the recorder,
+    never wrong.
     """
 
-    __slots__ = ("_recorder", "_next", "_hasher", "_index", "_left", "_tail", "_tail_at")
+    __slots__ = ("_recorder", "_next", "_hasher", "_index", "_left", "_tail", "_tail_at",
+                 "_kept")
 
     def __init__(self, recorder: PieceRecorder) -> None:
         self._recorder = recorder
@@ -217,17 +249,20 @@ class PieceStream:
         self._left = 0
         self._tail: bytearray | None = None  # a piece's bytes from where this run began inside it
         self._tail_at = 0
+        self._kept = 0  # bytes counted for the tail by the recorder (`keep`)
 
     def feed(self, offset: int, view: memoryview) -> None:
         """`view` holds the bytes just written at `offset`."""
         recorder = self._recorder
         piece = recorder.piece_size
         if offset != self._next:
-            self._hasher = self._tail = None
+            self._drop_tail()
+            self._hasher = None
             if offset % piece and offset < recorder.size:  # a run that begins inside a piece
-                self._tail, self._tail_at = bytearray(), offset
-                self._index = offset // piece
-                self._left = min(piece - offset % piece, recorder.size - offset)
+                left = min(piece - offset % piece, recorder.size - offset)
+                if recorder.keep(offset // piece, left):
+                    self._tail, self._tail_at = bytearray(), offset
+                    self._index, self._left, self._kept = offset // piece, left, left
         n = len(view)
         self._next = offset + n
         at = 0
@@ -238,7 +273,7 @@ class PieceStream:
                 self._left -= take
                 at += take
                 if not self._left:
-                    recorder.part_written(self._index, self._tail_at, bytes(self._tail))
+                    recorder.part_written(self._index, self._tail_at, self._tail, self._kept)
                     self._tail = None
                 continue
             if self._hasher is None:
@@ -266,8 +301,15 @@ class PieceStream:
         if self._hasher is not None and self._left:
             self._recorder.head_written(self._index, self._next, self._hasher)
         elif self._tail:
-            self._recorder.part_written(self._index, self._tail_at, bytes(self._tail))
-        self._hasher = self._tail = None
+            self._recorder.part_written(self._index, self._tail_at, self._tail, self._kept)
+            self._tail = None
+        self._drop_tail()
+        self._hasher = None
+
+    def _drop_tail(self) -> None:
+        if self._tail is not None:
+            self._recorder.let_go(self._kept)
+            self._tail = None
 
 
 def _read_at(fd: int, buffer: memoryview, offset: int) -> int:

@@ -127,12 +127,13 @@ def _open_part(run: Run, files: DownloadFiles, size: int | None) -> list[int]:
 def ready_bytes(run: Run, files: DownloadFiles, connections: int) -> bool:
     """Ready this attempt's bytes for `connections` connections; False when none is needed."""
     size = run.download.record.size
-    files.pieces = PieceRecorder(size) if size is not None else None
+    plan = files.plan
+    files.pieces = None if size is None else PieceRecorder(
+        size, done=plan.done_ranges() if plan is not None else ())
     body = files.probe_body()
     if body is not None:
         _write_probe_body(run, files, body)
         return False
-    plan = files.plan
     if plan is None:
         return size != 0  # one stream, unless there is nothing to fetch
     config = run.config
