@@ -109,7 +109,7 @@ def test_snapped_cuts_keep_min_size(size, done, connections, in_order, steals) -
         p.split_for(connections, in_order=4 * MiB if in_order else None)
     smallest = min((end - start for start, end in plain.waiting()), default=0)
     assert all(end - start >= min(MiB, smallest) for start, end in plan.waiting())
-    taken = [plan.take(n) for n in range(connections)]
+    taken = [plan.take(n) for n in range(len(plan.waiting()))]  # from now on, takes split
     for n, written in enumerate(steals):
         segment = taken[n % len(taken)] if taken else None
         if segment is not None:

@@ -125,10 +125,7 @@ class SegmentPlan:
         snapped: list[int] = []
         for cut in cuts:
             low = snapped[-1] if snapped else segment.start
-            near = _near(cut, boundary)
-            if (abs(near - cut) <= slack and near - low >= self.min_size
-                    and segment.end - near >= self.min_size):
-                cut = near
+            cut = _snap(cut, low, segment.end, boundary, slack, self.min_size)
             if low < cut < segment.end:
                 snapped.append(cut)
         return snapped
@@ -157,10 +154,7 @@ class SegmentPlan:
             # keep `min_size`.
             cut = _aligned(floor + half, floor, victim.end)
             if self.boundary:
-                near = _near(floor + half, self.boundary)
-                if (abs(near - cut) <= half // 2 and near - floor >= self.min_size
-                        and victim.end - near >= self.min_size):
-                    cut = near
+                cut = _snap(cut, floor, victim.end, self.boundary, half // 2, self.min_size)
             piece = Segment(cut, victim.end, cut, cut, connection)
             victim.end = cut
             self._segments.append(piece)
@@ -245,9 +239,13 @@ def _pieces(start: int, end: int, size: int | None) -> list[tuple[int, int]]:
     return list(zip(cuts, cuts[1:], strict=False))
 
 
-def _near(point: int, boundary: int) -> int:
-    """The multiple of `boundary` nearest `point`."""
-    return (point + boundary // 2) // boundary * boundary
+def _snap(point: int, low: int, high: int, boundary: int, slack: int, margin: int) -> int:
+    """The multiple of `boundary` nearest `point` if it is within `slack` of it and leaves
+    `margin` bytes to `low` and to `high`; else `point`."""
+    near = (point + boundary // 2) // boundary * boundary
+    if abs(near - point) <= slack and near - low >= margin and high - near >= margin:
+        return near
+    return point
 
 
 def _aligned(point: int, low: int, high: int) -> int:
