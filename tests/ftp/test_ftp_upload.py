@@ -4,6 +4,7 @@ policies, with FTP's limits said."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -237,16 +238,23 @@ def test_another_upload_to_the_same_name_is_never_continued(
     server = slow_upload_server
     path, data = _file(tmp_path, "shared.bin", 9 * MiB, seed=13)
     (tmp_path / "elsewhere").mkdir()
-    theirs, _ = _file(tmp_path / "elsewhere", "shared.bin", 9 * MiB, seed=14)
+    theirs, their_data = _file(tmp_path / "elsewhere", "shared.bin", 9 * MiB, seed=14)
     other_state = tmp_path / "other-state"
     other_state.mkdir()
+
+    def sent_by_the_other(ours: Path) -> int:
+        sizes = [0]
+        for found in server.root.glob(".shared.bin.*laden-upload"):
+            with contextlib.suppress(FileNotFoundError):  # renamed as it finished
+                sizes += [found.stat().st_size] if found != ours else []
+        return max(sizes)
+
     with manager() as m:
         upload = m.add_upload(str(path), _address(server, "shared.bin"), **_login(server))
-        _wait_size(_temporary(server.root, "shared.bin"), 2 * MiB)
+        ours = _temporary(server.root, "shared.bin")
+        _wait_size(ours, 2 * MiB)
         m.pause(upload)
         m.wait(upload)
-        time.sleep(0.3)
-        held = max(p.stat().st_size for p in server.root.glob(".shared.bin.*laden-upload"))
         said = tmp_path / "other.err"
         with said.open("w") as err:
             process = subprocess.Popen(
@@ -255,9 +263,13 @@ def test_another_upload_to_the_same_name_is_never_continued(
                 env={**os.environ, "LADEN_STATE_DIR": str(other_state)})
         try:
             # Generous: a loaded machine (the whole suite on two cores) starts Python slowly.
+            # Until it sent 2 MiB into a temporary file of its own, or finished: the name then
+            # holds its version, and ours must still end as ours, from its own bytes.
             deadline = time.monotonic() + 90
-            while max(p.stat().st_size for p in server.root.glob(".shared.bin.*laden-upload")
-                      ) < held + 2 * MiB:
+            while sent_by_the_other(ours) < 2 * MiB:
+                if process.poll() == 0:
+                    assert (server.root / "shared.bin").read_bytes() == their_data
+                    break
                 assert time.monotonic() < deadline and process.poll() is None, \
                     f"the other upload sent too little: exit {process.poll()}, " \
                     f"{said.read_text()!r}"
