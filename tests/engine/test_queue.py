@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 from pathlib import Path
 
@@ -122,4 +123,8 @@ def test_a_transfer_s_thread_goes_on_with_the_next_download(
         with m.adding_many():
             ids = [m.add(url, str(downloads)) for url in urls]
         assert all(m.wait(i, timeout=30).state is State.DONE for i in ids)
-    assert len(threads) == 12 and len({id(t) for t in threads}) <= 2
+    # The queue's thread starts the first two; a download that ends while it is still starting
+    # them frees a slot it may fill with a thread of its own (twice in a fresh-clone run under
+    # load). From then on each freed slot is taken by the thread that freed it.
+    runs = collections.Counter(id(t) for t in threads)
+    assert len(threads) == 12 and len(runs) <= 6 and max(runs.values()) >= 3, runs
