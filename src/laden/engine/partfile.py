@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import shutil
 import stat
@@ -327,8 +328,29 @@ def finish(part_path: str, dest: str, *, overwrite: bool, durable: bool = True) 
 
 
 _RENAME_NOREPLACE = 1
-_AT_FDCWD = -100
-_renameat2: Any = None
+AT_FDCWD = -100
+"""The current folder, as the *at(2) calls made through ctypes name it (here and in `unnamed`)."""
+
+
+@functools.cache
+def at_call(name: str) -> Any:
+    """libc's `name`, a call shaped (dirfd, path, dirfd, path, flags) such as renameat2 or
+    linkat, through ctypes with errno kept; None where this libc has none. Loaded on first
+    use, not at the top: only a finishing download needs one."""
+    import ctypes
+
+    function = getattr(ctypes.CDLL(None, use_errno=True), name, None)
+    if function is not None:
+        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                             ctypes.c_uint]
+    return function
+
+
+def last_errno() -> int:
+    """The errno the last `at_call` function left."""
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def _rename_no_replace(part_path: str, dest: str) -> bool:
@@ -339,20 +361,13 @@ def _rename_no_replace(part_path: str, dest: str) -> bool:
     to one folder wait for each other in the kernel (measured with perf: the folder's lock was
     the largest kernel cost of 500 files of 256 KiB).
     """
-    import ctypes  # here, not at the top: only a finishing download needs it
-
-    global _renameat2
-    if _renameat2 is None:
-        _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", False)
-        if _renameat2:
-            _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
-                                   ctypes.c_char_p, ctypes.c_uint]
-    if not _renameat2:
+    renameat2 = at_call("renameat2")
+    if renameat2 is None:
         return False
-    if _renameat2(_AT_FDCWD, os.fsencode(part_path), _AT_FDCWD, os.fsencode(dest),
-                  _RENAME_NOREPLACE) == 0:
+    if renameat2(AT_FDCWD, os.fsencode(part_path), AT_FDCWD, os.fsencode(dest),
+                 _RENAME_NOREPLACE) == 0:
         return True
-    err = ctypes.get_errno()
+    err = last_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False  # not supported here
     if err == errno.EEXIST and _same_file(part_path, dest):

@@ -23,9 +23,8 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from .partfile import PartialFile, disk_error, fsync_dir
+from .partfile import AT_FDCWD, PartialFile, at_call, disk_error, fsync_dir, last_errno
 
 log = logging.getLogger("laden.transfer")
 
@@ -40,27 +39,17 @@ refused by a sandbox (EXDEV), or /proc not there (ENOENT)."""
 
 _PROC = "/proc/self/fd"
 """Where an unnamed file is read by path while it is open (the checks after the download)."""
-_AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
-
-
-@functools.cache
-def _libc() -> Any:
-    import ctypes  # here, not at the top: only a small file's download needs it
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.linkat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                            ctypes.c_int]
-    return libc
 
 
 def _link_empty_path(fd: int, dest: str) -> None:
     """linkat(fd, "", AT_EMPTY_PATH): allowed to root, and since Linux 6.10 to the process
     that opened the file."""
-    if _libc().linkat(fd, b"", _AT_FDCWD, os.fsencode(dest), _AT_EMPTY_PATH) != 0:
-        import ctypes
-
-        err = ctypes.get_errno()
+    linkat = at_call("linkat")
+    if linkat is None:
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP), dest)
+    if linkat(fd, b"", AT_FDCWD, os.fsencode(dest), _AT_EMPTY_PATH) != 0:
+        err = last_errno()
         raise OSError(err, os.strerror(err), dest)
 
 
