@@ -30,21 +30,13 @@ class PrintableStream:
         self.stream = stream
 
     def write(self, text: str) -> int:
-        try:
+        with _output_lost():
             self.stream.write(printable(text, newlines=True))
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise OutputLost(f"cannot write the output: {exc.strerror or exc}") from None
         return len(text)
 
     def flush(self) -> None:
-        try:
+        with _output_lost():
             self.stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise OutputLost(f"cannot write the output: {exc.strerror or exc}") from None
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -53,6 +45,17 @@ class PrintableStream:
     def __getattr__(self, name: str) -> Any:
         # flush, isatty, fileno, encoding...: the real stream's.
         return getattr(self.stream, name)
+
+
+@contextmanager
+def _output_lost() -> Iterator[None]:
+    """An OSError of the stream as `OutputLost`; a closed pipe stays as it is."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputLost(f"cannot write the output: {exc.strerror or exc}") from None
 
 
 def real_stream(stream: TextIO) -> TextIO:
