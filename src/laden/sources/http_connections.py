@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import http.client
 import itertools
+import math
 import socket
 import threading
 import time
@@ -43,17 +44,27 @@ class Watchdog:
         self._fired: set[int] = set()
         self._tokens = itertools.count(1)
         self._thread: threading.Thread | None = None
+        self._until = math.inf
+        """The deadline the watching thread sleeps until: an earlier one must wake it, a later
+        one need not (a small file's requests each armed two, and woke it twice)."""
 
     def arm(self, sock: socket.socket, seconds: float) -> int:
         token = next(self._tokens)
+        due = time.monotonic() + seconds
         with self._cond:
             self._armed[token] = sock
-            heapq.heappush(self._heap, (time.monotonic() + seconds, token))
+            heap = self._heap
+            if len(heap) > 2 * len(self._armed) + 64:
+                # Disarmed deadlines leave the heap when they come due; thousands of requests
+                # within one timeout would pile them up until then.
+                heap[:] = [entry for entry in heap if entry[1] in self._armed]
+                heapq.heapify(heap)
+            heapq.heappush(heap, (due, token))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="laden-http-deadlines",
                                                 daemon=True)
                 self._thread.start()
-            elif self._heap[0][1] == token:
+            elif due < self._until:
                 self._cond.notify()
         return token
 
@@ -72,11 +83,13 @@ class Watchdog:
                 while self._heap and self._heap[0][1] not in self._armed:
                     heapq.heappop(self._heap)  # disarmed: forget it
                 if not self._heap:
+                    self._until = math.inf
                     self._cond.wait()
                     continue
                 due, token = self._heap[0]
                 left = due - time.monotonic()
                 if left > 0:
+                    self._until = due
                     self._cond.wait(left)
                     continue
                 heapq.heappop(self._heap)
