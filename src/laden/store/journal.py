@@ -18,7 +18,6 @@ for. Before, every start parsed every download ever made: 4,400 of them cost `la
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -30,7 +29,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..core.errors import JournalError
-from .records import MAX_NUMBER, Record, boot_id, cut, trusted_ranges
+from .records import MAX_NUMBER, Record, boot_id, cut, encode_json, trusted_ranges
 
 __all__ = ["Journal", "Record", "boot_id", "trusted_ranges"]
 
@@ -204,7 +203,7 @@ class Journal:
             cursor = self._db.execute(
                 "INSERT INTO downloads (data, done_ranges, updated, state, position) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (record.to_json(), json.dumps(record.done_ranges), time.time(), record.state,
+                (record.to_json(), encode_json(record.done_ranges), time.time(), record.state,
                  record.position),
             )
             record.id = int(cursor.lastrowid or 0)
@@ -215,7 +214,7 @@ class Journal:
             self._db.execute(
                 "UPDATE downloads SET data = ?, done_ranges = ?, updated = ?, state = ?, "
                 "position = ? WHERE id = ?",
-                (record.to_json(), json.dumps(record.done_ranges), time.time(), record.state,
+                (record.to_json(), encode_json(record.done_ranges), time.time(), record.state,
                  record.position, record.id),
             )
 
@@ -224,7 +223,7 @@ class Journal:
         with self._lock, self._writing():
             self._db.execute(
                 "UPDATE downloads SET done_ranges = ?, updated = ? WHERE id = ?",
-                (json.dumps(done_ranges), time.time(), download_id),
+                (encode_json(done_ranges), time.time(), download_id),
             )
 
     def delete(self, download_id: int) -> None:

@@ -71,7 +71,7 @@ class Record:
         data.pop("done_ranges")
         if data["upload"] is None:  # a download's row stays as it was: its writes are many
             del data["upload"], data["direction"]
-        return json.dumps(data, separators=(",", ":"))
+        return encode_json(data)
 
     @classmethod
     def from_row(cls, row_id: int, data: str, done: str) -> Record:
@@ -91,6 +91,13 @@ class Record:
         return record
 
 
+def encode_json(value: Any) -> str:
+    """`value` as compact JSON text: msgspec's encoder, an eighth of json.dumps's CPU, for the
+    journal's writes (two or three per small file)."""
+    return _ENCODER.encode(value).decode()
+
+
+_ENCODER = msgspec.json.Encoder()
 _MAX_OFFSET = 2**63 - 1
 """The largest file offset (and size) SQLite, `os.pwrite` and `os.truncate` all accept."""
 MAX_NUMBER = 1e18
