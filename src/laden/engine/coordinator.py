@@ -42,7 +42,7 @@ from .ratelimit import Limits, TokenBucket
 from .seam import Change, Direction, Skip
 
 if TYPE_CHECKING:
-
+    from ..core.snapshots import DownloadInfo
     from ..sources.registry import SourceRegistry
     from ..store.journal import Journal
     from .hosts import HostLimiter
@@ -178,14 +178,17 @@ class Coordinator:
     def choosing_name(self) -> AbstractContextManager[Container[str]]:
         return self.ctx.choosing_name(self.download)
 
-    def set_state(self, state: State) -> None:
+    def set_state(self, state: State) -> DownloadInfo | None:
         download = self.download
         with download.lock:
             if self.stop_event.is_set() and self._stop_reason:
                 raise Cancelled(self._stop_reason)
             old = download.set_state(state)
-        if old is not state:
-            self.ctx.emit(events.StateChanged(download.id, old, state, download.info()))
+        if old is state:
+            return None
+        info = download.info()
+        self.ctx.emit(events.StateChanged(download.id, old, state, info))
+        return info
 
     # -- the attempts ------------------------------------------------------------------------
 
@@ -241,8 +244,10 @@ class Coordinator:
         direction = self.direction
         if not direction.prepare(self):
             return  # it was finished already
-        self.set_state(direction.moving)
-        self.ctx.emit(events.Started(self.download.id, self.download.info()))
+        # One snapshot for both events: nothing changes between them, and a small file's
+        # snapshots were a tenth of its CPU.
+        told = self.set_state(direction.moving)
+        self.ctx.emit(events.Started(self.download.id, told or self.download.info()))
         self._move_bytes()
         if self._failure is not None:
             failure, self._failure = self._failure, None

@@ -24,6 +24,7 @@ from ..core.errors import Cancelled
 if TYPE_CHECKING:
     from ..core.config import Config
     from ..core.errors import TransferError
+    from ..core.snapshots import DownloadInfo
     from ..core.states import State
     from ..sources.base import RangeReader
     from ..sources.registry import SourceRegistry
@@ -82,8 +83,10 @@ class Run(Protocol):
     def stream_size(self) -> int | None:
         """Bytes of a stream of unknown length, once it ended whole (`finish_stream`)."""
 
-    def set_state(self, state: State) -> None:
-        """Move the download to `state` and say so; raises Cancelled once it is stopping."""
+    def set_state(self, state: State) -> DownloadInfo | None:
+        """Move the download to `state` and say so; raises Cancelled once it is stopping.
+        Returns the snapshot told with it (None when the state was already `state`), for an
+        event that follows at once to carry too."""
     def save(self) -> None:
         """Write the download's record to the journal."""
     def emit(self, event: Event) -> None: ...

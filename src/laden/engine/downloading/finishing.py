@@ -24,6 +24,7 @@ from .destination import conflict_policy, renamed_whole
 from .preparing import name_partial_instead
 
 if TYPE_CHECKING:
+    from ...core.snapshots import DownloadInfo
     from ..seam import Run
     from .files import DownloadFiles
 
@@ -104,8 +105,8 @@ def finish_download(run: Run, files: DownloadFiles) -> None:
                 # Journalled before the bytes take it: after a crash right after, the next
                 # session finds them under the name it knows (`renamed_before_a_crash`).
                 run.save()
-        mark_done(run)  # under the same lock hold as the rename: no pause in between
-    announce_done(run)
+        told = mark_done(run)  # under the same lock hold as the rename: no pause in between
+    announce_done(run, told)
 
 
 def keep_piece_hashes(run: Run, files: DownloadFiles) -> None:
@@ -127,7 +128,9 @@ def keep_piece_hashes(run: Run, files: DownloadFiles) -> None:
         record.pieces = hashes.to_journal()
 
 
-def mark_done(run: Run) -> None:
+def mark_done(run: Run) -> DownloadInfo | None:
+    """Record the download as done and say so; returns the snapshot told (see
+    `Run.set_state`)."""
     download = run.download
     record = download.record
     with download.lock:
@@ -137,12 +140,14 @@ def mark_done(run: Run) -> None:
         download.set_done_ranges([(0, size)] if size else [])
         download.speed = 0.0
         download.connections.clear()
-        run.set_state(State.DONE)
+        return run.set_state(State.DONE)
 
 
-def announce_done(run: Run) -> None:
+def announce_done(run: Run, told: DownloadInfo | None = None) -> None:
+    """Journal the finished download, then tell `Completed` with `told`, the snapshot
+    `mark_done` told just before (saving it changes nothing a snapshot shows)."""
     run.save()
-    run.emit(events.Completed(run.download.id, run.download.info()))
+    run.emit(events.Completed(run.download.id, told or run.download.info()))
 
 
 def renamed_before_a_crash(run: Run, files: DownloadFiles) -> bool:
