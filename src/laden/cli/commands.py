@@ -70,22 +70,29 @@ def cmd_get(args: argparse.Namespace) -> int:
             marks = sharing.Marks(manager.state_dir, requests).hold()
             stack.callback(marks.release)  # unless finished: a waiter then takes over
             stack.enter_context(json_events(manager, args))
-            code, ids = _fetch(manager, entries, options, args)
+            code, ids, last = _fetch(manager, entries, options, args)
             if code != 130:  # paused by Ctrl-C: a waiter resumes it instead
-                marks.finish({request.key: sharing.outcome_of(code, map(manager.get, own))
+                marks.finish({request.key: sharing.outcome_of(
+                                  code, (last.get(i) or manager.get(i) for i in own))
                               for request, own in zip(requests, ids, strict=True)})
             return code
 
 
 def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: DownloadOptions,
-           args: argparse.Namespace) -> tuple[int, list[list[int]]]:
-    """Queue every entry and watch them to the end: the exit code, and each entry's
-    downloads."""
+           args: argparse.Namespace) -> tuple[int, list[list[int]], dict[int, DownloadInfo]]:
+    """Queue every entry and watch them to the end: the exit code, each entry's downloads,
+    and the last snapshot of those watched."""
     per_entry: list[list[int]] = []
     found: dict[int, str] = {}
-    unsubscribe = manager.subscribe(lambda event: found.setdefault(
-        event.download_id, event.checked) if isinstance(event, events.AlreadyDownloaded)
-        else None, progress=False)
+    added: set[int] = set()
+
+    def on_event(event: events.Event) -> None:
+        if isinstance(event, events.AlreadyDownloaded):
+            found.setdefault(event.download_id, event.checked)
+        elif isinstance(event, events.Added):
+            added.add(event.download_id)
+
+    unsubscribe = manager.subscribe(on_event, progress=False)
     try:
         with manager.adding_many():
             for url, extra in entries:
@@ -94,14 +101,18 @@ def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: Dow
                 per_entry.append(manager.add_all(url, dest, options=_with(options, extra),
                                                  again=args.force, rehash=args.verify))
             fetching = list(dict.fromkeys(i for ids in per_entry for i in ids if i not in found))
-            tell_restarting(manager.get(i) for i in fetching)
+            # Only a download added before can have bytes to drop.
+            tell_restarting(manager.get(i) for i in fetching if i not in added)
     finally:
         unsubscribe()
     for download_id, checked in found.items():
         if not (args.quiet or args.json):
             print(f"already downloaded: {manager.get(download_id).dest} ({checked}); "
                   "--force fetches it again")
-    return (watch(manager, fetching, args) if fetching else 0), per_entry
+    if not fetching:
+        return 0, per_entry, {}
+    code, infos = watched(manager, fetching, args)
+    return code, per_entry, {info.id: info for info in infos}
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -360,6 +371,12 @@ def json_events(manager: Any, args: argparse.Namespace) -> Iterator[None]:
 
 def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
     """Show progress until every download settles; Ctrl-C or SIGTERM pauses and saves them."""
+    return watched(manager, ids, args)[0]
+
+
+def watched(manager: Any, ids: list[int], args: argparse.Namespace
+            ) -> tuple[int, list[DownloadInfo]]:
+    """`watch`, and the downloads' snapshots as they ended."""
     display = progress.choose(args.quiet, args.json)
     stop = threading.Event()
     changed = threading.Event()
@@ -391,6 +408,7 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     interrupted = False
+    settled: list[DownloadInfo] | None = None
     pending = list(ids)
     try:
         while True:
@@ -405,8 +423,9 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
             else:
                 pending = [i for i in pending if manager.state(i) not in SETTLED]
             if not pending:
-                for download_id in ids:  # let each transfer finish telling its listeners
-                    manager.wait(download_id, timeout=10)
+                # Each transfer finishes telling its listeners; what `wait` returns then is
+                # what the summary shows.
+                settled = [manager.wait(download_id, timeout=10) for download_id in ids]
                 break
             try:
                 # With nothing to show, only the end matters: asking for hundreds of small
@@ -429,11 +448,11 @@ def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
         unsubscribe_changes()
         if unsubscribe_latest is not None:
             unsubscribe_latest()
-    infos = [manager.get(i) for i in ids]
+    infos = settled if settled is not None else [manager.get(i) for i in ids]
     if interrupted and any(i.state is not State.DONE for i in infos):  # some finished anyway
         tell_paused(i for i in infos if i.state is not State.DONE)
-        return 130
-    return summarise(infos, quiet=args.quiet or args.json)
+        return 130, infos
+    return summarise(infos, quiet=args.quiet or args.json), infos
 
 
 def summarise(infos: list[DownloadInfo], *, quiet: bool) -> int:
