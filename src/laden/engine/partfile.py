@@ -416,13 +416,15 @@ def check_free_space(folder: str, needed: int) -> None:
 
 def ensure_folder(folder: str) -> None:
     """Create the download folder, or say clearly why it cannot be used."""
-    try:
-        if not os.path.isdir(folder):  # mkdir of an existing folder still locks its parent
-            os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot use {folder} as the download folder: {exc.strerror}") from exc
+    # mkdir of an existing folder still locks its parent, so it is asked about first.
     if not os.path.isdir(folder):
-        raise InputError(f"cannot use {folder} as the download folder: it is not a folder")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot use {folder} as the download folder: {exc.strerror}") \
+                from exc
+        if not os.path.isdir(folder):
+            raise InputError(f"cannot use {folder} as the download folder: it is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"cannot write to {folder}: "
                          + ("the file system is read-only" if _read_only(folder)

@@ -51,7 +51,9 @@ def prepare_file(run: Run, files: DownloadFiles) -> None:
         if have < max(end for _, end in record.done_ranges):
             reset(run, files, "the partial file is missing or shorter than recorded")
     size = record.size
-    if size is not None:
+    if size is not None and files.probe_body() is None:
+        # A file already in memory is written at once, and a full disk then pauses it as any
+        # write would: asking first was one more system call per small file.
         check_free_space(os.path.dirname(record.dest),
                          max(0, size - allocated_bytes(part_path)))
     if not _open_unnamed(run, files):
