@@ -248,6 +248,29 @@ def test_downloads_check_model_files_before_the_final_rename(http_server,
         ("NumPy archive (.npz)", False)]
 
 
+def test_small_bin_files_are_checked_from_the_answer_they_came_in(http_server,
+                                                                   downloads: Path) -> None:
+    """A `.bin` small enough to come whole in one answer: a checkpoint is checked (a cut one
+    refused) and one that starts as no checkpoint is passed over, as from the disk."""
+    checkpoint = http_server.add_file("/ok/pytorch_model.bin", mf.torch_zip())
+    cut = http_server.add_file("/cut/pytorch_model.bin", mf.torch_zip()[:-30])
+    legacy = http_server.add_file("/old/pytorch_model.bin", mf.torch_legacy())
+    other = http_server.add_file("/raw/firmware.bin", b"\x7fELF" + bytes(5000))
+    with manager() as m:
+        infos = [m.wait(m.add(url, str(downloads / name) + "/"))
+                 for url, name in ((checkpoint, "ok"), (cut, "cut"), (legacy, "old"),
+                                   (other, "raw"))]
+    ok, broken, old, raw = infos
+    assert ok.state.value == "done" and ok.format_check.ok
+    assert ok.format_check.kind == "PyTorch checkpoint (zip)"
+    assert broken.state.value == "failed" and broken.errors[-1].permanent
+    assert not (downloads / "cut" / "pytorch_model.bin").exists()
+    assert old.state.value == "done"
+    assert old.format_check.kind == "PyTorch checkpoint (legacy pickle)"
+    assert raw.state.value == "done" and raw.format_check is None
+    assert (downloads / "raw" / "firmware.bin").read_bytes() == b"\x7fELF" + bytes(5000)
+
+
 def test_the_check_can_be_turned_off(http_server, downloads: Path) -> None:
     cut = http_server.add_file("/model.safetensors", _cut_safetensors())
     with manager() as m:

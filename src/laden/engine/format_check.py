@@ -35,8 +35,9 @@ def wanted(download: Download, config: Config) -> bool:
     return on and kind_of(download.record.dest or "") is not None
 
 
-def check_before_rename(run: Run, path: str) -> None:
-    """Check the partial file at `path` as the file it is about to become.
+def check_before_rename(run: Run, path: str, head: bytes | None = None) -> None:
+    """Check the partial file at `path` as the file it is about to become; `head`: its first
+    bytes, when they are in memory (see `formats.check_file`).
 
     Raises:
         FormatError: it is not a whole file of its kind; it keeps its partial name.
@@ -46,7 +47,7 @@ def check_before_rename(run: Run, path: str) -> None:
         return
     name = os.path.basename(download.record.dest or "")
     try:
-        report = check_file(path, name)
+        report = check_file(path, name, head=head)
     except OSError as exc:  # the hashing before this read it: say so, do not guess
         log.warning("download %s: the model-file check could not read %s: %s",
                     download.id, path, exc)

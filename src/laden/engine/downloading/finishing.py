@@ -64,7 +64,7 @@ def _check_format(run: Run, files: DownloadFiles) -> None:
     """The model-file check; a file that fails it keeps its bytes under the partial name,
     named there now if they had no name yet (see `unnamed`)."""
     try:
-        check_before_rename(run, files.part.path)
+        check_before_rename(run, files.part.path, files.probe_body())
     except FormatError:
         record, part = run.download.record, files.part
         if isinstance(part, UnnamedFile) and not part.named and record.dest is not None:

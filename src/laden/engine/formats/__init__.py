@@ -41,13 +41,17 @@ def kind_of(name: str) -> str | None:
     return KINDS.get(os.path.splitext(name)[1].lower())
 
 
-def check_file(path: str | os.PathLike[str], name: str | None = None) -> FormatReport | None:
+def check_file(path: str | os.PathLike[str], name: str | None = None, *,
+               head: bytes | None = None) -> FormatReport | None:
     """Check the structure of the model file at `path`.
 
     Args:
         path: The file; it is only read.
         name: The name that decides the format (a partial file's final name); the path's
             own name when None.
+        head: The file's first bytes, when the caller has them (a small file that came whole
+            in one answer): a `.bin` that plainly is no checkpoint is then passed over without
+            opening the file.
 
     Returns:
         The verdict, or None when the name is not a model file's, or the file is a `.bin`
@@ -63,9 +67,14 @@ def check_file(path: str | os.PathLike[str], name: str | None = None) -> FormatR
     kind = kind_of(name)
     if kind is None:
         return None
+    optional = name.lower().endswith(".bin")  # checked only when it is a checkpoint
+    if optional and head is not None:
+        from .pytorch import may_be_checkpoint
+
+        if not may_be_checkpoint(head[:32]):
+            return None
     with open(path, "rb") as handle:
         view = FileView(handle.fileno(), os.fstat(handle.fileno()).st_size)
-        optional = name.lower().endswith(".bin")  # checked only when it is a checkpoint
         if view.size == 0:
             return None if optional else FormatReport(kind, False, "the file is empty")
         impostor = None if optional else looks_like(view.head(), kind)

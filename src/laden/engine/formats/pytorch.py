@@ -28,13 +28,23 @@ MAX_PICKLE_READ = 64 << 20
 this size, only its first bytes beyond it."""
 
 
+def may_be_checkpoint(head: bytes) -> bool:
+    """Whether a file that starts with `head` (its first 32 bytes or more) is a zip or a
+    legacy checkpoint; a `.bin` that is neither is not checked."""
+    return head.startswith(ZIP_MAGIC) or _legacy(head)
+
+
+def _legacy(head: bytes) -> bool:
+    return head[:1] == b"\x80" and LEGACY_MAGIC in head[2:20]
+
+
 def check(view: FileView, handle: BinaryIO, *, required: bool) -> tuple[str, str] | None:
     """(kind, what the file holds); None for a file that is no PyTorch checkpoint when one is
     not `required` (a `.bin`); `Broken` when it is not a whole checkpoint."""
     head = view.head(32)
     if head.startswith(ZIP_MAGIC):
         return _zipped(view, handle, required=required)
-    if head[:1] == b"\x80" and LEGACY_MAGIC in head[2:20]:
+    if _legacy(head):
         return LEGACY_KIND, ("the magic number is there; the pickles after it are not read "
                              "(laden never unpickles)")
     if not required:
