@@ -70,18 +70,19 @@ def cmd_get(args: argparse.Namespace) -> int:
             marks = sharing.Marks(manager.state_dir, requests).hold()
             stack.callback(marks.release)  # unless finished: a waiter then takes over
             stack.enter_context(json_events(manager, args))
-            code, ids, last = _fetch(manager, entries, options, args)
+            code, ids = _fetch(manager, entries, options, args)
             if code != 130:  # paused by Ctrl-C: a waiter resumes it instead
-                marks.finish({request.key: sharing.outcome_of(
-                                  code, (last.get(i) or manager.get(i) for i in own))
+                # Asked for again, one at a time: keeping the summary's snapshots of a list
+                # of thousands until here cost 2 KiB a file at the peak.
+                marks.finish({request.key: sharing.outcome_of(code, map(manager.get, own))
                               for request, own in zip(requests, ids, strict=True)})
             return code
 
 
 def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: DownloadOptions,
-           args: argparse.Namespace) -> tuple[int, list[list[int]], dict[int, DownloadInfo]]:
-    """Queue every entry and watch them to the end: the exit code, each entry's downloads,
-    and the last snapshot of those watched."""
+           args: argparse.Namespace) -> tuple[int, list[list[int]]]:
+    """Queue every entry and watch them to the end: the exit code, and each entry's
+    downloads."""
     per_entry: list[list[int]] = []
     found: dict[int, str] = {}
     added: set[int] = set()
@@ -109,10 +110,7 @@ def _fetch(manager: Any, entries: list[tuple[str, dict[str, Any]]], options: Dow
         if not (args.quiet or args.json):
             print(f"already downloaded: {manager.get(download_id).dest} ({checked}); "
                   "--force fetches it again")
-    if not fetching:
-        return 0, per_entry, {}
-    code, infos = watched(manager, fetching, args)
-    return code, per_entry, {info.id: info for info in infos}
+    return (watch(manager, fetching, args) if fetching else 0), per_entry
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -371,12 +369,6 @@ def json_events(manager: Any, args: argparse.Namespace) -> Iterator[None]:
 
 def watch(manager: Any, ids: list[int], args: argparse.Namespace) -> int:
     """Show progress until every download settles; Ctrl-C or SIGTERM pauses and saves them."""
-    return watched(manager, ids, args)[0]
-
-
-def watched(manager: Any, ids: list[int], args: argparse.Namespace
-            ) -> tuple[int, list[DownloadInfo]]:
-    """`watch`, and the downloads' snapshots as they ended."""
     display = progress.choose(args.quiet, args.json)
     stop = threading.Event()
     changed = threading.Event()
@@ -451,8 +443,8 @@ def watched(manager: Any, ids: list[int], args: argparse.Namespace
     infos = settled if settled is not None else [manager.get(i) for i in ids]
     if interrupted and any(i.state is not State.DONE for i in infos):  # some finished anyway
         tell_paused(i for i in infos if i.state is not State.DONE)
-        return 130, infos
-    return summarise(infos, quiet=args.quiet or args.json), infos
+        return 130
+    return summarise(infos, quiet=args.quiet or args.json)
 
 
 def summarise(infos: list[DownloadInfo], *, quiet: bool) -> int:
