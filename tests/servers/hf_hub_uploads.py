@@ -105,7 +105,9 @@ class UploadEndpoints:
                 elif line["key"] == "deletedFile":
                     files.pop(value["path"], None)
             self.commit_messages.append(header.get("summary", ""))  # type: ignore[attr-defined]
-        sha = self._commit(repo, files, None, revision)  # type: ignore[attr-defined]
+            # Under the same hold as reading the head, as the hub applies each commit on top
+            # of the branch as it is: two commits at once must not both build on one head.
+            sha = self._commit(repo, files, None, revision)  # type: ignore[attr-defined]
         if self.lose_commit_answers:
             self.lose_commit_answers -= 1
             raise _HubError(500, None, "Internal Error")
