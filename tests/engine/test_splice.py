@@ -72,3 +72,42 @@ def test_https_never_splices(tmp_path, downloads: Path, splices) -> None:
     assert info.state is State.DONE, info.message
     assert sha256(Path(info.dest)) == sha256(data)
     assert splices == []
+
+
+class _Memory:
+    """A sink keeping what it is sent at its offsets (`http_reader.PipeSink`)."""
+
+    def __init__(self, size: int) -> None:
+        self.data = bytearray(size)
+
+    def write(self, data: memoryview, offset: int) -> None:
+        self.data[offset:offset + len(data)] = data
+
+    def splice_in(self, pipe: int, count: int, offset: int) -> None:
+        while count:
+            chunk = os.read(pipe, count)
+            self.write(memoryview(chunk), offset)
+            offset += len(chunk)
+            count -= len(chunk)
+
+
+@pytest.mark.parametrize("count", [1000, 4096, 60_000])
+def test_small_splices_take_every_byte_the_headers_buffer_holds(http_server, count: int) -> None:
+    """A rate limit asks for small reads (4 KiB at 40 KB/s): the body bytes read along with
+    the headers must all go first, however many reads that takes."""
+    import urllib3
+
+    from laden.sources.http_reader import HttpRangeReader
+
+    data = random_bytes(5 << 20, seed=62)
+    url = http_server.add_file("/small-reads.bin", data)
+    with urllib3.PoolManager() as pool:
+        response = pool.request("GET", url, preload_content=False)
+        reader = HttpRangeReader(response)
+        assert reader.can_splice
+        sink, offset = _Memory(len(data)), 0
+        while moved := reader.splice_into(sink, offset, count):
+            offset += moved
+        response.release_conn()
+    assert offset == len(data)
+    assert sink.data == data

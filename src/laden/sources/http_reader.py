@@ -78,9 +78,10 @@ class HttpRangeReader:
             return 0
         if not self._buffered_taken:
             # http.client read the headers through a buffer that may already hold the first
-            # body bytes; they must go first, and through Python.
-            self._buffered_taken = True
+            # body bytes; they must go first, and through Python. read1 hands over what the
+            # buffer holds, up to `count`: fewer bytes than asked means it is empty now.
             head = self._raw.fp.read1(count) if self._raw.fp is not None else b""
+            self._buffered_taken = len(head) < count
             if head:
                 sink.write(memoryview(head), offset)
                 self._left -= len(head)
