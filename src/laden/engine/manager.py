@@ -30,21 +30,21 @@ from ..core.snapshots import DownloadInfo
 from ..core.states import State
 from ..core.units import parse_rate
 from ..store.journal import Journal
-from . import controlling, event_log, events, queueing, rechecking, scheduler
+from . import controlling, event_log, events, queueing, scheduler
 from .callbacks import CallbackDispatcher, InfoCallback
 from .checking import VerifyResult
 from .download import Download
 from .hosts import HostLimiter
 from .queue import Queue
 from .ratelimit import TokenBucket
-from .repair import RepairResult
 from .reruns import FinishedCopy
 from .transfer import Transfer
-from .uploading.unfinished import UnfinishedUpload
 
 if TYPE_CHECKING:
     from ..sources.uploads import WaitingUpload
     from ..store.records import Record
+    from .repair import RepairResult
+    from .uploading.unfinished import UnfinishedUpload
 
 log = logging.getLogger("laden")
 
@@ -480,6 +480,8 @@ class DownloadManager:
         does; a checksum you typed is reported and changes nothing, since it may be the
         wrong one.
         """
+        from . import rechecking  # with what an upload's check needs: not for every start
+
         return rechecking.verify(self, download_id, algorithm, expected, record=record)
 
     def repair(self, download_id: int) -> RepairResult:
@@ -493,6 +495,8 @@ class DownloadManager:
         `RepairResult.message` says what was done, or why nothing could be: a download
         journalled without piece hashes (by an older laden) cannot be repaired.
         """
+        from . import rechecking
+
         return rechecking.repair(self, download_id)
 
     # -- events ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..core.addresses import check_address
@@ -15,7 +16,9 @@ from ..core.errors import InputError, UnsupportedSource
 from ..core.known_sources import KNOWN_SOURCES, KnownSource
 from ..core.urls import shown_address
 from .base import Source
-from .uploads import Uploader
+
+if TYPE_CHECKING:
+    from .uploads import Uploader  # the uploads' vocabulary: not for a download's start
 
 _BY_SCHEME: dict[str, KnownSource] = {
     scheme: source for source in KNOWN_SOURCES for scheme in source.schemes}
