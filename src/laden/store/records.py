@@ -93,8 +93,13 @@ class Record:
 
 def encode_json(value: Any) -> str:
     """`value` as compact JSON text: msgspec's encoder, an eighth of json.dumps's CPU, for the
-    journal's writes (two or three per small file)."""
-    return _ENCODER.encode(value).decode()
+    journal's writes (two or three per small file). json.dumps takes over where msgspec
+    cannot: a folder whose name is not UTF-8 (Python holds its bytes as lone surrogates, which
+    json.dumps escapes and reads back as they were) or a str or int subclass."""
+    try:
+        return _ENCODER.encode(value).decode()
+    except (UnicodeEncodeError, TypeError):
+        return json.dumps(value, separators=(",", ":"))
 
 
 _ENCODER = msgspec.json.Encoder()
