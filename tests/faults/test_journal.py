@@ -196,3 +196,19 @@ async def test_the_app_says_the_journal_was_set_aside(laden_dirs: dict[str, Path
         await pilot.pause(0.3)
         shown = [f"{n.title} {n.message}" for n in app._notifications]
         assert any("journal" in text.lower() for text in shown), shown
+
+
+def test_a_folder_whose_name_is_not_utf8(http_server: FileServer, downloads: Path,
+                                         laden_dirs: dict[str, Path]) -> None:
+    """Linux names are bytes: a folder's that are not UTF-8 reach Python as lone surrogates,
+    which the journal must keep as they are (its JSON encoder refuses them)."""
+    folder = Path(os.fsdecode(os.fsencode(str(downloads)) + b"/caf\xe9"))
+    url = http_server.add_file("/latin1.bin", b"l" * 30_000)
+    result = run_laden("get", "-q", "-o", str(folder) + "/", url)
+    assert result.returncode == 0, result.stderr
+    assert (folder / "latin1.bin").read_bytes() == b"l" * 30_000
+    record = Journal(str(laden_dirs["state"])).load_done()[0]
+    assert record.dest_dir == str(folder) and record.state == "done"
+    again = run_laden("get", "-q", "-o", str(folder) + "/", url)  # known, finished: kept
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["latin1.bin"]

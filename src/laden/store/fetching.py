@@ -43,7 +43,8 @@ def fetch_key(address: str, destination: str | None, name: str | None = None) ->
     download folder."""
     identity = "\0".join((address, os.path.abspath(destination) if destination else "",
                            name or ""))
-    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+    # A folder's name is bytes to Linux: one that is not UTF-8 holds lone surrogates here.
+    return hashlib.sha256(os.fsencode(identity)).hexdigest()[:32]
 
 
 class FetchNote:

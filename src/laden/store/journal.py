@@ -159,14 +159,20 @@ class Journal:
         SQLite has no JSON functions (`load_done` then)."""
         try:
             with self._lock:
-                return self._db.execute(
-                    "SELECT id, json_extract(data, '$.url'), json_extract(data, '$.dest_dir') "
-                    "FROM downloads WHERE state = 'done' AND json_valid(data) ORDER BY id"
-                ).fetchall()
+                # As bytes: see `_extracted`.
+                self._db.text_factory = bytes
+                try:
+                    rows = self._db.execute(
+                        "SELECT id, json_extract(data, '$.url'), json_extract(data, '$.dest_dir') "
+                        "FROM downloads WHERE state = 'done' AND json_valid(data) ORDER BY id"
+                    ).fetchall()
+                finally:
+                    self._db.text_factory = str
         except sqlite3.OperationalError as exc:
             if "no such function" not in str(exc):
                 raise
             return None
+        return [(row_id, _extracted(url), _extracted(folder)) for row_id, url, folder in rows]
 
     def load_many(self, ids: Iterable[int]) -> list[Record]:
         """The records of these downloads that exist and can be read, by id."""
@@ -244,6 +250,19 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _extracted(value: object) -> object:
+    """A text json_extract returned, as the record holds it. A folder whose name is not UTF-8
+    is held with lone surrogates, which the record's JSON escapes; json_extract writes each as
+    the surrogate's own three bytes, which only "surrogatepass" reads back (and which made
+    sqlite3's own decoding fail: a rerun into such a folder stopped with a traceback)."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return value  # a damaged row's: it matches no address asked for
 
 
 def _add_columns(db: sqlite3.Connection, left_out: set[int]) -> None:
