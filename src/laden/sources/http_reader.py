@@ -49,7 +49,8 @@ class HttpRangeReader:
         self._left = self._raw.length  # body bytes not yet read, when the length is known
         self._pipe: tuple[int, int] | None = None
         self._calls = self._moved = 0
-        self._buffered_taken = False
+        self._buffered: int | None = None
+        """Body bytes http.client's buffer still holds (None: not yet looked)."""
         sock = socket_of(response)
         self.can_splice = bool(
             _CAN_SPLICE
@@ -76,12 +77,11 @@ class HttpRangeReader:
         count = min(count, self._left)
         if count <= 0:
             return 0
-        if not self._buffered_taken:
+        if self._buffered is None or self._buffered:
             # http.client read the headers through a buffer that may already hold the first
-            # body bytes; they must go first, and through Python. read1 hands over what the
-            # buffer holds, up to `count`: fewer bytes than asked means it is empty now.
-            head = self._raw.fp.read1(count) if self._raw.fp is not None else b""
-            self._buffered_taken = len(head) < count
+            # body bytes; they must all go first, and through Python, however small the reads
+            # (a rate limit asks for 4 KiB).
+            head = self._from_buffer(count)
             if head:
                 sink.write(memoryview(head), offset)
                 self._left -= len(head)
@@ -93,6 +93,24 @@ class HttpRangeReader:
             self._left -= moved
             self._judge(moved)
         return moved
+
+    def _from_buffer(self, count: int) -> bytes:
+        """Up to `count` of the body bytes http.client's buffer holds; b"" once none is left.
+        peek hands over the whole buffer without reading the socket when it holds bytes (when
+        it is empty it reads once, and those bytes are taken the same way)."""
+        fp = self._raw.fp
+        try:
+            if self._buffered is None:
+                self._buffered = min(len(fp.peek()), self._left or 0) if fp is not None else 0
+            if not self._buffered or fp is None:
+                return b""
+            head = fp.read1(min(count, self._buffered))
+        except TimeoutError:
+            raise Retryable("the connection stalled (no data before the stall timeout)") from None
+        except (OSError, ValueError) as exc:
+            raise Retryable(f"connection lost: {short_reason(exc)}") from None
+        self._buffered -= len(head)
+        return head
 
     def _judge(self, moved: int) -> None:
         """A slow connection hands over a few KiB per splice, each costing a trip through
@@ -144,7 +162,7 @@ class HttpRangeReader:
             for fd in self._pipe:
                 os.close(fd)
             self._pipe = None
-        if self._buffered_taken and self._left == 0:
+        if self._buffered == 0 and self._left == 0:
             # The whole body went around http.client: tell it so (`length` is what its own
             # reads count down), and the connection can carry the next request.
             self._raw.length = 0
