@@ -19,6 +19,7 @@ import http.client
 import os
 import select
 import socket
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ..core.errors import Retryable
@@ -64,12 +65,8 @@ class HttpRangeReader:
         self._fd = sock.fileno() if self.can_splice and sock is not None else -1
 
     def readinto(self, buffer: memoryview) -> int:
-        try:
+        with _retryable():
             return self._raw.readinto(buffer)
-        except TimeoutError:
-            raise Retryable("the connection stalled (no data before the stall timeout)") from None
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise Retryable(f"connection lost: {short_reason(exc)}") from None
 
     def splice_into(self, sink: PipeSink, offset: int, count: int) -> int:
         """Move up to `count` body bytes into `sink` at `offset`; 0 when the body has ended."""
@@ -99,16 +96,12 @@ class HttpRangeReader:
         peek hands over the whole buffer without reading the socket when it holds bytes (when
         it is empty it reads once, and those bytes are taken the same way)."""
         fp = self._raw.fp
-        try:
+        with _retryable():
             if self._buffered is None:
                 self._buffered = min(len(fp.peek()), self._left or 0) if fp is not None else 0
             if not self._buffered or fp is None:
                 return b""
             head = fp.read1(min(count, self._buffered))
-        except TimeoutError:
-            raise Retryable("the connection stalled (no data before the stall timeout)") from None
-        except (OSError, ValueError) as exc:
-            raise Retryable(f"connection lost: {short_reason(exc)}") from None
         self._buffered -= len(head)
         return head
 
@@ -172,6 +165,17 @@ class HttpRangeReader:
             # cannot carry another request.
             self._response.close()
         self._response.release_conn()
+
+
+@contextlib.contextmanager
+def _retryable() -> Iterator[None]:
+    """A read of the answer that times out or loses its connection is a Retryable."""
+    try:
+        yield
+    except TimeoutError:
+        raise Retryable("the connection stalled (no data before the stall timeout)") from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise Retryable(f"connection lost: {short_reason(exc)}") from None
 
 
 def socket_of(response: Any) -> socket.socket | None:
