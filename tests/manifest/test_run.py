@@ -312,3 +312,31 @@ def test_kaiwo_test_manifest_form_downloads(s3_server: Any, s3_bucket: str, secr
     assert code == 0, capsys.readouterr().err
     assert _files_under(tmp_path / "out") == {"s3/sub/a.md": b"# a", "s3/sub/b.txt": b"b",
                                               "s3/single.txt": b"top"}
+
+
+def test_an_http_folder_in_a_manifest(http_server: Any, tmp_path: Path,
+                                      laden_dirs: dict[str, Path],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    files = {"a.csv": random_bytes(5000, seed=1), "nested/b.csv": random_bytes(7000, seed=2),
+             "c.txt": b"not wanted"}
+    for name, data in files.items():
+        http_server.add_file(f"/data/{name}", data)
+    http_server.add_file("/data/", b'<a href="../">..</a><a href="a.csv">a</a>'
+                         b'<a href="nested/">nested/</a><a href="c.txt">c</a>',
+                         content_type="text/html")
+    http_server.add_file("/data/nested/", b'<a href="b.csv">b</a>', content_type="text/html")
+    root = tmp_path / "root"
+    path = write_manifest(tmp_path / "m.yaml", {"download_root": str(root), "download_items": [
+        {"type": "http", "name": "csv", "url": f"{http_server.base_url}/data/", "glob": "**/*.csv",
+         "target_path": "tables"}]})
+    assert main(["run", str(path), "--dry-run", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    planned = {f["dest"]: f["size"] for line in lines if line["event"] == "plan"
+               for f in line["files"]}
+    assert planned == {str(root / "tables" / "a.csv"): 5000,
+                       str(root / "tables" / "nested" / "b.csv"): 7000}
+    code = main(["run", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert _files_under(root) == {f"tables/{n}": d for n, d in files.items() if n.endswith(".csv")}
+    assert "1 of 1 items succeeded" in out

@@ -132,6 +132,15 @@ revision = "refs/pr/1"
     assert hf.targets[0].folder
 
 
+def test_an_http_address_is_a_folder_only_with_a_glob(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.yaml", {"download_root": str(tmp_path), "download_items": [
+        {"type": "http", "url": "http://x.invalid/data/", "glob": "*.csv"},
+        {"type": "http", "url": "http://x.invalid/data/"}]})
+    folder, page = load_manifest(str(path)).items
+    assert folder.targets[0].folder and folder.targets[0].options.source_settings["glob"] == "*.csv"
+    assert not page.targets[0].folder  # an address ending in / is as often a page
+
+
 def _item(**fields: Any) -> dict[str, Any]:
     return {"type": "s3", "name": "data", "buckets": [
         {"name": "b", "items": [{"file": "k", "target_path": "k"}]}], **fields}
@@ -166,6 +175,8 @@ def _item(**fields: Any) -> dict[str, Any]:
     (_item(acess_key_id="typo"), "item 1 ('data'): unknown field acess_key_id"),
     ({"type": "ftp", "url": "http://x/y"}, "item 1, field url: a ftp item needs a ftp or ftps"),
     ({"type": "hf", "repo_id": "o/r", "files": ["../x"]}, "item 1, field files[0]: expected"),
+    ({"type": "http", "url": "http://x/data/", "glob": "*.csv", "checksum": "md5:" + "0" * 32},
+     "item 1, field checksum: names one file's checksum, but this item downloads several"),
 ])
 def test_each_mistake_is_named_by_item_and_field(tmp_path: Path, item: dict[str, Any],
                                                  expected: str) -> None:

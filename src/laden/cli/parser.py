@@ -212,7 +212,8 @@ def add_download_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(*NO_FORMAT_CHECK, **NO_FORMAT_CHECK_HELP)
     group.add_argument("--glob", metavar="PATTERN",
                        help="for folder and prefix addresses: only files matching PATTERN "
-                            "(* stays in a folder, ** crosses folders; no / matches any depth)")
+                            "(* stays in a folder, ** crosses folders; no / matches any depth); "
+                            "makes an http(s) address a folder page whose links are fetched")
     group.add_argument("--include", action="append", metavar="GLOB",
                        help="for folders and whole Hugging Face repositories: only files "
                             "matching GLOB (repeatable)")

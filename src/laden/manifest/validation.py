@@ -52,7 +52,7 @@ COMMON = {"type", "name", "checksum", "connections", "limit_rate", "overwrite", 
 SPECIFIC: dict[str, set[str]] = {
     **{kind: {store.containers, "items"} for kind, store in OBJECT_STORES.items()},
     "hf": {"repo_id", "files", "revision", "repo_type", "target_path"},
-    "http": {"url", "target_path", "headers", "ca_bundle", *CREDENTIAL_FIELDS},
+    "http": {"url", "target_path", "glob", "headers", "ca_bundle", *CREDENTIAL_FIELDS},
     "ftp": {"url", "target_path", "glob", "ca_bundle", "username", "password"},
     "azureml": {"url", "target_path", "glob"},
 }
@@ -286,8 +286,9 @@ def _url_item(kind: str, fields: Fields, root: str, options: DownloadOptions) ->
             url = None
     glob = fields.text("glob")
     path = urlsplit(url).path if url else ""
-    folder = kind != "http" and (path.endswith("/") or glob is not None
-                                 or any(c in path for c in "*?["))
+    # An HTTP address ending in / is as often a page as a folder: only a glob makes it one.
+    folder = glob is not None or kind != "http" and (path.endswith("/")
+                                                     or any(c in path for c in "*?["))
     # Without a target_path the file goes into download_root under the server's name for it.
     dest = _target_path(fields, root, default="", folder=folder or not fields.has("target_path"))
     if url is None or dest is None:

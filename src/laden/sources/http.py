@@ -22,7 +22,7 @@ import ssl
 import stat
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -35,7 +35,7 @@ from ..core.names import filename_from_content_disposition, filename_from_url
 from ..core.options import DownloadOptions, check_proxy
 from ..core.urls import strip_credentials
 from ..core.version import __version__
-from .base import RangeReader, RemoteInfo, Source
+from .base import ListedObject, RangeReader, RemoteInfo, Source
 from .http_connections import WATCHDOG, pool_classes
 from .http_errors import READ_ERRORS, error_for_status, host_of
 from .http_headers import (
@@ -244,6 +244,26 @@ class HttpSource(Source):
             version=strong_validator(etag, modified, headers.get("date")),
             extra={"content_type": headers.get("content-type", "")},
         )
+
+    # -- folders (see `http_folders`) --------------------------------------------------------
+
+    SUPPORTS_LISTING = True
+
+    def is_folder(self, url: str, options: DownloadOptions) -> bool:
+        # Imported when asked: html.parser and its entity tables are start-up no file needs.
+        from . import http_folders
+
+        return http_folders.is_folder(options)
+
+    def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
+        from . import http_folders
+
+        return http_folders.walk(self, url, options)
+
+    def folder_page(self, url: str, options: DownloadOptions, limit: int) -> tuple[str, str, bytes]:
+        """A folder page, redirects followed: (its address, its Content-Type, its body)."""
+        headers = {**options.headers, **self._auth_headers(url, options)}
+        return self._redirecting_probe().page(strip_credentials(url), headers, options, limit)
 
     # -- the bytes ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from ..core.options import DownloadOptions
 from ..core.urls import strip_credentials
 from .base import RemoteInfo
 from .http import USER_AGENT, proxy_for
-from .http_errors import REDIRECT_ERRORS, host_of, refuse_downgrade
+from .http_errors import REDIRECT_ERRORS, error_for_status, host_of, refuse_downgrade
 from .requests_log import logged_request, range_of
 
 if TYPE_CHECKING:
@@ -53,6 +53,33 @@ class RedirectingProbe:
             return source.with_body(remote, response.status_code, response.headers,
                                     lambda: _read_within(response, source.config),
                                     (httpx.TransportError, TimeoutError))
+
+    def page(self, clean: str, headers: dict[str, str], options: DownloadOptions,
+             limit: int) -> tuple[str, str, bytes]:
+        """A folder page: (the address it came from after redirects, its Content-Type, its
+        body). Any status but 200 is the error it names; a body over `limit` bytes is refused
+        before it is read whole."""
+        source = self._source
+        proxy = proxy_for(clean, options, source.environment_proxies())
+        client = self._client(clean, options)
+        with REDIRECT_ERRORS.translating(url=clean, host=host_of(clean), options=options,
+                                         proxy=proxy), \
+                logged_request("GET", clean) as answer, \
+                client.stream("GET", clean, headers=headers) as response:
+            final = str(response.url)
+            answer.status = response.status_code if final == clean else \
+                f"{response.status_code} from {strip_credentials(final)}"
+            refuse_downgrade(clean, final)
+            if response.status_code != 200:
+                raise error_for_status(response.status_code, response.headers,
+                                       strip_credentials(final))
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise Permanent(f"{strip_credentials(final)} is not a folder page: it is "
+                                    f"larger than {limit >> 20} MiB")
+            return final, response.headers.get("content-type", ""), bytes(body)
 
     def _client(self, url: str, options: DownloadOptions) -> httpx.Client:
         proxy = proxy_for(url, options, self._source.environment_proxies())
