@@ -94,8 +94,16 @@ def follow(run: Any, args: argparse.Namespace) -> bool:
     else:
         display = progress.choose(args.quiet, False)
     stop, changed = threading.Event(), threading.Event()
-    # Wake when a download changes state, not only on the tick: the summary's times stay true.
-    unsubscribe = manager.subscribe(lambda event: changed.set(), progress=False)
+
+    def note(event: Any) -> None:
+        # The run notes each state change as it happens, so the summary's times stay true;
+        # the loop wakes early only when the last download settles. (Waking on every change
+        # read every download's snapshot each time: for 500 files, 1,155 rounds of 500.)
+        info = getattr(event, "info", None)
+        if info is not None and run.note(info):
+            changed.set()
+
+    unsubscribe = manager.subscribe(note, progress=False)
     # What is shown and timed comes from the events; the downloads are asked for once, here.
     latest = progress.Latest(run.ids)
     unsubscribe_latest = manager.subscribe(latest, progress=display.shows_progress)

@@ -11,6 +11,7 @@ what was checked. An upload an earlier run finished is kept while its local file
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,8 @@ class ManifestRun:
         """Per item: the files kept from an earlier run, and whether they were hashed now."""
         self._started: dict[int, float] = {}
         self._ended: dict[int, float] = {}
+        self._settled: set[int] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Queue every file (or find it finished or unfinished in the journal)."""
@@ -122,12 +125,24 @@ class ManifestRun:
 
     def observe(self, infos: list[DownloadInfo]) -> None:
         """Note when each download started and settled (called by the display loop)."""
-        now = time.monotonic()
         for info in infos:
+            self.note(info)
+
+    def note(self, info: DownloadInfo) -> bool:
+        """Note one snapshot (from an event, on the engine's threads, or from the display
+        loop); True when every download of the run has settled."""
+        now = time.monotonic()
+        with self._lock:
+            if info.id not in self._item_of:
+                return False
             if info.state is not State.QUEUED:
                 self._started.setdefault(info.id, now)
             if info.state in SETTLED:
                 self._ended.setdefault(info.id, now)
+                self._settled.add(info.id)
+            else:
+                self._settled.discard(info.id)  # resumed, or queued again
+            return len(self._settled) == len(self._item_of)
 
     def infos(self) -> list[DownloadInfo]:
         return [self.manager.get(i) for i in self.ids]
