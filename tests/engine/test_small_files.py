@@ -46,6 +46,49 @@ def test_a_taken_name_gets_the_next_free_one(http_server, downloads: Path) -> No
     assert (downloads / "taken.txt").read_bytes() == (downloads / "taken.1.txt").read_bytes()
 
 
+def test_under_overwrite_a_free_name_takes_the_unnamed_file(
+        http_server, downloads: Path, laden_dirs: dict[str, Path]) -> None:
+    data = random_bytes(40_000, seed=11)
+    url = http_server.add_file("/fresh.bin", data)
+    with manager() as m:
+        info = m.wait(m.add(url, str(downloads) + "/", conflict="overwrite"))
+    assert info.state is State.DONE, info.message
+    assert (downloads / "fresh.bin").read_bytes() == data
+    [record] = journal_records(laden_dirs["state"])
+    assert "part" not in record["extra"], "no partial file was made, so none is recorded"
+
+
+def test_under_overwrite_a_name_taken_before_or_meanwhile_is_replaced(
+        http_server, downloads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = random_bytes(30_000, seed=12)
+    url = http_server.add_file("/replaced.bin", data)
+    (downloads / "replaced.bin").write_bytes(b"an older file")
+    with manager() as m:
+        info = m.wait(m.add(url, str(downloads) + "/", conflict="overwrite"))
+    assert info.state is State.DONE, info.message
+    assert (downloads / "replaced.bin").read_bytes() == data
+    # Another program takes the name between the download's start and its link: the bytes
+    # go into a named partial file, whose rename replaces what it wrote.
+    device = os.stat(downloads).st_dev
+    link = unnamed._ways_on(device)[0]
+
+    taken: list[str] = []
+
+    def taken_first(fd: int, dest: str) -> None:
+        Path(dest).write_bytes(b"written meanwhile")
+        taken.append(dest)
+        link(fd, dest)
+
+    monkeypatch.setattr(unnamed, "_ways", {device: [taken_first]})
+    url = http_server.add_file("/meanwhile.bin", data[:20_000])
+    with manager() as m:
+        info = m.wait(m.add(url, str(downloads) + "/", conflict="overwrite"))
+    assert info.state is State.DONE, info.message
+    assert taken == [str(downloads / "meanwhile.bin")]
+    assert (downloads / "meanwhile.bin").read_bytes() == data[:20_000]
+    assert part_files(downloads) == []
+
+
 def test_where_no_unnamed_file_can_be_made_a_partial_file_is(
         http_server, downloads: Path, laden_dirs: dict[str, Path],
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ written and checked. Nothing is on disk under any name before that, so laden nev
 record the file's identity to know it is its own after a crash (a partial file needs that,
 one journal write per file), and a crash before the link leaves nothing behind to clean up:
 the next session fetches the file again, in one request. The link fails when the name is
-taken, so it never replaces a file, as the partial file's rename never does.
+taken, so it never replaces a file: under the overwrite policy, a name taken meanwhile sends
+the bytes into a named partial file, whose rename replaces it.
 
 Where a file system or kernel cannot make such a file (`O_TMPFILE` is Linux 3.11 and later,
 on ext4, XFS, Btrfs and tmpfs; not on NFS and some FUSE mounts), or the process may not link
@@ -121,13 +122,14 @@ class UnnamedFile(PartialFile):
         return self._fd is not None  # nobody can delete a file that has no name
 
     def name_as(self, dest: str, *, overwrite: bool, durable: bool) -> None:
-        """Give the file its name, which must be free (FileExistsError when it is not).
+        """Give the file its name, which must be free: a link never replaces, so a taken name
+        is FileExistsError whatever `overwrite` says (the caller then writes the bytes into a
+        named partial file, whose rename replaces).
 
         Raises:
             CannotLink: no way of linking works here after all (learnt for the next files);
                 the caller writes the bytes into a named partial file instead.
         """
-        assert not overwrite, "an unnamed file is taken only where nothing is replaced"
         try:
             if durable:
                 os.fdatasync(self.fd)

@@ -94,6 +94,10 @@ def finish_download(run: Run, files: DownloadFiles) -> None:
                          "into a partial file instead", download.id, os.path.dirname(record.dest))
                 part = name_partial_instead(run, files)
             except FileExistsError:
+                if policy == "overwrite" and isinstance(part, UnnamedFile) and not part.named:
+                    # Free when the download began: replaced the way a partial file replaces.
+                    part = name_partial_instead(run, files)
+                    continue
                 if policy != "rename":
                     raise DestinationExists(
                         f"{record.dest} appeared during the download (conflict policy "

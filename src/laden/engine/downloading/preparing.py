@@ -76,13 +76,16 @@ def prepare_file(run: Run, files: DownloadFiles) -> None:
 def _open_unnamed(run: Run, files: DownloadFiles) -> bool:
     """Write a file that came whole with the probe into a file with no name yet (see
     `unnamed`): no partial file is made, so none is recorded. Only where the final name is
-    chosen free (the rename policy) and no partial file of this download is on record."""
+    free (chosen so under the rename policy, not there yet under overwrite) and no partial
+    file of this download is on record."""
     download = run.download
     record = download.record
-    if files.probe_body() is None or record.done_ranges or record.extra.get("part") \
-            or conflict_policy(download, run.config) != "rename":
+    if files.probe_body() is None or record.done_ranges or record.extra.get("part"):
         return False
     assert record.dest is not None
+    policy = conflict_policy(download, run.config)
+    if policy != "rename" and (policy != "overwrite" or os.path.lexists(record.dest)):
+        return False
     part = UnnamedFile(os.path.dirname(record.dest), shown=f"{record.dest} (not yet named)")
     if not part.open_unnamed():
         return False
