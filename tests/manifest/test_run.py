@@ -340,3 +340,22 @@ def test_an_http_folder_in_a_manifest(http_server: Any, tmp_path: Path,
     assert code == 0, err
     assert _files_under(root) == {f"tables/{n}": d for n, d in files.items() if n.endswith(".csv")}
     assert "1 of 1 items succeeded" in out
+
+
+def test_anonymous_items_send_no_credentials(hf_hub: Any, tmp_path: Path,
+                                             laden_dirs: dict[str, Path],
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # A public repository, with a token in the environment that must not be sent to it.
+    monkeypatch.setenv("HF_TOKEN", "hf_should_not_be_sent")
+    repo = f"laden/public-{tmp_path.name[-8:]}"
+    hf_hub.add_repo(repo, {"config.json": b'{"public": true}'})
+    root = tmp_path / "root"
+    path = write_manifest(tmp_path / "m.yaml", {"download_root": str(root), "download_items": [
+        {"type": "hf", "repo_id": repo, "endpoint_url": hf_hub.endpoint, "anonymous": True,
+         "files": ["config.json"], "target_path": "public"}]})
+    code = main(["run", str(path)])
+    assert code == 0, capsys.readouterr().err
+    assert (root / "public" / "config.json").read_bytes() == b'{"public": true}'
+    assert hf_hub.hub_requests.snapshot()
+    assert all("authorization" not in r.headers for r in hf_hub.hub_requests.snapshot())

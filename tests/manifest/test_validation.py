@@ -175,6 +175,8 @@ def _item(**fields: Any) -> dict[str, Any]:
     (_item(acess_key_id="typo"), "item 1 ('data'): unknown field acess_key_id"),
     ({"type": "ftp", "url": "http://x/y"}, "item 1, field url: a ftp item needs a ftp or ftps"),
     ({"type": "hf", "repo_id": "o/r", "files": ["../x"]}, "item 1, field files[0]: expected"),
+    (_item(anonymous="yes"), "item 1 ('data'), field anonymous: must be true or false"),
+    ({"type": "http", "url": "http://x/", "anonymous": True}, "item 1: unknown field anonymous"),
     ({"type": "http", "url": "http://x/data/", "glob": "*.csv", "checksum": "md5:" + "0" * 32},
      "item 1, field checksum: names one file's checksum, but this item downloads several"),
 ])

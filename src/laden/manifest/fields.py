@@ -116,6 +116,15 @@ class Fields:
             return None
         return value
 
+    def boolean(self, key: str) -> bool | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.problem(key, f"must be true or false, not {shown(value)}")
+            return None
+        return value
+
     def rate(self, key: str) -> int | None:
         value = self.data.get(key)
         try:

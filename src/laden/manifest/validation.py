@@ -50,8 +50,9 @@ OLD_CONTAINER_NAME = {"buckets": "bucket", "containers": "container"}
 """Kaiwo's older `items: - bucket: NAME` (`- container: NAME` for Azure)."""
 COMMON = {"type", "name", "checksum", "connections", "limit_rate", "overwrite", "retry"}
 SPECIFIC: dict[str, set[str]] = {
-    **{kind: {store.containers, "items"} for kind, store in OBJECT_STORES.items()},
-    "hf": {"repo_id", "files", "revision", "repo_type", "target_path"},
+    # anonymous: a public bucket or repository, asked without credentials (`--anonymous`).
+    **{kind: {store.containers, "items", "anonymous"} for kind, store in OBJECT_STORES.items()},
+    "hf": {"repo_id", "files", "revision", "repo_type", "target_path", "anonymous"},
     "http": {"url", "target_path", "glob", "headers", "ca_bundle", *CREDENTIAL_FIELDS},
     "ftp": {"url", "target_path", "glob", "ca_bundle", "username", "password"},
     "azureml": {"url", "target_path", "glob"},
@@ -143,6 +144,8 @@ def item_options(kind: str, fields: Fields) -> DownloadOptions:
                 settings[f"{field.key}_file"] = path  # for a later `laden resume`
         else:
             settings[field.key] = value
+    if "anonymous" in SPECIFIC[kind] and fields.boolean("anonymous"):
+        settings["anonymous"] = True
     credentials = {key: fields.value_or_file(key) for key in CREDENTIAL_FIELDS
                    if key in SPECIFIC[kind]}
     ca_bundle = fields.existing_file("ca_bundle") if "ca_bundle" in SPECIFIC[kind] else None
