@@ -44,6 +44,7 @@ from harness import (
     spread,
     tail,
     timed,
+    write_listing,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -116,11 +117,17 @@ class Laden:
     input: bool = False
     checksum: bool = False
     s3: bool = False  # --s3-endpoint-url and --anonymous
+    folders: bool = False  # HTTP folder pages, and manifests with `anonymous`
 
     def get(self, url: str | None, n: int | None = None, extra: tuple[str, ...] = ()) -> list[str]:
         a = [*self.argv, "get", *(["-q"] if self.quiet else []), "-o", "{out}"]
         a += ["-c", str(n)] if n and self.conns else []
         return a + list(extra) + ([url] if url else [])
+
+    def run(self, manifest: Path, at_once: int) -> list[str]:
+        """`laden run MANIFEST`, in {out} (the manifests' download_root is ".")."""
+        return [*self.argv, "run", *(["-q"] if self.quiet else []), "--max-workers",
+                str(at_once), str(manifest)]
 
 
 @dataclass
@@ -135,6 +142,8 @@ class Ctx:
     others: list[tuple[str, Laden]] = field(default_factory=list)
     """Other laden builds (--also-laden LABEL=CMD), run beside `laden` in the same rounds."""
     peers: peer.Peers = field(default_factory=peer.Peers)
+    lists: Path | None = None
+    """Where nginx answers S3 listings from (`write_listing`)."""
 
     def url(self, path: str, capped: bool = False) -> str:
         return f"http://127.0.0.1:{self.capped_port if capped else self.port}/{path}"
@@ -151,7 +160,8 @@ def probe_laden(cmd: str) -> tuple[Laden | None, str]:
         h = ""
     has = lambda *flags: any(re.search(rf"(?<![\w-]){re.escape(f)}\b", h) for f in flags)  # noqa: E731
     lad = Laden(argv, has("-q", "--quiet"), has("-c", "--connections"), has("-i", "--input"),
-                has("--checksum"), has("--s3-endpoint-url") and has("--anonymous"))
+                has("--checksum"), has("--s3-endpoint-url") and has("--anonymous"),
+                re.search(r"folder\s+page", h) is not None)
     return lad, "" if h else "could not read `laden get --help`; using `laden get -o DIR URL`"
 
 
@@ -399,8 +409,39 @@ def many_files(ctx: Ctx, notes: list[str], scenario: str, count: int, size: int)
     notes.append(f"xargs -P8 curl: the list cut in 8 parts of {-(-count // 8)} URLs, one "
                  "`curl -sf --remote-name-all` per part, each on its own kept-alive connection")
     notes += ctx.peers.skipped(*peer.FILE_LIST)
+    jobs += folder_jobs(ctx, notes, sub, files, nbytes)
     serves(jobs, *(ctx.data / sub / n for n, _ in files))
     return measure(ctx, scenario, jobs, "× aria2c", {"count": count, "size": size})
+
+
+def folder_jobs(ctx: Ctx, notes: list[str], sub: str, files: list[tuple[str, str]],
+                nbytes: int) -> list[Job]:
+    """The same files as an HTTP folder (nginx's index) and as an S3 prefix (nginx as an
+    anonymous endpoint, its listing from `write_listing`): `laden run` of a manifest naming
+    the folder, and the peers that read folders, eight files at a time."""
+    assert ctx.lists is not None
+    write_listing(ctx.lists, ctx.data, sub)
+    endpoint = f"http://127.0.0.1:{ctx.port}"
+    manifests = {"HTTP folder": {"type": "http", "url": ctx.url(sub) + "/", "glob": "*.bin",
+                                 "target_path": "."},
+                 "S3 prefix": {"type": "s3", "endpoint_url": endpoint, "anonymous": True,
+                               "buckets": [{"name": BUCKET, "items": [
+                                   {"folder": sub, "glob": "*.bin", "target_path": "."}]}]}}
+    jobs = []
+    for kind, item in manifests.items():
+        path = ctx.outbase / f"{sub}-{kind.split()[0].lower()}.json"  # JSON is YAML
+        path.write_text(json.dumps({"download_root": ".", "download_items": [item]}))
+        jobs += [Job(f"{label} run, {kind}", lad.run(path, 8), files, nbytes)
+                 for label, lad in [("laden", ctx.laden), *ctx.others] if lad and lad.folders]
+    if ctx.laden and not ctx.laden.folders:
+        notes.append("laden run rows skipped: `laden get --help` does not speak of folder pages")
+    jobs += [Job(label, argv, files, nbytes) for label, argv in peer.folders(
+        ctx.peers, ctx.url(sub) + "/", endpoint, sub, 8)]
+    notes.append(f"folders: laden runs a manifest naming `{ctx.url(sub)}/` with glob `*.bin` "
+                 f"(HTTP folder) or `s3://{BUCKET}/{sub}/` from nginx as an anonymous endpoint "
+                 "whose ListObjectsV2 answers are static pages (S3 prefix)")
+    notes += ctx.peers.skipped(*peer.FOLDERS)
+    return jobs
 
 
 def sc_small(ctx: Ctx, notes: list[str]) -> dict:
@@ -838,7 +879,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     try:
         with Nginx(str(tools["nginx"]), work, ctx.data) as ng:
-            ctx.port, ctx.capped_port = ng.port, ng.capped_port
+            ctx.port, ctx.capped_port, ctx.lists = ng.port, ng.capped_port, ng.lists
             for name in chosen:
                 print(f"\n== {name}", flush=True)
                 notes, t0 = [], time.monotonic()

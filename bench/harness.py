@@ -170,6 +170,39 @@ def ensure_small(data: Path, count: int, size: int) -> tuple[str, list[tuple[str
 # ---------------------------------------------------------------- nginx
 
 
+LIST_PAGE = 1000  # keys per ListObjectsV2 answer, as S3 gives them
+
+
+def write_listing(lists: Path, data: Path, folder: str) -> None:
+    """Static ListObjectsV2 answers for the objects under `folder`/ of BUCKET, for nginx to
+    serve (see Nginx.config): nginx lists no bucket, and a listing server in Python would be
+    measured with the tools. The first page is named after the folder, the next ones by their
+    continuation token. ETags are nginx's own ("mtime-size" in hex), the ones its GETs of the
+    objects answer, so no tool sees an object change between its listing and its GET."""
+    files = sorted(p for p in (data / folder).iterdir() if p.is_file())
+    pages = [files[i:i + LIST_PAGE] for i in range(0, len(files), LIST_PAGE)] or [[]]
+    lists.mkdir(parents=True, exist_ok=True)
+    for n, page in enumerate(pages):
+        rows = []
+        for path in page:
+            st = path.stat()
+            when = dt.datetime.fromtimestamp(int(st.st_mtime), dt.UTC)
+            rows.append(f"<Contents><Key>{folder}/{path.name}</Key><LastModified>"
+                        f"{when:%Y-%m-%dT%H:%M:%S}.000Z</LastModified><ETag>&quot;"
+                        f"{int(st.st_mtime):x}-{st.st_size:x}&quot;</ETag><Size>{st.st_size}"
+                        "</Size><StorageClass>STANDARD</StorageClass></Contents>")
+        more = n + 1 < len(pages)
+        token = f"<ContinuationToken>{folder}-p{n}</ContinuationToken>" if n else ""
+        following = f"<NextContinuationToken>{folder}-p{n + 1}</NextContinuationToken>" \
+            if more else ""
+        (lists / (f"{folder}-p{n}.xml" if n else f"{folder}.xml")).write_text(
+            '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns='
+            f'"http://s3.amazonaws.com/doc/2006-03-01/"><Name>{BUCKET}</Name><Prefix>{folder}/'
+            f"</Prefix>{token}<KeyCount>{len(page)}</KeyCount><MaxKeys>{LIST_PAGE}</MaxKeys>"
+            f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>{following}"
+            + "".join(rows) + "</ListBucketResult>\n")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -179,6 +212,7 @@ def free_port() -> int:
 class Nginx:
     def __init__(self, binary: str, work: Path, data: Path) -> None:
         self.binary, self.dir, self.data = binary, work / "nginx", data
+        self.lists = self.dir / "lists"  # see write_listing
         self.port, self.capped_port = free_port(), free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -189,17 +223,28 @@ class Nginx:
         server = "  server {{ listen 127.0.0.1:{}; root " + str(self.data) + "; {}}}\n"
         # The unlimited server is also an anonymous path-style S3 endpoint with one bucket, the
         # data folder: HEAD and ranged GET of an object are all an anonymous download asks, and
-        # s5cmd first HEADs the bucket itself. autoindex gives rclone's :http: remote a folder
-        # listing to read.
-        s3 = (f"autoindex on; location = /{BUCKET} {{ return 200; }} "
-              f"location /{BUCKET}/ {{ alias {self.data}/; }} ")
+        # s5cmd first HEADs the bucket itself. A ListObjectsV2 of a folder written by
+        # `write_listing` is answered from its pages (the map below picks the page from the
+        # prefix or the continuation token). autoindex gives rclone's :http: remote, wget2 -r
+        # and laden a folder page to read.
+        s3 = (f"autoindex on; location = /{BUCKET} {{ if ($s3_listing) {{ rewrite ^ "
+              "$s3_listing last; } return 200; } "
+              f"location /_lists/ {{ internal; alias {self.lists}/; "
+              "default_type application/xml; } "
+              # A key is a file: a folder's name is no object (rclone HEADs the prefix first).
+              f"location /{BUCKET}/ {{ alias {self.data}/; autoindex off; try_files $uri =404; }} ")
+        listing = ("  map $args $s3_listing {\n    default \"\";\n"
+                   '    "~(^|&)continuation-token=(?<token>[A-Za-z0-9._-]+)(&|$)" '
+                   '"/_lists/$token.xml";\n'
+                   '    "~(^|&)prefix=(?<folder>[A-Za-z0-9._-]+)(%2F|/)(&|$)" '
+                   '"/_lists/$folder.xml";\n  }\n')
         # as root, nginx would switch its workers to "nobody": keep them as the current user
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
         return (f"{user}worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\n"
                 f"error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n"
                 "  access_log off;\n  sendfile on;\n  tcp_nopush on;\n"
                 "  keepalive_requests 100000;\n"
-                "  types {}\n  default_type application/octet-stream;\n" + temps
+                "  types {}\n  default_type application/octet-stream;\n" + temps + listing
                 + server.format(self.port, s3) + server.format(self.capped_port, "limit_rate 20m; ")
                 + "}\n")
 

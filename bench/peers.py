@@ -176,6 +176,32 @@ def file_list(peers: Peers, listing: Path, count: int, folder_url: str, at_once:
     return jobs
 
 
+FOLDERS = ("wget2", "s5cmd", "rclone")
+
+
+def folders(peers: Peers, folder_url: str, endpoint: str, sub: str, at_once: int
+            ) -> list[tuple[str, list[str]]]:
+    """(label, argv) of every peer that fetches the files of an HTTP folder (nginx's index at
+    `folder_url`) or of the prefix s3://BUCKET/sub/ into {out}, `at_once` files at a time."""
+    jobs = []
+    if "wget2" in peers:
+        jobs.append((f"wget2 -r, HTTP folder, {at_once} threads", [
+            peers.paths["wget2"], "-q", "-r", "-np", "-nd", f"--max-threads={at_once}",
+            "--reject", "index.html*,SHA256SUMS", "-e", "robots=off", "-P", "{out}",
+            folder_url]))
+    if "s5cmd" in peers:
+        jobs.append((f"s5cmd, S3 prefix, {at_once} workers", [
+            peers.paths["s5cmd"], "--endpoint-url", endpoint, "--no-sign-request",
+            "--numworkers", str(at_once), "cp", "--exclude", "SHA256SUMS",
+            f"s3://{BUCKET}/{sub}/*", "{out}/"]))
+    if "rclone" in peers:
+        jobs.append((f"rclone :s3:, S3 prefix, {at_once} transfers", rclone(
+            peers, "copy", f":s3:{BUCKET}/{sub}", "{out}", "--s3-provider", "Other",
+            "--s3-endpoint", endpoint, "--s3-force-path-style=true", "--s3-list-version", "2",
+            "--transfers", str(at_once), "--exclude", "SHA256SUMS")))
+    return jobs
+
+
 # ---------------------------------------------------------------- one S3 object
 
 
