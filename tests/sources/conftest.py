@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -149,3 +150,16 @@ def journal_records(state_dir: Path) -> list[Any]:
 def journal_done(state_dir: Path) -> int:
     """Bytes the journal records as on disk, over all downloads."""
     return sum(end - start for r in journal_records(state_dir) for start, end in r.done_ranges)
+
+
+class KeptRecords(logging.Handler):
+    """Keeps every record it is given: a handler of a test's own on "laden.requests", since an
+    in-process command line run earlier may have stopped the "laden" logger from propagating
+    to caplog's."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)

@@ -17,6 +17,11 @@ from ..core.known_sources import KnownSource
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 
+PROBE_BODY = 1_000_000
+"""A file this small arrives whole in the probe's answer (HTTP, S3): one request instead of
+two, which is most of the cost of a small file. Larger files close the probe's answer after
+the headers. Not a round number, so the HTTP probe's Range never equals a segment's (splits
+fall on 64 KiB)."""
 
 @dataclass(frozen=True)
 class RemoteInfo:

@@ -35,7 +35,7 @@ from ..core.names import filename_from_content_disposition, filename_from_url
 from ..core.options import DownloadOptions, check_proxy
 from ..core.urls import strip_credentials
 from ..core.version import __version__
-from .base import ListedObject, RangeReader, RemoteInfo, Source
+from .base import PROBE_BODY, ListedObject, RangeReader, RemoteInfo, Source
 from .http_connections import WATCHDOG, pool_classes
 from .http_errors import READ_ERRORS, error_for_status, host_of
 from .http_headers import (
@@ -49,10 +49,6 @@ from .http_reader import HttpRangeReader, short_reason, socket_of
 from .requests_log import logged_request, range_of
 
 USER_AGENT = f"laden/{__version__}"
-PROBE_BODY = 1_000_000
-"""A file this small arrives whole in the probe's answer: one request instead of two, which is
-most of the cost of a small file. Larger files close the probe's answer after the headers.
-Not a round number, so the probe's Range never equals a segment's (splits fall on 64 KiB)."""
 PROBE_RANGE = f"bytes=0-{PROBE_BODY - 1}"
 
 

@@ -24,6 +24,7 @@ chain finds nothing, requests go unsigned, which is what public buckets want. `s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import os
 import re
@@ -38,7 +39,7 @@ from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
 from . import cloud, listing, versions
-from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
+from .base import PROBE_BODY, ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .foreign_errors import Becomes, ErrorTable, Rows
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
@@ -103,9 +104,33 @@ class S3Source(Source):
     # -- the probe ---------------------------------------------------------------------------
 
     def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
-        bucket, key = cloud.split_address(url)
-        if not key or key.endswith("/"):
-            raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
+        """A GET of the whole object: its answer's headers are the HEAD's (size, ETag,
+        checksums with `ChecksumMode`), and an object of at most `PROBE_BODY` bytes is read
+        whole, so a small object costs one request where a HEAD and a GET were two (for many
+        small objects, the most of what laden does); a larger one's answer is closed after the
+        headers. An error's answer names its code, which a HEAD's cannot (`_explain`)."""
+        bucket, key = _object(url)
+        client = self._client(options)
+        with ERRORS.translating(url=url, bucket=bucket, reading=False), \
+                logged_request("GET", url) as answer:
+            response = client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            answer.status = _status(response)
+        body = response["Body"]
+        try:
+            remote = self._remote(url, client, bucket, key, response)
+            # As for HTTP: no larger than the connections would fetch on one connection.
+            if remote.size <= min(PROBE_BODY, self._config.min_segment_size):
+                with ERRORS.translating(url=url, bucket=bucket, reading=True):
+                    whole = body.read()
+                if len(whole) == remote.size:
+                    remote = dataclasses.replace(remote, body=whole)
+        finally:
+            body.close()  # a larger object's bytes unread: this connection is not reused
+        return remote
+
+    def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """A HEAD: what a rerun asks before it keeps a file, without its bytes."""
+        bucket, key = _object(url)
         client = self._client(options)
         try:
             with logged_request("HEAD", url) as answer:
@@ -113,21 +138,27 @@ class S3Source(Source):
                 answer.status = _status(head)
         except Exception as exc:  # noqa: BLE001 - translated by the table
             raise self._explain(exc, client, bucket, key) from None
-        size = int(head["ContentLength"])
-        etag = head.get("ETag")
-        headers = head.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return self._remote(url, client, bucket, key, head)
+
+    def _remote(self, url: str, client: Any, bucket: str, key: str,
+                answer: dict[str, Any]) -> RemoteInfo:
+        """The facts of a HEAD's or a whole GET's answer."""
+        size = int(answer["ContentLength"])
+        etag = answer.get("ETag")
+        headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         return RemoteInfo(
             url=url,
             final_url=url,
             size=size,
             supports_ranges=True,
             etag=etag,
-            last_modified=headers.get("last-modified") or cloud.http_date(head.get("LastModified")),
+            last_modified=headers.get("last-modified") or cloud.http_date(
+                answer.get("LastModified")),
             filename=cloud.file_name(key),
-            checksums=tuple(self._checksums(client, bucket, key, head, size)),
+            checksums=tuple(self._checksums(client, bucket, key, answer, size)),
             version=etag,
-            extra={k: v for k, v in (("version_id", head.get("VersionId")),
-                                     ("content_type", head.get("ContentType"))) if v},
+            extra={k: v for k, v in (("version_id", answer.get("VersionId")),
+                                     ("content_type", answer.get("ContentType"))) if v},
         )
 
     def _checksums(
@@ -304,6 +335,13 @@ class S3Source(Source):
         except Exception as again:  # noqa: BLE001 - translated by the table
             return ERRORS.translate(again, url=url, bucket=bucket, reading=False)
         return first
+
+
+def _object(url: str) -> tuple[str, str]:
+    bucket, key = cloud.split_address(url)
+    if not key or key.endswith("/"):
+        raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
+    return bucket, key
 
 
 def _check_answer(
