@@ -168,6 +168,20 @@ def test_links_that_loop_stop_at_the_page_limit(http_server: FileServer,
         source.close()
 
 
+def test_a_page_of_too_many_links_is_refused(http_server: FileServer,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    links = "".join(f'<a href="f{n}.bin">f</a>' for n in range(6))
+    http_server.add_file("/many/", links.encode(), content_type="text/html")
+    monkeypatch.setattr(http_folders, "MAX_FILES", 5)
+    source = HttpSource()
+    try:
+        with pytest.raises(Permanent, match="more than 5 files"):
+            list(source.list(f"{http_server.base_url}/many/",
+                             DownloadOptions(source_settings={"glob": "*"})))
+    finally:
+        source.close()
+
+
 def test_a_protected_folder_and_its_files_get_the_credentials(http_server: FileServer,
                                                               downloads: Path) -> None:
     token = "Basic dXNlcjpzZWNyZXQ="  # user:secret

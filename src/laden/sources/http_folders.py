@@ -36,6 +36,9 @@ files; a page larger than that is a file, not a folder."""
 MAX_PAGES = 10_000
 """Folder pages walked at most under one address: a server whose links loop (a symbolic link
 to a parent folder in an index) would otherwise be walked without end."""
+MAX_FILES = 1_000_000
+"""Files taken from one walk at most: pages are the server's to write, and a million links
+already make a listing of a few hundred MiB in memory."""
 MAX_DEPTH = 32
 """Folders nested deeper than this under the address are not walked (and said so)."""
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -77,6 +80,9 @@ def walk(source: HttpSource, url: str, options: DownloadOptions) -> Iterator[Lis
             plain = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
             if not key.endswith("/"):
                 files.setdefault(key, plain)
+                if len(files) > MAX_FILES:
+                    raise Permanent(f"{shown}: more than {MAX_FILES:,} files; choose a folder "
+                                    "further down")
                 continue
             seen.add(key)
             relative = key[len(chosen.base):]
