@@ -9,7 +9,6 @@ sequences, and a newline in a message cannot forge a record of its own.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import re
 from typing import Any
@@ -43,8 +42,41 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().formatStack(stack_info), newlines=True)
 
 
+class _LogFile(logging.Handler):
+    """laden.log, rotated at 5 MiB with three kept, opened at its first record: most commands
+    log nothing at the default level, and need neither the file nor logging.handlers (whose
+    imports cost every start-up a few ms). A folder or file that cannot be written drops the
+    records, as no log file at all would."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self._file: logging.Handler | None = None
+        self._unwritable = False
+
+    def emit(self, record: logging.LogRecord) -> None:  # called under the handler's lock
+        if self._file is None and not self._unwritable:
+            import logging.handlers
+
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self._file = logging.handlers.RotatingFileHandler(
+                    self.path, maxBytes=5 << 20, backupCount=3, encoding="utf-8")
+            except OSError:
+                self._unwritable = True
+            else:
+                self._file.setFormatter(self.formatter)
+        if self._file is not None:
+            self._file.emit(record)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
 def setup_logging(level: str | None) -> str | None:
-    """Log to laden.log at `level` (default warning); returns the path, None when unwritable."""
+    """Log to laden.log at `level` (default warning); returns the path."""
     from ..store import paths
 
     name = (level or "warning").lower()
@@ -52,12 +84,7 @@ def setup_logging(level: str | None) -> str | None:
         raise InputError(f"--log-level must be one of {', '.join(LEVELS)}, not {level!r}")
     folder = paths.log_dir()
     path = os.path.join(folder, "laden.log")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=5 << 20, backupCount=3,
-                                                       encoding="utf-8")
-    except OSError:
-        return None
+    handler = _LogFile(path)
     handler.setFormatter(_PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_MaskCredentials())
     logger = logging.getLogger("laden")

@@ -8,7 +8,6 @@ the settings screen and in `laden --help`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,6 +251,8 @@ def field_help() -> dict[str, str]:
 
 def _unknown(key: str, known: set[str]) -> str:
     shown = printable(key if len(key) <= 40 else key[:40] + "…")  # a quoted key holds anything
+    import difflib  # only for a mistake: start-up need not load it
+
     close = difflib.get_close_matches(key, sorted(known | EXTRA_SETTINGS), n=1)
     hint = f", did you mean {close[0]}?" if close else ""
     return f"{shown}: unknown setting{hint}"

@@ -17,6 +17,8 @@ from ..core.known_sources import KnownSource
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 
+FILTER_SETTINGS = ("glob", "include", "exclude")
+"""The settings that choose files under a folder address (see `listing`)."""
 PROBE_BODY = 1_000_000
 """A file this small arrives whole in the probe's answer (HTTP, S3): one request instead of
 two, which is most of the cost of a small file. Larger files close the probe's answer after

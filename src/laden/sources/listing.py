@@ -23,10 +23,9 @@ from ..core.errors import InputError, Permanent
 from ..core.names import sanitize_filename
 from ..core.options import DownloadOptions
 from ..core.urls import strip_credentials, without_signatures
-from .base import ListedObject
+from .base import FILTER_SETTINGS, ListedObject
 
 GLOB_CHARS = frozenset("*?[")
-FILTER_SETTINGS = ("glob", "include", "exclude")
 
 
 def has_glob(text: str) -> bool:

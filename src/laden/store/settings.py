@@ -12,10 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import tomllib
 from typing import Any
-
-import tomli_w
 
 from ..core.config import Config
 from ..core.errors import InputError, SettingsError
@@ -36,10 +33,16 @@ def load(path: str | None = None) -> Config:
 def read_table(path: str) -> dict[str, Any]:
     """The raw TOML table; {} when the file does not exist."""
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read the settings file: {exc}") from None
+    import tomllib  # most people have no settings file: start-up does not load the parser
+
+    try:
+        with handle:
+            return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -51,6 +54,8 @@ def save(config: Config, path: str | None = None) -> str:
     path = path or paths.settings_path()
     written = read_table(path)  # raises for a broken file: never overwrite what the user must fix
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    import tomli_w
+
     text = tomli_w.dumps(_as_written(config, written))
     fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=os.path.dirname(path))
     try:
