@@ -6,6 +6,7 @@ Against Python's own `http.server` (a folder index nobody here wrote, with its r
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import threading
@@ -180,6 +181,56 @@ def test_a_page_of_too_many_links_is_refused(http_server: FileServer,
                              DownloadOptions(source_settings={"glob": "*"})))
     finally:
         source.close()
+
+
+def test_a_folder_whose_name_holds_glob_characters(http_server: FileServer,
+                                                   downloads: Path) -> None:
+    http_server.add_file("/pub/data[1]?/", b'<a href="x.csv">x</a><a href="y.txt">y</a>',
+                         content_type="text/html")
+    http_server.add_file("/pub/data[1]?/x.csv", b"x" * 100)
+    url = f"{http_server.base_url}/pub/data%5B1%5D%3F/"
+    with manager() as m:
+        ids = m.add_all(url, str(downloads) + "/", source_settings={"glob": "*.csv"})
+        infos = [m.wait(i) for i in ids]
+    assert [i.state for i in infos] == [State.DONE], [i.message for i in infos]
+    assert (downloads / "x.csv").read_bytes() == b"x" * 100
+
+
+def test_a_folder_moved_to_another_server_is_walked_there_without_credentials(
+        http_server: FileServer, downloads: Path) -> None:
+    with FileServer() as mirror:
+        mirror.add_file("/data/", b'<a href="m.bin">m</a>', content_type="text/html")
+        mirror.add_file("/data/m.bin", b"m" * 500)
+        http_server.add_redirect("/data/", f"{mirror.base_url}/data/")
+        url = f"{http_server.base_url}/data/"
+        with manager() as m:
+            ids = m.add_all(url, str(downloads) + "/", source_settings={"glob": "*.bin"})
+            infos = [m.wait(i) for i in ids]
+        assert [i.url for i in infos] == [f"{mirror.base_url}/data/m.bin"]
+        assert (downloads / "m.bin").read_bytes() == b"m" * 500
+        source = HttpSource()
+        try:
+            for options in (DownloadOptions(username="u", password="secret"),
+                            DownloadOptions(bearer_token="t0ken"),
+                            DownloadOptions(headers={"X-Api-Key": "k"})):
+                settings = {"source_settings": {"glob": "*"}}
+                with pytest.raises(Permanent, match="another server: laden does not send"):
+                    list(source.list(url, dataclasses.replace(options, **settings)))
+        finally:
+            source.close()
+        assert all("authorization" not in r.headers for r in mirror.requests)
+
+
+def test_a_file_given_as_a_folder_is_refused_before_its_bytes(http_server: FileServer) -> None:
+    big = b"\0" * (3 << 20)
+    url = http_server.add_file("/big.iso", big)
+    source = HttpSource()
+    try:
+        with pytest.raises(Permanent, match=r"is not a folder page \(application/octet-stream\)"):
+            list(source.list(url, DownloadOptions(source_settings={"glob": "*"})))
+    finally:
+        source.close()
+    assert len(http_server.requests) == 1  # one answer, closed after its headers
 
 
 def test_a_protected_folder_and_its_files_get_the_credentials(http_server: FileServer,

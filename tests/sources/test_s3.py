@@ -130,3 +130,13 @@ def test_one_client_per_endpoint_and_credentials(s3_store: S3Store) -> None:
                             secrets={"s3_access_key_id": "AKIAOTHER", "s3_secret_key": "x"})
     assert source._client(options) is source._client(same)
     assert source._client(options) is not source._client(other)
+
+
+def test_an_archived_object_says_so(s3_store: S3Store, downloads: Path) -> None:
+    server, bucket = s3_store.server, s3_store.bucket
+    server.client().put_object(Bucket=bucket, Key="cold.bin", Body=b"c" * 100,
+                               StorageClass="GLACIER")
+    with manager() as m:
+        info = m.wait(m.add(s3_store.url("cold.bin"), str(downloads), **s3_store.options()))
+    assert info.state is State.FAILED
+    assert "is archived (Glacier or Deep Archive): restore it" in info.message, info.message

@@ -140,8 +140,9 @@ class ManifestRun:
             if info.state in SETTLED:
                 self._ended.setdefault(info.id, now)
                 self._settled.add(info.id)
-            else:
-                self._settled.discard(info.id)  # resumed, or queued again
+            else:  # resumed, or queued again: it ends when it settles again
+                self._settled.discard(info.id)
+                self._ended.pop(info.id, None)
             return len(self._settled) == len(self._item_of)
 
     def infos(self) -> list[DownloadInfo]:

@@ -35,7 +35,7 @@ from ..core.names import filename_from_content_disposition, filename_from_url
 from ..core.options import DownloadOptions, check_proxy
 from ..core.urls import strip_credentials
 from ..core.version import __version__
-from .base import PROBE_BODY, ListedObject, RangeReader, RemoteInfo, Source
+from .base import FILTER_SETTINGS, PROBE_BODY, ListedObject, RangeReader, RemoteInfo, Source
 from .http_connections import WATCHDOG, pool_classes
 from .http_errors import READ_ERRORS, error_for_status, host_of
 from .http_headers import (
@@ -246,20 +246,23 @@ class HttpSource(Source):
     SUPPORTS_LISTING = True
 
     def is_folder(self, url: str, options: DownloadOptions) -> bool:
-        # Imported when asked: html.parser and its entity tables are start-up no file needs.
-        from . import http_folders
-
-        return http_folders.is_folder(options)
+        """Only with a filter: an address ending in / is as often a page as a folder."""
+        return any(options.source_settings.get(name) for name in FILTER_SETTINGS)
 
     def list(self, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
+        # Imported when a folder is walked: html.parser and its entity tables are start-up
+        # that a file does not need.
         from . import http_folders
 
         return http_folders.walk(self, url, options)
 
-    def folder_page(self, url: str, options: DownloadOptions, limit: int) -> tuple[str, str, bytes]:
-        """A folder page, redirects followed: (its address, its Content-Type, its body)."""
+    def folder_page(self, url: str, options: DownloadOptions, limit: int,
+                    check: Callable[[str, str], None]) -> tuple[str, str, bytes]:
+        """A folder page, redirects followed: (its address, its Content-Type, its body);
+        `check(address, content_type)` may refuse it before the body is read."""
         headers = {**options.headers, **self._auth_headers(url, options)}
-        return self._redirecting_probe().page(strip_credentials(url), headers, options, limit)
+        return self._redirecting_probe().page(strip_credentials(url), headers, options, limit,
+                                              check)
 
     # -- the bytes ---------------------------------------------------------------------------
 

@@ -44,61 +44,76 @@ MAX_DEPTH = 32
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
-def is_folder(options: DownloadOptions) -> bool:
-    """True when these options make an http(s) address a folder (see the module docstring)."""
-    return any(options.source_settings.get(name) for name in listing.FILTER_SETTINGS)
-
-
 def walk(source: HttpSource, url: str, options: DownloadOptions) -> Iterator[ListedObject]:
     """The files under the folder at `url` that its filters select, all checked before any
     is given (see `listing.expand`).
 
     Raises:
-        Permanent: a page that is not HTML or too large, too many pages, nothing selected.
+        Permanent: a page that is not HTML or too large, too many pages or files, a folder
+            moved to another server while credentials are given, nothing selected.
         Retryable: a page that could not be fetched now.
     """
     shown = strip_credentials(url)
     final, page = _fetch(source, url, options)
     root = urlsplit(final)
-    folder = unquote(root.path).lstrip("/")
-    if folder and not folder.endswith("/"):
+    _check_origin(url, final, options)
+    folder = unquote(root.path)
+    if not folder.endswith("/"):
         folder += "/"
-    chosen = listing.selection(folder, options)
+    # Paths are matched relative to the folder: its own name is not a glob, whatever it holds.
+    chosen = listing.selection("", options)
     files: dict[str, str] = {}
     seen = {folder}
-    pending = [(final, page)]
-    pages = 1
+    pending: list[tuple[str, str | None]] = [(final, page)]  # pages fetched when taken
     while pending:
         at, html = pending.pop()
+        if html is None:
+            at, html = _fetch(source, _with_userinfo(at, url), options)
         for link in links(html, at):
             parts = urlsplit(link)
             if (parts.scheme, _origin(parts)) != (root.scheme, _origin(root)) or parts.query:
                 continue
-            key = unquote(parts.path).lstrip("/")
-            if not key.startswith(chosen.base) or key in seen:
+            path = unquote(parts.path)
+            if not path.startswith(folder) or path in seen:
                 continue
-            plain = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-            if not key.endswith("/"):
-                files.setdefault(key, plain)
+            relative = path[len(folder):]
+            plain = urlunsplit((parts.scheme, _host_port(parts), parts.path, "", ""))
+            if not path.endswith("/"):
+                files.setdefault(relative, plain)
                 if len(files) > MAX_FILES:
                     raise Permanent(f"{shown}: more than {MAX_FILES:,} files; choose a folder "
                                     "further down")
                 continue
-            seen.add(key)
-            relative = key[len(chosen.base):]
+            seen.add(path)
             if relative.count("/") > MAX_DEPTH:
-                log.warning("not walking %s: deeper than %d folders under %s",
-                            strip_credentials(plain), MAX_DEPTH, shown)
+                log.warning("not walking %s: deeper than %d folders under %s", plain,
+                            MAX_DEPTH, shown)
                 continue
             if not chosen.may_hold(relative):
                 continue
-            pages += 1
-            if pages > MAX_PAGES:
+            if len(seen) > MAX_PAGES:
                 raise Permanent(f"{shown}: more than {MAX_PAGES:,} folder pages; choose a "
                                 "folder further down, or fewer files with --glob")
-            pending.append(_fetch(source, _with_userinfo(plain, url), options))
-    return listing.expand(shown, ((key, None) for key in files), chosen,
-                          lambda key: _with_userinfo(files[key], url))
+            pending.append((plain, None))
+    return listing.expand(shown, ((relative, None) for relative in files), chosen,
+                          lambda relative: _with_userinfo(files[relative], url))
+
+
+def _check_origin(url: str, final: str, options: DownloadOptions) -> None:
+    """A folder page that moved to another server is walked there only without credentials:
+    its files would each be asked for with them (an upgrade to HTTPS on the same host is the
+    same server, as for redirects of a file)."""
+    asked, got = urlsplit(url), urlsplit(final)
+    same = _origin(asked)[0] == _origin(got)[0] and (
+        (asked.scheme, asked.port) == (got.scheme, got.port)
+        or (asked.scheme, got.scheme) == ("http", "https") and asked.port in (None, 80)
+        and got.port in (None, 443))
+    given = (asked.username is not None or options.username or options.password
+             or options.bearer_token or options.headers)
+    if not same and given:
+        raise Permanent(f"{strip_credentials(url)} moved to {strip_credentials(final)}, another "
+                        "server: laden does not send it your credentials or headers; give that "
+                        "address instead")
 
 
 def links(page: str, at: str) -> list[str]:
@@ -138,12 +153,10 @@ class _Links(HTMLParser):
 
 def _fetch(source: HttpSource, url: str, options: DownloadOptions) -> tuple[str, str]:
     """(the page's address after redirects, its text)."""
-    final, content_type, body = source.folder_page(url, options, MAX_PAGE)
-    kind, _, params = content_type.partition(";")
-    kind = kind.strip().lower()
-    if kind not in HTML_TYPES and (kind or not body.lstrip()[:1] == b"<"):
-        raise Permanent(f"{strip_credentials(final)} is not a folder page ({kind or 'no type'}"
-                        "); give the folder's address, or no --glob to download the file")
+    final, content_type, body = source.folder_page(url, options, MAX_PAGE, _check_type)
+    _, _, params = content_type.partition(";")
+    if not _kind(content_type) and body.lstrip()[:1] != b"<":
+        _not_a_page(final, "no type")
     charset = "utf-8"
     for param in params.split(";"):
         name, _, value = param.partition("=")
@@ -153,6 +166,32 @@ def _fetch(source: HttpSource, url: str, options: DownloadOptions) -> tuple[str,
         return final, body.decode(charset, errors="replace")
     except LookupError:  # a charset Python does not know
         return final, body.decode("utf-8", errors="replace")
+
+
+def _kind(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _check_type(final: str, content_type: str) -> None:
+    """Refuse an answer that says it is not HTML before its body is read (a file given with
+    --glob by mistake); one that says nothing is read and looked at."""
+    kind = _kind(content_type)
+    if kind and kind not in HTML_TYPES:
+        _not_a_page(final, kind)
+
+
+def _not_a_page(final: str, kind: str) -> None:
+    raise Permanent(f"{strip_credentials(final)} is not a folder page ({kind}); give the "
+                    "folder's address, or no --glob to download the file")
+
+
+def _host_port(parts: object) -> str:
+    """The netloc without any user:password@ the link carried."""
+    host, port = _origin(parts)
+    if host is None:
+        return ""
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
 
 
 def _origin(parts: object) -> tuple[str | None, int | None]:
@@ -166,10 +205,9 @@ def _origin(parts: object) -> tuple[str | None, int | None]:
 def _with_userinfo(link: str, folder_url: str) -> str:
     """`link` with the folder address's user:password@, when it has one: `add` moves them into
     the options again, and the journal never sees them (as for FTP folders)."""
-    folder = urlsplit(folder_url)
-    userinfo, at, _ = folder.netloc.rpartition("@")
-    parts = urlsplit(link)
-    if not at or (parts.scheme, _origin(parts)) != (folder.scheme, _origin(folder)):
-        return link  # a folder redirected elsewhere: its credentials stay with its origin
+    userinfo, at, _ = urlsplit(folder_url).netloc.rpartition("@")
+    if not at:
+        return link
+    parts = urlsplit(link)  # on the folder's server (see `_check_origin`), with no userinfo
     return urlunsplit((parts.scheme, f"{userinfo}@{parts.netloc}", parts.path, parts.query,
                        parts.fragment))

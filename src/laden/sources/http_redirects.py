@@ -55,10 +55,11 @@ class RedirectingProbe:
                                     (httpx.TransportError, TimeoutError))
 
     def page(self, clean: str, headers: dict[str, str], options: DownloadOptions,
-             limit: int) -> tuple[str, str, bytes]:
+             limit: int, check: Any) -> tuple[str, str, bytes]:
         """A folder page: (the address it came from after redirects, its Content-Type, its
-        body). Any status but 200 is the error it names; a body over `limit` bytes is refused
-        before it is read whole."""
+        body). Any status but 200 is the error it names; `check(address, content_type)` may
+        refuse the answer before its body is read; a body over `limit` bytes is refused before
+        it is read whole."""
         source = self._source
         proxy = proxy_for(clean, options, source.environment_proxies())
         client = self._client(clean, options)
@@ -73,13 +74,15 @@ class RedirectingProbe:
             if response.status_code != 200:
                 raise error_for_status(response.status_code, response.headers,
                                        strip_credentials(final))
+            content_type = response.headers.get("content-type", "")
+            check(final, content_type)
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > limit:
                     raise Permanent(f"{strip_credentials(final)} is not a folder page: it is "
                                     f"larger than {limit >> 20} MiB")
-            return final, response.headers.get("content-type", ""), bytes(body)
+            return final, content_type, bytes(body)
 
     def _client(self, url: str, options: DownloadOptions) -> httpx.Client:
         proxy = proxy_for(url, options, self._source.environment_proxies())

@@ -81,9 +81,11 @@ _WORDING = Wording(
         "AccessDenied": 403, "AllAccessDisabled": 403, "403": 403,
         **dict.fromkeys(_CREDENTIAL_ERRORS, 403),
         **dict.fromkeys(_SLOW_DOWN, 503),
-        "InternalError": 500, "RequestTimeout": 408,
+        "InternalError": 500, "RequestTimeout": 408, "InvalidObjectState": 403,
     },
     code_lines={
+        "InvalidObjectState": "{url} is archived (Glacier or Deep Archive): restore it "
+                              "before downloading it",
         "NoSuchBucket": "no such S3 bucket: {bucket}",
         **{code: f"S3 refused the credentials for {{url}}: {why} ({code})"
            for code, why in _CREDENTIAL_ERRORS.items()},
@@ -120,9 +122,12 @@ class S3Source(Source):
             remote = self._remote(url, client, bucket, key, response)
             # As for HTTP: no larger than the connections would fetch on one connection.
             if remote.size <= min(PROBE_BODY, self._config.min_segment_size):
-                with ERRORS.translating(url=url, bucket=bucket, reading=True):
+                whole: bytes | None
+                try:
                     whole = body.read()
-                if len(whole) == remote.size:
+                except Exception:  # noqa: BLE001 - as for HTTP: the connections fetch it, with
+                    whole = None  # retries (a short answer, a stall, a checksum mismatch)
+                if whole is not None and len(whole) == remote.size:
                     remote = dataclasses.replace(remote, body=whole)
         finally:
             body.close()  # a larger object's bytes unread: this connection is not reused
