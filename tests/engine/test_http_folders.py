@@ -6,7 +6,6 @@ Against Python's own `http.server` (a folder index nobody here wrote, with its r
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import http.server
 import threading
@@ -21,6 +20,7 @@ from laden.core.errors import Permanent
 from laden.core.options import DownloadOptions
 from laden.core.states import State
 from laden.sources import http_folders
+from laden.sources.base import ListedObject
 from laden.sources.http import HttpSource
 from servers.http_server import FileServer
 
@@ -49,6 +49,16 @@ def index_server(tmp_path: Path) -> Iterator[str]:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
+
+
+def _walk(url: str, glob: str = "**", **options: object) -> list[ListedObject]:
+    """The files the HTTP source lists under `url` with this glob and these options."""
+    source = HttpSource()
+    try:
+        return list(source.list(url, DownloadOptions(source_settings={"glob": glob},
+                                                     **options)))  # type: ignore[arg-type]
+    finally:
+        source.close()
 
 
 def _fetched(folder: Path) -> dict[str, bytes]:
@@ -104,11 +114,7 @@ def test_only_links_under_the_folder_on_the_same_origin_are_taken(http_server: F
     url = http_server.add_file("/pages/", page, content_type="text/html; charset=utf-8")
     http_server.add_file("/pages/sub/", b'<a href="nine.bin">9</a><a href="../one.bin">1</a>',
                          content_type="text/html")
-    source = HttpSource()
-    try:
-        listed = list(source.list(url, DownloadOptions(source_settings={"glob": "**"})))
-    finally:
-        source.close()
+    listed = _walk(url)
     base = url.rstrip("/")
     assert {(i.relative_path, i.url) for i in listed} == {
         ("one.bin", f"{base}/one.bin"), ("five.bin", f"{base}/five.bin"),
@@ -120,12 +126,7 @@ def test_only_links_under_the_folder_on_the_same_origin_are_taken(http_server: F
 def test_a_base_href_is_where_relative_links_start(http_server: FileServer) -> None:
     folder = http_server.add_file("/based/", b'<base href="/based/files/"><a href="x.bin">x</a>',
                                   content_type="text/html")
-    source = HttpSource()
-    try:
-        listed = list(source.list(folder, DownloadOptions(source_settings={"glob": "**"})))
-    finally:
-        source.close()
-    assert [i.relative_path for i in listed] == ["files/x.bin"]
+    assert [i.relative_path for i in _walk(folder)] == ["files/x.bin"]
 
 
 @pytest.mark.parametrize(("body", "content_type", "message"), [
@@ -135,22 +136,13 @@ def test_a_base_href_is_where_relative_links_start(http_server: FileServer) -> N
 def test_what_is_not_a_folder_says_so(http_server: FileServer, body: bytes, content_type: str,
                                       message: str) -> None:
     url = http_server.add_file("/notes/", body, content_type=content_type)
-    source = HttpSource()
-    try:
-        with pytest.raises(Permanent, match=message.replace("(", r"\(").replace(")", r"\)")):
-            list(source.list(url, DownloadOptions(source_settings={"glob": "*.csv"})))
-    finally:
-        source.close()
+    with pytest.raises(Permanent, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _walk(url, "*.csv")
 
 
 def test_a_folder_page_that_is_missing_is_the_status_it_got(http_server: FileServer) -> None:
-    source = HttpSource()
-    try:
-        with pytest.raises(Permanent, match="no such file"):
-            list(source.list(f"{http_server.base_url}/missing/",
-                             DownloadOptions(source_settings={"glob": "*"})))
-    finally:
-        source.close()
+    with pytest.raises(Permanent, match="no such file"):
+        _walk(f"{http_server.base_url}/missing/", "*")
 
 
 def test_links_that_loop_stop_at_the_page_limit(http_server: FileServer,
@@ -160,13 +152,8 @@ def test_links_that_loop_stop_at_the_page_limit(http_server: FileServer,
         http_server.add_file("/loop/" + "a/" * depth, b'<a href="a/">a</a><a href="f">f</a>',
                              content_type="text/html")
     monkeypatch.setattr(http_folders, "MAX_PAGES", 4)
-    source = HttpSource()
-    try:
-        with pytest.raises(Permanent, match="more than 4 folder pages"):
-            list(source.list(f"{http_server.base_url}/loop/",
-                             DownloadOptions(source_settings={"glob": "**"})))
-    finally:
-        source.close()
+    with pytest.raises(Permanent, match="more than 4 folder pages"):
+        _walk(f"{http_server.base_url}/loop/")
 
 
 def test_a_page_of_too_many_links_is_refused(http_server: FileServer,
@@ -174,13 +161,8 @@ def test_a_page_of_too_many_links_is_refused(http_server: FileServer,
     links = "".join(f'<a href="f{n}.bin">f</a>' for n in range(6))
     http_server.add_file("/many/", links.encode(), content_type="text/html")
     monkeypatch.setattr(http_folders, "MAX_FILES", 5)
-    source = HttpSource()
-    try:
-        with pytest.raises(Permanent, match="more than 5 files"):
-            list(source.list(f"{http_server.base_url}/many/",
-                             DownloadOptions(source_settings={"glob": "*"})))
-    finally:
-        source.close()
+    with pytest.raises(Permanent, match="more than 5 files"):
+        _walk(f"{http_server.base_url}/many/", "*")
 
 
 def test_a_folder_whose_name_holds_glob_characters(http_server: FileServer,
@@ -208,28 +190,18 @@ def test_a_folder_moved_to_another_server_is_walked_there_without_credentials(
             infos = [m.wait(i) for i in ids]
         assert [i.url for i in infos] == [f"{mirror.base_url}/data/m.bin"]
         assert (downloads / "m.bin").read_bytes() == b"m" * 500
-        source = HttpSource()
-        try:
-            for options in (DownloadOptions(username="u", password="secret"),
-                            DownloadOptions(bearer_token="t0ken"),
-                            DownloadOptions(headers={"X-Api-Key": "k"})):
-                settings = {"source_settings": {"glob": "*"}}
-                with pytest.raises(Permanent, match="another server: laden does not send"):
-                    list(source.list(url, dataclasses.replace(options, **settings)))
-        finally:
-            source.close()
+        for given in ({"username": "u", "password": "secret"}, {"bearer_token": "t0ken"},
+                      {"headers": {"X-Api-Key": "k"}}):
+            with pytest.raises(Permanent, match="another server: laden does not send"):
+                _walk(url, "*", **given)
         assert all("authorization" not in r.headers for r in mirror.requests)
 
 
 def test_a_file_given_as_a_folder_is_refused_before_its_bytes(http_server: FileServer) -> None:
     big = b"\0" * (3 << 20)
     url = http_server.add_file("/big.iso", big)
-    source = HttpSource()
-    try:
-        with pytest.raises(Permanent, match=r"is not a folder page \(application/octet-stream\)"):
-            list(source.list(url, DownloadOptions(source_settings={"glob": "*"})))
-    finally:
-        source.close()
+    with pytest.raises(Permanent, match=r"is not a folder page \(application/octet-stream\)"):
+        _walk(url, "*")
     assert len(http_server.requests) == 1  # one answer, closed after its headers
 
 
