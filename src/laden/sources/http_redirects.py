@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,16 +39,8 @@ class RedirectingProbe:
 
     def probe(self, clean: str, headers: dict[str, str], options: DownloadOptions) -> RemoteInfo:
         source = self._source
-        proxy = proxy_for(clean, options, source.environment_proxies())
-        client = self._client(clean, options)
-        with REDIRECT_ERRORS.translating(url=clean, host=host_of(clean), options=options,
-                                         proxy=proxy), \
-                logged_request("GET", clean, *range_of(headers.get("Range"))) as answer, \
-                client.stream("GET", clean, headers=headers) as response:
-            final = str(response.url)
-            answer.status = response.status_code if final == clean else \
-                f"{response.status_code} from {strip_credentials(final)}"
-            refuse_downgrade(clean, final)
+        with self._answer(clean, headers, options, range_of(headers.get("Range"))) as (
+                response, final):
             remote = source.remote_from(clean, final, response.status_code, response.headers,
                                         headers)
             # An answer whose body is not read is closed unread on leaving the block.
@@ -60,17 +54,7 @@ class RedirectingProbe:
         body). Any status but 200 is the error it names; `check(address, content_type)` may
         refuse the answer before its body is read; a body over `limit` bytes is refused before
         it is read whole."""
-        source = self._source
-        proxy = proxy_for(clean, options, source.environment_proxies())
-        client = self._client(clean, options)
-        with REDIRECT_ERRORS.translating(url=clean, host=host_of(clean), options=options,
-                                         proxy=proxy), \
-                logged_request("GET", clean) as answer, \
-                client.stream("GET", clean, headers=headers) as response:
-            final = str(response.url)
-            answer.status = response.status_code if final == clean else \
-                f"{response.status_code} from {strip_credentials(final)}"
-            refuse_downgrade(clean, final)
+        with self._answer(clean, headers, options) as (response, final):
             if response.status_code != 200:
                 raise error_for_status(response.status_code, response.headers,
                                        strip_credentials(final))
@@ -83,6 +67,23 @@ class RedirectingProbe:
                     raise Permanent(f"{strip_credentials(final)} is not a folder page: it is "
                                     f"larger than {limit >> 20} MiB")
             return final, content_type, bytes(body)
+
+    @contextmanager
+    def _answer(self, clean: str, headers: dict[str, str], options: DownloadOptions,
+                asked: tuple[int | None, ...] = ()) -> Iterator[tuple[httpx.Response, str]]:
+        """A GET with redirects followed, logged, its errors in laden's words, HTTPS to plain
+        HTTP refused: (the answer, its address after redirects), its body not yet read."""
+        proxy = proxy_for(clean, options, self._source.environment_proxies())
+        client = self._client(clean, options)
+        with REDIRECT_ERRORS.translating(url=clean, host=host_of(clean), options=options,
+                                         proxy=proxy), \
+                logged_request("GET", clean, *asked) as answer, \
+                client.stream("GET", clean, headers=headers) as response:
+            final = str(response.url)
+            answer.status = response.status_code if final == clean else \
+                f"{response.status_code} from {strip_credentials(final)}"
+            refuse_downgrade(clean, final)
+            yield response, final
 
     def _client(self, url: str, options: DownloadOptions) -> httpx.Client:
         proxy = proxy_for(url, options, self._source.environment_proxies())
