@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from laden.core.config import Config
 from laden.core.options import DownloadOptions
 from laden.core.states import State
-from laden.sources.gcs import GcsSource
+from laden.sources.gcs import GcsSource, _remote_from_answer
 from servers.fixtures import random_bytes
 
-from .conftest import manager
+from .conftest import KeptRecords, manager
 from .stores import GcsStore
 
 
@@ -52,3 +55,72 @@ def test_emulator_from_the_environment(gs_store: GcsStore, downloads: Path,
         info = m.wait(m.add(gs_store.url("e.bin"), str(downloads)))
     assert info.state is State.DONE, info.message
     assert Path(info.dest).read_bytes() == b"from STORAGE_EMULATOR_HOST"
+
+
+@contextmanager
+def _requests_asked() -> Iterator[list[list[str]]]:
+    """The (method, address) of each request laden logs while the block runs."""
+    logger, kept = logging.getLogger("laden.requests"), KeptRecords()
+    asked: list[list[str]] = []
+    logger.addHandler(kept)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield asked
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(kept)
+        for record in kept.records:
+            method, _, rest = record.getMessage().partition(" ")
+            if rest.startswith("metadata "):
+                method, rest = "GET metadata", rest.removeprefix("metadata ")
+            asked.append([method, rest.split(" ", 1)[0]])
+
+
+def test_a_small_object_is_one_get_with_its_checksums_verified(gs_store: GcsStore,
+                                                               downloads: Path) -> None:
+    data = random_bytes(50_000, seed=31)  # within the probe (FAST: 64 KiB segments)
+    gs_store.put("small.bin", data)
+    gs_store.put("empty.bin", b"")
+    with _requests_asked() as asked, manager() as m:
+        infos = [m.wait(m.add(gs_store.url(k), str(downloads), **gs_store.options()))
+                 for k in ("small.bin", "empty.bin")]
+    assert all(i.state is State.DONE for i in infos), [i.message for i in infos]
+    assert [Path(i.dest).read_bytes() for i in infos] == [data, b""]
+    assert {(c.algorithm, c.origin, c.verified) for c in infos[0].checksums} == {
+        ("md5", "GCS md5Hash", True), ("crc32c", "GCS crc32c", None)}
+    assert sorted(asked) == sorted(["GET", gs_store.url(k)] for k in ("small.bin", "empty.bin"))
+
+
+def test_a_larger_object_is_read_in_ranges_of_the_probed_generation(gs_store: GcsStore,
+                                                                   downloads: Path) -> None:
+    data = random_bytes(300_000, seed=32)
+    gs_store.put("large.bin", data)
+    with _requests_asked() as asked, manager() as m:
+        info = m.wait(m.add(gs_store.url("large.bin"), str(downloads), **gs_store.options()))
+    assert info.state is State.DONE, info.message
+    assert Path(info.dest).read_bytes() == data
+    assert len(asked) > 2 and all(a == ["GET", gs_store.url("large.bin")] for a in asked)
+
+
+def test_a_reruns_check_reads_the_metadata_not_the_bytes(gs_store: GcsStore) -> None:
+    gs_store.put("r.bin", b"rerun")
+    source = GcsSource(Config())
+    options = DownloadOptions(**gs_store.options())
+    try:
+        with _requests_asked() as asked:
+            probed = source.probe(gs_store.url("r.bin"), options)
+            now = source.current_version(gs_store.url("r.bin"), options)
+    finally:
+        source.close()
+    assert probed.body == b"rerun" and now.body is None
+    assert (now.size, now.version) == (probed.size, probed.version)
+    assert asked == [["GET", gs_store.url("r.bin")], ["GET metadata", gs_store.url("r.bin")]]
+
+
+def test_an_answer_without_a_generation_or_size_is_not_trusted() -> None:
+    headers = {"x-goog-generation": "7", "content-length": "3", "x-goog-hash": "crc32c=AAAAAA=="}
+    assert _remote_from_answer("gs://b/k", "k", headers).version == "7"
+    for left_out in ("x-goog-generation", "content-length"):
+        partial = {k: v for k, v in headers.items() if k != left_out}
+        assert _remote_from_answer("gs://b/k", "k", partial) is None

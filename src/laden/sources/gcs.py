@@ -1,8 +1,10 @@
 """Google Cloud Storage through google-cloud-storage and google-auth.
 
 `gs://bucket/object` is one object; `gs://bucket/prefix/` and globs are folders (see `listing`).
-The probe reads the object's metadata: size, generation (the validator), `md5Hash` (absent for
-composite objects) and `crc32c`. Each range is a media GET of that generation with
+The probe is a media GET of the object: its headers give the size, the generation (the
+validator) and `x-goog-hash` (`md5`, absent for composite objects, and `crc32c`), and a small
+object's bytes come with them. A rerun's check reads the metadata instead. Each range is a
+media GET of that generation with
 `ifGenerationMatch`, made on google-auth's `AuthorizedSession` (the transport the storage
 client uses itself) with `stream=True`, so the bytes are read with `readinto` from the
 underlying `http.client` response instead of through the client's in-memory downloads. A 404
@@ -22,6 +24,7 @@ credentials file is given, so nothing looks for a metadata server.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
@@ -45,7 +48,7 @@ from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
 from . import cloud, listing, versions
-from .base import ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
+from .base import PROBE_BODY, ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .foreign_errors import Becomes, ErrorTable, Rows, first_line
 from .http_headers import parse_content_range
 from .http_reader import HttpRangeReader
@@ -73,6 +76,10 @@ _READING = _WORDING.with_lines(changed=dict.fromkeys(
     (404, 412), "{url} changed during the download (generation {generation} is gone)"))
 """A range is a read of one generation: 404 and 412 mean that generation is gone."""
 _LISTING = _WORDING.with_lines(statuses={404: "no such GCS bucket: {bucket}"})
+_READ_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": f"laden/{__version__}"}
+_ORIGINS = {"md5": "GCS md5Hash", "crc32c": "GCS crc32c"}
+ERROR_TEXT_LIMIT = 64 << 10
+"""Most of an error answer read for its message: GCS's are a few hundred bytes of JSON."""
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,39 @@ class GcsSource(Source):
     # -- the probe ---------------------------------------------------------------------------
 
     def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """A media GET of the object's current generation: its headers carry the generation,
+        size and `x-goog-hash`, and an object of at most `PROBE_BODY` bytes is read whole from
+        it, so a small object costs one request where the metadata and the bytes were two. An
+        answer without those headers (a proxy that drops them) is asked again as metadata."""
         bucket, key = cloud.split_address(url)
         if not key or key.endswith("/"):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
+        gcs = self._client(options)
+        with ERRORS.translating(url=url, wording=_WORDING), \
+                logged_request("GET", url) as answer:
+            response = gcs.session.request("GET", _media_url(gcs, bucket, key), stream=True,
+                                           headers=_READ_HEADERS, timeout=self.timeout)
+            answer.status = response.status_code
+        try:
+            if response.status_code == 404:
+                raise self._missing(gcs, bucket, url)
+            if response.status_code != 200:
+                raise _WORDING.error(response.status_code, url=url, detail=_said(response))
+            remote = _remote_from_answer(url, key, response.headers)
+            if remote is None:
+                return self._metadata(url, options)
+            if remote.size <= min(PROBE_BODY, self._config.min_segment_size):
+                remote = _with_body(remote, response)
+        finally:
+            response.close()  # a larger object's bytes unread: this connection is not reused
+        return remote
+
+    def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """The metadata, not the probe: a rerun asks before it keeps a file, without its bytes."""
+        return self._metadata(url, options)
+
+    def _metadata(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        bucket, key = cloud.split_address(url)
         gcs = self._client(options)
         with ERRORS.translating(url=url, wording=_WORDING), \
                 logged_request("GET metadata", url) as answer:
@@ -111,11 +148,10 @@ class GcsSource(Source):
         if blob is None:
             raise self._missing(gcs, bucket, url)
         checksums = []
-        for value, algorithm, origin in ((blob.md5_hash, "md5", "GCS md5Hash"),
-                                         (blob.crc32c, "crc32c", "GCS crc32c")):
+        for value, algorithm in ((blob.md5_hash, "md5"), (blob.crc32c, "crc32c")):
             if value:
                 checksums.append(ChecksumInfo(algorithm, normalise_digest(algorithm, value),
-                                              origin))
+                                              _ORIGINS[algorithm]))
         generation = str(blob.generation)
         return RemoteInfo(
             url=url,
@@ -147,11 +183,10 @@ class GcsSource(Source):
         bucket, key = cloud.split_address(remote.url)
         gcs = self._client(options)
         generation = remote.version
-        media = (f"{gcs.endpoint}/download/storage/v1/b/{quote(bucket, safe='')}/o/"
-                 f"{quote(key, safe='')}?alt=media")
+        media = _media_url(gcs, bucket, key)
         if generation:
             media += f"&generation={generation}&ifGenerationMatch={generation}"
-        headers = {"Accept-Encoding": "gzip", "User-Agent": f"laden/{__version__}"}
+        headers = dict(_READ_HEADERS)
         ranged = start > 0 or end is not None
         if ranged:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
@@ -297,6 +332,57 @@ def _answer(headers: Any, status: int) -> versions.Validators:
                 digests.append((algorithm, normalise_digest(algorithm, value)))
     return versions.Validators(size=size, version=headers.get("x-goog-generation"),
                                digests=tuple(digests))
+
+
+def _media_url(gcs: GcsClients, bucket: str, key: str) -> str:
+    return (f"{gcs.endpoint}/download/storage/v1/b/{quote(bucket, safe='')}/o/"
+            f"{quote(key, safe='')}?alt=media")
+
+
+def _remote_from_answer(url: str, key: str, headers: Any) -> RemoteInfo | None:
+    """What a media GET's headers say of the object; None without its generation or size."""
+    found = _answer(headers, 200)
+    generation = (found.version or "").strip()
+    if not generation or found.size is None:
+        return None
+    return RemoteInfo(
+        url=url,
+        final_url=url,
+        size=found.size,
+        supports_ranges=True,
+        # No ETag: the media answer's need not be the metadata's (which a rerun's check reads),
+        # and the generation already names the bytes.
+        etag=None,
+        last_modified=headers.get("last-modified"),
+        filename=cloud.file_name(key),
+        checksums=tuple(ChecksumInfo(algorithm, digest, _ORIGINS[algorithm])
+                        for algorithm, digest in found.digests),
+        version=generation,
+        extra={"generation": generation, "content_type": headers.get("content-type") or ""},
+    )
+
+
+def _with_body(remote: RemoteInfo, response: Any) -> RemoteInfo:
+    """`remote` with the object's stored bytes attached, when they arrive whole; a failure
+    leaves them to the connections, which retry."""
+    import requests
+    import urllib3
+
+    try:
+        body = response.raw.read(decode_content=False)
+    except (OSError, requests.RequestException, urllib3.exceptions.HTTPError):
+        return remote
+    return dataclasses.replace(remote, body=body) if len(body) == remote.size else remote
+
+
+def _said(response: Any) -> str:
+    """": message" from a JSON error answer, else nothing."""
+    try:
+        text = response.raw.read(ERROR_TEXT_LIMIT, decode_content=True)
+        message = json.loads(text)["error"]["message"]
+    except Exception:  # noqa: BLE001 - the status alone still says what happened
+        return ""
+    return f": {first_line(message)}" if isinstance(message, str) and message else ""
 
 
 def _call_error(exc: Any, facts: Any) -> LadenError | None:
