@@ -6,7 +6,8 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,23 @@ class KeptRecords(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+@contextmanager
+def requests_asked() -> Iterator[list[list[str]]]:
+    """The (method, address) of each request laden logs while the block runs."""
+    logger, kept = logging.getLogger("laden.requests"), KeptRecords()
+    asked: list[list[str]] = []
+    logger.addHandler(kept)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield asked
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(kept)
+        for record in kept.records:
+            method, _, rest = record.getMessage().partition(" ")
+            if rest.startswith("metadata "):
+                method, rest = "GET metadata", rest.removeprefix("metadata ")
+            asked.append([method, rest.split(" ", 1)[0]])

@@ -8,10 +8,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from laden.core.config import Config
+from laden.core.options import DownloadOptions
 from laden.core.states import State
+from laden.sources.azure import PROBE_RANGE, AzureBlobSource
 from servers.fixtures import random_bytes
 
-from .conftest import manager
+from .conftest import manager, requests_asked
 from .stores import AzureStore
 
 
@@ -63,3 +66,47 @@ def test_az_addresses_need_an_account(downloads: Path) -> None:
         info = m.wait(m.add("az://box/x.bin", str(downloads)))
     assert info.state is State.FAILED
     assert "az:// addresses need an account" in info.message
+
+
+def test_a_small_blob_is_one_get_with_its_md5_verified(az_store: AzureStore,
+                                                       downloads: Path) -> None:
+    data = random_bytes(PROBE_RANGE, seed=52)  # the largest that comes whole with the probe
+    az_store.put("small.bin", data)
+    with requests_asked() as asked, manager() as m:
+        info = m.wait(m.add(az_store.url("small.bin"), str(downloads), **az_store.options()))
+    assert info.state is State.DONE, info.message
+    assert Path(info.dest).read_bytes() == data
+    assert [(c.origin, c.verified) for c in info.checksums] == [("Azure Content-MD5", True)]
+    assert asked == [["GET", az_store.url("small.bin")]]
+
+
+def test_an_empty_blob_and_a_larger_one(az_store: AzureStore, downloads: Path) -> None:
+    larger = random_bytes(PROBE_RANGE + 1, seed=53)
+    az_store.put("empty.bin", b"")
+    az_store.put("larger.bin", larger)
+    with requests_asked() as asked, manager() as m:
+        infos = [m.wait(m.add(az_store.url(k), str(downloads), **az_store.options()))
+                 for k in ("empty.bin", "larger.bin")]
+    assert all(i.state is State.DONE for i in infos), [i.message for i in infos]
+    assert [Path(i.dest).read_bytes() for i in infos] == [b"", larger]
+    # A range of an empty blob is refused (416): its properties are asked for instead. The
+    # larger blob's probe range is read again by the connections.
+    empty = [a for a in asked if a[1] == az_store.url("empty.bin")]
+    assert empty == [["GET", az_store.url("empty.bin")], ["HEAD", az_store.url("empty.bin")]]
+    assert ["HEAD", az_store.url("larger.bin")] not in asked
+
+
+def test_a_reruns_check_reads_the_properties_not_the_bytes(az_store: AzureStore) -> None:
+    az_store.put("r.bin", b"rerun")
+    source = AzureBlobSource(Config())
+    options = DownloadOptions(**az_store.options())
+    try:
+        with requests_asked() as asked:
+            probed = source.probe(az_store.url("r.bin"), options)
+            now = source.current_version(az_store.url("r.bin"), options)
+    finally:
+        source.close()
+    assert probed.body == b"rerun" and now.body is None
+    assert (now.size, now.etag, now.checksums, now.extra) == (
+        probed.size, probed.etag, probed.checksums, probed.extra)
+    assert asked == [["GET", az_store.url("r.bin")], ["HEAD", az_store.url("r.bin")]]

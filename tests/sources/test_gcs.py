@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -17,7 +14,7 @@ from laden.core.states import State
 from laden.sources.gcs import GcsSource, _remote_from_answer
 from servers.fixtures import random_bytes
 
-from .conftest import KeptRecords, manager
+from .conftest import manager, requests_asked
 from .stores import GcsStore
 
 
@@ -57,32 +54,12 @@ def test_emulator_from_the_environment(gs_store: GcsStore, downloads: Path,
     assert Path(info.dest).read_bytes() == b"from STORAGE_EMULATOR_HOST"
 
 
-@contextmanager
-def _requests_asked() -> Iterator[list[list[str]]]:
-    """The (method, address) of each request laden logs while the block runs."""
-    logger, kept = logging.getLogger("laden.requests"), KeptRecords()
-    asked: list[list[str]] = []
-    logger.addHandler(kept)
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield asked
-    finally:
-        logger.setLevel(level)
-        logger.removeHandler(kept)
-        for record in kept.records:
-            method, _, rest = record.getMessage().partition(" ")
-            if rest.startswith("metadata "):
-                method, rest = "GET metadata", rest.removeprefix("metadata ")
-            asked.append([method, rest.split(" ", 1)[0]])
-
-
 def test_a_small_object_is_one_get_with_its_checksums_verified(gs_store: GcsStore,
                                                                downloads: Path) -> None:
     data = random_bytes(50_000, seed=31)  # within the probe (FAST: 64 KiB segments)
     gs_store.put("small.bin", data)
     gs_store.put("empty.bin", b"")
-    with _requests_asked() as asked, manager() as m:
+    with requests_asked() as asked, manager() as m:
         infos = [m.wait(m.add(gs_store.url(k), str(downloads), **gs_store.options()))
                  for k in ("small.bin", "empty.bin")]
     assert all(i.state is State.DONE for i in infos), [i.message for i in infos]
@@ -96,7 +73,7 @@ def test_a_larger_object_is_read_in_ranges_of_the_probed_generation(gs_store: Gc
                                                                    downloads: Path) -> None:
     data = random_bytes(300_000, seed=32)
     gs_store.put("large.bin", data)
-    with _requests_asked() as asked, manager() as m:
+    with requests_asked() as asked, manager() as m:
         info = m.wait(m.add(gs_store.url("large.bin"), str(downloads), **gs_store.options()))
     assert info.state is State.DONE, info.message
     assert Path(info.dest).read_bytes() == data
@@ -108,7 +85,7 @@ def test_a_reruns_check_reads_the_metadata_not_the_bytes(gs_store: GcsStore) -> 
     source = GcsSource(Config())
     options = DownloadOptions(**gs_store.options())
     try:
-        with _requests_asked() as asked:
+        with requests_asked() as asked:
             probed = source.probe(gs_store.url("r.bin"), options)
             now = source.current_version(gs_store.url("r.bin"), options)
     finally:

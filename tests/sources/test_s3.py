@@ -3,7 +3,6 @@ endpoint come from."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from laden.core.states import State
 from laden.sources.s3 import S3Source
 from servers.fixtures import random_bytes
 
-from .conftest import FAST, KeptRecords, manager
+from .conftest import FAST, manager, requests_asked
 from .stores import S3Store
 
 
@@ -49,26 +48,20 @@ def test_each_kind_of_published_checksum_is_verified(s3_store: S3Store, download
 
 
 def test_a_small_object_is_one_get_with_its_checksum_verified(
-        s3_store: S3Store, downloads: Path, caplog: pytest.LogCaptureFixture) -> None:
+        s3_store: S3Store, downloads: Path) -> None:
     server, bucket = s3_store.server, s3_store.bucket
     data = random_bytes(50_000, seed=22)  # within the probe (FAST: 64 KiB segments)
     server.put_object(bucket, "small-sha.bin", data, checksum_sha256=True)
     _plain_client(server).put_object(Bucket=bucket, Key="small-md5.bin", Body=data)
     server.put_object(bucket, "empty.bin", b"")
-    logger, kept = logging.getLogger("laden.requests"), KeptRecords()
-    logger.addHandler(kept)
-    try:
-        with caplog.at_level(logging.DEBUG, logger="laden.requests"), manager() as m:
-            ids = [m.add(s3_store.url(k), str(downloads), **s3_store.options())
-                   for k in ("small-sha.bin", "small-md5.bin", "empty.bin")]
-            infos = [m.wait(i) for i in ids]
-    finally:
-        logger.removeHandler(kept)
+    with requests_asked() as asked, manager() as m:
+        ids = [m.add(s3_store.url(k), str(downloads), **s3_store.options())
+               for k in ("small-sha.bin", "small-md5.bin", "empty.bin")]
+        infos = [m.wait(i) for i in ids]
     assert all(i.state is State.DONE for i in infos), [i.message for i in infos]
     assert [Path(i.dest).read_bytes() for i in infos] == [data, data, b""]
     assert [[(c.origin, c.verified) for c in i.checksums] for i in infos[:2]] == [
         [("S3 ChecksumSHA256", True)], [("S3 ETag", True)]]
-    asked = [r.getMessage().split(" ", 2)[:2] for r in kept.records]
     assert sorted(asked) == sorted(["GET", s3_store.url(k)] for k in (
         "small-sha.bin", "small-md5.bin", "empty.bin")), asked  # no HEAD, no second GET
 

@@ -4,8 +4,10 @@ Addresses: `az://container/blob` (the account comes from the connection string o
 URL settings) and `https://ACCOUNT.blob.core.windows.net/container/blob[?SAS]`, which the
 registry routes here. Folders and globs as in `listing`.
 
-The probe reads the blob's properties: size, ETag (the validator) and `Content-MD5`, which
-Azure keeps for the whole blob when it was uploaded in one request or set by the uploader. Each
+The probe is a GET of the blob's first bytes (`PROBE_RANGE`): its answer gives the size, the
+ETag (the validator) and `Content-MD5`, which Azure keeps for the whole blob when it was
+uploaded in one request or set by the uploader, and a small blob's bytes come with it. A
+rerun's check reads the properties instead. Each
 range is a `download_blob(offset, length)` pinned with the ETag and
 `MatchConditions.IfNotModified`: 412 means the blob changed, and every answer's ETag and total
 size are compared with the probe's as well (`versions`), in case something on the way ignores
@@ -22,7 +24,9 @@ access (public containers).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import ipaddress
 import os
 from collections.abc import Iterator, Mapping
@@ -37,13 +41,18 @@ from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
 from . import cloud, listing, versions
-from .base import ListedObject, RangeReader, RemoteInfo, Source
+from .base import PROBE_BODY, ListedObject, RangeReader, RemoteInfo, Source
 from .foreign_errors import Becomes, ErrorTable, Rows, Translate, first_line
 from .http_headers import parse_content_range
 from .requests_log import logged_request
 from .statuses import Later, Wording
 
 CHUNK = 4 * 1024 * 1024
+PROBE_RANGE = min(PROBE_BODY, 256 * 1024)
+"""The probe's range. The SDK reads the whole first answer before it returns, so a larger blob
+pays these bytes twice; a quarter of a MiB holds the small files of a dataset or a folder of
+images, and is a few per cent of a blob of ten MiB."""
+MD5_ORIGIN = "Azure Content-MD5"
 _CREDENTIAL_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo",
                      "AuthorizationPermissionMismatch", "AuthorizationSourceIPMismatch",
                      "NoAuthenticationInformation", "AuthorizationResourceTypeMismatch"}
@@ -116,9 +125,43 @@ class AzureBlobSource(Source):
     # -- the probe ---------------------------------------------------------------------------
 
     def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """A GET of the blob's first `PROBE_RANGE` bytes: its headers carry the size (the
+        Content-Range total), ETag and `x-ms-blob-content-md5`, and a blob no larger comes
+        whole with them, so a small blob costs one request where the properties and the bytes
+        were two. An empty blob (a range of it is refused) and an answer without those headers
+        are asked again as properties."""
+        from azure.core.exceptions import HttpResponseError
+
         address = parse_address(url)
         if not address.blob or address.blob.endswith("/"):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
+        client = self._service(address, options).get_blob_client(address.container, address.blob)
+        first = _FirstAnswer()
+        with ERRORS.translating(url=url, container=address.container, reading=False), \
+                logged_request("GET", url, 0, PROBE_RANGE) as answer:
+            try:
+                stream = client.download_blob(offset=0, length=PROBE_RANGE, max_concurrency=1,
+                                              raw_response_hook=first)
+            except HttpResponseError as exc:
+                if exc.status_code != 416:
+                    raise
+                stream = None  # nothing at byte 0: an empty blob
+            answer.status = first.status
+        remote = None if stream is None else _remote_from_answer(url, address, first.headers)
+        if remote is None:
+            return self._properties(url, options)
+        if remote.size <= PROBE_RANGE:
+            body = stream.readall()  # already read with the answer: no request
+            if len(body) == remote.size:
+                remote = dataclasses.replace(remote, body=body)
+        return remote
+
+    def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """The properties, not the probe: a rerun asks before it keeps a file, without bytes."""
+        return self._properties(url, options)
+
+    def _properties(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        address = parse_address(url)
         client = self._service(address, options).get_blob_client(address.container, address.blob)
         with ERRORS.translating(url=url, container=address.container, reading=False), \
                 logged_request("HEAD", url) as answer:
@@ -127,7 +170,7 @@ class AzureBlobSource(Source):
         checksums = []
         md5 = props.content_settings.content_md5
         if md5 and len(md5) == 16:
-            checksums.append(ChecksumInfo("md5", bytes(md5).hex(), "Azure Content-MD5"))
+            checksums.append(ChecksumInfo("md5", bytes(md5).hex(), MD5_ORIGIN))
         return RemoteInfo(
             url=url,
             final_url=url,
@@ -138,7 +181,7 @@ class AzureBlobSource(Source):
             filename=cloud.file_name(address.blob),
             checksums=tuple(checksums),
             version=props.etag,
-            extra={"blob_type": str(props.blob_type),
+            extra={"blob_type": str(getattr(props.blob_type, "value", props.blob_type)),
                    "content_type": props.content_settings.content_type or "",
                    **({"version_id": props.version_id} if props.version_id else {})},
         )
@@ -286,6 +329,57 @@ class _BlobReader:
 
     def close(self) -> None:
         self._stream = None
+
+
+class _FirstAnswer:
+    """Keeps the status and headers of the first answer to a download (the SDK's properties
+    of a ranged download describe the range, not the blob)."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.headers: Mapping[str, str] = {}
+
+    def __call__(self, pipeline_response: Any) -> None:
+        if self.status is None:
+            response = pipeline_response.http_response
+            self.status, self.headers = response.status_code, response.headers
+
+
+def _remote_from_answer(url: str, address: BlobAddress, headers: Mapping[str, str]
+                        ) -> RemoteInfo | None:
+    """What a ranged GET's headers say of the blob; None without its size or ETag."""
+    parsed = parse_content_range(headers.get("content-range"))
+    etag = headers.get("etag")
+    if parsed is None or parsed[2] is None or not etag:
+        return None
+    checksums = []
+    md5 = _md5_of(headers.get("x-ms-blob-content-md5"))
+    if md5 is not None:
+        checksums.append(ChecksumInfo("md5", md5, MD5_ORIGIN))
+    version_id = headers.get("x-ms-version-id")
+    return RemoteInfo(
+        url=url,
+        final_url=url,
+        size=parsed[2],
+        supports_ranges=True,
+        etag=etag,
+        last_modified=headers.get("last-modified"),
+        filename=cloud.file_name(address.blob),
+        checksums=tuple(checksums),
+        version=etag,
+        extra={"blob_type": headers.get("x-ms-blob-type") or "",
+               "content_type": headers.get("content-type") or "",
+               **({"version_id": version_id} if version_id else {})},
+    )
+
+
+def _md5_of(value: str | None) -> str | None:
+    """The hex of a base64 MD5 header; None when it is not one."""
+    try:
+        digest = base64.b64decode(value or "", validate=True)
+    except ValueError:
+        return None
+    return digest.hex() if len(digest) == 16 else None
 
 
 class _AnswerCheck:
