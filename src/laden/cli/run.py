@@ -63,9 +63,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             run.start()
             tell_restarting(run.infos())
         interrupted = follow(run, args)
-        results = run.results()
-        failures = failures_of(run)
-        unfinished = [i for i in run.infos() if i.state is not State.DONE]
+        ended = run.infos()
+        results = run.results(ended)
+        failures = failures_of(run, ended)
+        unfinished = [i for i in ended if i.state is not State.DONE]
     code = run_shards.ended(manifest, shard, results, failures, present, interrupted)
     if interrupted:
         tell_paused(unfinished)
@@ -108,6 +109,7 @@ def follow(run: Any, args: argparse.Namespace) -> bool:
     latest = progress.Latest(run.ids)
     unsubscribe_latest = manager.subscribe(latest, progress=display.shows_progress)
     latest.seed(run.infos())
+    run.observe(latest.infos(run.ids))  # what settled before `note` listened; events do the rest
 
     def terminate(*_: object) -> None:  # Kubernetes stops a pod with SIGTERM
         stop.set()
@@ -118,7 +120,6 @@ def follow(run: Any, args: argparse.Namespace) -> bool:
         while True:
             changed.clear()
             infos = latest.infos(run.ids)
-            run.observe(infos)
             display.update(infos)
             if all(i.state in SETTLED for i in infos):
                 for download_id in run.ids:  # until their last events are out

@@ -148,13 +148,16 @@ class ManifestRun:
     def infos(self) -> list[DownloadInfo]:
         return [self.manager.get(i) for i in self.ids]
 
-    def results(self) -> list[ItemResult]:
+    def results(self, infos: list[DownloadInfo]) -> list[ItemResult]:
+        """Each item's outcome, from its downloads as they ended (`infos`, the run's)."""
         results = []
-        infos = {info.id: info for info in self.infos()}
+        by_item: dict[int, list[DownloadInfo]] = {}
+        for info in infos:
+            by_item.setdefault(self._item_of[info.id], []).append(info)
         for number, entry in enumerate(self.planned):
             result = ItemResult(entry.item.title, files=len(entry.files),
                                 errors=list(entry.errors))
-            mine = [infos[i] for i, n in self._item_of.items() if n == number]
+            mine = by_item.get(number, [])
             earlier = self._earlier.get(number, [])
             result.earlier = len(earlier)
             verdicts = []

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..core.errors import PERMANENT_EXIT, InputError
+from ..core.snapshots import DownloadInfo
 from ..core.states import State
 from .shards import Shard
 
@@ -59,13 +60,13 @@ class ShardResult:
     ended: float = 0.0
 
 
-def failures_of(run: Any) -> list[Failure]:
+def failures_of(run: Any, infos: list[DownloadInfo]) -> list[Failure]:
     """Every reason the run's items did not all succeed, and whether trying again can help
     (what the engine journalled for a failed download, what listing or adding said for an
-    item)."""
+    item); `infos` are the run's downloads as they ended."""
     found = [Failure(entry.item.title, error, entry.permanent)
              for entry in run.planned for error in entry.errors]
-    for info in run.infos():
+    for info in infos:
         if info.state is State.DONE:
             continue
         permanent = info.state is State.FAILED and bool(info.errors) and info.errors[-1].permanent
