@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import threading
@@ -105,6 +104,8 @@ class Download:
         self._finished: threading.Event | None = None
         self.retry_at: float | None = None
         """While a connection or the probe waits before trying again (see Transfer.backoff)."""
+        self._planned: tuple[tuple[str, str | None, str], str] | None = None
+        """(folder, name, address) and the path they give, until the probe settles `dest`."""
 
     @classmethod
     def from_journal(cls, record: Record) -> Download:
@@ -217,6 +218,20 @@ class Download:
             return plan.done_ranges()
         return merge_ranges(self.record.done_ranges)
 
+    def _planned_path(self) -> str:
+        """Where the file will go, before the probe has settled its name. Kept: every event
+        about a queued download asks for it, and parsing the address each time was a fifth of
+        the CPU of a list of small files."""
+        record = self.record
+        key = (record.dest_dir, record.filename, record.url)
+        if self._planned is None or self._planned[0] != key:
+            from ..core.names import filename_from_url
+
+            path = os.path.join(record.dest_dir, record.filename
+                                or filename_from_url(record.url) or "")
+            self._planned = (key, path)
+        return self._planned[1]
+
     def info(self) -> DownloadInfo:
         """A snapshot of the whole download, numbered (see `DownloadInfo.sequence`)."""
         with self.lock:
@@ -227,7 +242,7 @@ class Download:
                 url=record.url,
                 final_url=record.final_url,
                 source=record.source,
-                dest=record.dest or _planned_path(record),
+                dest=record.dest or self._planned_path(),
                 state=self.state,
                 size=record.size,
                 done=done,
@@ -314,17 +329,3 @@ class Download:
         if shown is None:
             shown = self._history_shown = tuple(self.history or ())
         return shown
-
-
-def _planned_path(record: Record) -> str:
-    """Where the file will go, before the probe has settled its name."""
-    return _planned(record.dest_dir, record.filename, record.url)
-
-
-@functools.lru_cache(maxsize=4096)
-def _planned(folder: str, filename: str | None, url: str) -> str:
-    # Cached: every event about a queued download asks for it, and parsing the address each
-    # time was a fifth of the CPU of a list of small files.
-    from ..core.names import filename_from_url
-
-    return os.path.join(folder, filename or filename_from_url(url) or "")
