@@ -10,7 +10,7 @@ import pytest
 from laden.core.config import Config
 from laden.core.options import DownloadOptions
 from laden.core.states import State
-from laden.sources.s3 import S3Source
+from laden.sources.s3 import S3Source, parse_timestamp
 from servers.fixtures import random_bytes
 
 from .conftest import FAST, manager, requests_asked
@@ -133,3 +133,28 @@ def test_an_archived_object_says_so(s3_store: S3Store, downloads: Path) -> None:
         info = m.wait(m.add(s3_store.url("cold.bin"), str(downloads), **s3_store.options()))
     assert info.state is State.FAILED
     assert "is archived (Glacier or Deep Archive): restore it" in info.message, info.message
+
+
+@pytest.mark.parametrize("text", [
+    "Sun, 06 Dec 2026 20:02:39 GMT", "2026-12-06T20:02:39.000Z", "2026-12-06T20:02:39Z",
+    "2026-12-06T20:02:39+01:00", "1796587359", "Sunday, 06-Dec-26 20:02:39 GMT",
+    "Sun Dec  6 20:02:39 2026"])
+def test_timestamps_read_as_botocore_reads_them(text: str) -> None:
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    assert parse_timestamp(text) == botocore_parse(text)
+    assert parse_timestamp(text).utcoffset() == botocore_parse(text).utcoffset()
+
+
+def test_the_clients_answers_carry_their_dates(s3_store: S3Store) -> None:
+    s3_store.put("dated.bin", b"when")
+    source = S3Source(Config())
+    try:
+        client = source._client(DownloadOptions(**s3_store.options()))
+        head = client.head_object(Bucket=s3_store.bucket, Key="dated.bin")
+        listed = client.list_objects_v2(Bucket=s3_store.bucket)["Contents"]
+    finally:
+        source.close()
+    assert head["LastModified"].tzinfo is not None
+    assert [o["LastModified"] for o in listed if o["Key"] == "dated.bin"] == [
+        head["LastModified"]]
