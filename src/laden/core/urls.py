@@ -15,6 +15,8 @@ def strip_credentials(url: str) -> str:
     Never raises: a malformed address (`http://user:pw@[::1/x`, a port out of range) loses
     its `user:password@` as text instead, so the message about it cannot hold the password.
     """
+    if "@" not in url:
+        return url  # no userinfo without its `@` (most addresses: asked several times each)
     if "://" not in url:
         return _without_userinfo(url)
     try:
