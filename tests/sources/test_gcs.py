@@ -11,7 +11,8 @@ import pytest
 from laden.core.config import Config
 from laden.core.options import DownloadOptions
 from laden.core.states import State
-from laden.sources.gcs import GcsSource, _remote_from_answer
+from laden.sources.gcs import GcsSource
+from laden.sources.gcs_answers import remote_from
 from servers.fixtures import random_bytes
 
 from .conftest import manager, requests_asked
@@ -97,7 +98,7 @@ def test_a_reruns_check_reads_the_metadata_not_the_bytes(gs_store: GcsStore) -> 
 
 def test_an_answer_without_a_generation_or_size_is_not_trusted() -> None:
     headers = {"x-goog-generation": "7", "content-length": "3", "x-goog-hash": "crc32c=AAAAAA=="}
-    assert _remote_from_answer("gs://b/k", "k", headers).version == "7"
+    assert remote_from("gs://b/k", "k", headers).version == "7"
     for left_out in ("x-goog-generation", "content-length"):
         partial = {k: v for k, v in headers.items() if k != left_out}
-        assert _remote_from_answer("gs://b/k", "k", partial) is None
+        assert remote_from("gs://b/k", "k", partial) is None

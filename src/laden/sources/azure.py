@@ -24,8 +24,6 @@ access (public containers).
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -40,10 +38,10 @@ from ..core.known_sources import known_source
 from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
-from . import cloud, listing, versions
+from . import azure_answers as answers
+from . import cloud, listing
 from .base import PROBE_BODY, ListedObject, RangeReader, RemoteInfo, Source
 from .foreign_errors import Becomes, ErrorTable, Rows, Translate, first_line
-from .http_headers import parse_content_range
 from .requests_log import logged_request
 from .statuses import Later, Wording
 
@@ -52,7 +50,6 @@ PROBE_RANGE = min(PROBE_BODY, 256 * 1024)
 """The probe's range. The SDK reads the whole first answer before it returns, so a larger blob
 pays these bytes twice; a quarter of a MiB holds the small files of a dataset or a folder of
 images, and is a few per cent of a blob of ten MiB."""
-MD5_ORIGIN = "Azure Content-MD5"
 _CREDENTIAL_CODES = {"AuthenticationFailed", "AuthorizationFailure", "InvalidAuthenticationInfo",
                      "AuthorizationPermissionMismatch", "AuthorizationSourceIPMismatch",
                      "NoAuthenticationInformation", "AuthorizationResourceTypeMismatch"}
@@ -127,27 +124,28 @@ class AzureBlobSource(Source):
     def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
         """A GET of the blob's first `PROBE_RANGE` bytes: its headers carry the size (the
         Content-Range total), ETag and `x-ms-blob-content-md5`, and a blob no larger comes
-        whole with them, so a small blob costs one request where the properties and the bytes
-        were two. An empty blob (a range of it is refused) and an answer without those headers
-        are asked again as properties."""
+        whole with them, so a small blob costs one request. An empty blob (a range of it is
+        refused) and an answer without those headers are asked again as properties. (The SDK
+        asks a page blob's page ranges as well.)"""
         from azure.core.exceptions import HttpResponseError
 
         address = parse_address(url)
         if not address.blob or address.blob.endswith("/"):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
         client = self._service(address, options).get_blob_client(address.container, address.blob)
-        first = _FirstAnswer()
+        answered = answers.Answer()
         with ERRORS.translating(url=url, container=address.container, reading=False), \
                 logged_request("GET", url, 0, PROBE_RANGE) as answer:
             try:
                 stream = client.download_blob(offset=0, length=PROBE_RANGE, max_concurrency=1,
-                                              raw_response_hook=first)
+                                              raw_response_hook=answered)
             except HttpResponseError as exc:
                 if exc.status_code != 416:
                     raise
                 stream = None  # nothing at byte 0: an empty blob
-            answer.status = first.status
-        remote = None if stream is None else _remote_from_answer(url, address, first.headers)
+            answer.status = answered.status
+        remote = None if stream is None else answers.remote_from(url, address.blob,
+                                                                  answered.headers)
         if remote is None:
             return self._properties(url, options)
         if remote.size <= PROBE_RANGE:
@@ -170,7 +168,7 @@ class AzureBlobSource(Source):
         checksums = []
         md5 = props.content_settings.content_md5
         if md5 and len(md5) == 16:
-            checksums.append(ChecksumInfo("md5", bytes(md5).hex(), MD5_ORIGIN))
+            checksums.append(ChecksumInfo("md5", bytes(md5).hex(), answers.MD5_ORIGIN))
         return RemoteInfo(
             url=url,
             final_url=url,
@@ -204,7 +202,8 @@ class AzureBlobSource(Source):
                 offset=start, length=None if end is None else end - start,
                 max_concurrency=1,
                 # Called for every response, the first and each later chunk's.
-                raw_response_hook=_AnswerCheck(remote, address),
+                raw_response_hook=answers.AnswerCheck(
+                    remote, address.url_for(address.blob).split("?", 1)[0]),  # never a SAS
                 **pinned,
             )
             answer.status = "opened"
@@ -329,92 +328,6 @@ class _BlobReader:
 
     def close(self) -> None:
         self._stream = None
-
-
-class _FirstAnswer:
-    """Keeps the status and headers of the first answer to a download (the SDK's properties
-    of a ranged download describe the range, not the blob)."""
-
-    def __init__(self) -> None:
-        self.status: int | None = None
-        self.headers: Mapping[str, str] = {}
-
-    def __call__(self, pipeline_response: Any) -> None:
-        if self.status is None:
-            response = pipeline_response.http_response
-            self.status, self.headers = response.status_code, response.headers
-
-
-def _remote_from_answer(url: str, address: BlobAddress, headers: Mapping[str, str]
-                        ) -> RemoteInfo | None:
-    """What a ranged GET's headers say of the blob; None without its size or ETag."""
-    parsed = parse_content_range(headers.get("content-range"))
-    etag = headers.get("etag")
-    if parsed is None or parsed[2] is None or not etag:
-        return None
-    checksums = []
-    md5 = _md5_of(headers.get("x-ms-blob-content-md5"))
-    if md5 is not None:
-        checksums.append(ChecksumInfo("md5", md5, MD5_ORIGIN))
-    version_id = headers.get("x-ms-version-id")
-    return RemoteInfo(
-        url=url,
-        final_url=url,
-        size=parsed[2],
-        supports_ranges=True,
-        etag=etag,
-        last_modified=headers.get("last-modified"),
-        filename=cloud.file_name(address.blob),
-        checksums=tuple(checksums),
-        version=etag,
-        extra={"blob_type": headers.get("x-ms-blob-type") or "",
-               "content_type": headers.get("content-type") or "",
-               **({"version_id": version_id} if version_id else {})},
-    )
-
-
-def _md5_of(value: str | None) -> str | None:
-    """The hex of a base64 MD5 header; None when it is not one."""
-    try:
-        digest = base64.b64decode(value or "", validate=True)
-    except ValueError:
-        return None
-    return digest.hex() if len(digest) == 16 else None
-
-
-class _AnswerCheck:
-    """Compares each answer's ETag, version id and total size with the probe's.
-
-    The precondition asks Azure to refuse a changed blob; this catches a service, proxy or
-    emulator that ignores it, before any of the other version's bytes are read.
-    """
-
-    def __init__(self, remote: RemoteInfo, address: BlobAddress) -> None:
-        self._pinned = versions.Validators(
-            size=remote.size, etag=remote.etag, version=remote.extra.get("version_id"),
-            modified=remote.last_modified)
-        self._url = address.url_for(address.blob).split("?", 1)[0]  # never a SAS
-
-    def __call__(self, pipeline_response: Any) -> None:
-        response = pipeline_response.http_response
-        if response.status_code not in (200, 206):
-            return  # errors are translated by `ERRORS` once the SDK raises them
-        headers = response.headers
-        parsed = parse_content_range(headers.get("content-range"))
-        if parsed is not None:
-            size = parsed[2]
-        else:
-            length = headers.get("content-length") or ""
-            size = int(length) if length.strip().isdigit() else None
-        answer = versions.Validators(
-            size=size, etag=headers.get("etag"), version=headers.get("x-ms-version-id"),
-            modified=headers.get("last-modified"))
-        try:
-            versions.check_answer(self._pinned, answer, self._url)
-        except RemoteChanged:
-            with contextlib.suppress(Exception):  # its body will never be read
-                response.internal_response.close()
-            raise
 
 
 def _account_name(account_url: str) -> str:

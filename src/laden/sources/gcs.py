@@ -23,8 +23,6 @@ credentials file is given, so nothing looks for a metadata server.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import http.client
 import json
 import os
@@ -48,6 +46,7 @@ from ..core.options import DownloadOptions
 from ..core.snapshots import ChecksumInfo
 from ..core.version import __version__
 from . import cloud, listing, versions
+from . import gcs_answers as answers
 from .base import PROBE_BODY, ListedObject, RangeReader, ReadAdapter, RemoteInfo, Source
 from .foreign_errors import Becomes, ErrorTable, Rows, first_line
 from .http_headers import parse_content_range
@@ -77,9 +76,6 @@ _READING = _WORDING.with_lines(changed=dict.fromkeys(
 """A range is a read of one generation: 404 and 412 mean that generation is gone."""
 _LISTING = _WORDING.with_lines(statuses={404: "no such GCS bucket: {bucket}"})
 _READ_HEADERS = {"Accept-Encoding": "gzip", "User-Agent": f"laden/{__version__}"}
-_ORIGINS = {"md5": "GCS md5Hash", "crc32c": "GCS crc32c"}
-ERROR_TEXT_LIMIT = 64 << 10
-"""Most of an error answer read for its message: GCS's are a few hundred bytes of JSON."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +104,9 @@ class GcsSource(Source):
 
     def probe(self, url: str, options: DownloadOptions) -> RemoteInfo:
         """A media GET of the object's current generation: its headers carry the generation,
-        size and `x-goog-hash`, and an object of at most `PROBE_BODY` bytes is read whole from
-        it, so a small object costs one request where the metadata and the bytes were two. An
-        answer without those headers (a proxy that drops them) is asked again as metadata."""
+        size and `x-goog-hash`, and an object no larger than `PROBE_BODY` and one segment is
+        read whole from it, so a small object costs one request. An answer without those
+        headers (a proxy that drops them) is asked again as metadata."""
         bucket, key = cloud.split_address(url)
         if not key or key.endswith("/"):
             raise InputError(f"{url} names a folder, not a file (laden get expands folders)")
@@ -121,18 +117,19 @@ class GcsSource(Source):
                                            headers=_READ_HEADERS, timeout=self.timeout)
             answer.status = response.status_code
         try:
-            if response.status_code == 404:
-                raise self._missing(gcs, bucket, url)
-            if response.status_code != 200:
-                raise _WORDING.error(response.status_code, url=url, detail=_said(response))
-            remote = _remote_from_answer(url, key, response.headers)
-            if remote is None:
-                return self._metadata(url, options)
-            if remote.size <= min(PROBE_BODY, self._config.min_segment_size):
-                remote = _with_body(remote, response)
+            status = response.status_code
+            detail = "" if status in (200, 404) else answers.error_detail(response)
+            remote = answers.remote_from(url, key, response.headers) if status == 200 else None
+            if remote is not None and remote.size <= min(PROBE_BODY,
+                                                         self._config.min_segment_size):
+                remote = answers.with_body(remote, response)
         finally:
             response.close()  # a larger object's bytes unread: this connection is not reused
-        return remote
+        if status == 404:
+            raise self._missing(gcs, bucket, url)
+        if status != 200:
+            raise _WORDING.error(status, url=url, detail=detail)
+        return remote if remote is not None else self._metadata(url, options)
 
     def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:
         """The metadata, not the probe: a rerun asks before it keeps a file, without its bytes."""
@@ -151,7 +148,7 @@ class GcsSource(Source):
         for value, algorithm in ((blob.md5_hash, "md5"), (blob.crc32c, "crc32c")):
             if value:
                 checksums.append(ChecksumInfo(algorithm, normalise_digest(algorithm, value),
-                                              _ORIGINS[algorithm]))
+                                              answers.ORIGINS[algorithm]))
         generation = str(blob.generation)
         return RemoteInfo(
             url=url,
@@ -291,7 +288,8 @@ class GcsSource(Source):
 def _check(response: Any, remote: RemoteInfo, start: int, end: int | None, ranged: bool) -> None:
     status = response.status_code
     if status in (200, 206):
-        versions.check_answer(_pinned(remote), _answer(response.headers, status), remote.url)
+        versions.check_answer(answers.pinned(remote), answers.validators(response.headers, status),
+                              remote.url)
     if status == 206 and ranged:
         parsed = parse_content_range(response.headers.get("content-range"))
         want_end = end if end is not None else remote.size
@@ -306,83 +304,9 @@ def _check(response: Any, remote: RemoteInfo, start: int, end: int | None, range
     raise _READING.error(status, url=remote.url, generation=remote.version, detail="")
 
 
-def _pinned(remote: RemoteInfo) -> versions.Validators:
-    # The generation names the bytes; the object's ETag and update time also move when only
-    # its metadata changes, so they are not compared.
-    return versions.Validators(
-        size=remote.size, version=remote.version,
-        digests=tuple((c.algorithm, c.expected) for c in remote.checksums))
-
-
-def _answer(headers: Any, status: int) -> versions.Validators:
-    """The generation, total size and whole-object hashes an answer carries."""
-    size: int | None = None
-    if status == 206:
-        parsed = parse_content_range(headers.get("content-range"))
-        size = parsed[2] if parsed else None
-    else:
-        stored = headers.get("x-goog-stored-content-length") or headers.get("content-length")
-        size = int(stored) if stored and stored.strip().isdigit() else None
-    digests = []
-    for item in (headers.get("x-goog-hash") or "").split(","):
-        name, _, value = item.strip().partition("=")
-        algorithm = {"md5": "md5", "crc32c": "crc32c"}.get(name.strip().lower())
-        if algorithm and value:
-            with contextlib.suppress(InputError):  # not a digest at all: it proves nothing
-                digests.append((algorithm, normalise_digest(algorithm, value)))
-    return versions.Validators(size=size, version=headers.get("x-goog-generation"),
-                               digests=tuple(digests))
-
-
 def _media_url(gcs: GcsClients, bucket: str, key: str) -> str:
     return (f"{gcs.endpoint}/download/storage/v1/b/{quote(bucket, safe='')}/o/"
             f"{quote(key, safe='')}?alt=media")
-
-
-def _remote_from_answer(url: str, key: str, headers: Any) -> RemoteInfo | None:
-    """What a media GET's headers say of the object; None without its generation or size."""
-    found = _answer(headers, 200)
-    generation = (found.version or "").strip()
-    if not generation or found.size is None:
-        return None
-    return RemoteInfo(
-        url=url,
-        final_url=url,
-        size=found.size,
-        supports_ranges=True,
-        # No ETag: the media answer's need not be the metadata's (which a rerun's check reads),
-        # and the generation already names the bytes.
-        etag=None,
-        last_modified=headers.get("last-modified"),
-        filename=cloud.file_name(key),
-        checksums=tuple(ChecksumInfo(algorithm, digest, _ORIGINS[algorithm])
-                        for algorithm, digest in found.digests),
-        version=generation,
-        extra={"generation": generation, "content_type": headers.get("content-type") or ""},
-    )
-
-
-def _with_body(remote: RemoteInfo, response: Any) -> RemoteInfo:
-    """`remote` with the object's stored bytes attached, when they arrive whole; a failure
-    leaves them to the connections, which retry."""
-    import requests
-    import urllib3
-
-    try:
-        body = response.raw.read(decode_content=False)
-    except (OSError, requests.RequestException, urllib3.exceptions.HTTPError):
-        return remote
-    return dataclasses.replace(remote, body=body) if len(body) == remote.size else remote
-
-
-def _said(response: Any) -> str:
-    """": message" from a JSON error answer, else nothing."""
-    try:
-        text = response.raw.read(ERROR_TEXT_LIMIT, decode_content=True)
-        message = json.loads(text)["error"]["message"]
-    except Exception:  # noqa: BLE001 - the status alone still says what happened
-        return ""
-    return f": {first_line(message)}" if isinstance(message, str) and message else ""
 
 
 def _call_error(exc: Any, facts: Any) -> LadenError | None:
