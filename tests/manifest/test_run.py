@@ -147,6 +147,56 @@ def test_dry_run_lists_sizes_and_disk_space_without_downloading(
     assert disk["fits"] and disk["needed"] == total
 
 
+def test_a_dry_run_asks_for_sizes_without_the_bytes(
+    http_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = http_server.add_file("/plain.bin", b"p" * 3000)
+    no_head = http_server.add_file("/no-head.bin", b"n" * 5000,
+                                   faults=Faults(head_not_allowed=True))
+    path = write_manifest(tmp_path / "m.yaml", {"download_root": str(tmp_path / "root"),
+                                                "download_items": [
+        {"type": "http", "url": plain, "target_path": "plain.bin"},
+        {"type": "http", "url": no_head, "target_path": "no-head.bin"},
+    ]})
+    http_server.clear_log()
+    assert main(["run", str(path), "--dry-run", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    sizes = {os.path.basename(f["dest"]): f["size"]
+             for line in lines if line["event"] == "plan" for f in line["files"]}
+    assert sizes == {"plain.bin": 3000, "no-head.bin": 5000}
+    asked = sorted((r.method, r.path) for r in http_server.requests)
+    # A HEAD each, and no GET where it answered; a server that refuses it gets the probe.
+    assert {("HEAD", "/plain.bin"), ("HEAD", "/no-head.bin"), ("GET", "/no-head.bin")} == set(asked)
+    assert not (tmp_path / "root").exists()
+
+
+def test_an_older_snapshot_does_not_undo_a_settling(http_server: Any, tmp_path: Path) -> None:
+    import dataclasses
+
+    from laden.core.states import State
+    from laden.engine.manager import DownloadManager
+    from laden.manifest import load_manifest
+    from laden.manifest.plan import expand
+    from laden.manifest.run import ManifestRun
+
+    url = http_server.add_file("/one.bin", b"1" * 1000)
+    path = write_manifest(tmp_path / "m.yaml", {"download_root": str(tmp_path / "root"),
+                                                "download_items": [{"type": "http", "url": url}]})
+    manifest = load_manifest(str(path))
+    with DownloadManager() as manager:
+        run = ManifestRun(manifest, expand(manifest, manager.sources), manager)
+        run.start()
+        (download_id,) = run.ids
+        manager.wait(download_id)
+        (done,) = run.infos()
+        run.observe([done])
+        # The display's first look, or an event delivered late, from before the end:
+        assert run.note(dataclasses.replace(done, state=State.DOWNLOADING,
+                                            sequence=done.sequence - 1))
+        (result,) = run.results([done])
+    assert result.done == 1 and result.seconds is not None
+
+
 def test_summary_and_exit_code_when_one_item_fails(
     http_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

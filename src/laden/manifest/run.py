@@ -62,6 +62,8 @@ class ManifestRun:
         self._started: dict[int, float] = {}
         self._ended: dict[int, float] = {}
         self._settled: set[int] = set()
+        self._seen: dict[int, int] = {}
+        """The newest snapshot's `sequence` noted for each download."""
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -124,7 +126,8 @@ class ManifestRun:
                                     rehash=self.rehash))
 
     def observe(self, infos: list[DownloadInfo]) -> None:
-        """Note when each download started and settled (called by the display loop)."""
+        """Note when each download started and settled, from snapshots taken before the
+        events were listened to (the display loop's first look)."""
         for info in infos:
             self.note(info)
 
@@ -135,6 +138,12 @@ class ManifestRun:
         with self._lock:
             if info.id not in self._item_of:
                 return False
+            # Events for one download may arrive out of order, and the display's first look
+            # may be older than an event already noted: an older snapshot must not undo a
+            # settling.
+            if self._seen.get(info.id, -1) > info.sequence:
+                return len(self._settled) == len(self._item_of)
+            self._seen[info.id] = info.sequence
             if info.state is not State.QUEUED:
                 self._started.setdefault(info.id, now)
             if info.state in SETTLED:
