@@ -73,6 +73,17 @@ class AzureMLSource(Source):
 
         return self._in_storage(address, options, url, probe)
 
+    def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:
+        """The blob's properties, as the Azure Blob source asks them: a rerun's check."""
+        address = parse_address(url)
+
+        def current(resolved: Resolved, blob_options: DownloadOptions) -> RemoteInfo:
+            remote = self._blobs().current_version(resolved.blob_url(address.path),
+                                                   blob_options)
+            return dataclasses.replace(remote, url=url, final_url=url)
+
+        return self._in_storage(address, options, url, current)
+
     def open_range(
         self, remote: RemoteInfo, start: int, end: int | None, options: DownloadOptions
     ) -> RangeReader:
