@@ -29,6 +29,8 @@ import http.client
 import os
 import re
 from collections.abc import Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..core.checksums import normalise_digest, s3_etag_algorithm
@@ -351,9 +353,6 @@ def parse_timestamp(value: Any) -> Any:
     dateutil's general parser for the two forms S3 sends: an HTTP date in headers and ISO 8601
     in XML. That parser took a fifth of botocore's CPU per small object (each answer carries
     Last-Modified, and a listing a date per key)."""
-    from datetime import datetime
-    from email.utils import parsedate_to_datetime
-
     if isinstance(value, str):
         with contextlib.suppress(ValueError, TypeError, IndexError):
             parsed = (parsedate_to_datetime(value) if value.endswith("GMT")
