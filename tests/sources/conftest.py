@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from laden.core.config import Config
+from laden.core.options import DownloadOptions
 from laden.engine.manager import DownloadManager
-from laden.sources.base import RangeReader
+from laden.sources.base import RangeReader, RemoteInfo
 from servers.fixtures import wait_for as wait_for  # shared with the other test folders
 
 from .stores import AzureMLStore, AzureStore, GcsStore, HubStore, S3Store, Store
@@ -184,3 +185,17 @@ def requests_asked() -> Iterator[list[list[str]]]:
             if rest.startswith("metadata "):
                 method, rest = "GET metadata", rest.removeprefix("metadata ")
             asked.append([method, rest.split(" ", 1)[0]])
+
+
+def probed_then_checked(store: Store, key: str) -> tuple[RemoteInfo, RemoteInfo, list[list[str]]]:
+    """A probe of `key`, then a rerun's check of it (`current_version`), and the requests the
+    two made."""
+    source = store.source_class(Config())
+    options = DownloadOptions(**store.options())
+    try:
+        with requests_asked() as asked:
+            probed = source.probe(store.url(key), options)
+            now = source.current_version(store.url(key), options)
+    finally:
+        source.close()
+    return probed, now, asked

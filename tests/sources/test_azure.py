@@ -8,13 +8,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from laden.core.config import Config
-from laden.core.options import DownloadOptions
 from laden.core.states import State
-from laden.sources.azure import PROBE_RANGE, AzureBlobSource
+from laden.sources.azure import PROBE_RANGE
 from servers.fixtures import random_bytes
 
-from .conftest import manager, requests_asked
+from .conftest import manager, probed_then_checked, requests_asked
 from .stores import AzureStore
 
 
@@ -98,14 +96,7 @@ def test_an_empty_blob_and_a_larger_one(az_store: AzureStore, downloads: Path) -
 
 def test_a_reruns_check_reads_the_properties_not_the_bytes(az_store: AzureStore) -> None:
     az_store.put("r.bin", b"rerun")
-    source = AzureBlobSource(Config())
-    options = DownloadOptions(**az_store.options())
-    try:
-        with requests_asked() as asked:
-            probed = source.probe(az_store.url("r.bin"), options)
-            now = source.current_version(az_store.url("r.bin"), options)
-    finally:
-        source.close()
+    probed, now, asked = probed_then_checked(az_store, "r.bin")
     assert probed.body == b"rerun" and now.body is None
     assert (now.size, now.etag, now.checksums, now.extra) == (
         probed.size, probed.etag, probed.checksums, probed.extra)

@@ -15,7 +15,7 @@ from laden.sources.gcs import GcsSource
 from laden.sources.gcs_answers import remote_from
 from servers.fixtures import random_bytes
 
-from .conftest import manager, requests_asked
+from .conftest import manager, probed_then_checked, requests_asked
 from .stores import GcsStore
 
 
@@ -83,14 +83,7 @@ def test_a_larger_object_is_read_in_ranges_of_the_probed_generation(gs_store: Gc
 
 def test_a_reruns_check_reads_the_metadata_not_the_bytes(gs_store: GcsStore) -> None:
     gs_store.put("r.bin", b"rerun")
-    source = GcsSource(Config())
-    options = DownloadOptions(**gs_store.options())
-    try:
-        with requests_asked() as asked:
-            probed = source.probe(gs_store.url("r.bin"), options)
-            now = source.current_version(gs_store.url("r.bin"), options)
-    finally:
-        source.close()
+    probed, now, asked = probed_then_checked(gs_store, "r.bin")
     assert probed.body == b"rerun" and now.body is None
     assert (now.size, now.version) == (probed.size, probed.version)
     assert asked == [["GET", gs_store.url("r.bin")], ["GET metadata", gs_store.url("r.bin")]]
