@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
 from ..core.known_sources import KnownSource
@@ -46,6 +46,13 @@ class RemoteInfo:
     body: bytes | None = field(default=None, repr=False)
     """The whole file, when the probe's answer already carried it (small files): the engine
     writes it instead of asking again. Never journalled."""
+
+    def carrying(self, body: bytes | None) -> RemoteInfo:
+        """This with the whole file attached, when `body` is all of it (None, or a short or
+        long read, leaves the bytes to the connections, which retry)."""
+        if body is None or len(body) != self.size:
+            return self
+        return replace(self, body=body)
 
     def same_version(self, other: RemoteInfo) -> bool:
         """True when `other` is certainly the same version of the file as this one."""

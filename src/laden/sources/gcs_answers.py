@@ -5,7 +5,6 @@ of an error."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from typing import Any
 
@@ -84,7 +83,7 @@ def with_body(remote: RemoteInfo, response: Any) -> RemoteInfo:
         body = response.raw.read(remote.size + 1, decode_content=False)
     except (OSError, requests.RequestException, urllib3.exceptions.HTTPError):
         return remote
-    return dataclasses.replace(remote, body=body) if len(body) == remote.size else remote
+    return remote.carrying(body)
 
 
 def error_detail(response: Any) -> str:

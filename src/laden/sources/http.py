@@ -14,7 +14,6 @@ one SSL context and the same proxy decision, so they behave the same way.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import netrc
 import os
@@ -145,7 +144,7 @@ class HttpSource(Source):
             body = read()
         except errors:
             return remote  # dropped or stalled: the connections fetch it, with retries
-        return dataclasses.replace(remote, body=body) if len(body) == remote.size else remote
+        return remote.carrying(body)
 
     def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:
         """A HEAD, not the probe: the probe of a small file brings the whole file back."""
